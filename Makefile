@@ -1,0 +1,92 @@
+# mxacl - Postfix policy engine.
+#
+#   make            build build/mxacld and build/mxacl (optimised)
+#   make run        build and run mxacld in the foreground on conf.d/ rules
+#   make check      install test dependencies, build with sanitizers, run every test
+#   make bench      measure mxacld against nullpolicy and peers (not a test)
+#
+# Generated parser and lexer sources go to the build directory. A second,
+# sanitised build (ASan + UBSan) lives in build/asan and is what the tests run.
+
+B       ?= build
+SAN     ?= 0
+CC      ?= cc
+PKGS     = libevent libpcre2-8 hiredis libmaxminddb
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lspf2
+CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null)
+
+WARN     = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+           -Wno-unused-parameter
+CPPFLAGS = -D_GNU_SOURCE -I. -I$(B)/gen $(PKG_CFLAGS)
+ifeq ($(SAN),1)
+OPT      = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
+           -fno-sanitize-recover=undefined
+LDSAN    = -fsanitize=address,undefined
+else
+OPT      = -O2 -g
+LDSAN    =
+endif
+CFLAGS  ?=
+ALL_CFLAGS = -std=c11 $(OPT) $(WARN) $(CPPFLAGS) $(CFLAGS)
+
+LIB_SRC  = $(wildcard util/*.c grammar/*.c engine/*.c actions/*.c backends/*.c)
+GEN_SRC  = $(B)/gen/parser.c $(B)/gen/lexer.c
+LIB_OBJ  = $(patsubst %.c,$(B)/obj/%.o,$(LIB_SRC)) $(B)/obj/gen/parser.o $(B)/obj/gen/lexer.o
+DAEMON_OBJ = $(patsubst %.c,$(B)/obj/%.o,$(wildcard daemon/*.c))
+CLI_OBJ  = $(patsubst %.c,$(B)/obj/%.o,$(wildcard cli/*.c))
+UNIT_SRC = $(wildcard tests/unit/*.c)
+UNIT_OBJ = $(patsubst %.c,$(B)/obj/%.o,$(UNIT_SRC))
+
+.PHONY: all run check unit bench clean asan fuzz
+all: $(B)/mxacld $(B)/mxacl
+
+$(B)/gen/parser.c $(B)/gen/parser.h: grammar/parser.y
+	@mkdir -p $(B)/gen
+	bison -Wall -Werror --defines=$(B)/gen/parser.h -o $(B)/gen/parser.c $<
+
+$(B)/gen/lexer.c $(B)/gen/lexer.h: grammar/lexer.l $(B)/gen/parser.h
+	@mkdir -p $(B)/gen
+	flex --header-file=$(B)/gen/lexer.h -o $(B)/gen/lexer.c $<
+
+$(B)/obj/gen/%.o: $(B)/gen/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Wno-unused-function -Wno-sign-compare -Wno-missing-prototypes -MMD -MP -c -o $@ $<
+
+$(B)/obj/%.o: %.c | $(B)/gen/parser.h $(B)/gen/lexer.h
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
+
+$(B)/libmxacl.a: $(LIB_OBJ)
+	rm -f $@
+	ar rcs $@ $^
+
+$(B)/mxacld: $(DAEMON_OBJ) $(B)/libmxacl.a
+	$(CC) $(LDSAN) -o $@ $^ $(PKG_LIBS) -lm
+
+$(B)/mxacl: $(CLI_OBJ) $(B)/libmxacl.a
+	$(CC) $(LDSAN) -o $@ $^ $(PKG_LIBS) -lm
+
+$(B)/unit: $(UNIT_OBJ) $(B)/libmxacl.a
+	$(CC) $(LDSAN) -o $@ $^ $(PKG_LIBS) $(CHECK_LIBS) -lm
+
+asan:
+	+$(MAKE) B=build/asan SAN=1 build/asan/mxacld build/asan/mxacl build/asan/unit
+
+run: all
+	./$(B)/mxacld -c conf.d/policy.conf -l inet:127.0.0.1:10040
+
+check:
+	scripts/deps
+	+$(MAKE) all
+	+$(MAKE) asan
+	tests/run
+
+bench: all
+	scripts/deps
+	bench/run
+
+clean:
+	rm -rf build
+
+-include $(shell find $(B)/obj -name '*.d' 2>/dev/null)

@@ -1,0 +1,647 @@
+/*
+ * action - the Postfix access(5) verdicts mxacl can answer with (see
+ * action.h). Every rule about an action's words is checked here, once, when
+ * the config is compiled: a mistake is reported with its place in the line,
+ * and action_reply, which runs for every request, only copies bytes and
+ * cleans the values of variables.
+ */
+#include "actions/action.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* What an action word accepts after it. */
+enum action_arg {
+	ARG_NONE,     /* OK, DUNNO: nothing */
+	ARG_OPTIONAL, /* free text, may be absent */
+	ARG_TEXT,     /* free text, required: 4NN / 5NN */
+	ARG_FILTER,   /* transport:destination */
+	ARG_ADDRESS,  /* exactly one user@domain */
+	ARG_HEADER,   /* Header-Name: value */
+};
+
+struct action_word {
+	const char *word;
+	enum action_kind kind;
+	enum action_arg arg;
+};
+
+/* The vocabulary, in the order of access(5); messages list it in this order. */
+static const struct action_word action_words[] = {
+	{ "OK", ACT_OK, ARG_NONE },
+	{ "DUNNO", ACT_DUNNO, ARG_NONE },
+	{ "REJECT", ACT_REJECT, ARG_OPTIONAL },
+	{ "DEFER", ACT_DEFER, ARG_OPTIONAL },
+	{ "DEFER_IF_REJECT", ACT_DEFER_IF_REJECT, ARG_OPTIONAL },
+	{ "DEFER_IF_PERMIT", ACT_DEFER_IF_PERMIT, ARG_OPTIONAL },
+	{ "DISCARD", ACT_DISCARD, ARG_OPTIONAL },
+	{ "HOLD", ACT_HOLD, ARG_OPTIONAL },
+	{ "FILTER", ACT_FILTER, ARG_FILTER },
+	{ "REDIRECT", ACT_REDIRECT, ARG_ADDRESS },
+	{ "BCC", ACT_BCC, ARG_ADDRESS },
+	{ "PREPEND", ACT_PREPEND, ARG_HEADER },
+	{ "INFO", ACT_INFO, ARG_OPTIONAL },
+	{ "WARN", ACT_WARN, ARG_OPTIONAL },
+};
+
+/*
+ * Words people bring from other policy servers and firewalls. Edit distance
+ * cannot find these, and "unknown action" alone does not help.
+ */
+static const struct {
+	const char *word, *use;
+} action_synonyms[] = {
+	{ "PERMIT", "OK" },
+	{ "ACCEPT", "OK" },
+	{ "ALLOW", "OK" },
+	{ "DENY", "REJECT" },
+	{ "TEMPFAIL", "DEFER" },
+	{ "DROP", "DISCARD" },
+	{ "QUARANTINE", "HOLD" },
+};
+
+static const char *const action_kind_names[] = {
+	[ACT_OK] = "OK",
+	[ACT_DUNNO] = "DUNNO",
+	[ACT_REJECT] = "REJECT",
+	[ACT_DEFER] = "DEFER",
+	[ACT_DEFER_IF_REJECT] = "DEFER_IF_REJECT",
+	[ACT_DEFER_IF_PERMIT] = "DEFER_IF_PERMIT",
+	[ACT_CODE] = "CODE",
+	[ACT_DISCARD] = "DISCARD",
+	[ACT_HOLD] = "HOLD",
+	[ACT_FILTER] = "FILTER",
+	[ACT_REDIRECT] = "REDIRECT",
+	[ACT_BCC] = "BCC",
+	[ACT_PREPEND] = "PREPEND",
+	[ACT_INFO] = "INFO",
+	[ACT_WARN] = "WARN",
+};
+
+/* Longest word we try to correct; longer ones are not typos of ours. */
+#define SUGGEST_MAX 32
+
+static bool is_space(char c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' ||
+	       c == '\f';
+}
+
+static bool is_digit(char c)
+{
+	return c >= '0' && c <= '9';
+}
+
+static bool is_name_char(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	       is_digit(c) || c == '_';
+}
+
+/* A byte that would break the one-line policy protocol or a log line. */
+static bool is_ctl(char c)
+{
+	unsigned char u = (unsigned char)c;
+	return u < 0x20 || u == 0x7f;
+}
+
+static void clean_bytes(char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (is_ctl(s[i]))
+			s[i] = ' ';
+}
+
+/*
+ * Copy n bytes of s into buf (size bytes) for a message: printable ASCII as
+ * is, other bytes as \xNN, and "..." where it is too long to show whole.
+ */
+static const char *show(char *buf, size_t size, const char *s, size_t n)
+{
+	size_t o = 0;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		bool plain = c >= 0x20 && c < 0x7f;
+		if (o + (plain ? 1 : 4) + 4 > size) {
+			memcpy(buf + o, "...", 3);
+			o += 3;
+			break;
+		}
+		if (plain)
+			buf[o++] = (char)c;
+		else
+			o += (size_t)snprintf(buf + o, size - o, "\\x%02x", c);
+	}
+	buf[o] = 0;
+	return buf;
+}
+
+static bool action_fail(struct action_error *err, bool in_type, size_t offset,
+			size_t len, const char *fmt, ...) PRINTF_LIKE(5, 6);
+
+/* Fill *err (when there is one) and return false, for "return action_fail". */
+static bool action_fail(struct action_error *err, bool in_type, size_t offset,
+			size_t len, const char *fmt, ...)
+{
+	if (!err)
+		return false;
+	struct strbuf b;
+	va_list ap;
+	sb_init(&b);
+	va_start(ap, fmt);
+	sb_vprintf(&b, fmt, ap);
+	va_end(ap);
+	err->msg = b.s;
+	err->in_type = in_type;
+	err->offset = offset;
+	err->len = len ? len : 1;
+	return false;
+}
+
+/*
+ * Optimal string alignment distance (Levenshtein plus transposition of two
+ * neighbours, the commonest typo), ignoring ASCII case. Both lengths are at
+ * most SUGGEST_MAX.
+ */
+static size_t edit_distance(const char *a, size_t n, const char *b, size_t m)
+{
+	size_t d[SUGGEST_MAX + 1][SUGGEST_MAX + 1];
+	for (size_t i = 0; i <= n; i++)
+		d[i][0] = i;
+	for (size_t j = 0; j <= m; j++)
+		d[0][j] = j;
+	for (size_t i = 1; i <= n; i++) {
+		for (size_t j = 1; j <= m; j++) {
+			size_t cost = ascii_upper(a[i - 1]) != ascii_upper(b[j - 1]);
+			size_t v = d[i - 1][j] + 1;
+			if (d[i][j - 1] + 1 < v)
+				v = d[i][j - 1] + 1;
+			if (d[i - 1][j - 1] + cost < v)
+				v = d[i - 1][j - 1] + cost;
+			if (i > 1 && j > 1 &&
+			    ascii_upper(a[i - 1]) == ascii_upper(b[j - 2]) &&
+			    ascii_upper(a[i - 2]) == ascii_upper(b[j - 1]) &&
+			    d[i - 2][j - 2] + 1 < v)
+				v = d[i - 2][j - 2] + 1;
+			d[i][j] = v;
+		}
+	}
+	return d[n][m];
+}
+
+/*
+ * The word to suggest for an unknown one, or NULL. A correction is at most
+ * two edits away, and fewer for short words (a third of the length, rounded
+ * up, as clang does), so that "NO" is not "corrected" to "OK" or "INFO".
+ */
+static const char *action_suggest(const char *w, size_t n)
+{
+	for (size_t i = 0; i < ARRAY_LEN(action_synonyms); i++)
+		if (strlen(action_synonyms[i].word) == n &&
+		    ascii_nieq(w, action_synonyms[i].word, n))
+			return action_synonyms[i].use;
+	if (n > SUGGEST_MAX)
+		return NULL;
+	const char *best = NULL;
+	size_t limit = (n + 2) / 3 < 2 ? (n + 2) / 3 : 2;
+	size_t best_d = limit + 1;
+	for (size_t i = 0; i < ARRAY_LEN(action_words); i++) {
+		const char *c = action_words[i].word;
+		size_t m = strlen(c);
+		if (m > n + limit || n > m + limit)
+			continue;
+		size_t d = edit_distance(w, n, c, m);
+		if (d < best_d) {
+			best = c;
+			best_d = d;
+		}
+	}
+	return best;
+}
+
+static bool fail_unknown(struct action_error *err, const char *type, size_t n)
+{
+	char w[64];
+	show(w, sizeof w, type, n);
+	const char *s = action_suggest(type, n);
+	if (s)
+		return action_fail(err, true, 0, n,
+				   "unknown action '%s'; did you mean '%s'?", w, s);
+	struct strbuf list;
+	sb_init(&list);
+	for (size_t i = 0; i < ARRAY_LEN(action_words); i++) {
+		if (i)
+			sb_adds(&list, ", ");
+		sb_adds(&list, action_words[i].word);
+	}
+	action_fail(err, true, 0, n,
+		    "unknown action '%s'; valid actions are %s and 4NN/5NN codes",
+		    w, list.s);
+	sb_free(&list);
+	return false;
+}
+
+/* Whether text[i] starts a ${ reference (the caller has skipped "$$"). */
+static bool starts_var(const char *text, size_t i, size_t end)
+{
+	return text[i] == '$' && i + 1 < end && text[i + 1] == '{';
+}
+
+/* Offset of the first ${ in text[start, end), or end. */
+static size_t first_var(const char *text, size_t start, size_t end)
+{
+	for (size_t i = start; i < end; i++) {
+		if (text[i] == '$' && i + 1 < end && text[i + 1] == '$')
+			i++;
+		else if (starts_var(text, i, end))
+			return i;
+	}
+	return end;
+}
+
+/* Length of the ${name} at text[i], or 2 ("${") if it is not closed. */
+static size_t var_len(const char *text, size_t i, size_t end)
+{
+	const char *close = memchr(text + i, '}', end - i);
+	return close ? (size_t)(close - (text + i)) + 1 : 2;
+}
+
+/*
+ * Split text[start, end) into literal runs and resolved references. Literal
+ * runs are copied to the arena cleaned and NUL-terminated; "$$" becomes "$".
+ */
+static bool tpl_compile(struct arena *a, const char *text, size_t start,
+			size_t end, tpl_resolve_fn resolve, void *rctx,
+			struct template *t, struct action_error *err)
+{
+	/*
+	 * Every reference takes at least 4 bytes of text ("${x}") and ends a
+	 * run with one NUL, so the runs and their NULs fit in end-start+1.
+	 */
+	char *lit = arena_alloc(a, end - start + 1);
+	size_t nlit = 0, run = 0;
+	struct tpl_seg *segs = NULL;
+	size_t nsegs = 0, cap = 0;
+	bool constant = true;
+	char shown[64];
+
+	for (size_t i = start; i < end;) {
+		if (text[i] == '$' && i + 1 < end && text[i + 1] == '$') {
+			lit[nlit++] = '$';
+			i += 2;
+			continue;
+		}
+		if (!starts_var(text, i, end)) {
+			lit[nlit++] = is_ctl(text[i]) ? ' ' : text[i];
+			i++;
+			continue;
+		}
+		size_t name = i + 2, j = name;
+		while (j < end && is_name_char(text[j]))
+			j++;
+		if (j == end || (text[j] != '}' &&
+				 !memchr(text + j, '}', end - j))) {
+			free(segs);
+			return action_fail(err, false, i, 2, "unclosed '${'");
+		}
+		if (text[j] != '}') {
+			free(segs);
+			return action_fail(err, false, j, 1,
+					   "bad character '%s' in variable name",
+					   show(shown, sizeof shown, text + j, 1));
+		}
+		if (j == name) {
+			free(segs);
+			return action_fail(err, false, i, 3, "empty variable name");
+		}
+		int id = resolve ? resolve(rctx, text + name, j - name) : -1;
+		if (id < 0) {
+			free(segs);
+			return action_fail(err, false, name, j - name,
+					   "unknown variable '%s'",
+					   show(shown, sizeof shown, text + name,
+						j - name));
+		}
+		if (nlit > run) {
+			lit[nlit] = 0;
+			struct tpl_seg s = { -1, lit + run, nlit - run };
+			VEC_PUSH(segs, nsegs, cap, s);
+			run = ++nlit;
+		}
+		struct tpl_seg v = { id, arena_strndup(a, text + i, j + 1 - i),
+				     j + 1 - i };
+		VEC_PUSH(segs, nsegs, cap, v);
+		constant = false;
+		i = j + 1;
+	}
+	if (nlit > run) {
+		lit[nlit] = 0;
+		struct tpl_seg s = { -1, lit + run, nlit - run };
+		VEC_PUSH(segs, nsegs, cap, s);
+	}
+
+	t->segs = NULL;
+	if (nsegs) {
+		t->segs = arena_alloc(a, nsegs * sizeof *segs);
+		memcpy(t->segs, segs, nsegs * sizeof *segs);
+	}
+	t->nsegs = nsegs;
+	t->constant = constant;
+	free(segs);
+	return true;
+}
+
+/*
+ * "550 4.7.1 text": an enhanced status code (RFC 3463 class.subject.detail,
+ * as Postfix's dsn_valid() reads it) must be of the reply code's class, or
+ * Postfix rewrites it behind the user's back. Any class digit counts as an
+ * attempt at one, so "550 2.0.0" is an error rather than literal text.
+ */
+static bool check_dsn(const char *text, size_t start, size_t end,
+		      const char *code, struct action_error *err)
+{
+	size_t i = start;
+	if (i >= end || !is_digit(text[i]))
+		return true;
+	i++;
+	for (int part = 0; part < 2; part++) {
+		if (i >= end || text[i] != '.')
+			return true;
+		size_t d = ++i;
+		while (i < end && is_digit(text[i]) && i - d < 3)
+			i++;
+		if (i == d)
+			return true;
+	}
+	if (i < end && !is_space(text[i]))
+		return true;
+	if (text[start] == code[0])
+		return true;
+	return action_fail(err, false, start, i - start,
+			   "enhanced status code %.*s does not match reply code %s",
+			   (int)(i - start), text + start, code);
+}
+
+/* FILTER transport:destination, one word; the destination may be empty. */
+static bool check_filter(const char *text, size_t start, size_t end,
+			 struct action_error *err)
+{
+	for (size_t i = start; i < end; i++)
+		if (is_space(text[i]) || is_ctl(text[i]))
+			return action_fail(err, false, i, 1,
+					   "FILTER takes one transport:destination, without spaces");
+	const char *colon = memchr(text + start, ':', end - start);
+	if (!colon)
+		return action_fail(err, false, start, end - start,
+				   "FILTER needs transport:destination");
+	if (colon == text + start)
+		return action_fail(err, false, start, 1,
+				   "FILTER transport is empty");
+	return true;
+}
+
+/* REDIRECT / BCC user@domain: one address, as Postfix takes it. */
+static bool check_address(const char *word, const char *text, size_t start,
+			  size_t end, struct action_error *err)
+{
+	char shown[64];
+	for (size_t i = start; i < end; i++) {
+		if (is_space(text[i]) || text[i] == ',') {
+			size_t j = i;
+			while (j < end && (is_space(text[j]) || text[j] == ','))
+				j++;
+			return action_fail(err, false, j, end - j,
+					   "%s takes exactly one address", word);
+		}
+		if (is_ctl(text[i]))
+			return action_fail(err, false, i, 1,
+					   "bad character '%s' in address",
+					   show(shown, sizeof shown, text + i, 1));
+	}
+	if (text[start] == '<' || text[end - 1] == '>')
+		return action_fail(err, false, start, end - start,
+				   "%s address must not be in angle brackets",
+				   word);
+	size_t at = end;
+	while (at > start && text[at - 1] != '@')
+		at--;
+	if (at <= start + 1 || at == end)
+		return action_fail(err, false, start, end - start,
+				   "%s needs user@domain", word);
+	return true;
+}
+
+/* PREPEND Header-Name: value; the name is constant, the value free. */
+static bool check_header(const char *text, size_t start, size_t end,
+			 struct action_error *err)
+{
+	char shown[64];
+	size_t i = start;
+	for (; i < end && text[i] != ':'; i++) {
+		if (text[i] == '$' && i + 1 < end && text[i + 1] == '$') {
+			i++;
+			continue;
+		}
+		if (starts_var(text, i, end))
+			return action_fail(err, false, i, var_len(text, i, end),
+					   "header name cannot use variables");
+		unsigned char c = (unsigned char)text[i];
+		if (c <= 0x20 || c >= 0x7f) {
+			if (!memchr(text + i, ':', end - i))
+				break;
+			return action_fail(err, false, i, 1,
+					   "bad character '%s' in header name",
+					   show(shown, sizeof shown, text + i, 1));
+		}
+	}
+	if (i == end || text[i] != ':')
+		return action_fail(err, false, start, end - start,
+				   "PREPEND needs 'Header-Name: value'");
+	if (i == start)
+		return action_fail(err, false, start, 1,
+				   "PREPEND header name is empty");
+	return true;
+}
+
+bool action_compile(struct arena *a, const char *type, const char *text,
+		    tpl_resolve_fn resolve, void *rctx,
+		    struct action *out, struct action_error *err)
+{
+	if (err)
+		*err = (struct action_error){ 0 };
+	memset(out, 0, sizeof *out);
+	out->text.constant = true;
+
+	size_t tn = type ? strlen(type) : 0;
+	if (tn == 0)
+		return action_fail(err, true, 0, 1, "missing action");
+
+	enum action_arg arg;
+	if (is_digit(type[0])) {
+		char w[64];
+		if (tn != 3 || !is_digit(type[1]) || !is_digit(type[2]))
+			return action_fail(err, true, 0, tn,
+					   "reply code '%s' is not three digits",
+					   show(w, sizeof w, type, tn));
+		if (type[0] != '4' && type[0] != '5')
+			return action_fail(err, true, 0, tn,
+					   "reply code %s is not 4NN or 5NN", type);
+		out->kind = ACT_CODE;
+		out->word = arena_strndup(a, type, 3);
+		arg = ARG_TEXT;
+	} else {
+		const struct action_word *aw = NULL;
+		for (size_t i = 0; i < ARRAY_LEN(action_words) && !aw; i++)
+			if (ascii_ieq(type, action_words[i].word))
+				aw = &action_words[i];
+		if (!aw)
+			return fail_unknown(err, type, tn);
+		out->kind = aw->kind;
+		out->word = aw->word;
+		arg = aw->arg;
+	}
+	const char *word = out->word;
+
+	size_t start = 0, end = text ? strlen(text) : 0;
+	while (start < end && is_space(text[start]))
+		start++;
+	while (end > start && is_space(text[end - 1]))
+		end--;
+	out->has_text = end > start;
+
+	if (!out->has_text) {
+		switch (arg) {
+		case ARG_NONE:
+		case ARG_OPTIONAL:
+			return true;
+		case ARG_TEXT:
+			return action_fail(err, true, 0, tn,
+					   "%cNN action needs a text", word[0]);
+		case ARG_FILTER:
+			return action_fail(err, true, 0, tn,
+					   "FILTER needs transport:destination");
+		case ARG_ADDRESS:
+			return action_fail(err, true, 0, tn,
+					   "%s needs an address", word);
+		case ARG_HEADER:
+			return action_fail(err, true, 0, tn,
+					   "PREPEND needs 'Header-Name: value'");
+		}
+	}
+	if (arg == ARG_NONE)
+		return action_fail(err, false, start, end - start,
+				   "%s takes no text", word);
+
+	if (!tpl_compile(a, text, start, end, resolve, rctx, &out->text, err))
+		return false;
+	size_t literal = 0;
+	for (size_t i = 0; i < out->text.nsegs; i++)
+		if (out->text.segs[i].var < 0)
+			literal += out->text.segs[i].len;
+	if (literal > ACTION_MAX_TEXT)
+		return action_fail(err, false, start, end - start,
+				   "text is longer than %d bytes", ACTION_MAX_TEXT);
+
+	switch (arg) {
+	case ARG_TEXT:
+		return check_dsn(text, start, end, word, err);
+	case ARG_FILTER:
+	case ARG_ADDRESS:
+		if (!out->text.constant) {
+			size_t v = first_var(text, start, end);
+			return action_fail(err, false, v, var_len(text, v, end),
+					   "%s cannot use variables", word);
+		}
+		if (arg == ARG_FILTER)
+			return check_filter(text, start, end, err);
+		return check_address(word, text, start, end, err);
+	case ARG_HEADER:
+		return check_header(text, start, end, err);
+	case ARG_NONE:
+	case ARG_OPTIONAL:
+		break;
+	}
+	return true;
+}
+
+/*
+ * How many bytes of s (which has more than max) to keep so that no UTF-8
+ * sequence is split. s[max] is the first byte dropped: when it continues a
+ * sequence, that sequence's lead byte goes too. A sequence has at most three
+ * continuation bytes; text that is not UTF-8 is cut at max.
+ */
+static size_t utf8_cut(const char *s, size_t max)
+{
+	if (((unsigned char)s[max] & 0xc0) != 0x80)
+		return max;
+	for (size_t k = 1; k <= 3 && k <= max; k++) {
+		unsigned char c = (unsigned char)s[max - k];
+		if ((c & 0xc0) == 0x80)
+			continue;
+		return c >= 0xc0 ? max - k : max;
+	}
+	return max;
+}
+
+/* Append "WORD[ text]": the part action_reply and action_format share. */
+static void action_emit(const struct action *act, tpl_lookup_fn lookup,
+			void *lctx, struct strbuf *out)
+{
+	sb_adds(out, act->word);
+	if (!act->has_text)
+		return;
+	size_t space = out->len;
+	sb_addc(out, ' ');
+	size_t t0 = out->len;
+	/* One byte past the limit tells utf8_cut whether the cut splits a
+	 * sequence; nothing beyond it is ever copied. */
+	const size_t cap = ACTION_MAX_TEXT + 1;
+
+	for (size_t i = 0; i < act->text.nsegs; i++) {
+		const struct tpl_seg *s = &act->text.segs[i];
+		size_t room = cap - (out->len - t0);
+		if (room == 0)
+			break;
+		if (s->var < 0 || !lookup) {
+			sb_add(out, s->text, s->len < room ? s->len : room);
+			continue;
+		}
+		const char *v = NULL;
+		size_t vlen = 0;
+		if (!lookup(lctx, s->var, &v, &vlen) || !v)
+			continue;
+		size_t n = vlen < room ? vlen : room;
+		size_t at = out->len;
+		sb_add(out, v, n);
+		clean_bytes(out->s + at, n);
+	}
+
+	size_t tlen = out->len - t0;
+	if (tlen == 0)
+		out->len = space;
+	else if (tlen > ACTION_MAX_TEXT)
+		out->len = t0 + utf8_cut(out->s + t0, ACTION_MAX_TEXT);
+	out->s[out->len] = 0;
+}
+
+void action_reply(const struct action *act, tpl_lookup_fn lookup, void *lctx,
+		  struct strbuf *out)
+{
+	sb_add(out, "action=", 7);
+	action_emit(act, lookup, lctx, out);
+	sb_add(out, "\n\n", 2);
+}
+
+void action_format(const struct action *act, tpl_lookup_fn lookup, void *lctx,
+		   struct strbuf *out)
+{
+	action_emit(act, lookup, lctx, out);
+}
+
+const char *action_kind_name(enum action_kind k)
+{
+	if ((unsigned)k >= ARRAY_LEN(action_kind_names) || !action_kind_names[k])
+		return "?";
+	return action_kind_names[k];
+}

@@ -1,0 +1,237 @@
+/*
+ * mxacl - the command-line tool: check a policy, print its compiled form,
+ * and run requests through it exactly as mxacld would answer them.
+ *
+ *   mxacl check -c FILE
+ *   mxacl dump -c FILE
+ *   mxacl test -c FILE [--explain] [--now EPOCH] [FILE...]
+ */
+#include <errno.h>
+#include <event2/event.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "engine/engine.h"
+
+#define MXACL_VERSION "0.1"
+
+static void usage(FILE *f)
+{
+	fputs("usage: mxacl check -c FILE\n"
+	      "       mxacl dump -c FILE\n"
+	      "       mxacl test -c FILE [--explain] [--now EPOCH] [REQUESTFILE...]\n"
+	      "\n"
+	      "check    compile the policy; print every error and warning as FILE:LINE:COL\n"
+	      "dump     print the compiled program, each instruction with its source line\n"
+	      "test     read requests (name=value lines, an empty line after each) from the\n"
+	      "         files or stdin and print what mxacld would reply to each; a request's\n"
+	      "         policy_test_time=EPOCH attribute sets its clock\n"
+	      "\n"
+	      "  -c, --config FILE   the policy (default /etc/mxacl/policy.conf)\n"
+	      "  -e, --explain       print each acl evaluated and the deciding line on stderr\n"
+	      "      --now EPOCH     the clock for requests without policy_test_time\n",
+	      f);
+}
+
+static struct program *load(const char *path, bool quiet_ok)
+{
+	struct diags d;
+	diags_init(&d);
+	struct program *p = program_load(path, &d);
+	diags_print(&d, stderr);
+	if (!p)
+		fprintf(stderr, "mxacl: %s: %zu error%s\n", path, d.nerrors, d.nerrors == 1 ? "" : "s");
+	else if (!quiet_ok && d.nwarnings)
+		fprintf(stderr, "mxacl: %s: %zu warning%s\n", path, d.nwarnings,
+			d.nwarnings == 1 ? "" : "s");
+	diags_free(&d);
+	return p;
+}
+
+struct test_run {
+	struct event_base *base;
+	struct runtime *rt;
+	struct program *p;
+	bool explain;
+	long long now;           /* -1: the real clock */
+	unsigned long count;
+	bool resumed;
+};
+
+static void on_resume(struct vm *vm, void *arg)
+{
+	(void)vm;
+	((struct test_run *)arg)->resumed = true;
+}
+
+/* Run one complete request; print the reply. */
+static bool run_one(struct test_run *t, const char *buf, size_t len, const char *file)
+{
+	const char *err;
+	struct request *r = req_new();
+	bool ok = req_parse(r, buf, len, &err);
+	t->count++;
+	if (!ok) {
+		fprintf(stderr, "mxacl: %s: request %lu: %s (mxacld would close the connection)\n", file,
+			t->count, err);
+		req_free(r);
+		return false;
+	}
+	req_set_clock(r, true, t->now >= 0 ? (time_t)t->now : time(NULL));
+	struct vm *vm = vm_new(t->rt, t->p, r, on_resume, t);
+	if (t->explain) {
+		fprintf(stderr, "request %lu (%s):\n", t->count, file);
+		vm_set_trace(vm, stderr);
+	}
+	while (vm_run(vm) == VM_SUSPENDED) {
+		t->resumed = false;
+		while (!t->resumed)
+			if (event_base_loop(t->base, EVLOOP_ONCE) < 0) {
+				fprintf(stderr, "mxacl: event loop failed\n");
+				exit(2);
+			}
+	}
+	struct strbuf out;
+	sb_init(&out);
+	vm_reply(vm, &out);
+	fwrite(out.s, 1, out.len, stdout);
+	sb_free(&out);
+	vm_free(vm);
+	req_free(r);
+	return true;
+}
+
+static bool run_file(struct test_run *t, FILE *f, const char *name)
+{
+	struct strbuf in;
+	sb_init(&in);
+	char chunk[65536];
+	size_t n;
+	while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+		sb_add(&in, chunk, n);
+	/* a last request may end at end of file without its empty line */
+	size_t end = in.len;
+	while (end && (in.s[end - 1] == '\n' || in.s[end - 1] == '\r'))
+		end--;
+	in.len = end;
+	if (end)
+		sb_add(&in, "\n\n", 2);
+	size_t pos = 0;
+	bool ok = true;
+	while (pos < in.len) {
+		/* blank lines between requests are tolerated in test files */
+		while (pos < in.len && (in.s[pos] == '\n' || in.s[pos] == '\r'))
+			pos++;
+		if (pos >= in.len)
+			break;
+		size_t len;
+		const char *err;
+		enum req_scan s = req_scan(in.s + pos, in.len - pos, &len, &err);
+		if (s != REQ_SCAN_COMPLETE) {
+			fprintf(stderr, "mxacl: %s: request %lu: %s (mxacld would close the connection)\n",
+				name, t->count + 1, s == REQ_SCAN_ERROR ? err : "incomplete");
+			ok = false;
+			break;
+		}
+		if (!run_one(t, in.s + pos, len, name)) {
+			ok = false;
+			break;
+		}
+		pos += len;
+	}
+	fflush(stdout);
+	sb_free(&in);
+	return ok;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return 2;
+	}
+	const char *cmd = argv[1];
+	if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
+		usage(stdout);
+		return 0;
+	}
+	if (!strcmp(cmd, "-V") || !strcmp(cmd, "--version")) {
+		printf("mxacl %s\n", MXACL_VERSION);
+		return 0;
+	}
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "explain", no_argument, NULL, 'e' },
+		{ "now", required_argument, NULL, 'n' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *config = "/etc/mxacl/policy.conf";
+	struct test_run t = { .now = -1 };
+	int c;
+	optind = 2;
+	while ((c = getopt_long(argc, argv, "c:eh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			config = optarg;
+			break;
+		case 'e':
+			t.explain = true;
+			break;
+		case 'n': {
+			char *end;
+			errno = 0;
+			t.now = strtoll(optarg, &end, 10);
+			if (errno || *end || t.now < 0) {
+				fprintf(stderr, "mxacl: --now takes seconds since the epoch\n");
+				return 2;
+			}
+			break;
+		}
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (strcmp(cmd, "check") && strcmp(cmd, "dump") && strcmp(cmd, "test")) {
+		fprintf(stderr, "mxacl: unknown command '%s'\n", cmd);
+		usage(stderr);
+		return 2;
+	}
+	t.p = load(config, strcmp(cmd, "check") != 0);
+	if (!t.p)
+		return 1;
+	int rc = 0;
+	if (!strcmp(cmd, "dump")) {
+		program_dump(t.p, stdout);
+	} else if (!strcmp(cmd, "test")) {
+		t.base = event_base_new();
+		t.rt = runtime_new(t.base);
+		if (optind == argc) {
+			rc = run_file(&t, stdin, "-") ? 0 : 1;
+		}
+		for (int i = optind; i < argc && rc == 0; i++) {
+			FILE *f = strcmp(argv[i], "-") ? fopen(argv[i], "rb") : stdin;
+			if (!f) {
+				fprintf(stderr, "mxacl: cannot read %s: %s\n", argv[i], strerror(errno));
+				rc = 1;
+				break;
+			}
+			if (!run_file(&t, f, argv[i]))
+				rc = 1;
+			if (f != stdin)
+				fclose(f);
+		}
+		runtime_free(t.rt);
+		event_base_free(t.base);
+	}
+	program_unref(t.p);
+	return rc;
+}

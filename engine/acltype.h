@@ -1,0 +1,84 @@
+/*
+ * acltype - what an acl type is: how its values compile and how a request
+ * is matched against them. The built-in types (one per request attribute,
+ * addresses, numbers, day, time) live in matchers.c; types that wait for
+ * something (DNS, the state store) register themselves the same way and
+ * use the vm_wait calls below to suspend the request.
+ *
+ * Every evaluation answers TRI_TRUE, TRI_FALSE or TRI_TEMPFAIL at once, or
+ * TRI_PENDING after vm_wait_begin: the answer then arrives later through
+ * vm_wait_done (exactly once, also when the lookup fails or times out).
+ * A temporary failure is never turned into "no match" by the type; the
+ * acl's tempfail setting decides (see program.h).
+ */
+#ifndef MXACL_ACLTYPE_H
+#define MXACL_ACLTYPE_H
+
+#include <stdbool.h>
+#include <time.h>
+
+#include "engine/request.h"
+#include "grammar/diag.h"
+#include "grammar/policy.h"
+#include "util/util.h"
+
+enum tri { TRI_FALSE = 0, TRI_TRUE = 1, TRI_TEMPFAIL = 2, TRI_PENDING = 3 };
+
+struct acl_rt;
+struct runtime;
+struct vm;
+
+/* What a type's compile function gets. */
+struct acl_compile {
+	struct arena *arena;        /* lives as long as the program */
+	struct diags *diags;
+	const struct pol_acl *acl;  /* name, type word, value words */
+	void *data;                 /* out: the compiled matcher */
+	bool indexable;             /* out: literal strings only (see compile.c) */
+	bool stateful;              /* out: counts or records when evaluated */
+};
+
+/* What a type's eval function gets. */
+struct eval_ctx {
+	struct request *req;
+	struct runtime *rt;
+	struct vm *vm;
+	int acl;                    /* index of the acl being evaluated */
+};
+
+struct acl_type {
+	const char *name;           /* as written in "acl NAME TYPE" */
+	int attr;                   /* attribute examined, or -1 */
+	bool (*compile)(struct acl_compile *c);
+	enum tri (*eval)(const struct acl_rt *acl, struct eval_ctx *e);
+	/* One line for the disassembler ("3 literals, 1 regex"). */
+	void (*describe)(const struct acl_rt *acl, struct strbuf *out);
+	void (*free)(void *data);   /* may be NULL: data in the arena */
+};
+
+/* The type called name (case-insensitive), or NULL. */
+const struct acl_type *acl_type_find(const char *name);
+/* Add a type (not copied; must outlive every program). Tests and backends. */
+void acl_type_register(const struct acl_type *t);
+
+/* The compiled data of an acl (its type's compile output). */
+void *acl_data(const struct acl_rt *acl);
+const char *acl_name(const struct acl_rt *acl);
+
+/*
+ * Suspend the current request on this acl. The caller starts its lookup,
+ * keeps the returned wait, and returns TRI_PENDING from eval. When the
+ * answer arrives, vm_wait_done(w, answer) records it and schedules the
+ * request to resume from the event loop; w is invalid afterwards. If the
+ * request was abandoned meanwhile, vm_wait_done just frees w.
+ */
+struct vm_wait;
+struct vm_wait *vm_wait_begin(struct eval_ctx *e);
+void vm_wait_done(struct vm_wait *w, enum tri answer);
+/* The event loop of the runtime (for timers and sockets of lookups). */
+struct event_base *runtime_base(struct runtime *rt);
+
+/* Local time of the request's clock, computed once per request. */
+const struct tm *eval_localtime(struct eval_ctx *e);
+
+#endif

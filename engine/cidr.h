@@ -1,0 +1,58 @@
+/*
+ * cidr - IP addresses and sets of networks for client_address and
+ * server_address acls.
+ *
+ * Both families share one 128-bit space: an IPv4 address is stored as the
+ * IPv4-mapped IPv6 address ::ffff:a.b.c.d, so 10.0.0.0/8 is ::ffff:a00:0/104.
+ * A netset is built by netset_add (networks, masks, ranges), then frozen
+ * into a sorted array of disjoint, merged intervals; a lookup is a binary
+ * search (O(log n): a hundred thousand networks cost ~17 comparisons).
+ */
+#ifndef MXACL_CIDR_H
+#define MXACL_CIDR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct ipaddr {
+	uint64_t hi, lo;   /* network byte order read as two big-endian halves */
+};
+
+/*
+ * Parse an IPv4 ("192.0.2.1") or IPv6 ("2001:db8::1", "::ffff:192.0.2.1")
+ * address of len bytes. An IPv6 address may be written "[2001:db8::1]" or
+ * "ipv6:2001:db8::1" as Postfix sometimes logs it. An IPv4-mapped IPv6
+ * address equals the IPv4 address. Returns false when s is not an address.
+ */
+bool ip_parse(const char *s, size_t len, struct ipaddr *out);
+/* True when a is an IPv4 (mapped) address. */
+bool ip_is_v4(const struct ipaddr *a);
+/* Format a into buf (at least 46 bytes) the usual way (IPv4 dotted). */
+void ip_format(const struct ipaddr *a, char *buf, size_t size);
+
+struct netset;
+
+struct netset *netset_new(void);
+void netset_free(struct netset *s);   /* NULL is a no-op */
+
+/*
+ * Add one network written as an address, "addr/len", "a.b.c.d/a.b.c.d"
+ * (a contiguous netmask), or a range "addr-addr" (inclusive, same family,
+ * first <= last). Host bits set under the prefix ("192.0.2.1/24") are an
+ * error, as in Postfix cidr tables, because they usually hide a typo.
+ * Returns false with *err set to a static message on bad input.
+ * Must not be called after netset_freeze.
+ */
+bool netset_add(struct netset *s, const char *text, size_t len, const char **err);
+
+/* Sort and merge; call once after the last netset_add, before lookups. */
+void netset_freeze(struct netset *s);
+
+/* True when a lies in any network of the frozen set. */
+bool netset_contains(const struct netset *s, const struct ipaddr *a);
+
+/* Number of disjoint intervals after freezing (for dump and tests). */
+size_t netset_intervals(const struct netset *s);
+
+#endif

@@ -1,0 +1,590 @@
+/*
+ * compile - from resolved policy to program: compile each acl with its
+ * type and each action with the access(5) rules, warn about access lines
+ * that can never match, then lay out the code.
+ *
+ * Code layout. Each access line becomes its tests followed by a VERDICT;
+ * a failed test jumps to the next line. A run of at least RUN_MIN
+ * consecutive lines whose first acl is a positive literal string acl on the
+ * same attribute becomes one SWITCH: a hash lookup of the request's value
+ * yields, in line order, the lines whose first acl matches; the VM visits
+ * only those (NEXT goes to the next one), so 10,000 "acl sN sender userN@x"
+ * / "access sN rejN" lines cost one lookup, not 10,000 tests.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/program.h"
+#include "grammar/parse.h"
+#include "grammar/policy.h"
+
+#define RUN_MIN 3
+
+struct compiler {
+	struct program *p;
+	struct policy *pol;
+	struct diags *d;
+	uint64_t *code;
+	uint32_t *code_rule;
+	size_t ncode, capcode, caprule;
+	/* fixups: instruction index whose B is the start of rule fix_rule */
+	struct fixup {
+		uint32_t pc, rule;
+	} *fix;
+	size_t nfix, capfix;
+};
+
+int program_var_resolve(void *ctx, const char *name, size_t len)
+{
+	struct program *p = ctx;
+	int id = attr_lookup(name, len);
+	if (id >= 0)
+		p->used_attr[id] = true;
+	return id;
+}
+
+/* ---- settings ------------------------------------------------------------ */
+
+static bool yes_no(const struct ast_word *w, int *out)
+{
+	if (ascii_ieq(w->s, "yes") || ascii_ieq(w->s, "true") || ascii_ieq(w->s, "on"))
+		*out = 1;
+	else if (ascii_ieq(w->s, "no") || ascii_ieq(w->s, "false") || ascii_ieq(w->s, "off"))
+		*out = 0;
+	else
+		return false;
+	return true;
+}
+
+static void compile_set(struct compiler *c, const struct ast_stmt *s)
+{
+	struct settings *st = &c->p->settings;
+	struct arena *a = c->p->arena;
+	static const char *known = "listen, user, pidfile, daemonize, socket_mode, socket_owner, "
+				   "log, syslog_facility";
+	if (s->nw < 2) {
+		diag_error(c->d, s->loc, "set needs a name and a value: set NAME VALUE...");
+		return;
+	}
+	const char *name = s->w[0].s;
+	const struct ast_word *v = &s->w[1];
+	if (strcmp(name, "listen") == 0) {
+		for (size_t i = 1; i < s->nw; i++) {
+			const char *e = s->w[i].s;
+			if (strncmp(e, "inet:", 5) && strncmp(e, "unix:", 5)) {
+				diag_error(c->d, s->w[i].loc,
+					   "bad endpoint '%s': write inet:HOST:PORT or unix:PATH", e);
+				continue;
+			}
+			st->listen = xrealloc(st->listen, (st->nlisten + 1) * sizeof *st->listen);
+			st->listen[st->nlisten++] = arena_strdup(a, e);
+		}
+		return;
+	}
+	if (s->nw != 2) {
+		diag_error(c->d, s->w[2].loc, "set %s takes one value", name);
+		return;
+	}
+	if (strcmp(name, "user") == 0) {
+		st->user = arena_strdup(a, v->s);
+	} else if (strcmp(name, "pidfile") == 0) {
+		st->pidfile = arena_strdup(a, v->s);
+	} else if (strcmp(name, "socket_owner") == 0) {
+		st->socket_owner = arena_strdup(a, v->s);
+	} else if (strcmp(name, "log") == 0) {
+		st->log = arena_strdup(a, v->s);
+	} else if (strcmp(name, "syslog_facility") == 0) {
+		st->syslog_facility = arena_strdup(a, v->s);
+	} else if (strcmp(name, "daemonize") == 0) {
+		if (!yes_no(v, &st->daemonize))
+			diag_error(c->d, v->loc, "daemonize takes yes or no");
+	} else if (strcmp(name, "socket_mode") == 0) {
+		char *end;
+		long mode = strtol(v->s, &end, 8);
+		if (*end || end == v->s || mode < 0 || mode > 07777)
+			diag_error(c->d, v->loc, "socket_mode takes an octal mode such as 0660");
+		else
+			st->socket_mode = (int)mode;
+	} else {
+		diag_error(c->d, s->w[0].loc, "unknown setting '%s'; known settings: %s", name, known);
+	}
+}
+
+/* ---- acls and actions ---------------------------------------------------- */
+
+static void compile_acls(struct compiler *c)
+{
+	struct program *p = c->p;
+	p->nacls = (uint32_t)c->pol->nacls;
+	p->acls = xcalloc(p->nacls ? p->nacls : 1, sizeof *p->acls);
+	for (uint32_t i = 0; i < p->nacls; i++) {
+		const struct pol_acl *pa = &c->pol->acls[i];
+		struct acl_rt *acl = &p->acls[i];
+		acl->name = pa->name;
+		acl->loc = pa->loc;
+		acl->run = -1;
+		acl->tempfail = TEMPFAIL_NOMATCH;
+		acl->type = acl_type_find(pa->type->s);
+		if (!acl->type) {
+			diag_error(c->d, pa->type->loc,
+				   "unknown acl type '%s'; use a request attribute (sender, "
+				   "client_address, ...), day or time",
+				   pa->type->s);
+			continue;
+		}
+		if (acl->type->attr >= 0)
+			p->used_attr[acl->type->attr] = true;
+		if (pa->nvals == 0 && acl->type->attr >= 0) {
+			diag_error(c->d, pa->loc, "acl '%s' has no values", pa->name);
+			continue;
+		}
+		struct acl_compile ac = { .arena = p->arena, .diags = c->d, .acl = pa };
+		size_t errors = c->d->nerrors;
+		bool ok = acl->type->compile(&ac);
+		acl->data = ac.data;
+		acl->indexable = ok && ac.indexable && c->d->nerrors == errors;
+		if (!ok && c->d->nerrors == errors)
+			diag_error(c->d, pa->loc, "acl '%s' does not compile", pa->name);
+	}
+}
+
+static void compile_actions(struct compiler *c)
+{
+	struct program *p = c->p;
+	p->nactions = (uint32_t)c->pol->nactions;
+	p->actions = xcalloc(p->nactions, sizeof *p->actions);
+	for (uint32_t i = 0; i < p->nactions; i++) {
+		const struct pol_action *pa = &c->pol->actions[i];
+		struct action_rt *ar = &p->actions[i];
+		ar->name = pa->name;
+		ar->loc = pa->loc;
+		const char *type = pa->type ? pa->type->s : "DUNNO";
+		const char *text = pa->text ? pa->text->s : NULL;
+		struct action_error err = { 0 };
+		if (action_compile(p->arena, type, text, program_var_resolve, p, &ar->act, &err))
+			continue;
+		struct loc loc = pa->type ? pa->type->loc : pa->loc;
+		if (!err.in_type && pa->text) {
+			loc = pa->text->loc;
+			loc.col += (int)err.offset;
+			loc.len = (int)(err.len ? err.len : 1);
+		}
+		diag_error(c->d, loc, "%s", err.msg ? err.msg : "bad action");
+		free((char *)err.msg);
+	}
+}
+
+/* ---- warnings about lines that can never match ---------------------------- */
+
+static void check_rules(struct compiler *c)
+{
+	struct policy *pol = c->pol;
+	size_t n = pol->nrules;
+	/* postings: for term key (acl*2+neg), the earlier rules that have it */
+	size_t nkeys = pol->nacls * 2;
+	uint32_t **post = xcalloc(nkeys ? nkeys : 1, sizeof *post);
+	size_t *npost = xcalloc(nkeys ? nkeys : 1, sizeof *npost);
+	size_t *cappost = xcalloc(nkeys ? nkeys : 1, sizeof *cappost);
+	uint32_t *count = xcalloc(n ? n : 1, sizeof *count);
+	uint32_t *distinct = xcalloc(n ? n : 1, sizeof *distinct);
+	uint32_t *touched = xmalloc((n ? n : 1) * sizeof *touched);
+	long unconditional = -1;
+	bool reported_unreachable = false;
+
+	for (size_t i = 0; i < n; i++) {
+		struct pol_rule *r = &pol->rules[i];
+		/* distinct terms, and "x and !x" */
+		bool never = false;
+		for (size_t a = 0; a < r->nterms; a++) {
+			bool dup = false;
+			for (size_t b = 0; b < a; b++) {
+				if (r->terms[b].acl != r->terms[a].acl)
+					continue;
+				if (r->terms[b].neg == r->terms[a].neg)
+					dup = true;
+				else if (!never) {
+					diag_warning(c->d, r->terms[a].loc,
+						     "access line can never match: it needs both '%s' and '!%s'",
+						     pol->acls[r->terms[a].acl].name,
+						     pol->acls[r->terms[a].acl].name);
+					never = true;
+				}
+			}
+			if (!dup)
+				distinct[i]++;
+		}
+		if (unconditional >= 0) {
+			if (!reported_unreachable) {
+				const struct loc *u = &pol->rules[unconditional].loc;
+				diag_warning(c->d, r->loc,
+					     "access line can never match: the line at %s:%d before it "
+					     "matches every request (so do all lines after it)",
+					     u->file, u->line);
+				reported_unreachable = true;
+			}
+			continue;
+		}
+		/* an earlier line whose terms are all in this one shadows it */
+		size_t ntouched = 0;
+		long shadow = -1;
+		for (size_t a = 0; a < r->nterms && shadow < 0; a++) {
+			size_t key = (size_t)r->terms[a].acl * 2 + r->terms[a].neg;
+			bool seen = false;
+			for (size_t b = 0; b < a; b++)
+				seen |= r->terms[b].acl == r->terms[a].acl && r->terms[b].neg == r->terms[a].neg;
+			if (seen)
+				continue;
+			for (size_t k = 0; k < npost[key]; k++) {
+				uint32_t e = post[key][k];
+				if (count[e]++ == 0)
+					touched[ntouched++] = e;
+				if (count[e] == distinct[e] && (shadow < 0 || e < shadow))
+					shadow = e;
+			}
+		}
+		for (size_t k = 0; k < ntouched; k++)
+			count[touched[k]] = 0;
+		if (shadow >= 0 && !never) {
+			const struct loc *s = &pol->rules[shadow].loc;
+			diag_warning(c->d, r->loc,
+				     "access line can never match: the line at %s:%d matches "
+				     "whenever this one does",
+				     s->file, s->line);
+		}
+		if (r->nterms == 0)
+			unconditional = (long)i;
+		for (size_t a = 0; a < r->nterms; a++) {
+			size_t key = (size_t)r->terms[a].acl * 2 + r->terms[a].neg;
+			if (npost[key] && post[key][npost[key] - 1] == i)
+				continue;
+			VEC_PUSH(post[key], npost[key], cappost[key], (uint32_t)i);
+		}
+	}
+	for (size_t k = 0; k < nkeys; k++)
+		free(post[k]);
+	free(post);
+	free(npost);
+	free(cappost);
+	free(count);
+	free(distinct);
+	free(touched);
+}
+
+/* ---- code ---------------------------------------------------------------- */
+
+static uint32_t emit(struct compiler *c, enum opcode op, uint32_t a, uint32_t b, uint32_t rule)
+{
+	grow_array((void **)&c->code, &c->capcode, c->ncode + 1, sizeof *c->code);
+	grow_array((void **)&c->code_rule, &c->caprule, c->ncode + 1, sizeof *c->code_rule);
+	c->code[c->ncode] = INSN(op, a, b);
+	c->code_rule[c->ncode] = rule;
+	return (uint32_t)c->ncode++;
+}
+
+static void set_target(struct compiler *c, uint32_t pc, uint32_t target)
+{
+	c->code[pc] = INSN(INSN_OP(c->code[pc]), INSN_A(c->code[pc]), target);
+}
+
+/* Can rule i's first term key a SWITCH on attribute *attr? */
+static bool run_eligible(struct compiler *c, size_t i, int *attr)
+{
+	const struct pol_rule *r = &c->pol->rules[i];
+	if (r->nterms == 0 || r->terms[0].neg)
+		return false;
+	const struct acl_rt *acl = &c->p->acls[r->terms[0].acl];
+	struct strmap *const *sets;
+	bool empty;
+	if (!acl->indexable || !acl->type || acl->type->attr < 0 ||
+	    !str_acl_literals(acl, &sets, &empty))
+		return false;
+	*attr = acl->type->attr;
+	return true;
+}
+
+/* Tests of rule i from term `from` on; failures jump to fail (fixed later). */
+static void emit_tests(struct compiler *c, size_t i, size_t from, uint32_t **fails, size_t *nfails,
+		       size_t *capfails)
+{
+	const struct pol_rule *r = &c->pol->rules[i];
+	for (size_t t = from; t < r->nterms; t++) {
+		uint32_t pc = emit(c, r->terms[t].neg ? OP_TESTN : OP_TEST, (uint32_t)r->terms[t].acl, 0,
+				   (uint32_t)i);
+		VEC_PUSH(*fails, *nfails, *capfails, pc);
+	}
+}
+
+/* Build the index of run: literal key -> ascending run-local line numbers. */
+static void build_run_index(struct compiler *c, struct run *run)
+{
+	struct program *p = c->p;
+	struct vec {
+		uint32_t *v;
+		size_t n, cap;
+	} *lists = NULL;
+	size_t nlists = 0, caplists = 0;
+	for (int f = 0; f < FORM_COUNT; f++)
+		run->index[f] = NULL;
+	for (uint32_t j = 0; j < run->nrules; j++) {
+		const struct acl_rt *acl = &p->acls[run->first_acl[j]];
+		struct strmap *const *sets;
+		bool empty;
+		str_acl_literals(acl, &sets, &empty);
+		for (int f = 0; f < FORM_COUNT; f++) {
+			size_t nk = f == FORM_EMPTY ? (empty ? 1 : 0) : strmap_count(sets[f] ? sets[f] : NULL);
+			if (f != FORM_EMPTY && !sets[f])
+				nk = 0;
+			for (size_t k = 0; k < nk; k++) {
+				size_t klen = 0;
+				const char *key = f == FORM_EMPTY ? "" : strmap_key_at(sets[f], k, &klen);
+				if (!run->index[f])
+					run->index[f] = strmap_new();
+				bool added;
+				uint32_t *slot = strmap_put(run->index[f], key, klen, &added);
+				if (added) {
+					grow_array((void **)&lists, &caplists, nlists + 1, sizeof *lists);
+					lists[nlists] = (struct vec){ 0 };
+					*slot = (uint32_t)nlists++;
+				}
+				struct vec *l = &lists[*slot];
+				if (!l->n || l->v[l->n - 1] != j)
+					VEC_PUSH(l->v, l->n, l->cap, j);
+			}
+		}
+	}
+	run->nlists = (uint32_t)nlists;
+	run->list_off = arena_alloc(p->arena, (nlists + 1) * sizeof *run->list_off);
+	size_t total = 0;
+	for (size_t k = 0; k < nlists; k++)
+		total += lists[k].n;
+	run->lines = arena_alloc(p->arena, (total ? total : 1) * sizeof *run->lines);
+	size_t off = 0;
+	uint32_t maxlen = 0;
+	for (size_t k = 0; k < nlists; k++) {
+		run->list_off[k] = (uint32_t)off;
+		memcpy(run->lines + off, lists[k].v, lists[k].n * sizeof *run->lines);
+		off += lists[k].n;
+		free(lists[k].v);
+	}
+	run->list_off[nlists] = (uint32_t)off;
+	free(lists);
+	(void)maxlen;
+}
+
+static void emit_run(struct compiler *c, size_t first, size_t last, int attr, uint32_t *rule_start)
+{
+	struct program *p = c->p;
+	uint32_t id = p->nruns;
+	p->runs = xrealloc(p->runs, (p->nruns + 1) * sizeof *p->runs);
+	struct run *run = &p->runs[p->nruns++];
+	memset(run, 0, sizeof *run);
+	run->attr = attr;
+	run->first_rule = (uint32_t)first;
+	run->nrules = (uint32_t)(last - first + 1);
+	run->entry = arena_alloc(p->arena, run->nrules * sizeof *run->entry);
+	run->first_acl = arena_alloc(p->arena, run->nrules * sizeof *run->first_acl);
+	if (run->nrules > p->max_cand)
+		p->max_cand = run->nrules;
+
+	uint32_t sw = emit(c, OP_SWITCH, id, 0, (uint32_t)first);
+	rule_start[first] = sw;
+	for (size_t i = first; i <= last; i++) {
+		const struct pol_rule *r = &c->pol->rules[i];
+		uint32_t j = (uint32_t)(i - first);
+		run->first_acl[j] = (uint32_t)r->terms[0].acl;
+		struct acl_rt *acl = &p->acls[r->terms[0].acl];
+		if (acl->run < 0)
+			acl->run = (int)id;
+		run->entry[j] = (uint32_t)c->ncode;
+		if (i != first)
+			rule_start[i] = (uint32_t)c->ncode;
+		uint32_t *fails = NULL;
+		size_t nfails = 0, capfails = 0;
+		emit_tests(c, i, 1, &fails, &nfails, &capfails);
+		emit(c, OP_VERDICT, r->action, (uint32_t)i, (uint32_t)i);
+		if (nfails) {
+			uint32_t next = emit(c, OP_NEXT, id, 0, (uint32_t)i);
+			for (size_t k = 0; k < nfails; k++)
+				set_target(c, fails[k], next);
+		}
+		free(fails);
+	}
+	run->end = (uint32_t)c->ncode;
+	set_target(c, sw, run->end);
+	build_run_index(c, run);
+}
+
+static void generate(struct compiler *c)
+{
+	struct policy *pol = c->pol;
+	size_t n = pol->nrules;
+	uint32_t *rule_start = xcalloc(n + 1, sizeof *rule_start);
+	for (size_t i = 0; i < n;) {
+		int attr, attr2;
+		size_t j = i;
+		if (run_eligible(c, i, &attr)) {
+			while (j + 1 < n && run_eligible(c, j + 1, &attr2) && attr2 == attr)
+				j++;
+		}
+		if (j + 1 - i >= RUN_MIN) {
+			emit_run(c, i, j, attr, rule_start);
+			i = j + 1;
+			continue;
+		}
+		const struct pol_rule *r = &pol->rules[i];
+		rule_start[i] = (uint32_t)c->ncode;
+		uint32_t *fails = NULL;
+		size_t nfails = 0, capfails = 0;
+		emit_tests(c, i, 0, &fails, &nfails, &capfails);
+		for (size_t k = 0; k < nfails; k++) {
+			struct fixup f = { fails[k], (uint32_t)(i + 1) };
+			VEC_PUSH(c->fix, c->nfix, c->capfix, f);
+		}
+		free(fails);
+		emit(c, OP_VERDICT, r->action, (uint32_t)i, (uint32_t)i);
+		i++;
+	}
+	rule_start[n] = emit(c, OP_VERDICT, POLICY_DEFAULT_ACTION, NO_RULE, NO_RULE);
+	for (size_t k = 0; k < c->nfix; k++)
+		set_target(c, c->fix[k].pc, rule_start[c->fix[k].rule]);
+	free(rule_start);
+	free(c->fix);
+	c->p->code = c->code;
+	c->p->code_rule = c->code_rule;
+	c->p->ncode = (uint32_t)c->ncode;
+}
+
+/* ---- the whole pipeline -------------------------------------------------- */
+
+/* Keep copies of the config files' text, for dump and log locations. */
+static void keep_sources(struct program *p, const struct diags *d, size_t from, size_t to)
+{
+	for (size_t i = from; i < to; i++) {
+		const struct source *s = d->src[i];
+		diags_add_source(&p->sources, s->path, xstrndup(s->text, s->len), s->len);
+	}
+}
+
+/* Point a location at the program's own copy of its file name. */
+static void own_loc(struct program *p, struct loc *l)
+{
+	const struct source *s = diags_source(&p->sources, l->file);
+	l->file = s ? s->path : arena_strdup(p->arena, l->file);
+}
+
+static struct program *program_build(struct arena *a, struct diags *d, struct ast_list *l,
+				     const char *path, size_t src0)
+{
+	struct program *p = xcalloc(1, sizeof *p);
+	p->refs = 1;
+	p->arena = a;
+	p->path = xstrdup(path);
+	p->settings.daemonize = -1;
+	p->settings.socket_mode = -1;
+	diags_init(&p->sources);
+	keep_sources(p, d, src0, d->nsrc);
+
+	struct policy pol = { 0 };
+	size_t errors = d->nerrors;
+	policy_resolve(&pol, l, a, d);
+	struct compiler c = { .p = p, .pol = &pol, .d = d };
+	for (size_t i = 0; i < pol.nsets; i++)
+		compile_set(&c, pol.sets[i]);
+	compile_acls(&c);
+	compile_actions(&c);
+	if (d->nerrors == errors)
+		check_rules(&c);
+	if (d->nerrors == errors) {
+		p->nrules = (uint32_t)pol.nrules;
+		p->rules = arena_alloc(a, (pol.nrules ? pol.nrules : 1) * sizeof *p->rules);
+		for (size_t i = 0; i < pol.nrules; i++) {
+			p->rules[i] = (struct rule_rt){ .loc = pol.rules[i].loc,
+							.action = (uint32_t)pol.rules[i].action,
+							.nterms = (uint32_t)pol.rules[i].nterms,
+							.explicit_action = pol.rules[i].explicit_action };
+			own_loc(p, &p->rules[i].loc);
+		}
+		generate(&c);
+		const char *why = program_verify(p);
+		if (why)
+			diag_error(d, loc_file(path), "internal error: compiled program is unsound: %s",
+				   why);
+	} else {
+		free(c.code);
+		free(c.code_rule);
+		free(c.fix);
+	}
+	for (uint32_t i = 0; i < p->nacls; i++) {
+		p->acls[i].name = arena_strdup(a, p->acls[i].name);
+		own_loc(p, &p->acls[i].loc);
+	}
+	for (uint32_t i = 0; i < p->nactions; i++) {
+		p->actions[i].name = arena_strdup(a, p->actions[i].name);
+		if (p->actions[i].loc.file)
+			own_loc(p, &p->actions[i].loc);
+	}
+	policy_free(&pol);
+	if (d->nerrors != errors) {
+		program_unref(p);
+		return NULL;
+	}
+	return p;
+}
+
+struct program *program_load(const char *path, struct diags *d)
+{
+	struct arena *a = arena_new(1 << 16);
+	size_t src0 = d->nsrc;
+	struct ast_list l;
+	parse_file(a, d, path, &l);
+	return program_build(a, d, &l, path, src0);
+}
+
+struct program *program_load_string(const char *name, const char *text, struct diags *d)
+{
+	struct arena *a = arena_new(1 << 16);
+	size_t src0 = d->nsrc;
+	struct ast_list l;
+	parse_string(a, d, name, text, &l);
+	return program_build(a, d, &l, name, src0);
+}
+
+const struct settings *program_settings(const struct program *p)
+{
+	return &p->settings;
+}
+
+const char *program_path(const struct program *p)
+{
+	return p->path;
+}
+
+void program_ref(struct program *p)
+{
+	p->refs++;
+}
+
+void vm_pool_free(struct vm *pool);
+
+void program_unref(struct program *p)
+{
+	if (!p || --p->refs > 0)
+		return;
+	vm_pool_free(p->pool);
+	for (uint32_t i = 0; i < p->nacls; i++)
+		if (p->acls[i].type && p->acls[i].type->free && p->acls[i].data)
+			p->acls[i].type->free(p->acls[i].data);
+	for (uint32_t i = 0; i < p->nruns; i++)
+		for (int f = 0; f < FORM_COUNT; f++)
+			strmap_free(p->runs[i].index[f]);
+	free(p->runs);
+	free(p->acls);
+	free(p->actions);
+	free(p->code);
+	free(p->code_rule);
+	free(p->settings.listen);
+	free(p->path);
+	diags_free(&p->sources);
+	arena_free(p->arena);
+	free(p);
+}

@@ -1,0 +1,42 @@
+/*
+ * strmap - a case-insensitive hash map from strings to uint32 values, the
+ * way literal acl values are indexed (nftables sets, in spirit): one lookup
+ * answers for any number of literals.
+ *
+ * Open addressing with linear probing, power-of-two table, at most 70 %
+ * full. Keys are copied (folded to lower case) into the map's own storage.
+ */
+#ifndef MXACL_STRMAP_H
+#define MXACL_STRMAP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct strmap;
+
+struct strmap *strmap_new(void);
+void strmap_free(struct strmap *m);   /* NULL is a no-op */
+
+/*
+ * Find or insert key (len bytes, compared without regard to ASCII case).
+ * Returns the value slot, which the caller may set; *added says whether the
+ * key was new (its slot is then 0). The pointer is valid until the next put.
+ */
+uint32_t *strmap_put(struct strmap *m, const char *key, size_t len, bool *added);
+
+/* The value slot of key, or NULL when absent. */
+const uint32_t *strmap_get(const struct strmap *m, const char *key, size_t len);
+
+/* Number of keys; a NULL map has none. */
+size_t strmap_count(const struct strmap *m);
+
+/*
+ * The key added i-th (0 <= i < strmap_count), as stored: folded to lower
+ * case and NUL-terminated; *len gets its length (a key may hold NUL bytes).
+ * Owned by the map, valid until the next put. For walking a map's keys in
+ * insertion order (building indexes, dumps).
+ */
+const char *strmap_key_at(const struct strmap *m, size_t i, size_t *len);
+
+#endif

@@ -1,0 +1,449 @@
+/*
+ * vm - runs a compiled program for one request.
+ *
+ * All state is in struct vm on the heap, so a request can stop on an
+ * asynchronous lookup (TRI_PENDING) and go on later: the interrupted TEST
+ * is simply executed again on resume and finds its answer in the memo
+ * (Lua's "finish the interrupted instruction"). The memo also makes each
+ * acl evaluated at most once per request. It is tagged with a generation
+ * number, so a VM taken from the program's pool needs no clearing.
+ */
+#include <event2/event.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/program.h"
+
+enum vm_state { VM_RUNNING, VM_WAITING, VM_FINISHED };
+
+struct vm {
+	struct program *p;
+	struct runtime *rt;
+	struct request *req;
+	vm_resume_fn resume;
+	void *arg;
+	uint32_t pc;
+	uint32_t gen;            /* memo[i] >> 2 == gen: memo[i] & 3 is valid */
+	uint32_t *memo;          /* per acl */
+	uint32_t *run_gen;       /* per run: == gen when its SWITCH has run */
+	uint32_t *cand;          /* candidate lines of the current SWITCH */
+	uint32_t ncand, ccur, cur_run;
+	enum vm_state state;
+	uint32_t action, rule;   /* the verdict */
+	bool by_tempfail;
+	int nwait;               /* lookups not yet answered */
+	bool abandoned;          /* vm_free called while lookups were pending */
+	struct event *wake;
+	FILE *trace;
+	struct tm tm;
+	bool have_tm;
+	struct vm *next;         /* pool link */
+};
+
+struct vm_wait {
+	struct vm *vm;
+	uint32_t acl;
+};
+
+struct runtime {
+	struct event_base *base;
+};
+
+struct runtime *runtime_new(struct event_base *base)
+{
+	struct runtime *rt = xcalloc(1, sizeof *rt);
+	rt->base = base;
+	return rt;
+}
+
+void runtime_free(struct runtime *rt)
+{
+	free(rt);
+}
+
+struct event_base *runtime_base(struct runtime *rt)
+{
+	return rt->base;
+}
+
+/* ---- life cycle ---------------------------------------------------------- */
+
+struct vm *vm_new(struct runtime *rt, struct program *p, struct request *req,
+		  vm_resume_fn resume, void *arg)
+{
+	struct vm *vm = p->pool;
+	if (vm) {
+		p->pool = vm->next;
+	} else {
+		vm = xcalloc(1, sizeof *vm);
+		vm->memo = xcalloc(p->nacls ? p->nacls : 1, sizeof *vm->memo);
+		vm->run_gen = xcalloc(p->nruns ? p->nruns : 1, sizeof *vm->run_gen);
+		vm->cand = xmalloc((p->max_cand ? p->max_cand : 1) * sizeof *vm->cand);
+	}
+	if (++vm->gen >= (1u << 30)) {       /* wrapped: clear for real */
+		memset(vm->memo, 0, (p->nacls ? p->nacls : 1) * sizeof *vm->memo);
+		memset(vm->run_gen, 0, (p->nruns ? p->nruns : 1) * sizeof *vm->run_gen);
+		vm->gen = 1;
+	}
+	program_ref(p);
+	vm->p = p;
+	vm->rt = rt;
+	vm->req = req;
+	vm->resume = resume;
+	vm->arg = arg;
+	vm->pc = 0;
+	vm->state = VM_RUNNING;
+	vm->by_tempfail = false;
+	vm->nwait = 0;
+	vm->abandoned = false;
+	vm->trace = NULL;
+	vm->have_tm = false;
+	vm->ncand = vm->ccur = 0;
+	return vm;
+}
+
+static void vm_release(struct vm *vm)
+{
+	struct program *p = vm->p;
+	if (vm->wake) {
+		event_free(vm->wake);
+		vm->wake = NULL;
+	}
+	vm->next = p->pool;
+	p->pool = vm;
+	vm->p = NULL;
+	program_unref(p);
+}
+
+void vm_free(struct vm *vm)
+{
+	if (!vm)
+		return;
+	if (vm->nwait > 0) {
+		vm->abandoned = true;           /* freed when the last answer arrives */
+		if (vm->wake)
+			event_del(vm->wake);
+		return;
+	}
+	vm_release(vm);
+}
+
+void vm_pool_free(struct vm *pool);
+void vm_pool_free(struct vm *pool)
+{
+	while (pool) {
+		struct vm *next = pool->next;
+		free(pool->memo);
+		free(pool->run_gen);
+		free(pool->cand);
+		free(pool);
+		pool = next;
+	}
+}
+
+void vm_set_trace(struct vm *vm, FILE *f)
+{
+	vm->trace = f;
+}
+
+/* ---- asynchronous answers ------------------------------------------------ */
+
+static void vm_wake(evutil_socket_t fd, short what, void *arg)
+{
+	struct vm *vm = arg;
+	(void)fd;
+	(void)what;
+	if (vm->state == VM_WAITING && !vm->abandoned)
+		vm->resume(vm, vm->arg);
+}
+
+struct vm_wait *vm_wait_begin(struct eval_ctx *e)
+{
+	struct vm *vm = e->vm;
+	struct vm_wait *w = xmalloc(sizeof *w);
+	w->vm = vm;
+	w->acl = (uint32_t)e->acl;
+	vm->memo[e->acl] = vm->gen << 2 | TRI_PENDING;
+	vm->nwait++;
+	if (!vm->wake)
+		vm->wake = event_new(vm->rt->base, -1, 0, vm_wake, vm);
+	return w;
+}
+
+void vm_wait_done(struct vm_wait *w, enum tri answer)
+{
+	struct vm *vm = w->vm;
+	uint32_t acl = w->acl;
+	free(w);
+	vm->nwait--;
+	if (vm->abandoned) {
+		if (vm->nwait == 0)
+			vm_release(vm);
+		return;
+	}
+	if (answer == TRI_PENDING)      /* a source must answer; treat as failure */
+		answer = TRI_TEMPFAIL;
+	vm->memo[acl] = vm->gen << 2 | answer;
+	if (vm->trace)
+		fprintf(vm->trace, "  acl %s answered: %s\n", vm->p->acls[acl].name,
+			answer == TRI_TRUE ? "match" : answer == TRI_FALSE ? "no match" : "temporary failure");
+	/* resume from the loop, never from inside the source's callback */
+	if (vm->state == VM_WAITING)
+		event_active(vm->wake, 0, 0);
+}
+
+const struct tm *eval_localtime(struct eval_ctx *e)
+{
+	struct vm *vm = e->vm;
+	if (!vm->have_tm) {
+		time_t t = e->req->now;
+		localtime_r(&t, &vm->tm);
+		vm->have_tm = true;
+	}
+	return &vm->tm;
+}
+
+/* ---- evaluation ---------------------------------------------------------- */
+
+static const char *tri_name(enum tri t)
+{
+	static const char *names[] = { "no match", "match", "temporary failure", "pending" };
+	return names[t];
+}
+
+/* The memoised value of acl i, evaluating it the first time. */
+static enum tri vm_acl(struct vm *vm, uint32_t i)
+{
+	uint32_t m = vm->memo[i];
+	if (m >> 2 == vm->gen)
+		return (enum tri)(m & 3);
+	const struct acl_rt *acl = &vm->p->acls[i];
+	enum tri r;
+	if (acl->run >= 0 && vm->run_gen[acl->run] == vm->gen) {
+		r = TRI_FALSE;                  /* its run's lookup found none of its values */
+	} else {
+		struct eval_ctx e = { .req = vm->req, .rt = vm->rt, .vm = vm, .acl = (int)i };
+		r = acl->type->eval(acl, &e);
+		if (r == TRI_PENDING) {
+			m = vm->memo[i];         /* answered synchronously after all? */
+			if (m >> 2 == vm->gen && (m & 3) != TRI_PENDING)
+				r = (enum tri)(m & 3);
+			else
+				return TRI_PENDING;
+		}
+	}
+	vm->memo[i] = vm->gen << 2 | r;
+	if (vm->trace)
+		fprintf(vm->trace, "  acl %s (%s:%d) %s: %s\n", acl->name, acl->loc.file, acl->loc.line,
+			acl->type->name, tri_name(r));
+	return r;
+}
+
+/* Merge run list k (ascending) into the candidates (ascending, unique). */
+static void add_candidates(struct vm *vm, const struct run *run, uint32_t k)
+{
+	const uint32_t *l = run->lines + run->list_off[k];
+	uint32_t n = run->list_off[k + 1] - run->list_off[k];
+	if (vm->ncand == 0) {
+		memcpy(vm->cand, l, n * sizeof *l);
+		vm->ncand = n;
+		return;
+	}
+	for (uint32_t i = 0; i < n; i++) {         /* rare: two keys hit */
+		uint32_t x = l[i], j = vm->ncand;
+		bool dup = false;
+		while (j > 0 && vm->cand[j - 1] >= x) {
+			if (vm->cand[j - 1] == x) {
+				dup = true;
+				break;
+			}
+			j--;
+		}
+		if (dup)
+			continue;
+		memmove(vm->cand + j + 1, vm->cand + j, (vm->ncand - j) * sizeof *vm->cand);
+		vm->cand[j] = x;
+		vm->ncand++;
+	}
+}
+
+static void vm_switch(struct vm *vm, uint32_t r)
+{
+	const struct run *run = &vm->p->runs[r];
+	const struct req_value *v = &vm->req->v[run->attr];
+	vm->ncand = vm->ccur = 0;
+	vm->cur_run = r;
+	if (v->len == 0) {
+		if (run->index[FORM_EMPTY]) {
+			const uint32_t *k = strmap_get(run->index[FORM_EMPTY], "", 0);
+			if (k)
+				add_candidates(vm, run, *k);
+		}
+	} else {
+		struct str_key keys[STR_MAX_KEYS];
+		const char *low = req_lower(vm->req, (enum attr_id)run->attr);
+		size_t n = str_keys(run->attr, low, v->len, keys);
+		for (size_t i = 0; i < n; i++) {
+			const struct strmap *idx = run->index[keys[i].form];
+			const uint32_t *k = idx ? strmap_get(idx, keys[i].s, keys[i].len) : NULL;
+			if (k)
+				add_candidates(vm, run, *k);
+		}
+	}
+	vm->run_gen[r] = vm->gen;
+	for (uint32_t i = 0; i < vm->ncand; i++)
+		vm->memo[run->first_acl[vm->cand[i]]] = vm->gen << 2 | TRI_TRUE;
+	if (vm->trace) {
+		const struct loc *a = &vm->p->rules[run->first_rule].loc;
+		const struct loc *b = &vm->p->rules[run->first_rule + run->nrules - 1].loc;
+		fprintf(vm->trace, "  switch on %s (access lines %s:%d-%d): %u line%s selected\n",
+			attr_name((enum attr_id)run->attr), a->file, a->line, b->line, vm->ncand,
+			vm->ncand == 1 ? "" : "s");
+	}
+}
+
+/* Dispatch (Lua's three macros): a switch; computed goto would fit too. */
+#define vmdispatch(x) switch (x)
+#define vmcase(op) case op:
+#define vmbreak break
+
+enum vm_status vm_run(struct vm *vm)
+{
+	if (vm->state == VM_FINISHED)
+		return VM_DONE;
+	vm->state = VM_RUNNING;
+	const struct program *p = vm->p;
+	const uint64_t *code = p->code;
+	for (;;) {
+		uint64_t i = code[vm->pc];
+		vmdispatch(INSN_OP(i))
+		{
+			vmcase(OP_TEST) vmcase(OP_TESTN)
+			{
+				uint32_t a = INSN_A(i);
+				enum tri r = vm_acl(vm, a);
+				if (r == TRI_PENDING) {
+					vm->state = VM_WAITING;
+					return VM_SUSPENDED;
+				}
+				if (r == TRI_TEMPFAIL) {
+					switch (p->acls[a].tempfail) {
+					case TEMPFAIL_NOMATCH:
+						r = TRI_FALSE;
+						break;
+					case TEMPFAIL_MATCH:
+						r = TRI_TRUE;
+						break;
+					case TEMPFAIL_DEFAULT:
+						vm->action = POLICY_DEFAULT_ACTION;
+						vm->rule = NO_RULE;
+						vm->by_tempfail = true;
+						vm->state = VM_FINISHED;
+						return VM_DONE;
+					}
+				}
+				bool go_on = (r == TRI_TRUE) == (INSN_OP(i) == OP_TEST);
+				vm->pc = go_on ? vm->pc + 1 : INSN_B(i);
+				vmbreak;
+			}
+			vmcase(OP_SWITCH)
+			{
+				vm_switch(vm, INSN_A(i));
+				const struct run *run = &p->runs[INSN_A(i)];
+				vm->pc = vm->ncand ? run->entry[vm->cand[0]] : INSN_B(i);
+				vmbreak;
+			}
+			vmcase(OP_NEXT)
+			{
+				const struct run *run = &p->runs[INSN_A(i)];
+				if (INSN_A(i) != vm->cur_run)
+					fatal_abort("vm: NEXT of run %u inside run %u", INSN_A(i), vm->cur_run);
+				uint32_t next = ++vm->ccur < vm->ncand ? run->entry[vm->cand[vm->ccur]] : run->end;
+				if (next <= vm->pc)
+					fatal_abort("vm: backward jump from %u to %u", vm->pc, next);
+				vm->pc = next;
+				vmbreak;
+			}
+			vmcase(OP_VERDICT)
+			{
+				vm->action = INSN_A(i);
+				vm->rule = INSN_B(i);
+				vm->state = VM_FINISHED;
+				if (vm->trace) {
+					struct strbuf b;
+					sb_init(&b);
+					vm_log_line(vm, &b);
+					fprintf(vm->trace, "  => %s\n", b.s);
+					sb_free(&b);
+				}
+				return VM_DONE;
+			}
+		default:
+			fatal_abort("vm: bad opcode %d at %u", (int)INSN_OP(i), vm->pc);
+		}
+	}
+}
+
+/* ---- results ------------------------------------------------------------- */
+
+static bool vm_lookup(void *ctx, int var, const char **val, size_t *len)
+{
+	struct vm *vm = ctx;
+	if (var < 0 || var >= ATTR_COUNT)
+		return false;
+	const struct req_value *v = &vm->req->v[var];
+	*val = v->s;
+	*len = v->len;
+	return v->present;
+}
+
+void vm_reply(struct vm *vm, struct strbuf *out)
+{
+	action_reply(&vm->p->actions[vm->action].act, vm_lookup, vm, out);
+}
+
+/* "<value>" with '\', '>' and control bytes escaped so a replay can parse it. */
+static void log_value(struct strbuf *out, const struct req_value *v)
+{
+	sb_addc(out, '<');
+	for (uint32_t i = 0; i < v->len; i++) {
+		unsigned char ch = (unsigned char)v->s[i];
+		if (ch == '\\' || ch == '>')
+			sb_addc(out, '\\');
+		if (ch < 0x20 || ch == 0x7f)
+			sb_printf(out, "\\x%02x", ch);
+		else
+			sb_addc(out, (char)ch);
+	}
+	sb_addc(out, '>');
+}
+
+void vm_log_line(struct vm *vm, struct strbuf *out)
+{
+	const struct program *p = vm->p;
+	const struct request *r = vm->req;
+	const struct req_value *name = &r->v[ATTR_client_name], *addr = &r->v[ATTR_client_address];
+	sb_printf(out, "decision client=%.*s[%.*s]", (int)(name->len ? name->len : 7),
+		  name->len ? name->s : "unknown", (int)addr->len, addr->s);
+	static const struct {
+		enum attr_id id;
+		const char *label;
+	} fixed[] = { { ATTR_helo_name, "helo" }, { ATTR_sender, "from" }, { ATTR_recipient, "to" } };
+	for (size_t i = 0; i < ARRAY_LEN(fixed); i++) {
+		sb_printf(out, " %s=", fixed[i].label);
+		log_value(out, &r->v[fixed[i].id]);
+	}
+	for (int a = 0; a < ATTR_COUNT; a++) {
+		if (!p->used_attr[a] || a == ATTR_client_name || a == ATTR_client_address ||
+		    a == ATTR_helo_name || a == ATTR_sender || a == ATTR_recipient)
+			continue;
+		sb_printf(out, " %s=", attr_name((enum attr_id)a));
+		log_value(out, &r->v[a]);
+	}
+	if (vm->rule == NO_RULE)
+		sb_adds(out, vm->by_tempfail ? " rule=tempfail" : " rule=default");
+	else
+		sb_printf(out, " rule=%s:%d", p->rules[vm->rule].loc.file, p->rules[vm->rule].loc.line);
+	sb_adds(out, " action=");
+	action_format(&p->actions[vm->action].act, vm_lookup, vm, out);
+}

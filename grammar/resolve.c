@@ -1,0 +1,259 @@
+/*
+ * resolve - bind names: collect acl and action definitions, check that
+ * every name in an access line is defined (before use, and as the right
+ * kind), and build the rule list (see policy.h).
+ */
+#include "grammar/policy.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct pol_name {
+	const char *name;        /* NULL: empty slot */
+	uint64_t hash;
+	enum ast_kind kind;
+	int index;
+};
+
+static uint64_t name_hash(const char *s)
+{
+	return hash_bytes(s, strlen(s), false);
+}
+
+static struct pol_name *name_slot(const struct policy *p, const char *name, uint64_t h)
+{
+	size_t mask = p->nnames_cap - 1;
+	for (size_t i = h & mask;; i = (i + 1) & mask) {
+		struct pol_name *e = &p->names[i];
+		if (!e->name || (e->hash == h && strcmp(e->name, name) == 0))
+			return e;
+	}
+}
+
+static void name_add(struct policy *p, const char *name, enum ast_kind kind, int index)
+{
+	if ((p->nnames + 1) * 10 >= p->nnames_cap * 7) {
+		struct pol_name *old = p->names;
+		size_t oldcap = p->nnames_cap;
+		p->nnames_cap = oldcap ? oldcap * 2 : 64;
+		p->names = xcalloc(p->nnames_cap, sizeof *p->names);
+		for (size_t i = 0; i < oldcap; i++)
+			if (old[i].name)
+				*name_slot(p, old[i].name, old[i].hash) = old[i];
+		free(old);
+	}
+	uint64_t h = name_hash(name);
+	struct pol_name *e = name_slot(p, name, h);
+	*e = (struct pol_name){ .name = name, .hash = h, .kind = kind, .index = index };
+	p->nnames++;
+}
+
+int policy_lookup(const struct policy *p, const char *name, enum ast_kind *kind)
+{
+	if (!p->nnames_cap)
+		return -1;
+	struct pol_name *e = name_slot(p, name, name_hash(name));
+	if (!e->name)
+		return -1;
+	if (kind)
+		*kind = e->kind;
+	return e->index;
+}
+
+static bool valid_name(const char *s)
+{
+	if (!*s)
+		return false;
+	for (; *s; s++) {
+		char c = *s;
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '_' || c == '-' || c == '.'))
+			return false;
+	}
+	return true;
+}
+
+static bool check_name(struct diags *d, const struct ast_word *w, const char *what)
+{
+	if (w->quoted || !valid_name(w->s)) {
+		diag_error(d, w->loc, "invalid %s name '%s': use letters, digits, '_', '-' and '.'",
+			   what, w->s);
+		return false;
+	}
+	return true;
+}
+
+static const struct loc *defined_at(const struct policy *p, enum ast_kind kind, int i)
+{
+	return kind == AST_ACL ? &p->acls[i].loc : &p->actions[i].loc;
+}
+
+static void resolve_acl(struct policy *p, const struct ast_stmt *s, struct diags *d)
+{
+	if (s->nw < 2) {
+		diag_error(d, s->loc, "acl needs a name and a type: acl NAME TYPE VALUE...");
+		return;
+	}
+	const struct ast_word *name = &s->w[0], *type = &s->w[1];
+	if (!check_name(d, name, "acl"))
+		return;
+	enum ast_kind kind;
+	int i = policy_lookup(p, name->s, &kind);
+	if (i >= 0 && kind == AST_ACTION) {
+		const struct loc *at = defined_at(p, kind, i);
+		diag_error(d, name->loc, "'%s' is already defined as an action at %s:%d",
+			   name->s, at->file, at->line);
+		return;
+	}
+	struct pol_acl *acl;
+	if (i >= 0) {
+		acl = &p->acls[i];
+		if (!ascii_ieq(acl->type->s, type->s)) {
+			diag_error(d, type->loc,
+				   "acl '%s' redefined with type '%s'; it was defined with type '%s' at %s:%d",
+				   name->s, type->s, acl->type->s, acl->loc.file, acl->loc.line);
+			return;
+		}
+	} else {
+		struct pol_acl n = { .name = name->s, .loc = name->loc, .type = type };
+		VEC_PUSH(p->acls, p->nacls, p->capacls, n);
+		acl = &p->acls[p->nacls - 1];
+		name_add(p, name->s, AST_ACL, (int)(p->nacls - 1));
+	}
+	for (size_t k = 2; k < s->nw; k++)
+		VEC_PUSH(acl->vals, acl->nvals, acl->capvals, &s->w[k]);
+}
+
+static void resolve_action(struct policy *p, const struct ast_stmt *s, struct diags *d)
+{
+	if (s->nw < 2) {
+		diag_error(d, s->loc, "action needs a name and a type: action NAME TYPE [TEXT]");
+		return;
+	}
+	const struct ast_word *name = &s->w[0];
+	if (!check_name(d, name, "action"))
+		return;
+	enum ast_kind kind;
+	int i = policy_lookup(p, name->s, &kind);
+	struct pol_action *act = NULL;
+	if (i == POLICY_DEFAULT_ACTION && kind == AST_ACTION && !p->actions[0].type) {
+		act = &p->actions[0];            /* the one redefinition of default */
+		act->loc = name->loc;
+	} else if (i >= 0) {
+		const struct loc *at = defined_at(p, kind, i);
+		diag_error(d, name->loc, "'%s' is already defined as %s at %s:%d", name->s,
+			   kind == AST_ACL ? "an acl" : "an action", at->file, at->line);
+		return;
+	} else {
+		struct pol_action n = { .name = name->s, .loc = name->loc };
+		VEC_PUSH(p->actions, p->nactions, p->capactions, n);
+		act = &p->actions[p->nactions - 1];
+		name_add(p, name->s, AST_ACTION, (int)(p->nactions - 1));
+	}
+	act->type = &s->w[1];
+	act->text = s->text.s ? &s->text : NULL;
+	/* a quoted type, or words after it, arrive as extra words: treat them as text */
+	if (s->nw > 2)
+		diag_error(d, s->w[2].loc, "unexpected word after the action type");
+}
+
+/* One word of an access line: "[!]NAME". */
+static void resolve_access(struct policy *p, const struct ast_stmt *s, struct diags *d,
+			   struct arena *a)
+{
+	if (s->nw == 0) {
+		diag_error(d, s->loc, "access needs at least one acl or action: access ACL... [ACTION]");
+		return;
+	}
+	struct pol_rule r = { .loc = s->loc, .action = POLICY_DEFAULT_ACTION };
+	r.terms = arena_alloc(a, s->nw * sizeof *r.terms);
+	bool ok = true;
+	for (size_t k = 0; k < s->nw; k++) {
+		const struct ast_word *w = &s->w[k];
+		bool neg = w->s[0] == '!' && !w->quoted;
+		const char *name = neg ? w->s + 1 : w->s;
+		enum ast_kind kind;
+		int i = policy_lookup(p, name, &kind);
+		if (i < 0) {
+			diag_error(d, w->loc, "'%s' is not defined (names must be defined before use)",
+				   name);
+			ok = false;
+			continue;
+		}
+		if (kind == AST_ACTION) {
+			if (k != s->nw - 1) {
+				diag_error(d, w->loc,
+					   "'%s' is an action; only the last word of an access line may be one",
+					   name);
+				ok = false;
+			} else if (neg) {
+				diag_error(d, w->loc, "an action cannot be negated");
+				ok = false;
+			} else {
+				r.action = i;
+				r.explicit_action = true;
+				r.action_loc = w->loc;
+				p->actions[i].used = true;
+			}
+			continue;
+		}
+		p->acls[i].used = true;
+		r.terms[r.nterms++] = (struct pol_term){ .acl = i, .neg = neg, .loc = w->loc };
+	}
+	if (!r.explicit_action)
+		p->actions[POLICY_DEFAULT_ACTION].used = true;
+	if (ok)
+		VEC_PUSH(p->rules, p->nrules, p->caprules, r);
+}
+
+bool policy_resolve(struct policy *p, const struct ast_list *l, struct arena *a, struct diags *d)
+{
+	size_t errors = d->nerrors;
+	struct pol_action def = { .name = "default" };
+	VEC_PUSH(p->actions, p->nactions, p->capactions, def);
+	name_add(p, "default", AST_ACTION, POLICY_DEFAULT_ACTION);
+
+	for (const struct ast_stmt *s = l->head; s; s = s->next) {
+		switch (s->kind) {
+		case AST_ACL:
+			resolve_acl(p, s, d);
+			break;
+		case AST_ACTION:
+			resolve_action(p, s, d);
+			break;
+		case AST_ACCESS:
+			resolve_access(p, s, d, a);
+			break;
+		case AST_SET:
+			VEC_PUSH(p->sets, p->nsets, p->capsets, s);
+			break;
+		case AST_INCLUDE:
+			break;  /* spliced by the loader */
+		case AST_UNKNOWN:
+			diag_error(d, s->loc,
+				   "unknown statement '%s'; expected acl, action, access, include or set",
+				   s->w[0].s);
+			break;
+		}
+	}
+	for (size_t i = 0; i < p->nacls; i++)
+		if (!p->acls[i].used)
+			diag_warning(d, p->acls[i].loc, "acl '%s' is never used", p->acls[i].name);
+	for (size_t i = 1; i < p->nactions; i++)
+		if (!p->actions[i].used)
+			diag_warning(d, p->actions[i].loc, "action '%s' is never used",
+				     p->actions[i].name);
+	return d->nerrors == errors;
+}
+
+void policy_free(struct policy *p)
+{
+	for (size_t i = 0; i < p->nacls; i++)
+		free(p->acls[i].vals);
+	free(p->acls);
+	free(p->actions);
+	free(p->rules);
+	free(p->sets);
+	free(p->names);
+	memset(p, 0, sizeof *p);
+}
