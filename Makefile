@@ -73,7 +73,9 @@ $(B)/unit: $(UNIT_OBJ) $(B)/libmxacl.a
 asan:
 	+$(MAKE) B=build/asan SAN=1 build/asan/mxacld build/asan/mxacl build/asan/unit
 
-run: all
+run:
+	scripts/deps build
+	+$(MAKE) all
 	./$(B)/mxacld -c conf.d/policy.conf -l inet:127.0.0.1:10040
 
 check:
