@@ -9,6 +9,14 @@
 # sanitised build (ASan + UBSan) lives in build/asan and is what the tests run.
 
 B       ?= build
+V       ?= 0
+ifeq ($(V),0)
+Q        = @
+SAY      = @printf '  %-6s %s\n'
+else
+Q        =
+SAY      = @true
+endif
 SAN     ?= 0
 CC      ?= cc
 PKGS     = libevent libpcre2-8 hiredis libmaxminddb
@@ -43,32 +51,39 @@ all: $(B)/mxacld $(B)/mxacl
 
 $(B)/gen/parser.c $(B)/gen/parser.h: grammar/parser.y
 	@mkdir -p $(B)/gen
-	bison -Wall -Werror --defines=$(B)/gen/parser.h -o $(B)/gen/parser.c $<
+	$(SAY) BISON $@
+	$(Q)bison -Wall -Werror --defines=$(B)/gen/parser.h -o $(B)/gen/parser.c $<
 
 $(B)/gen/lexer.c $(B)/gen/lexer.h: grammar/lexer.l $(B)/gen/parser.h
 	@mkdir -p $(B)/gen
-	flex --header-file=$(B)/gen/lexer.h -o $(B)/gen/lexer.c $<
+	$(SAY) FLEX $@
+	$(Q)flex --header-file=$(B)/gen/lexer.h -o $(B)/gen/lexer.c $<
 
 $(B)/obj/gen/%.o: $(B)/gen/%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -Wno-unused-function -Wno-sign-compare -Wno-missing-prototypes -MMD -MP -c -o $@ $<
+	$(SAY) CC $@
+	$(Q)$(CC) $(ALL_CFLAGS) -Wno-unused-function -Wno-sign-compare -Wno-missing-prototypes -MMD -MP -c -o $@ $<
 
 $(B)/obj/%.o: %.c | $(B)/gen/parser.h $(B)/gen/lexer.h
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
+	$(SAY) CC $@
+	$(Q)$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
 
 $(B)/libmxacl.a: $(LIB_OBJ)
-	rm -f $@
-	ar rcs $@ $^
+	$(SAY) AR $@
+	$(Q)rm -f $@ && ar rcs $@ $^
 
 $(B)/mxacld: $(DAEMON_OBJ) $(B)/libmxacl.a
-	$(CC) $(LDSAN) -o $@ $^ $(PKG_LIBS) -lm
+	$(SAY) LD $@
+	$(Q)$(CC) $(LDSAN) -o $@ $^ $(PKG_LIBS) -lm
 
 $(B)/mxacl: $(CLI_OBJ) $(B)/libmxacl.a
-	$(CC) $(LDSAN) -o $@ $^ $(PKG_LIBS) -lm
+	$(SAY) LD $@
+	$(Q)$(CC) $(LDSAN) -o $@ $^ $(PKG_LIBS) -lm
 
 $(B)/unit: $(UNIT_OBJ) $(B)/libmxacl.a
-	$(CC) $(LDSAN) -o $@ $^ $(PKG_LIBS) $(CHECK_LIBS) -lm
+	$(SAY) LD $@
+	$(Q)$(CC) $(LDSAN) -o $@ $^ $(PKG_LIBS) $(CHECK_LIBS) -lm
 
 asan:
 	+$(MAKE) B=build/asan SAN=1 build/asan/mxacld build/asan/mxacl build/asan/unit

@@ -80,7 +80,6 @@ static const char *const action_kind_names[] = {
 };
 
 /* Longest word we try to correct; longer ones are not typos of ours. */
-#define SUGGEST_MAX 32
 
 static bool is_space(char c)
 {
@@ -159,65 +158,20 @@ static bool action_fail(struct action_error *err, bool in_type, size_t offset,
 	return false;
 }
 
-/*
- * Optimal string alignment distance (Levenshtein plus transposition of two
- * neighbours, the commonest typo), ignoring ASCII case. Both lengths are at
- * most SUGGEST_MAX.
- */
-static size_t edit_distance(const char *a, size_t n, const char *b, size_t m)
+static const char *action_word_at(size_t i, void *ctx)
 {
-	size_t d[SUGGEST_MAX + 1][SUGGEST_MAX + 1];
-	for (size_t i = 0; i <= n; i++)
-		d[i][0] = i;
-	for (size_t j = 0; j <= m; j++)
-		d[0][j] = j;
-	for (size_t i = 1; i <= n; i++) {
-		for (size_t j = 1; j <= m; j++) {
-			size_t cost = ascii_upper(a[i - 1]) != ascii_upper(b[j - 1]);
-			size_t v = d[i - 1][j] + 1;
-			if (d[i][j - 1] + 1 < v)
-				v = d[i][j - 1] + 1;
-			if (d[i - 1][j - 1] + cost < v)
-				v = d[i - 1][j - 1] + cost;
-			if (i > 1 && j > 1 &&
-			    ascii_upper(a[i - 1]) == ascii_upper(b[j - 2]) &&
-			    ascii_upper(a[i - 2]) == ascii_upper(b[j - 1]) &&
-			    d[i - 2][j - 2] + 1 < v)
-				v = d[i - 2][j - 2] + 1;
-			d[i][j] = v;
-		}
-	}
-	return d[n][m];
+	(void)ctx;
+	return i < ARRAY_LEN(action_words) ? action_words[i].word : NULL;
 }
 
-/*
- * The word to suggest for an unknown one, or NULL. A correction is at most
- * two edits away, and fewer for short words (a third of the length, rounded
- * up, as clang does), so that "NO" is not "corrected" to "OK" or "INFO".
- */
+/* The word to suggest for an unknown one, or NULL (synonyms first). */
 static const char *action_suggest(const char *w, size_t n)
 {
 	for (size_t i = 0; i < ARRAY_LEN(action_synonyms); i++)
 		if (strlen(action_synonyms[i].word) == n &&
 		    ascii_nieq(w, action_synonyms[i].word, n))
 			return action_synonyms[i].use;
-	if (n > SUGGEST_MAX)
-		return NULL;
-	const char *best = NULL;
-	size_t limit = (n + 2) / 3 < 2 ? (n + 2) / 3 : 2;
-	size_t best_d = limit + 1;
-	for (size_t i = 0; i < ARRAY_LEN(action_words); i++) {
-		const char *c = action_words[i].word;
-		size_t m = strlen(c);
-		if (m > n + limit || n > m + limit)
-			continue;
-		size_t d = edit_distance(w, n, c, m);
-		if (d < best_d) {
-			best = c;
-			best_d = d;
-		}
-	}
-	return best;
+	return suggest_word(w, n, action_word_at, NULL);
 }
 
 static bool fail_unknown(struct action_error *err, const char *type, size_t n)

@@ -58,6 +58,8 @@ struct acl_type {
 
 /* The type called name (case-insensitive), or NULL. */
 const struct acl_type *acl_type_find(const char *name);
+/* The known type closest to an unknown name, or NULL (for hints). */
+const char *acl_type_suggest(const char *name);
 /* Add a type (not copied; must outlive every program). Tests and backends. */
 void acl_type_register(const struct acl_type *t);
 

@@ -126,10 +126,15 @@ static void compile_acls(struct compiler *c)
 		acl->tempfail = TEMPFAIL_NOMATCH;
 		acl->type = acl_type_find(pa->type->s);
 		if (!acl->type) {
-			diag_error(c->d, pa->type->loc,
-				   "unknown acl type '%s'; use a request attribute (sender, "
-				   "client_address, ...), day or time",
-				   pa->type->s);
+			const char *hint = acl_type_suggest(pa->type->s);
+			if (hint)
+				diag_error(c->d, pa->type->loc, "unknown acl type '%s'; did you mean '%s'?",
+					   pa->type->s, hint);
+			else
+				diag_error(c->d, pa->type->loc,
+					   "unknown acl type '%s'; use a request attribute (sender, "
+					   "client_address, ...), day or time",
+					   pa->type->s);
 			continue;
 		}
 		if (acl->type->attr >= 0)

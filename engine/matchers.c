@@ -620,6 +620,22 @@ const struct acl_type *acl_type_find(const char *name)
 	return NULL;
 }
 
+static const char *acl_type_name_at(size_t i, void *ctx)
+{
+	(void)ctx;
+	if (i < ATTR_COUNT)
+		return i == ATTR_policy_test_time ? "day" : attr_types[i].name;
+	i -= ATTR_COUNT;
+	if (i == 0)
+		return "time";
+	return i - 1 < nextra ? extra[i - 1]->name : NULL;
+}
+
+const char *acl_type_suggest(const char *name)
+{
+	return suggest_word(name, strlen(name), acl_type_name_at, NULL);
+}
+
 void *acl_data(const struct acl_rt *acl)
 {
 	return acl->data;

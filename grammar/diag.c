@@ -127,12 +127,42 @@ void diag_format(const struct diags *d, const struct diag *r, struct strbuf *b)
 	sb_addc(b, '\n');
 }
 
+/* Order of a record: its file (in the order files were read), line, column. */
+static const struct diags *sort_d;
+
+static size_t source_index(const struct diags *d, const char *file)
+{
+	for (size_t i = 0; i < d->nsrc; i++)
+		if (d->src[i]->path == file)
+			return i;
+	return d->nsrc;
+}
+
+static int diag_cmp(const void *a, const void *b)
+{
+	const struct diag *x = *(const struct diag *const *)a, *y = *(const struct diag *const *)b;
+	size_t fx = source_index(sort_d, x->loc.file), fy = source_index(sort_d, y->loc.file);
+	if (fx != fy)
+		return fx < fy ? -1 : 1;
+	if (x->loc.line != y->loc.line)
+		return x->loc.line < y->loc.line ? -1 : 1;
+	if (x->loc.col != y->loc.col)
+		return x->loc.col < y->loc.col ? -1 : 1;
+	return x < y ? -1 : x > y;       /* stable: the order they were made */
+}
+
 void diags_print(const struct diags *d, FILE *out)
 {
 	struct strbuf b;
 	sb_init(&b);
+	const struct diag **order = xmalloc((d->n ? d->n : 1) * sizeof *order);
 	for (size_t i = 0; i < d->n; i++)
-		diag_format(d, &d->v[i], &b);
+		order[i] = &d->v[i];
+	sort_d = d;
+	qsort(order, d->n, sizeof *order, diag_cmp);
+	for (size_t i = 0; i < d->n; i++)
+		diag_format(d, order[i], &b);
+	free(order);
 	size_t max = d->max_errors ? d->max_errors : 100;
 	if (d->nerrors > max)
 		sb_printf(&b, "too many errors (%zu); only the first %zu shown\n", d->nerrors, max);

@@ -298,3 +298,55 @@ uint64_t hash_bytes(const char *s, size_t n, bool fold)
 	h ^= h >> 33;
 	return h;
 }
+
+#define SUGGEST_MAX 32
+
+/*
+ * Optimal string alignment distance (Levenshtein plus transposition of two
+ * neighbours, the commonest typo), ignoring ASCII case; lengths <= SUGGEST_MAX.
+ */
+static size_t edit_distance(const char *a, size_t n, const char *b, size_t m)
+{
+	size_t d[SUGGEST_MAX + 1][SUGGEST_MAX + 1];
+	for (size_t i = 0; i <= n; i++)
+		d[i][0] = i;
+	for (size_t j = 0; j <= m; j++)
+		d[0][j] = j;
+	for (size_t i = 1; i <= n; i++) {
+		for (size_t j = 1; j <= m; j++) {
+			size_t cost = ascii_lower(a[i - 1]) != ascii_lower(b[j - 1]);
+			size_t v = d[i - 1][j] + 1;
+			if (d[i][j - 1] + 1 < v)
+				v = d[i][j - 1] + 1;
+			if (d[i - 1][j - 1] + cost < v)
+				v = d[i - 1][j - 1] + cost;
+			if (i > 1 && j > 1 && ascii_lower(a[i - 1]) == ascii_lower(b[j - 2]) &&
+			    ascii_lower(a[i - 2]) == ascii_lower(b[j - 1]) && d[i - 2][j - 2] + 1 < v)
+				v = d[i - 2][j - 2] + 1;
+			d[i][j] = v;
+		}
+	}
+	return d[n][m];
+}
+
+const char *suggest_word(const char *w, size_t n, const char *(*cand)(size_t i, void *ctx),
+			 void *ctx)
+{
+	if (n > SUGGEST_MAX)
+		return NULL;
+	const char *best = NULL;
+	size_t limit = (n + 2) / 3 < 2 ? (n + 2) / 3 : 2;
+	size_t best_d = limit + 1;
+	const char *c;
+	for (size_t i = 0; (c = cand(i, ctx)) != NULL; i++) {
+		size_t m = strlen(c);
+		if (m > SUGGEST_MAX || m > n + limit || n > m + limit)
+			continue;
+		size_t d = edit_distance(w, n, c, m);
+		if (d < best_d) {
+			best = c;
+			best_d = d;
+		}
+	}
+	return best;
+}

@@ -85,6 +85,15 @@ bool ascii_ieq(const char *a, const char *b);
 bool ascii_nieq(const char *a, const char *b, size_t n);
 void ascii_lower_copy(char *dst, const char *src, size_t n);
 
+/*
+ * The candidate closest to the unknown word w (n bytes), ignoring case, for
+ * "did you mean" hints; NULL when none is close: at most two edits away, and
+ * fewer for short words (a third of the length, rounded up, as clang does).
+ * cand(i, ctx) gives the i-th candidate, NULL after the last.
+ */
+const char *suggest_word(const char *w, size_t n, const char *(*cand)(size_t i, void *ctx),
+			 void *ctx);
+
 /* FNV-1a style 64-bit hash of n bytes, folded to lower case when fold. */
 uint64_t hash_bytes(const char *s, size_t n, bool fold);
 
