@@ -31,6 +31,10 @@ ifeq ($(SAN),1)
 OPT      = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
            -fno-sanitize-recover=undefined
 LDSAN    = -fsanitize=address,undefined
+else ifeq ($(SAN),fuzz)
+OPT      = -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined \
+           -fno-sanitize-recover=undefined
+LDSAN    = -fsanitize=fuzzer,address,undefined
 else
 OPT      = -O2 -g
 LDSAN    =
@@ -45,6 +49,9 @@ DAEMON_OBJ = $(patsubst %.c,$(B)/obj/%.o,$(wildcard daemon/*.c))
 CLI_OBJ  = $(patsubst %.c,$(B)/obj/%.o,$(wildcard cli/*.c))
 UNIT_SRC = $(wildcard tests/unit/*.c)
 UNIT_OBJ = $(patsubst %.c,$(B)/obj/%.o,$(UNIT_SRC))
+
+FUZZ_TARGETS = fuzz_policy fuzz_request
+.SECONDARY:
 
 .PHONY: all run check unit bench clean asan fuzz
 all: $(B)/mxacld $(B)/mxacl
@@ -85,6 +92,14 @@ $(B)/unit: $(UNIT_OBJ) $(B)/libmxacl.a
 	$(SAY) LD $@
 	$(Q)$(CC) $(LDSAN) -o $@ $^ $(PKG_LIBS) $(CHECK_LIBS) -lm
 
+# libFuzzer targets, built with clang in build/fuzz (tests/fuzz runs them).
+$(B)/fuzz_%: $(B)/obj/tests/fuzz/fuzz_%.o $(B)/libmxacl.a
+	$(SAY) LD $@
+	$(Q)$(CC) $(LDSAN) -o $@ $^ $(PKG_LIBS) -lm
+
+fuzz:
+	+$(MAKE) B=build/fuzz SAN=fuzz CC=clang $(addprefix build/fuzz/,$(FUZZ_TARGETS))
+
 asan:
 	+$(MAKE) B=build/asan SAN=1 build/asan/mxacld build/asan/mxacl build/asan/unit
 
@@ -97,6 +112,7 @@ check:
 	scripts/deps
 	+$(MAKE) all
 	+$(MAKE) asan
+	+$(MAKE) fuzz
 	tests/run
 
 bench: all

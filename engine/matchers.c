@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "engine/cidr.h"
 #include "engine/numcmp.h"
@@ -27,6 +28,8 @@
 #include "engine/timematch.h"
 
 /* ---- values and value files -------------------------------------------- */
+
+#define VALUE_FILE_MAX (512u << 20)     /* a value file larger is refused */
 
 /* One value: a word of the config or a line of a value file. */
 struct value {
@@ -67,8 +70,12 @@ static const struct source *read_value_file(struct acl_compile *c, const struct 
 		full = xstrdup(path);
 	}
 	FILE *f = fopen(full, "rb");
-	if (!f) {
-		diag_error(c->diags, w->loc, "cannot read value file '%s': %s", full, strerror(errno));
+	struct stat st;
+	if (!f || fstat(fileno(f), &st) || !S_ISREG(st.st_mode)) {
+		diag_error(c->diags, w->loc, "cannot read value file '%s': %s", full,
+			   f ? "not a regular file" : strerror(errno));
+		if (f)
+			fclose(f);
 		free(full);
 		return NULL;
 	}
@@ -76,12 +83,13 @@ static const struct source *read_value_file(struct acl_compile *c, const struct 
 	sb_init(&b);
 	char chunk[65536];
 	size_t n;
-	while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+	while ((n = fread(chunk, 1, sizeof chunk, f)) > 0 && b.len <= VALUE_FILE_MAX)
 		sb_add(&b, chunk, n);
-	bool err = ferror(f);
+	bool err = ferror(f) || b.len > VALUE_FILE_MAX;
 	fclose(f);
 	if (err) {
-		diag_error(c->diags, w->loc, "cannot read value file '%s'", full);
+		diag_error(c->diags, w->loc, "cannot read value file '%s'%s", full,
+			   b.len > VALUE_FILE_MAX ? ": larger than 512 MB" : "");
 		sb_free(&b);
 		free(full);
 		return NULL;

@@ -138,8 +138,9 @@ static void load_file(struct arena *a, struct diags *d, const char *path, struct
 				return;
 			}
 		}
-		if (S_ISDIR(st.st_mode)) {
-			diag_error(d, from, "cannot read '%s': is a directory", path);
+		if (!S_ISREG(st.st_mode)) {
+			diag_error(d, from, "cannot read '%s': %s", path,
+				   S_ISDIR(st.st_mode) ? "is a directory" : "not a regular file");
 			return;
 		}
 	}

@@ -1,0 +1,58 @@
+"""Fuzz the policy compiler and the request parser for a bounded number of
+runs (libFuzzer, built by `make fuzz` into build/fuzz). A crash, leak or
+sanitizer report fails the test; the count of runs, not time, bounds it."""
+import glob
+import os
+import shutil
+import subprocess
+import tempfile
+import unittest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+FUZZ = os.path.join(ROOT, "build", "fuzz")
+
+
+def seeds_policy(d):
+    files = [os.path.join(ROOT, "conf.d", "policy.conf")]
+    files += glob.glob(os.path.join(ROOT, "tests", "golden", "**", "*.conf"), recursive=True)
+    for i, f in enumerate(files):
+        shutil.copy(f, os.path.join(d, "seed%d" % i))
+
+
+def seeds_request(d):
+    reqs = [
+        "request=smtpd_access_policy\nprotocol_state=RCPT\nclient_address=192.0.2.1\n"
+        "sender=a@b.example\nrecipient=c@d.example\n\n",
+        "sender=\nsize=12\npolicy_test_time=1700000000\n\nsender=x\n\n",
+        "noequals\n\n", "=x\n\n", "a=b\r\n\r\n",
+    ]
+    for i, r in enumerate(reqs):
+        with open(os.path.join(d, "seed%d" % i), "w") as f:
+            f.write(r)
+
+
+class FuzzTest(unittest.TestCase):
+    def run_target(self, name, seeder, runs):
+        exe = os.path.join(FUZZ, name)
+        if not os.path.exists(exe):
+            self.fail("%s is not built (make fuzz)" % exe)
+        with tempfile.TemporaryDirectory() as d:
+            corpus = os.path.join(d, "corpus")
+            os.mkdir(corpus)
+            seeder(corpus)
+            p = subprocess.run([exe, "-runs=%d" % runs, "-max_len=4096", "-seed=1",
+                                "-print_final_stats=1", corpus],
+                               cwd=d, capture_output=True, text=True)
+            self.assertEqual(p.returncode, 0,
+                             "%s failed:\n%s" % (name, p.stderr[-4000:]))
+            self.assertIn("Done %d runs" % runs, p.stderr)
+
+    def test_policy_compiler(self):
+        self.run_target("fuzz_policy", seeds_policy, 20000)
+
+    def test_request_parser(self):
+        self.run_target("fuzz_request", seeds_request, 100000)
+
+
+if __name__ == "__main__":
+    unittest.main()
