@@ -99,6 +99,8 @@ static bool run_one(struct test_run *t, const char *buf, size_t len, const char 
 	sb_init(&out);
 	vm_reply(vm, &out);
 	fwrite(out.s, 1, out.len, stdout);
+	if (t->explain)
+		fflush(stdout);          /* keep the reply next to its trace */
 	sb_free(&out);
 	vm_free(vm);
 	req_free(r);

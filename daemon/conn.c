@@ -158,6 +158,15 @@ static void conn_finish(struct conn *c, struct vm *vm)
 	c->progress = true;
 }
 
+/* The engine's resume callback: run the VM from our own event, so that no
+ * engine frame is on the stack when the connection is closed or freed. */
+static void conn_resume(struct vm *vm, void *arg)
+{
+	struct conn *c = arg;
+	assert(c->vm == vm);
+	event_active(c->resume_ev, EV_TIMEOUT, 1);
+}
+
 /*
  * Start every complete request in the buffer, in order, until one
  * suspends. Returns false when c was closed.
@@ -171,8 +180,8 @@ static bool conn_process(struct conn *c)
 		const char *err = NULL;
 		enum req_scan st = req_scan(buf, avail, &reqlen, &err);
 		if (st == REQ_SCAN_MORE) {
-			/* The buffer holds more than a whole request of the
-			 * largest size: req_scan should have said so. */
+			/* More than a whole request of the largest size and
+			 * still no end: req_scan should have said so. */
 			if (avail >= CONN_IN_MAX) {
 				conn_reject(c, "request too large");
 				return false;
@@ -191,15 +200,252 @@ static bool conn_process(struct conn *c)
 		}
 		c->in_off += reqlen;
 
-		/* mxacld always decides on its own clock, never the client's. */
+		/* mxacld decides on its own clock, never on the client's. */
 		struct timeval now;
 		event_base_gettimeofday_cached(pool->base, &now);
 		req_set_clock(c->req, false, now.tv_sec);
-		struct vm *vm = vm_new(pool->rt, pool->program, c->req, NULL, NULL);
-		(void)vm;
-		assert(0 && "replaced below");
+		struct vm *vm = vm_new(pool->rt, pool->program, c->req, conn_resume, c);
+		if (vm_run(vm) == VM_SUSPENDED) {
+			c->vm = vm;
+			break;
+		}
+		conn_finish(c, vm);
 	}
 	if (c->in_off == c->in_len)
 		c->in_off = c->in_len = 0;
 	return true;
+}
+
+/* Set the timer for c's state (see the top of the file). */
+static void conn_set_timer(struct conn *c)
+{
+	struct conn_pool *pool = c->pool;
+	enum conn_timer want;
+	if (c->vm)
+		want = CONN_TIMER_NONE;
+	else if (c->out.len > c->out_off || c->in_len > c->in_off)
+		want = CONN_TIMER_REQUEST;
+	else
+		want = CONN_TIMER_IDLE;
+
+	if (want == CONN_TIMER_NONE) {
+		if (c->timer != CONN_TIMER_NONE)
+			event_del(c->tev);
+	} else if (want == CONN_TIMER_IDLE) {
+		/* Any activity restarts the idle time. */
+		event_add(c->tev, pool->idle_tv);
+	} else if (c->timer != CONN_TIMER_REQUEST || c->progress) {
+		/* A request's time runs from when it was first seen, not from
+		 * its latest byte: a client cannot keep one alive by
+		 * trickling it. */
+		event_add(c->tev, pool->request_tv);
+	}
+	c->timer = want;
+	c->progress = false;
+}
+
+/* Make room to read; false when the buffer is full (a suspended request
+ * with a full buffer behind it). */
+static bool conn_make_room(struct conn *c)
+{
+	if (c->in_cap - c->in_len >= CONN_READ_MIN)
+		return true;
+	if (c->in_off > 0) {
+		memmove(c->in, c->in + c->in_off, c->in_len - c->in_off);
+		c->in_len -= c->in_off;
+		c->in_off = 0;
+		if (c->in_cap - c->in_len >= CONN_READ_MIN)
+			return true;
+	}
+	if (c->in_cap < CONN_IN_MAX) {
+		c->in_cap = c->in_cap * 2 < CONN_IN_MAX ? c->in_cap * 2 : CONN_IN_MAX;
+		c->in = xrealloc(c->in, c->in_cap);
+	}
+	return c->in_len < c->in_cap;
+}
+
+/* Register the events c's state asks for, and its timer. */
+static void conn_update(struct conn *c)
+{
+	bool blocked = c->out.len > c->out_off;
+	/* Blocked: stop reading, so that a client that does not read its
+	 * replies cannot make us buffer without bound. */
+	bool want_read = !blocked && (c->in_cap < CONN_IN_MAX || c->in_len - c->in_off < CONN_IN_MAX);
+	if (want_read != c->reading) {
+		if (want_read)
+			event_add(c->rev, NULL);
+		else
+			event_del(c->rev);
+		c->reading = want_read;
+	}
+	if (blocked != c->writing) {
+		if (blocked)
+			event_add(c->wev, NULL);
+		else
+			event_del(c->wev);
+		c->writing = blocked;
+	}
+	conn_set_timer(c);
+}
+
+/* After input, a finished VM or a drained output: do what can be done. */
+static void conn_serve(struct conn *c)
+{
+	if (!conn_process(c) || !conn_flush(c))
+		return;
+	conn_update(c);
+}
+
+static void conn_read_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	if (!conn_make_room(c)) {
+		conn_update(c);
+		return;
+	}
+	ssize_t n = read(fd, c->in + c->in_len, c->in_cap - c->in_len);
+	if (n > 0) {
+		c->in_len += (size_t)n;
+		conn_serve(c);
+		return;
+	}
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+		return;
+	if (n < 0)
+		log_warning("%s: read: %s; closing the connection", c->peer, strerror(errno));
+	else if (c->in_len > c->in_off && !c->vm)
+		log_warning("%s: connection closed in the middle of a request", c->peer);
+	/* A suspended request is abandoned: nobody is left to answer. */
+	conn_close(c);
+}
+
+static void conn_write_cb(evutil_socket_t fd, short what, void *arg)
+{
+	conn_serve(arg);
+}
+
+static void conn_resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	if (!c->vm || vm_run(c->vm) == VM_SUSPENDED)
+		return;
+	struct vm *vm = c->vm;
+	c->vm = NULL;
+	conn_finish(c, vm);
+	conn_serve(c);
+}
+
+static void conn_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	struct conn_pool *pool = c->pool;
+	if (c->timer == CONN_TIMER_IDLE)
+		log_info("%s: idle for %g s; closing the connection", c->peer,
+			 conn_secs(&pool->lim.idle));
+	else if (c->out.len > c->out_off)
+		log_warning("%s: timeout: replies not read for %g s; closing the connection",
+			    c->peer, conn_secs(&pool->lim.request));
+	else
+		log_warning("%s: timeout: request incomplete after %g s; closing the connection",
+			    c->peer, conn_secs(&pool->lim.request));
+	conn_close(c);
+}
+
+/* Refuse a client over the limit, logging at most once a second. */
+static void conn_refuse(struct conn_pool *pool, int fd, const char *peer)
+{
+	close(fd);
+	time_t now = time(NULL);
+	if (now == pool->refused_logged) {
+		pool->refused_quiet++;
+		return;
+	}
+	if (pool->refused_quiet)
+		log_warning("%s: connection refused: %zu connections open, the limit "
+			    "(and %lu more refused since the last such line)",
+			    peer, pool->count, pool->refused_quiet);
+	else
+		log_warning("%s: connection refused: %zu connections open, the limit", peer,
+			    pool->count);
+	pool->refused_logged = now;
+	pool->refused_quiet = 0;
+}
+
+void conn_pool_accept(int fd, const char *peer, void *arg)
+{
+	struct conn_pool *pool = arg;
+	if (pool->count >= pool->lim.max_conns) {
+		conn_refuse(pool, fd, peer);
+		return;
+	}
+	/* Replies go out as soon as they are ready; Nagle would hold the
+	 * second of two batches for the peer's delayed ACK. */
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+
+	struct conn *c = xcalloc(1, sizeof *c);
+	c->pool = pool;
+	c->fd = fd;
+	c->peer = xstrdup(peer);
+	c->rev = event_new(pool->base, fd, EV_READ | EV_PERSIST, conn_read_cb, c);
+	c->wev = event_new(pool->base, fd, EV_WRITE | EV_PERSIST, conn_write_cb, c);
+	c->tev = evtimer_new(pool->base, conn_timeout_cb, c);
+	c->resume_ev = event_new(pool->base, -1, 0, conn_resume_cb, c);
+	if (!c->rev || !c->wev || !c->tev || !c->resume_ev)
+		fatal_abort("out of memory for connection events");
+	c->in_cap = CONN_IN_FIRST;
+	c->in = xmalloc(c->in_cap);
+	sb_init(&c->out);
+	c->req = req_new();
+	c->next = pool->head;
+	if (pool->head)
+		pool->head->prev = c;
+	pool->head = c;
+	pool->count++;
+	conn_update(c);
+}
+
+struct conn_pool *conn_pool_new(struct event_base *base, struct runtime *rt,
+				struct program *program, const struct conn_limits *lim)
+{
+	struct conn_pool *pool = xcalloc(1, sizeof *pool);
+	pool->base = base;
+	pool->rt = rt;
+	pool->program = program;
+	pool->lim = *lim;
+	pool->idle_tv = event_base_init_common_timeout(base, &pool->lim.idle);
+	pool->request_tv = event_base_init_common_timeout(base, &pool->lim.request);
+	if (!pool->idle_tv || !pool->request_tv)
+		fatal_abort("cannot set up connection timeouts");
+	pool->refused_logged = -1;
+	sb_init(&pool->line);
+	return pool;
+}
+
+void conn_pool_free(struct conn_pool *pool)
+{
+	if (!pool)
+		return;
+	while (pool->head)
+		conn_close(pool->head);
+	program_unref(pool->program);
+	sb_free(&pool->line);
+	free(pool);
+}
+
+void conn_pool_set_program(struct conn_pool *pool, struct program *program)
+{
+	/* VMs in flight hold their own references to the old program. */
+	program_unref(pool->program);
+	pool->program = program;
+}
+
+struct program *conn_pool_program(const struct conn_pool *pool)
+{
+	return pool->program;
+}
+
+size_t conn_pool_count(const struct conn_pool *pool)
+{
+	return pool->count;
 }
