@@ -49,6 +49,7 @@ struct eval_ctx {
 struct acl_type {
 	const char *name;           /* as written in "acl NAME TYPE" */
 	int attr;                   /* attribute examined, or -1 */
+	bool values_optional;       /* "acl NAME TYPE" without values is fine */
 	bool (*compile)(struct acl_compile *c);
 	enum tri (*eval)(const struct acl_rt *acl, struct eval_ctx *e);
 	/* One line for the disassembler ("3 literals, 1 regex"). */

@@ -94,6 +94,15 @@ static void compile_set(struct compiler *c, const struct ast_stmt *s)
 	} else if (strcmp(name, "log") == 0) {
 		st->log = arena_strdup(a, v->s);
 	} else if (strcmp(name, "syslog_facility") == 0) {
+		static const char *fac[] = { "mail", "daemon", "user", "local0", "local1", "local2",
+					     "local3", "local4", "local5", "local6", "local7" };
+		bool known_fac = false;
+		for (size_t i = 0; i < ARRAY_LEN(fac); i++)
+			known_fac |= strcmp(v->s, fac[i]) == 0;
+		if (!known_fac)
+			diag_error(c->d, v->loc,
+				   "unknown syslog facility '%s'; use mail, daemon, user or local0..local7",
+				   v->s);
 		st->syslog_facility = arena_strdup(a, v->s);
 	} else if (strcmp(name, "daemonize") == 0) {
 		if (!yes_no(v, &st->daemonize))
@@ -139,7 +148,7 @@ static void compile_acls(struct compiler *c)
 		}
 		if (acl->type->attr >= 0)
 			p->used_attr[acl->type->attr] = true;
-		if (pa->nvals == 0 && acl->type->attr >= 0) {
+		if (pa->nvals == 0 && !acl->type->values_optional) {
 			diag_error(c->d, pa->loc, "acl '%s' has no values", pa->name);
 			continue;
 		}
@@ -170,9 +179,16 @@ static void compile_actions(struct compiler *c)
 			continue;
 		struct loc loc = pa->type ? pa->type->loc : pa->loc;
 		if (!err.in_type && pa->text) {
-			loc = pa->text->loc;
-			loc.col += (int)err.offset;
-			loc.len = (int)(err.len ? err.len : 1);
+			/* map the offset in the text back to its source position */
+			const struct ast_word *t = pa->text;
+			size_t off = err.offset < t->len ? err.offset : t->len;
+			size_t end = off + (err.len ? err.len : 1) - 1;
+			if (end > t->len)
+				end = t->len;
+			loc = t->loc;
+			loc.line = t->map_line[off];
+			loc.col = t->map_col[off];
+			loc.len = t->map_line[end] == loc.line ? t->map_col[end] - loc.col + 1 : 1;
 		}
 		diag_error(c->d, loc, "%s", err.msg ? err.msg : "bad action");
 		free((char *)err.msg);
@@ -477,8 +493,9 @@ static void own_loc(struct program *p, struct loc *l)
 	l->file = s ? s->path : arena_strdup(p->arena, l->file);
 }
 
+/* errors: d->nerrors before the files were read, so read errors count */
 static struct program *program_build(struct arena *a, struct diags *d, struct ast_list *l,
-				     const char *path, size_t src0)
+				     const char *path, size_t src0, size_t errors)
 {
 	struct program *p = xcalloc(1, sizeof *p);
 	p->refs = 1;
@@ -490,7 +507,6 @@ static struct program *program_build(struct arena *a, struct diags *d, struct as
 	keep_sources(p, d, src0, d->nsrc);
 
 	struct policy pol = { 0 };
-	size_t errors = d->nerrors;
 	policy_resolve(&pol, l, a, d);
 	struct compiler c = { .p = p, .pol = &pol, .d = d };
 	for (size_t i = 0; i < pol.nsets; i++)
@@ -539,19 +555,19 @@ static struct program *program_build(struct arena *a, struct diags *d, struct as
 struct program *program_load(const char *path, struct diags *d)
 {
 	struct arena *a = arena_new(1 << 16);
-	size_t src0 = d->nsrc;
+	size_t src0 = d->nsrc, errors = d->nerrors;
 	struct ast_list l;
 	parse_file(a, d, path, &l);
-	return program_build(a, d, &l, path, src0);
+	return program_build(a, d, &l, path, src0, errors);
 }
 
 struct program *program_load_string(const char *name, const char *text, struct diags *d)
 {
 	struct arena *a = arena_new(1 << 16);
-	size_t src0 = d->nsrc;
+	size_t src0 = d->nsrc, errors = d->nerrors;
 	struct ast_list l;
 	parse_string(a, d, name, text, &l);
-	return program_build(a, d, &l, name, src0);
+	return program_build(a, d, &l, name, src0, errors);
 }
 
 const struct settings *program_settings(const struct program *p)

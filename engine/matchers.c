@@ -117,6 +117,7 @@ static bool each_value(struct acl_compile *c, void *m, value_fn fn)
 			continue;
 		}
 		const char *p = src->text, *end = src->text + src->len;
+		size_t nvalues = 0;
 		for (int line = 1; p < end; line++) {
 			const char *nl = memchr(p, '\n', (size_t)(end - p));
 			const char *eol = nl ? nl : end, *s = p;
@@ -139,12 +140,27 @@ static bool each_value(struct acl_compile *c, void *m, value_fn fn)
 				ls--;
 			struct value v = { s, (size_t)(e - s),
 					   { src->path, line, (int)(s - ls) + 1, (int)(e - s) }, false };
-			if (v.len == 2 && s[0] == '"' && s[1] == '"') {
-				v.len = 0;
+			char *unq = NULL;
+			if (v.len >= 2 && s[0] == '"' && s[v.len - 1] == '"') {
+				/* a quoted line: literal, as a quoted word is inline */
+				unq = xmalloc(v.len);
+				size_t k = 0;
+				for (size_t q = 1; q + 1 < v.len; q++) {
+					if (s[q] == '\\' && q + 2 < v.len)
+						q++;
+					unq[k++] = s[q];
+				}
+				unq[k] = 0;
+				v.s = unq;
+				v.len = k;
 				v.quoted = true;
 			}
 			ok &= fn(c, m, &v);
+			free(unq);
+			nvalues++;
 		}
+		if (nvalues == 0)
+			diag_warning(c->diags, w->loc, "value file '%s' has no values", src->path);
 	}
 	return ok;
 }
@@ -201,6 +217,15 @@ static bool has_regex_chars(const char *s, size_t len)
 	return false;
 }
 
+/* Regex characters other than '+' ("user+tag@example.com" is suspicious). */
+static bool has_regex_chars_but_plus(const char *s, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if (s[i] != '+' && s[i] && strchr("()|[]*?^$\\{}", s[i]))
+			return true;
+	return false;
+}
+
 static bool str_add_regex(struct acl_compile *c, struct str_matcher *m, const struct value *v,
 			  const char *pat, size_t len, int coloff)
 {
@@ -243,8 +268,14 @@ static bool str_value(struct acl_compile *c, void *vm, const struct value *v)
 	}
 	if (!v->quoted && len >= 2 && s[0] == '/' && s[len - 1] == '/')
 		return str_add_regex(c, m, v, s + 1, len - 2, 1);
-	if (!v->quoted && has_regex_chars(s, len))
+	if (!v->quoted && has_regex_chars(s, len)) {
+		if (memchr(s, '@', len) && !has_regex_chars_but_plus(s, len))
+			diag_warning(c->diags, v->loc,
+				     "'%.*s' is read as a regular expression because of '+'; "
+				     "quote it to match the address itself",
+				     (int)len, s);
 		return str_add_regex(c, m, v, s, len, 0);
+	}
 	const char *at = memchr(s, '@', len);
 	if (at && memchr(at + 1, '@', len - (size_t)(at + 1 - s))) {
 		/* a quoted local part may hold '@': keep the last one as separator */
@@ -383,14 +414,59 @@ struct num_matcher {
 	int attr;
 	struct numcmp *cmp;
 	size_t n, cap;
+	const char *pending_op;     /* while compiling: an operator word */
+	struct loc pending_loc;
 };
 
-static bool is_operator(const struct value *v)
+/* The operator a value starts with, and its length (0: none). */
+static size_t operator_len(const char *s, size_t len)
 {
-	static const char *ops[] = { "<", "<=", ">", ">=", "=", "!=", "==" };
-	for (size_t i = 0; i < ARRAY_LEN(ops); i++)
-		if (v->len == strlen(ops[i]) && memcmp(v->s, ops[i], v->len) == 0)
-			return true;
+	if (len >= 2 && (s[1] == '=') && (s[0] == '<' || s[0] == '>' || s[0] == '!'))
+		return 2;
+	if (len >= 1 && (s[0] == '<' || s[0] == '>' || s[0] == '='))
+		return 1;
+	return 0;
+}
+
+static bool num_value(struct acl_compile *c, void *vm, const struct value *v)
+{
+	struct num_matcher *m = vm;
+	/* ">= 10M": an operator written as its own word waits for the next */
+	size_t op = operator_len(v->s, v->len);
+	if (op && op == v->len) {
+		if (m->pending_op) {
+			diag_error(c->diags, m->pending_loc, "operator '%s' without a number",
+				   m->pending_op);
+			return false;
+		}
+		m->pending_op = op == 2 ? (v->s[0] == '<' ? "<=" : v->s[0] == '>' ? ">=" : "!=")
+					: (v->s[0] == '<' ? "<" : v->s[0] == '>' ? ">" : "=");
+		m->pending_loc = v->loc;
+		return true;
+	}
+	/* join operator and number, dropping blanks between them */
+	char buf[64];
+	const char *pre = m->pending_op ? m->pending_op : "";
+	const char *num = v->s + op;
+	size_t numlen = v->len - op;
+	while (numlen && (*num == ' ' || *num == '\t')) {
+		num++;
+		numlen--;
+	}
+	int n = snprintf(buf, sizeof buf, "%s%.*s%.*s", pre, (int)op, v->s, (int)numlen, num);
+	struct loc loc = v->loc;
+	if (m->pending_op && m->pending_loc.line == v->loc.line) {
+		loc.len = v->loc.col + v->loc.len - m->pending_loc.col;
+		loc.col = m->pending_loc.col;
+	}
+	m->pending_op = NULL;
+	struct numcmp cmp;
+	const char *err = "too long";
+	if (n > 0 && (size_t)n < sizeof buf && numcmp_parse(buf, (size_t)n, &cmp, &err)) {
+		VEC_PUSH(m->cmp, m->n, m->cap, cmp);
+		return true;
+	}
+	diag_error(c->diags, loc, "bad number '%s': %s", buf, err);
 	return false;
 }
 
@@ -399,28 +475,10 @@ static bool num_compile(struct acl_compile *c, int attr)
 	struct num_matcher *m = arena_zalloc(c->arena, sizeof *m);
 	m->attr = attr;
 	c->data = m;
-	bool ok = true;
-	for (size_t i = 0; i < c->acl->nvals; i++) {
-		const struct ast_word *w = c->acl->vals[i];
-		struct value v = { w->s, w->len, w->loc, w->quoted };
-		char *joined = NULL;
-		/* ">= 10M": an operator written as its own word takes the next */
-		if (is_operator(&v) && i + 1 < c->acl->nvals) {
-			const struct ast_word *n = c->acl->vals[++i];
-			joined = xasprintf("%s%s", w->s, n->s);
-			v.s = joined;
-			v.len = strlen(joined);
-			v.loc.len = n->loc.col + n->loc.len - w->loc.col;
-		}
-		struct numcmp cmp;
-		const char *err;
-		if (numcmp_parse(v.s, v.len, &cmp, &err)) {
-			VEC_PUSH(m->cmp, m->n, m->cap, cmp);
-		} else {
-			diag_error(c->diags, v.loc, "bad number '%.*s': %s", (int)v.len, v.s, err);
-			ok = false;
-		}
-		free(joined);
+	bool ok = each_value(c, m, num_value);
+	if (m->pending_op) {
+		diag_error(c->diags, m->pending_loc, "operator '%s' without a number", m->pending_op);
+		ok = false;
 	}
 	return ok;
 }

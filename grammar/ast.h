@@ -28,6 +28,9 @@ struct ast_word {
 	size_t len;
 	struct loc loc;
 	bool quoted;       /* written in "double quotes" */
+	/* action text only: source line and column of each byte of s, since
+	 * quotes, escapes and continuations move text away from its columns */
+	const int *map_line, *map_col;
 };
 
 struct ast_words {

@@ -106,7 +106,9 @@ static void load_include(struct arena *a, struct diags *d, const struct ast_stmt
 		return;
 	}
 	glob_t g;
-	int rc = glob(path, GLOB_ERR, NULL, &g);
+	/* no GLOB_ERR: a pattern in a missing directory matches nothing, like
+	 * one in an empty directory */
+	int rc = glob(path, 0, NULL, &g);
 	if (rc == 0) {
 		for (size_t i = 0; i < g.gl_pathc; i++) {
 			struct stat st;

@@ -99,6 +99,10 @@ static void resolve_acl(struct policy *p, const struct ast_stmt *s, struct diags
 		return;
 	enum ast_kind kind;
 	int i = policy_lookup(p, name->s, &kind);
+	if (i == POLICY_DEFAULT_ACTION && kind == AST_ACTION) {
+		diag_error(d, name->loc, "'default' names the default action; choose another acl name");
+		return;
+	}
 	if (i >= 0 && kind == AST_ACTION) {
 		const struct loc *at = defined_at(p, kind, i);
 		diag_error(d, name->loc, "'%s' is already defined as an action at %s:%d",

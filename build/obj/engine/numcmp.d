@@ -1,2 +1,0 @@
-build/obj/engine/numcmp.o: engine/numcmp.c engine/numcmp.h
-engine/numcmp.h:
