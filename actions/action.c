@@ -571,6 +571,10 @@ static void action_emit(const struct action *act, tpl_lookup_fn lookup,
 		clean_bytes(out->s + at, n);
 	}
 
+	/* an empty value at the end must not leave "WARN odd " behind */
+	if (!act->text.constant)
+		while (out->len > t0 && (out->s[out->len - 1] == ' ' || out->s[out->len - 1] == '\t'))
+			out->len--;
 	size_t tlen = out->len - t0;
 	if (tlen == 0)
 		out->len = space;

@@ -114,8 +114,9 @@ bool action_compile(struct arena *a, const char *type, const char *text,
  * Append the reply for act to out: "action=WORD[ text]\n\n", variables
  * expanded through lookup. Expanded text is cleaned so it cannot break the
  * protocol (CR, LF and other control bytes become spaces) and the text is
- * cut at ACTION_MAX_TEXT bytes, never inside a UTF-8 sequence. When the
- * text expands to nothing, no space follows WORD. lookup may be NULL: each
+ * cut at ACTION_MAX_TEXT bytes, never inside a UTF-8 sequence. Blanks
+ * that expanded values leave at the end are dropped, and when the text
+ * expands to nothing, no space follows WORD. lookup may be NULL: each
  * reference is then written as in the config ("${sender}"). Never fails
  * and allocates nothing but the growth of out (which must be sb_init'ed);
  * lookup is called at most once per reference, synchronously.

@@ -88,8 +88,9 @@ void program_dump(const struct program *p, FILE *f)
 		}
 		uint32_t rule = p->code_rule[pc];
 		if (rule != last_rule) {
-			while (b.len - start < 48)
+			do
 				sb_addc(&b, ' ');
+			while (b.len - start < 48);
 			if (rule == NO_RULE) {
 				sb_adds(&b, "; no line matched");
 			} else {

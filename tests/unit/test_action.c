@@ -465,7 +465,7 @@ static const struct reply_case reply_cases[] = {
 	  .val = { [V_A] = "5" } },
 	{ "PREPEND", "X-Client: ${client_address}", "action=PREPEND X-Client: 192.0.2.1\n\n",
 	  .val = { [V_CLIENT_ADDRESS] = "192.0.2.1" } },
-	{ "PREPEND", "X-Client: ${client_address}", "action=PREPEND X-Client: \n\n", .val = { 0 } },
+	{ "PREPEND", "X-Client: ${client_address}", "action=PREPEND X-Client:\n\n", .val = { 0 } },
 	{ "FILTER", "smtp:[127.0.0.1]:10025", "action=FILTER smtp:[127.0.0.1]:10025\n\n", .val = { 0 } },
 	{ "redirect", "abuse@example.com", "action=REDIRECT abuse@example.com\n\n", .val = { 0 } },
 	{ "BCC", "archive@example.org", "action=BCC archive@example.org\n\n", .val = { 0 } },
@@ -475,7 +475,7 @@ static const struct reply_case reply_cases[] = {
 	/* values are cleaned: CR, LF, other control bytes and DEL */
 	{ "REJECT", "bad ${a}!", "action=REJECT bad x  y z   !\n\n",
 	  .val = { [V_A] = "x\r\ny\tz\x01\x1f\x7f" } },
-	{ "REJECT", "${a}", "action=REJECT   \n\n",
+	{ "REJECT", "${a}", "action=REJECT\n\n",
 	  .val = { [V_A] = "\r\n" } },
 	{ "REJECT", "${a}", "action=REJECT a b\n\n",
 	  .val = { [V_A] = "a\0b" }, .len = { [V_A] = 3 } },
