@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "engine/engine.h"
+#include "engine/testhooks.h"
 
 #define MXACL_VERSION "0.1"
 
@@ -207,6 +208,7 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	testhooks_register_from_env();
 	t.p = load(config, strcmp(cmd, "check") != 0);
 	if (!t.p)
 		return 1;

@@ -7,68 +7,8 @@
 #include <string.h>
 
 #include "engine/program.h"
+#include "engine/testhooks.h"
 #include "tests/unit/unit.h"
-
-/* ---- "after MS ANSWER": answers after a timer; counts its evaluations ---- */
-
-static int after_evals;
-
-struct after_data {
-	int ms;
-	enum tri answer;
-};
-
-struct after_pending {
-	struct vm_wait *w;
-	struct event *ev;
-	enum tri answer;
-};
-
-static bool after_compile(struct acl_compile *c)
-{
-	struct after_data *d = arena_zalloc(c->arena, sizeof *d);
-	if (c->acl->nvals != 2)
-		return false;
-	d->ms = atoi(c->acl->vals[0]->s);
-	const char *a = c->acl->vals[1]->s;
-	d->answer = !strcmp(a, "yes") ? TRI_TRUE : !strcmp(a, "no") ? TRI_FALSE : TRI_TEMPFAIL;
-	c->data = d;
-	return true;
-}
-
-static void after_fire(evutil_socket_t fd, short what, void *arg)
-{
-	struct after_pending *pd = arg;
-	(void)fd;
-	(void)what;
-	event_free(pd->ev);
-	vm_wait_done(pd->w, pd->answer);
-	free(pd);
-}
-
-static enum tri after_eval(const struct acl_rt *acl, struct eval_ctx *e)
-{
-	const struct after_data *d = acl_data(acl);
-	after_evals++;
-	struct after_pending *pd = malloc(sizeof *pd);
-	pd->w = vm_wait_begin(e);
-	pd->answer = d->answer;
-	pd->ev = evtimer_new(runtime_base(e->rt), after_fire, pd);
-	struct timeval tv = { 0, d->ms * 1000 };
-	evtimer_add(pd->ev, &tv);
-	return TRI_PENDING;
-}
-
-static void after_describe(const struct acl_rt *acl, struct strbuf *out)
-{
-	(void)acl;
-	sb_adds(out, "after");
-}
-
-static const struct acl_type after_type = {
-	.name = "after", .attr = -1, .compile = after_compile, .eval = after_eval,
-	.describe = after_describe,
-};
 
 /* ---- helpers ------------------------------------------------------------- */
 
@@ -207,28 +147,29 @@ END_TEST
 
 START_TEST(test_suspend_on_timer)
 {
-	acl_type_register(&after_type);
+	testhooks_register();
 	struct event_base *base = event_base_new();
 	struct runtime *rt = runtime_new(base);
-	struct program *p = compile_ok("acl slow after 20 yes\n"
-				       "acl other after 5 no\n"
+	struct program *p = compile_ok("acl slow test_sleep 20 yes\n"
+				       "acl other test_sleep 5 no\n"
 				       "acl x sender x@y\n"
 				       "action r REJECT slow\n"
 				       "access x other r\n"
 				       "access x slow r\n"
 				       "access slow r\n");
-	after_evals = 0;
+	testhooks_sleep_evals = 0;
 	int susp;
 	char *got = run(rt, base, p, "sender=x@y\n\n", &susp);
 	ck_assert_str_eq(got, "action=REJECT slow\n\n");
 	ck_assert_msg(susp == 2, "got %d suspensions, want 2 (other, then slow)", susp);
-	ck_assert_msg(after_evals == 2, "got %d evaluations, want 2 (each acl once)", after_evals);
+	ck_assert_msg(testhooks_sleep_evals == 2, "got %lu evaluations, want 2 (each acl once)",
+		      testhooks_sleep_evals);
 	free(got);
 	/* the sender does not match: slow is not evaluated until line 3 */
-	after_evals = 0;
+	testhooks_sleep_evals = 0;
 	got = run(rt, base, p, "sender=q@y\n\n", &susp);
 	ck_assert_str_eq(got, "action=REJECT slow\n\n");
-	ck_assert_int_eq(after_evals, 1);
+	ck_assert_uint_eq(testhooks_sleep_evals, 1);
 	free(got);
 	program_unref(p);
 	runtime_free(rt);
@@ -238,10 +179,10 @@ END_TEST
 
 START_TEST(test_many_suspended_and_abandoned)
 {
-	acl_type_register(&after_type);
+	testhooks_register();
 	struct event_base *base = event_base_new();
 	struct runtime *rt = runtime_new(base);
-	struct program *p = compile_ok("acl slow after 10 yes\naction r REJECT x\naccess slow r\n");
+	struct program *p = compile_ok("acl slow test_sleep 10 yes\naction r REJECT x\naccess slow r\n");
 	enum { N = 20 };
 	struct request *r[N];
 	struct vm *vm[N];
@@ -285,10 +226,10 @@ END_TEST
 
 START_TEST(test_tempfail_modes)
 {
-	acl_type_register(&after_type);
+	testhooks_register();
 	struct event_base *base = event_base_new();
 	struct runtime *rt = runtime_new(base);
-	struct program *p = compile_ok("acl t after 1 tempfail\naction r REJECT x\n"
+	struct program *p = compile_ok("acl t test_sleep 1 tempfail\naction r REJECT x\n"
 				       "action default DEFER_IF_PERMIT later\n"
 				       "access t r\naccess !t r\n");
 	/* default: a temporary failure does not match, so !t matches */
