@@ -22,8 +22,6 @@
 
 #include <assert.h>
 #include <errno.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -378,11 +376,6 @@ void conn_pool_accept(int fd, const char *peer, void *arg)
 		conn_refuse(pool, fd, peer);
 		return;
 	}
-	/* Replies go out as soon as they are ready; Nagle would hold the
-	 * second of two batches for the peer's delayed ACK. */
-	int one = 1;
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-
 	struct conn *c = xcalloc(1, sizeof *c);
 	c->pool = pool;
 	c->fd = fd;

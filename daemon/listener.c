@@ -11,6 +11,7 @@
 #include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -325,10 +326,13 @@ static void listener_accept_cb(struct evconnlistener *evl, evutil_socket_t fd,
 {
 	struct listener *l = arg;
 	char peer[INET6_ADDRSTRLEN + 16];
-	if (l->path)
-		snprintf(peer, sizeof peer, "unix");
-	else
+	if (!l->path) {
+		/* Replies go out as soon as they are ready; Nagle would hold
+		 * the second of two batches for the peer's delayed ACK. */
+		int one = 1;
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 		listener_format_addr(sa, peer, sizeof peer);
+	}
 	l->cb(fd, l->path ? l->name : peer, l->arg);
 }
 

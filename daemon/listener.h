@@ -24,7 +24,7 @@ struct listener;
 
 /* How unix socket files are created. */
 struct listener_perms {
-	int mode;     /* permission bits; -1: 0666 less the umask */
+	int mode;     /* permission bits; -1: as bind(2) makes it (0777 less the umask) */
 	uid_t uid;    /* (uid_t)-1: leave as created */
 	gid_t gid;    /* (gid_t)-1: leave as created */
 };

@@ -43,7 +43,8 @@ struct request {
 enum req_scan {
 	REQ_SCAN_MORE,      /* no complete request yet; read more */
 	REQ_SCAN_COMPLETE,  /* *reqlen bytes hold one request */
-	REQ_SCAN_ERROR,     /* protocol or limit violation; *err says which */
+	REQ_SCAN_ERROR,     /* protocol or limit violation (also an empty
+			       request: a blank line first); *err says which */
 };
 
 /*

@@ -14,7 +14,8 @@ FUZZ = os.path.join(ROOT, "build", "fuzz")
 
 def seeds_policy(d):
     files = [os.path.join(ROOT, "conf.d", "policy.conf")]
-    files += glob.glob(os.path.join(ROOT, "tests", "golden", "**", "*.conf"), recursive=True)
+    files += [f for f in glob.glob(os.path.join(ROOT, "tests", "golden", "**", "*.conf"),
+                                   recursive=True) if os.path.isfile(f)]
     for i, f in enumerate(files):
         shutil.copy(f, os.path.join(d, "seed%d" % i))
 

@@ -28,6 +28,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 # What mxacld logs when a SIGHUP has been dealt with (see daemon/main.c).
 RELOAD_DONE = re.compile(r"reload: (\S+ loaded|\S+ has errors; still serving)")
+STARTED = re.compile(r"mxacld\[\d+\]: mxacld \S+ started: ")
 SANITIZER = re.compile(r"ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:")
 
 
@@ -239,6 +240,11 @@ class Mxacld:
                                      % (self.proc.returncode, self.log_text()))
             try:
                 connect(self.endpoint, timeout=1.0).close()
+                # Sockets listen before the daemon is done starting (it
+                # drops privileges after binding); its "started" line comes
+                # from the running loop, when the log is ours to read.
+                if self.log_mode == "stderr":
+                    self.wait_log(STARTED.pattern, max(1.0, deadline - time.monotonic()))
                 return self
             except OSError:
                 pass

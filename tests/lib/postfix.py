@@ -519,6 +519,9 @@ class _OwnMxacld:
         if self.proc:
             self.logf.close()
         self.proc = None
+        if self.dir:
+            shutil.rmtree(self.dir, ignore_errors=True)
+            self.dir = None
 
     def log_text(self):
         try:
@@ -528,16 +531,44 @@ class _OwnMxacld:
             return ""
 
 
+class _SharedMxacld:
+    """mxtest.Mxacld, stopped by stop() (which checks its exit status and
+    sanitizer output) and then removed with its directory."""
+
+    def __init__(self, d):
+        self.d = d
+
+    def start(self):
+        _live.add(self)
+        try:
+            self.d.start()
+        except BaseException:
+            self.d.cleanup()
+            _live.discard(self)
+            raise
+        return self
+
+    def stop(self):
+        _live.discard(self)
+        try:
+            self.d.stop()
+        finally:
+            self.d.cleanup()
+
+    def log_text(self):
+        return self.d.log_text()
+
+
 def start_mxacld(conf_text, listen, extra_args=()):
     """Start the mxacld under test ($MXACL_BUILD/mxacld) with conf_text on
     the endpoint listen ("inet:HOST:PORT" / "unix:PATH"); returns an object
-    with stop() and log_text()."""
+    with stop() and log_text(). stop() raises when the daemon did not exit
+    cleanly or a sanitizer reported something."""
     if mxtest is not None and hasattr(mxtest, "Mxacld"):
-        d = mxtest.Mxacld(conf_text, listen=listen, extra_args=list(extra_args))
+        d = _SharedMxacld(mxtest.Mxacld(conf_text, listen=listen, extra_args=list(extra_args)))
     else:
         d = _OwnMxacld(conf_text, listen, extra_args)
-    d.start()
-    return d
+    return d.start()
 
 
 def mxacld_ready():

@@ -1,0 +1,549 @@
+/*
+ * mxacld - the mxacl policy server for Postfix: flags and config settings,
+ * start-up in the order a daemon needs (load the policy, open the log,
+ * bind, detach, write the pid file, drop root, then the event loop), and
+ * the signals: SIGHUP reloads the policy, SIGTERM and SIGINT stop.
+ *
+ * Start-up problems are fatal (a message on stderr, exit 1); once serving,
+ * nothing a client or a reload does stops the daemon.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "daemon/conn.h"
+#include "daemon/listener.h"
+#include "daemon/proc.h"
+#include "engine/engine.h"
+#include "engine/testhooks.h"
+#include "grammar/diag.h"
+#include "util/log.h"
+#include "util/util.h"
+
+#define MXACLD_VERSION "0.1"
+#define MXACLD_CONFIG "/etc/mxacl/policy.conf"
+#define MXACLD_LISTEN "inet:127.0.0.1:10040"
+
+/* Limits; the timeouts are longer than Postfix's own waits, so that Postfix
+ * (smtpd_policy_service_max_idle = 300s) closes an idle connection first. */
+#define MXACLD_MAX_CONNS 1024
+#define MXACLD_IDLE_TIMEOUT 600
+#define MXACLD_REQUEST_TIMEOUT 30
+/* Descriptors beyond the clients: listeners, log, backends. */
+#define MXACLD_SPARE_FDS 64
+
+/* What the command line set; unset values are NULL or -1. */
+struct opts {
+	const char *config;
+	const char **listen;
+	size_t nlisten, caplisten;
+	const char *user;
+	const char *pidfile;
+	int daemonize;
+	int socket_mode;
+	const char *socket_owner;
+	const char *log;
+	const char *syslog_facility;
+	struct conn_limits lim;
+};
+
+/* The running daemon, for the signal callbacks. */
+struct daemon {
+	struct opts opts;
+	char *config_path;             /* absolute once detached */
+	struct settings boot;          /* the config's settings at start-up
+	                                  (copies), to spot changes on reload */
+	char *pidfile;                 /* absolute; NULL: none */
+	struct event_base *base;
+	struct runtime *rt;
+	struct conn_pool *pool;
+	struct listener **ls;
+	size_t nls, capls;
+	struct event *sig_ev[3];
+	struct event *flush_ev;
+};
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: mxacld [options]\n"
+		"  -c, --config FILE         policy file (default " MXACLD_CONFIG ")\n"
+		"  -l, --listen ENDPOINT     inet:HOST:PORT, inet:[ADDR]:PORT or unix:PATH;\n"
+		"                            repeatable (default " MXACLD_LISTEN ")\n"
+		"      --socket-mode OCTAL   permissions of unix sockets (e.g. 0660)\n"
+		"      --socket-owner USER[:GROUP]  owner of unix sockets\n"
+		"      --user USER           run as USER after binding (start as root)\n"
+		"      --pidfile FILE        write the PID to FILE; removed at exit\n"
+		"  -d, --daemonize           detach from the terminal\n"
+		"  -f, --foreground          stay in the foreground (the default)\n"
+		"      --log DEST            stderr, syslog or a file (default stderr;\n"
+		"                            syslog with -d)\n"
+		"      --syslog-facility NAME  mail (default), daemon, user, local0..local7\n"
+		"  -h, --help                this text\n"
+		"  -V, --version             the version\n"
+		"Flags override the config's \"set\" statements. SIGHUP reloads the policy;\n"
+		"SIGTERM stops.\n");
+}
+
+/* Whether the log goes somewhere else than stderr. */
+static bool log_elsewhere;
+/* The daemon being started, whose sockets a fatal error must remove. */
+static struct daemon *starting;
+
+/* A start-up error: on stderr, and in the log if it goes elsewhere. */
+static void NORETURN PRINTF_LIKE(1, 2) die(const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "mxacld: fatal: %s\n", msg);
+	if (log_elsewhere)
+		log_error("%s", msg);
+	for (size_t i = 0; starting && i < starting->nls; i++)
+		listener_close(starting->ls[i]);
+	log_close();
+	exit(1);
+}
+
+static void NORETURN PRINTF_LIKE(1, 2) usage_error(const char *fmt, ...)
+{
+	va_list ap;
+	fputs("mxacld: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputs("\nTry 'mxacld --help'.\n", stderr);
+	exit(2);
+}
+
+/* Seconds for a hidden timeout flag: positive, fractions allowed. */
+static struct timeval parse_seconds(const char *flag, const char *s)
+{
+	char *end;
+	errno = 0;
+	double v = strtod(s, &end);
+	if (!*s || *end || errno || !(v > 0) || v > 1e7)
+		usage_error("%s: want a number of seconds, got \"%s\"", flag, s);
+	struct timeval tv = { (time_t)v, (suseconds_t)((v - (double)(time_t)v) * 1e6) };
+	return tv;
+}
+
+enum {
+	OPT_USER = 256, OPT_PIDFILE, OPT_SOCKET_MODE, OPT_SOCKET_OWNER, OPT_LOG,
+	OPT_SYSLOG_FACILITY,
+	/* Hidden: for tests and for operators who read the source. Not in
+	 * the config, so that the language does not grow knobs for them. */
+	OPT_IDLE_TIMEOUT, OPT_REQUEST_TIMEOUT, OPT_MAX_CONNECTIONS,
+};
+
+static void parse_args(int argc, char **argv, struct opts *o)
+{
+	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "listen", required_argument, NULL, 'l' },
+		{ "daemonize", no_argument, NULL, 'd' },
+		{ "foreground", no_argument, NULL, 'f' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ "user", required_argument, NULL, OPT_USER },
+		{ "pidfile", required_argument, NULL, OPT_PIDFILE },
+		{ "socket-mode", required_argument, NULL, OPT_SOCKET_MODE },
+		{ "socket-owner", required_argument, NULL, OPT_SOCKET_OWNER },
+		{ "log", required_argument, NULL, OPT_LOG },
+		{ "syslog-facility", required_argument, NULL, OPT_SYSLOG_FACILITY },
+		{ "idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT },
+		{ "request-timeout", required_argument, NULL, OPT_REQUEST_TIMEOUT },
+		{ "max-connections", required_argument, NULL, OPT_MAX_CONNECTIONS },
+		{ NULL, 0, NULL, 0 },
+	};
+	int ch;
+	char *end;
+
+	*o = (struct opts){ .daemonize = -1, .socket_mode = -1 };
+	o->lim.max_conns = MXACLD_MAX_CONNS;
+	o->lim.idle.tv_sec = MXACLD_IDLE_TIMEOUT;
+	o->lim.request.tv_sec = MXACLD_REQUEST_TIMEOUT;
+	while ((ch = getopt_long(argc, argv, "c:l:dfhV", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'c':
+			o->config = optarg;
+			break;
+		case 'l':
+			VEC_PUSH(o->listen, o->nlisten, o->caplisten, optarg);
+			break;
+		case 'd':
+			o->daemonize = 1;
+			break;
+		case 'f':
+			o->daemonize = 0;
+			break;
+		case 'h':
+			usage(stdout);
+			exit(0);
+		case 'V':
+			printf("mxacld %s\n", MXACLD_VERSION);
+			exit(0);
+		case OPT_USER:
+			o->user = optarg;
+			break;
+		case OPT_PIDFILE:
+			o->pidfile = optarg;
+			break;
+		case OPT_SOCKET_MODE: {
+			long m = strtol(optarg, &end, 8);
+			if (!*optarg || *end || m < 0 || m > 07777)
+				usage_error("--socket-mode: want an octal mode such as 0660, got \"%s\"",
+					    optarg);
+			o->socket_mode = (int)m;
+			break;
+		}
+		case OPT_SOCKET_OWNER:
+			o->socket_owner = optarg;
+			break;
+		case OPT_LOG:
+			o->log = optarg;
+			break;
+		case OPT_SYSLOG_FACILITY:
+			o->syslog_facility = optarg;
+			break;
+		case OPT_IDLE_TIMEOUT:
+			o->lim.idle = parse_seconds("--idle-timeout", optarg);
+			break;
+		case OPT_REQUEST_TIMEOUT:
+			o->lim.request = parse_seconds("--request-timeout", optarg);
+			break;
+		case OPT_MAX_CONNECTIONS: {
+			errno = 0;
+			unsigned long n = strtoul(optarg, &end, 10);
+			if (!*optarg || *end || errno || n < 1 || n > 1000000)
+				usage_error("--max-connections: want 1..1000000, got \"%s\"", optarg);
+			o->lim.max_conns = n;
+			break;
+		}
+		default:
+			fputs("Try 'mxacld --help'.\n", stderr);
+			exit(2);
+		}
+	}
+	if (optind < argc)
+		usage_error("unexpected argument \"%s\"", argv[optind]);
+	if (!o->config)
+		o->config = MXACLD_CONFIG;
+}
+
+static char *dup_or_null(const char *s)
+{
+	return s ? xstrdup(s) : NULL;
+}
+
+/* Keep the config's start-up settings past the program they came from. */
+static void settings_copy(struct settings *dst, const struct settings *src)
+{
+	*dst = *src;
+	dst->listen = src->nlisten ? xcalloc(src->nlisten, sizeof *dst->listen) : NULL;
+	for (size_t i = 0; i < src->nlisten; i++)
+		dst->listen[i] = xstrdup(src->listen[i]);
+	dst->user = dup_or_null(src->user);
+	dst->pidfile = dup_or_null(src->pidfile);
+	dst->socket_owner = dup_or_null(src->socket_owner);
+	dst->log = dup_or_null(src->log);
+	dst->syslog_facility = dup_or_null(src->syslog_facility);
+}
+
+static void settings_free(struct settings *s)
+{
+	for (size_t i = 0; i < s->nlisten; i++)
+		free((char *)s->listen[i]);
+	free(s->listen);
+	free((char *)s->user);
+	free((char *)s->pidfile);
+	free((char *)s->socket_owner);
+	free((char *)s->log);
+	free((char *)s->syslog_facility);
+}
+
+static bool str_same(const char *a, const char *b)
+{
+	return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+static bool listen_same(const struct settings *a, const struct settings *b)
+{
+	if (a->nlisten != b->nlisten)
+		return false;
+	for (size_t i = 0; i < a->nlisten; i++)
+		if (strcmp(a->listen[i], b->listen[i]) != 0)
+			return false;
+	return true;
+}
+
+/*
+ * Start-up settings are applied once (sockets are bound and root is gone
+ * by the time of a reload): say so for each one a reload would change.
+ */
+static void warn_startup_changes(const struct daemon *d, const struct settings *now)
+{
+	const struct opts *o = &d->opts;
+	const struct settings *b = &d->boot;
+	struct {
+		const char *name;
+		bool overridden, same;
+	} s[] = {
+		{ "listen", o->nlisten > 0, listen_same(b, now) },
+		{ "user", o->user != NULL, str_same(b->user, now->user) },
+		{ "pidfile", o->pidfile != NULL, str_same(b->pidfile, now->pidfile) },
+		{ "daemonize", o->daemonize >= 0, b->daemonize == now->daemonize },
+		{ "socket_mode", o->socket_mode >= 0, b->socket_mode == now->socket_mode },
+		{ "socket_owner", o->socket_owner != NULL,
+		  str_same(b->socket_owner, now->socket_owner) },
+		{ "log", o->log != NULL, str_same(b->log, now->log) },
+		{ "syslog_facility", o->syslog_facility != NULL,
+		  str_same(b->syslog_facility, now->syslog_facility) },
+	};
+	for (size_t i = 0; i < ARRAY_LEN(s); i++)
+		if (!s[i].overridden && !s[i].same)
+			log_warning("reload: \"set %s\" changed; it takes effect when mxacld is "
+				    "restarted", s[i].name);
+}
+
+/* Each diagnostic as one log line, its level as the line's level. */
+static void log_diags(const struct diags *dg)
+{
+	for (size_t i = 0; i < dg->n; i++) {
+		const struct diag *r = &dg->v[i];
+		char where[PATH_MAX + 32];
+		if (r->loc.line > 0)
+			snprintf(where, sizeof where, "%s:%d:%d", r->loc.file, r->loc.line,
+				 r->loc.col);
+		else
+			snprintf(where, sizeof where, "%s", r->loc.file);
+		if (r->level == DIAG_ERROR)
+			log_error("%s: %s", where, r->msg);
+		else if (r->level == DIAG_WARNING)
+			log_warning("%s: %s", where, r->msg);
+		else
+			log_info("%s: note: %s", where, r->msg);
+	}
+}
+
+/*
+ * SIGHUP: compile the config again; switch to it only when it loads
+ * without errors. Requests in flight finish on the program they started
+ * on (their VMs hold it).
+ */
+static void reload(struct daemon *d)
+{
+	char err[512];
+	struct diags dg;
+	diags_init(&dg);
+	if (!log_reopen(err, sizeof err))
+		log_warning("reload: %s", err);
+	struct program *p = program_load(d->config_path, &dg);
+	log_diags(&dg);
+	if (!p) {
+		log_error("reload: %s has errors; still serving the previous policy",
+			  d->config_path);
+		diags_free(&dg);
+		return;
+	}
+	diags_free(&dg);
+	warn_startup_changes(d, program_settings(p));
+	conn_pool_set_program(d->pool, p);
+	log_info("reload: %s loaded", d->config_path);
+}
+
+/* SIGTERM, SIGINT: stop accepting, drop the clients, leave the loop. */
+static void stop(struct daemon *d, int sig)
+{
+	log_info("stopping on %s", strsignal(sig));
+	for (size_t i = 0; i < d->nls; i++)
+		listener_close(d->ls[i]);
+	d->nls = 0;
+	conn_pool_free(d->pool);
+	d->pool = NULL;
+	event_base_loopbreak(d->base);
+}
+
+static void signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+	struct daemon *d = arg;
+	if (!d->pool)
+		return;     /* stopping: signals caught in the same pass */
+	if (sig == SIGHUP)
+		reload(arg);
+	else
+		stop(arg, (int)sig);
+}
+
+static void flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+	log_flush();
+}
+
+/* Log lines wait for the end of the loop iteration: one write for all. */
+static void flush_hook(void *arg)
+{
+	event_active(arg, EV_TIMEOUT, 1);
+}
+
+/* Enough descriptors for max_conns clients, if the hard limit allows. */
+static void raise_fd_limit(size_t max_conns)
+{
+	struct rlimit rl;
+	rlim_t need = (rlim_t)max_conns + MXACLD_SPARE_FDS;
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= need)
+		return;
+	rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= need ? need : rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur < need)
+		log_warning("only %lu file descriptors (RLIMIT_NOFILE): fewer than %zu clients can "
+			    "be served at once", (unsigned long)rl.rlim_cur, max_conns);
+}
+
+int main(int argc, char **argv)
+{
+	struct daemon d = { 0 };
+	struct opts *o = &d.opts;
+	struct strbuf err;
+	char errbuf[512];
+	sigset_t sigs, oldsigs;
+
+	/* A client that goes away must not kill us on write. */
+	signal(SIGPIPE, SIG_IGN);
+	/* Hold these until the loop handles them: a SIGHUP that arrives
+	 * while we start must not kill us (its default action). */
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGHUP);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	sigprocmask(SIG_BLOCK, &sigs, &oldsigs);
+
+	parse_args(argc, argv, o);
+	testhooks_register_from_env();
+	sb_init(&err);
+	starting = &d;
+
+	/* The policy first: everything else may come from its settings. */
+	struct diags dg;
+	diags_init(&dg);
+	struct program *prog = program_load(o->config, &dg);
+	if (dg.n)
+		diags_print(&dg, stderr);
+	if (!prog) {
+		fprintf(stderr, "mxacld: fatal: %s: %zu error%s\n", o->config, dg.nerrors,
+			dg.nerrors == 1 ? "" : "s");
+		exit(1);
+	}
+	diags_free(&dg);
+	const struct settings *set = program_settings(prog);
+	settings_copy(&d.boot, set);
+
+	/* Flags win over "set" statements. */
+	const char **listen = o->nlisten ? o->listen : set->listen;
+	size_t nlisten = o->nlisten ? o->nlisten : set->nlisten;
+	static const char *default_listen[] = { MXACLD_LISTEN };
+	if (nlisten == 0) {
+		listen = default_listen;
+		nlisten = 1;
+	}
+	bool daemonize = (o->daemonize >= 0 ? o->daemonize : set->daemonize) == 1;
+	int socket_mode = o->socket_mode >= 0 ? o->socket_mode : set->socket_mode;
+	const char *socket_owner = o->socket_owner ? o->socket_owner : set->socket_owner;
+	const char *user = o->user ? o->user : set->user;
+	const char *pidfile = o->pidfile ? o->pidfile : set->pidfile;
+	const char *logdest = o->log ? o->log : set->log ? set->log
+						   : daemonize ? "syslog" : "stderr";
+	const char *facility = o->syslog_facility ? o->syslog_facility : set->syslog_facility;
+
+	if (!log_open(logdest, "mxacld", facility, errbuf, sizeof errbuf))
+		die("%s", errbuf);
+	log_elsewhere = strcmp(logdest, "stderr") != 0;
+
+	struct listener_perms perms = { .mode = socket_mode, .uid = (uid_t)-1, .gid = (gid_t)-1 };
+	if (socket_owner && !proc_owner(socket_owner, &perms.uid, &perms.gid, &err))
+		die("socket owner %s: %s", socket_owner, err.s);
+	for (size_t i = 0; i < nlisten; i++) {
+		sb_reset(&err);
+		if (!listener_open(listen[i], &perms, &d.ls, &d.nls, &d.capls, &err))
+			die("cannot listen on %s: %s", listen[i], err.s);
+	}
+	raise_fd_limit(o->lim.max_conns);
+
+	/* Paths are kept absolute: a detached daemon lives in "/". */
+	d.config_path = daemonize ? proc_abs_path(o->config) : xstrdup(o->config);
+	d.pidfile = pidfile ? proc_abs_path(pidfile) : NULL;
+	int ready_fd = -1;
+	sb_reset(&err);
+	if (daemonize) {
+		if (!proc_daemonize(&ready_fd, &err))
+			die("%s", err.s);
+		log_refresh_pid();
+	}
+	if (d.pidfile && !proc_write_pidfile(d.pidfile, &err))
+		die("%s", err.s);
+	if (user && !proc_drop_privileges(user, &err))
+		die("%s", err.s);
+
+	/* The loop, after the fork: an epoll descriptor is not inherited. */
+	d.base = event_base_new();
+	if (!d.base)
+		die("cannot create the event loop");
+	d.rt = runtime_new(d.base);
+	d.pool = conn_pool_new(d.base, d.rt, prog, &o->lim);
+	for (size_t i = 0; i < d.nls; i++)
+		if (!listener_start(d.ls[i], d.base, conn_pool_accept, d.pool))
+			die("cannot accept on %s", listener_name(d.ls[i]));
+	static const int sig_list[] = { SIGHUP, SIGTERM, SIGINT };
+	for (size_t i = 0; i < ARRAY_LEN(sig_list); i++) {
+		d.sig_ev[i] = evsignal_new(d.base, sig_list[i], signal_cb, &d);
+		if (!d.sig_ev[i] || evsignal_add(d.sig_ev[i], NULL) < 0)
+			die("cannot handle signal %d", sig_list[i]);
+	}
+	d.flush_ev = event_new(d.base, -1, 0, flush_cb, NULL);
+	log_set_flush_hook(flush_hook, d.flush_ev);
+	sigprocmask(SIG_SETMASK, &oldsigs, NULL);
+
+	sb_reset(&err);
+	for (size_t i = 0; i < d.nls; i++)
+		sb_printf(&err, "%s%s", i ? " " : "", listener_name(d.ls[i]));
+	log_info("mxacld %s started: policy %s, listening on %s", MXACLD_VERSION,
+		 d.config_path, err.s);
+	if (ready_fd >= 0)
+		proc_daemon_ready(ready_fd, strcmp(logdest, "stderr") == 0);
+
+	event_base_dispatch(d.base);
+
+	/* Normally stop() has closed these; also when the loop ran dry. */
+	for (size_t i = 0; i < d.nls; i++)
+		listener_close(d.ls[i]);
+	conn_pool_free(d.pool);
+	log_set_flush_hook(NULL, NULL);
+	event_free(d.flush_ev);
+	for (size_t i = 0; i < ARRAY_LEN(d.sig_ev); i++)
+		event_free(d.sig_ev[i]);
+	runtime_free(d.rt);
+	event_base_free(d.base);
+	sb_reset(&err);
+	if (d.pidfile && !proc_remove_pidfile(d.pidfile, &err))
+		log_warning("%s", err.s);
+	log_info("stopped");
+	log_close();
+
+	settings_free(&d.boot);
+	free(d.ls);
+	free(o->listen);
+	free(d.config_path);
+	free(d.pidfile);
+	sb_free(&err);
+	return 0;
+}

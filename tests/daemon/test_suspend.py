@@ -1,0 +1,84 @@
+"""Requests that wait: a request suspended on an asynchronous lookup (the
+test_sleep acl, a libevent timer, enabled by MXACL_TEST_HOOKS=1) must not
+hold up other connections; replies on its own connection stay in request
+order; a client that leaves while its request waits costs nothing."""
+import os
+import threading
+import time
+import unittest
+
+from mxtest import Mxacld, PolicyConn, fmt_request
+
+os.environ["MXACL_TEST_HOOKS"] = "1"
+
+CONF = """
+acl slow_sender sender slow@example.com
+acl nap test_sleep 400
+acl nap_fail test_sleep 50 tempfail
+acl failing sender fail@example.com
+action slept REJECT slept ${recipient}
+action quick OK
+action failed REJECT should not happen
+access failing nap_fail failed
+access slow_sender nap slept
+access quick
+"""
+
+
+class SuspendTest(unittest.TestCase):
+    def setUp(self):
+        self.d = Mxacld(CONF)
+        self.d.start()
+
+    def tearDown(self):
+        self.d.stop()
+
+    def test_others_served_while_one_waits(self):
+        done = {}
+
+        def slow():
+            with PolicyConn(self.d.endpoint) as c:
+                done["slow"] = c.request({"sender": "slow@example.com", "recipient": "r@x"})
+                done["slow_at"] = time.monotonic()
+
+        t = threading.Thread(target=slow)
+        t.start()
+        time.sleep(0.05)
+        quick_at = []
+        with PolicyConn(self.d.endpoint) as c:
+            for i in range(50):
+                self.assertEqual(c.request({"sender": "q%d@example.com" % i}), "action=OK")
+            quick_at.append(time.monotonic())
+        t.join(10)
+        self.assertEqual(done.get("slow"), "action=REJECT slept r@x")
+        # the quick connection finished while the slow one still waited
+        self.assertLess(quick_at[0], done["slow_at"])
+
+    def test_pipelined_replies_keep_order(self):
+        reqs = [{"sender": "slow@example.com", "recipient": "a"},
+                {"sender": "x@example.com"},
+                {"sender": "slow@example.com", "recipient": "b"},
+                {"sender": "y@example.com"}]
+        with PolicyConn(self.d.endpoint) as c:
+            c.send_raw(b"".join(fmt_request(r) for r in reqs))
+            got = [c.recv_reply() for _ in reqs]
+        self.assertEqual(got, ["action=REJECT slept a", "action=OK",
+                               "action=REJECT slept b", "action=OK"])
+
+    def test_client_leaves_while_waiting(self):
+        for _ in range(5):
+            c = PolicyConn(self.d.endpoint)
+            c.send(({"sender": "slow@example.com", "recipient": "gone"}))
+            c.close()
+        time.sleep(0.6)          # let the timers fire into abandoned requests
+        with PolicyConn(self.d.endpoint) as c:
+            self.assertEqual(c.request({"sender": "z@example.com"}), "action=OK")
+        # stop() in tearDown insists on a clean exit with no sanitizer report
+
+    def test_temporary_failure_does_not_match(self):
+        with PolicyConn(self.d.endpoint) as c:
+            self.assertEqual(c.request({"sender": "fail@example.com"}), "action=OK")
+
+
+if __name__ == "__main__":
+    unittest.main()
