@@ -145,13 +145,10 @@ static bool action_fail(struct action_error *err, bool in_type, size_t offset,
 {
 	if (!err)
 		return false;
-	struct strbuf b;
 	va_list ap;
-	sb_init(&b);
 	va_start(ap, fmt);
-	sb_vprintf(&b, fmt, ap);
+	err->msg = xvasprintf(fmt, ap);
 	va_end(ap);
-	err->msg = b.s;
 	err->in_type = in_type;
 	err->offset = offset;
 	err->len = len ? len : 1;

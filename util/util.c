@@ -55,15 +55,21 @@ char *xstrndup(const char *s, size_t n)
 	return p;
 }
 
-char *xasprintf(const char *fmt, ...)
+char *xvasprintf(const char *fmt, va_list ap)
 {
 	struct strbuf b;
-	va_list ap;
 	sb_init(&b);
-	va_start(ap, fmt);
 	sb_vprintf(&b, fmt, ap);
-	va_end(ap);
 	return b.s;
+}
+
+char *xasprintf(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	char *s = xvasprintf(fmt, ap);
+	va_end(ap);
+	return s;
 }
 
 void grow_array(void **arr, size_t *cap, size_t need, size_t sz)
@@ -175,14 +181,12 @@ char *arena_strdup(struct arena *a, const char *s)
 
 char *arena_printf(struct arena *a, const char *fmt, ...)
 {
-	struct strbuf b;
 	va_list ap;
-	sb_init(&b);
 	va_start(ap, fmt);
-	sb_vprintf(&b, fmt, ap);
+	char *tmp = xvasprintf(fmt, ap);
 	va_end(ap);
-	char *p = arena_strndup(a, b.s, b.len);
-	sb_free(&b);
+	char *p = arena_strdup(a, tmp);
+	free(tmp);
 	return p;
 }
 

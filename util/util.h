@@ -32,6 +32,7 @@ char *xstrdup(const char *s);
 char *xstrndup(const char *s, size_t n);
 /* Return a malloc'ed formatted string; the caller frees it. */
 char *xasprintf(const char *fmt, ...) PRINTF_LIKE(1, 2);
+char *xvasprintf(const char *fmt, va_list ap);
 /* Print "mxacl: fatal: ..." on stderr and abort(). */
 void fatal_abort(const char *fmt, ...) PRINTF_LIKE(1, 2) NORETURN;
 

@@ -149,7 +149,9 @@ class PolicyThroughPostfix:
         qid = self.postfix.send_message("hold@" + DOMAIN)
         m = self.postfix.wait_queued(qid)
         self.assertEqual(m.get("queue_name"), "hold", "got %r%s" % (m, self.context()))
-        self.assertIn("parked by mxacl", self.postfix.log_text())
+        # smtpd logs the policy's reason (the maillog is written a moment later)
+        pf.wait_for("the HOLD reason in the maillog",
+                    lambda: "parked by mxacl" in self.postfix.log_text())
 
     def test_prepend_adds_the_header_with_attributes_expanded(self):
         qid = self.postfix.send_message("prepend@" + DOMAIN)
