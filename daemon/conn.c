@@ -151,7 +151,7 @@ static void conn_finish(struct conn *c, struct vm *vm)
 	vm_reply(vm, &c->out);
 	sb_reset(&pool->line);
 	vm_log_line(vm, &pool->line);
-	log_info("%s", pool->line.s);
+	log_info_line(pool->line.s, pool->line.len);
 	vm_free(vm);
 	c->progress = true;
 }

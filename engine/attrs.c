@@ -17,14 +17,22 @@ static const char *const names[ATTR_COUNT] = {
 
 #define ATTR_TABLE 256
 static signed char table[ATTR_TABLE];
+static unsigned char lens[ATTR_COUNT];
 static bool table_ready;
+
+/* Cheap and enough for these 32 names: length and three bytes. */
+static size_t attr_hash(const char *s, size_t len)
+{
+	return (len * 37u + (unsigned char)s[0] * 7u + (unsigned char)s[len - 1] * 13u +
+		(unsigned char)s[len / 2] * 3u) & (ATTR_TABLE - 1);
+}
 
 static void attrs_init(void)
 {
 	memset(table, -1, sizeof table);
 	for (int i = 0; i < ATTR_COUNT; i++) {
-		uint64_t h = hash_bytes(names[i], strlen(names[i]), false);
-		size_t k = h & (ATTR_TABLE - 1);
+		lens[i] = (unsigned char)strlen(names[i]);
+		size_t k = attr_hash(names[i], lens[i]);
 		while (table[k] >= 0)
 			k = (k + 1) & (ATTR_TABLE - 1);
 		table[k] = (signed char)i;
@@ -41,12 +49,13 @@ int attr_lookup(const char *name, size_t len)
 {
 	if (!table_ready)
 		attrs_init();
-	uint64_t h = hash_bytes(name, len, false);
-	for (size_t k = h & (ATTR_TABLE - 1);; k = (k + 1) & (ATTR_TABLE - 1)) {
+	if (len == 0)
+		return -1;
+	for (size_t k = attr_hash(name, len);; k = (k + 1) & (ATTR_TABLE - 1)) {
 		int i = table[k];
 		if (i < 0)
 			return -1;
-		if (strncmp(names[i], name, len) == 0 && names[i][len] == 0)
+		if (lens[i] == len && memcmp(names[i], name, len) == 0)
 			return i;
 	}
 }

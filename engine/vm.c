@@ -402,19 +402,25 @@ void vm_reply(struct vm *vm, struct strbuf *out)
 	action_reply(&vm->p->actions[vm->action].act, vm_lookup, vm, out);
 }
 
-/* "<value>" with '\', '>' and control bytes escaped so a replay can parse it. */
+/* "<value>" with \\, > and control bytes escaped, so a replay can parse it. */
 static void log_value(struct strbuf *out, const struct req_value *v)
 {
 	sb_addc(out, '<');
+	uint32_t run = 0;                /* start of bytes that need no escape */
 	for (uint32_t i = 0; i < v->len; i++) {
 		unsigned char ch = (unsigned char)v->s[i];
-		if (ch == '\\' || ch == '>')
-			sb_addc(out, '\\');
+		if (ch != '\\' && ch != '>' && ch >= 0x20 && ch != 0x7f)
+			continue;
+		sb_add(out, v->s + run, i - run);
 		if (ch < 0x20 || ch == 0x7f)
 			sb_printf(out, "\\x%02x", ch);
-		else
+		else {
+			sb_addc(out, '\\');
 			sb_addc(out, (char)ch);
+		}
+		run = i + 1;
 	}
+	sb_add(out, v->s + run, v->len - run);
 	sb_addc(out, '>');
 }
 
@@ -423,21 +429,31 @@ void vm_log_line(struct vm *vm, struct strbuf *out)
 	const struct program *p = vm->p;
 	const struct request *r = vm->req;
 	const struct req_value *name = &r->v[ATTR_client_name], *addr = &r->v[ATTR_client_address];
-	sb_printf(out, "decision client=%.*s[%.*s]", (int)(name->len ? name->len : 7),
-		  name->len ? name->s : "unknown", (int)addr->len, addr->s);
+	sb_adds(out, "decision client=");
+	if (name->len)
+		sb_add(out, name->s, name->len);
+	else
+		sb_adds(out, "unknown");
+	sb_addc(out, '[');
+	sb_add(out, addr->s, addr->len);
+	sb_addc(out, ']');
 	static const struct {
 		enum attr_id id;
 		const char *label;
 	} fixed[] = { { ATTR_helo_name, "helo" }, { ATTR_sender, "from" }, { ATTR_recipient, "to" } };
 	for (size_t i = 0; i < ARRAY_LEN(fixed); i++) {
-		sb_printf(out, " %s=", fixed[i].label);
+		sb_addc(out, ' ');
+		sb_adds(out, fixed[i].label);
+		sb_addc(out, '=');
 		log_value(out, &r->v[fixed[i].id]);
 	}
 	for (int a = 0; a < ATTR_COUNT; a++) {
 		if (!p->used_attr[a] || a == ATTR_client_name || a == ATTR_client_address ||
 		    a == ATTR_helo_name || a == ATTR_sender || a == ATTR_recipient)
 			continue;
-		sb_printf(out, " %s=", attr_name((enum attr_id)a));
+		sb_addc(out, ' ');
+		sb_adds(out, attr_name((enum attr_id)a));
+		sb_addc(out, '=');
 		log_value(out, &r->v[a]);
 	}
 	if (vm->rule == NO_RULE)

@@ -120,16 +120,19 @@ static void log_add(const char *s, size_t n)
 	lg.len += n;
 }
 
-static void log_vemit(enum log_level level, const char *fmt, va_list ap)
+/* Write one finished message (mlen bytes, no newline) as a log line. */
+static void log_emit(enum log_level level, const char *m, size_t mlen)
 {
 	int saved_errno = errno;   /* callers may log and then look at errno */
+	if (mlen >= LOG_MSG_MAX)
+		mlen = LOG_MSG_MAX - 1;
 
 	if (lg.kind == LOG_KIND_SYSLOG) {
 		char msg[LOG_MSG_MAX];
-		int n = vsnprintf(msg, sizeof msg, fmt, ap);
-		if (n >= 0)
-			log_clean(msg, strlen(msg));
-		syslog(log_level_prio[level], "%s%s", log_level_text[level], n < 0 ? fmt : msg);
+		memcpy(msg, m, mlen);
+		msg[mlen] = 0;
+		log_clean(msg, mlen);
+		syslog(log_level_prio[level], "%s%s", log_level_text[level], msg);
 		errno = saved_errno;
 		return;
 	}
@@ -145,21 +148,9 @@ static void log_vemit(enum log_level level, const char *fmt, va_list ap)
 	}
 	log_add(lg.prefix, lg.prefixlen);
 	log_add(log_level_text[level], strlen(log_level_text[level]));
-
 	char *msg = lg.buf + lg.len;
-	int n = vsnprintf(msg, LOG_MSG_MAX, fmt, ap);
-	size_t mlen;
-	if (n < 0) {
-		mlen = strlen(fmt) < LOG_MSG_MAX - 1 ? strlen(fmt) : LOG_MSG_MAX - 1;
-		memcpy(msg, fmt, mlen);
-	} else if ((size_t)n >= LOG_MSG_MAX) {
-		mlen = LOG_MSG_MAX - 1;
-		memcpy(msg + mlen - 3, "...", 3);
-	} else {
-		mlen = (size_t)n;
-	}
+	log_add(m, mlen);
 	log_clean(msg, mlen);
-	lg.len += mlen;
 	lg.buf[lg.len++] = '\n';
 
 	if (level != LOG_LEVEL_INFO || lg.hook == NULL)
@@ -167,6 +158,24 @@ static void log_vemit(enum log_level level, const char *fmt, va_list ap)
 	else if (was_empty)
 		lg.hook(lg.hook_arg);
 	errno = saved_errno;
+}
+
+static void log_vemit(enum log_level level, const char *fmt, va_list ap)
+{
+	char msg[LOG_MSG_MAX];
+	int n = vsnprintf(msg, sizeof msg, fmt, ap);
+	if (n < 0)
+		log_emit(level, fmt, strlen(fmt));
+	else if ((size_t)n >= sizeof msg) {
+		memcpy(msg + sizeof msg - 4, "...", 3);
+		log_emit(level, msg, sizeof msg - 1);
+	} else
+		log_emit(level, msg, (size_t)n);
+}
+
+void log_info_line(const char *msg, size_t len)
+{
+	log_emit(LOG_LEVEL_INFO, msg, len);
 }
 
 void log_info(const char *fmt, ...)

@@ -54,6 +54,8 @@ void log_set_flush_hook(void (*hook)(void *arg), void *arg);
 void log_flush(void);
 
 void log_info(const char *fmt, ...) PRINTF_LIKE(1, 2);
+/* An info line that is already formatted (the hot path: decisions). */
+void log_info_line(const char *msg, size_t len);
 void log_warning(const char *fmt, ...) PRINTF_LIKE(1, 2);
 void log_error(const char *fmt, ...) PRINTF_LIKE(1, 2);
 
