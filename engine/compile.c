@@ -352,9 +352,8 @@ static void build_run_index(struct compiler *c, struct run *run)
 		bool empty;
 		str_acl_literals(acl, &sets, &empty);
 		for (int f = 0; f < FORM_COUNT; f++) {
-			size_t nk = f == FORM_EMPTY ? (empty ? 1 : 0) : strmap_count(sets[f] ? sets[f] : NULL);
-			if (f != FORM_EMPTY && !sets[f])
-				nk = 0;
+			/* FORM_EMPTY has no set: its one key is "" when the acl has "" */
+			size_t nk = f == FORM_EMPTY ? (empty ? 1 : 0) : strmap_count(sets[f]);
 			for (size_t k = 0; k < nk; k++) {
 				size_t klen = 0;
 				const char *key = f == FORM_EMPTY ? "" : strmap_key_at(sets[f], k, &klen);
@@ -380,7 +379,6 @@ static void build_run_index(struct compiler *c, struct run *run)
 		total += lists[k].n;
 	run->lines = arena_alloc(p->arena, (total ? total : 1) * sizeof *run->lines);
 	size_t off = 0;
-	uint32_t maxlen = 0;
 	for (size_t k = 0; k < nlists; k++) {
 		run->list_off[k] = (uint32_t)off;
 		memcpy(run->lines + off, lists[k].v, lists[k].n * sizeof *run->lines);
@@ -389,7 +387,6 @@ static void build_run_index(struct compiler *c, struct run *run)
 	}
 	run->list_off[nlists] = (uint32_t)off;
 	free(lists);
-	(void)maxlen;
 }
 
 static void emit_run(struct compiler *c, size_t first, size_t last, int attr, uint32_t *rule_start)
@@ -584,8 +581,6 @@ void program_ref(struct program *p)
 {
 	p->refs++;
 }
-
-void vm_pool_free(struct vm *pool);
 
 void program_unref(struct program *p)
 {

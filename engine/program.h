@@ -102,6 +102,9 @@ struct program {
 /* Check the program's invariants (bc_verify in verify.c): NULL if sound. */
 const char *program_verify(const struct program *p);
 
+/* Free a program's pool of idle VMs (vm.c; program_unref calls it). */
+void vm_pool_free(struct vm *pool);
+
 /* Template variables: ids 0..ATTR_COUNT-1 are request attributes. */
 int program_var_resolve(void *ctx, const char *name, size_t len);
 

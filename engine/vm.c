@@ -128,7 +128,6 @@ void vm_free(struct vm *vm)
 	vm_release(vm);
 }
 
-void vm_pool_free(struct vm *pool);
 void vm_pool_free(struct vm *pool)
 {
 	while (pool) {

@@ -53,7 +53,6 @@ struct ast_list {
 
 void ast_list_init(struct ast_list *l);
 void ast_list_append(struct ast_list *l, struct ast_stmt *s);
-/* Replace statement at *pos by the list l (used to splice includes). */
 
 /* Build a statement; the words are copied into arena a, ws is emptied. */
 struct ast_stmt *ast_stmt_new(struct arena *a, enum ast_kind kind, struct loc loc,

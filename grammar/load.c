@@ -124,6 +124,20 @@ static void load_include(struct arena *a, struct diags *d, const struct ast_stmt
 	free(path);
 }
 
+/* Append a file's statements to out, each include replaced by its files. */
+static void splice(struct arena *a, struct diags *d, const struct ast_list *stmts,
+		   const struct load_frame *fr, int depth, struct ast_list *out)
+{
+	struct ast_stmt *s, *next;
+	for (s = stmts->head; s; s = next) {
+		next = s->next;
+		if (s->kind == AST_INCLUDE)
+			load_include(a, d, s, fr, depth, out);
+		else
+			ast_list_append(out, s);
+	}
+}
+
 static void load_file(struct arena *a, struct diags *d, const char *path, struct loc from,
 		      const struct load_frame *up, int depth, struct ast_list *out)
 {
@@ -158,14 +172,7 @@ static void load_file(struct arena *a, struct diags *d, const char *path, struct
 	parse_buffer(&ctx, text, len);
 
 	struct load_frame fr = { .path = ctx.file, .dev = st.st_dev, .ino = st.st_ino, .up = up };
-	struct ast_stmt *s, *next;
-	for (s = ctx.out.head; s; s = next) {
-		next = s->next;
-		if (s->kind == AST_INCLUDE)
-			load_include(a, d, s, &fr, depth, out);
-		else
-			ast_list_append(out, s);
-	}
+	splice(a, d, &ctx.out, &fr, depth, out);
 }
 
 void parse_file(struct arena *a, struct diags *d, const char *path, struct ast_list *out)
@@ -185,12 +192,5 @@ void parse_string(struct arena *a, struct diags *d, const char *name, const char
 	const struct source *src = diags_source(d, ctx.file);
 	parse_buffer(&ctx, src->text, len);
 	struct load_frame fr = { .path = ctx.file };
-	struct ast_stmt *s, *next;
-	for (s = ctx.out.head; s; s = next) {
-		next = s->next;
-		if (s->kind == AST_INCLUDE)
-			load_include(a, d, s, &fr, 0, out);
-		else
-			ast_list_append(out, s);
-	}
+	splice(a, d, &ctx.out, &fr, 0, out);
 }
