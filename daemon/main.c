@@ -23,6 +23,7 @@
 #include "daemon/conn.h"
 #include "daemon/listener.h"
 #include "daemon/proc.h"
+#include "backends/store.h"
 #include "engine/engine.h"
 #include "engine/testhooks.h"
 #include "grammar/diag.h"
@@ -38,6 +39,8 @@
 #define MXACLD_MAX_CONNS 1024
 #define MXACLD_IDLE_TIMEOUT 600
 #define MXACLD_REQUEST_TIMEOUT 30
+/* How often the memory store is written to --state-file, in seconds. */
+#define MXACLD_STATE_INTERVAL 300
 /* Descriptors beyond the clients: listeners, log, backends. */
 #define MXACLD_SPARE_FDS 64
 
@@ -53,6 +56,9 @@ struct opts {
 	const char *socket_owner;
 	const char *log;
 	const char *syslog_facility;
+	const char *store;
+	const char *state_file;
+	double state_interval;     /* hidden: seconds between state saves */
 	struct conn_limits lim;
 };
 
@@ -70,6 +76,8 @@ struct daemon {
 	size_t nls, capls;
 	struct event *sig_ev[3];
 	struct event *flush_ev;
+	char *state_file;              /* absolute; NULL: none */
+	struct event *state_ev;        /* periodic save of the memory store */
 };
 
 static void usage(FILE *out)
@@ -88,6 +96,10 @@ static void usage(FILE *out)
 		"      --log DEST            stderr, syslog or a file (default stderr;\n"
 		"                            syslog with -d)\n"
 		"      --syslog-facility NAME  mail (default), daemon, user, local0..local7\n"
+		"      --store URL           greylist and rate state: memory (default),\n"
+		"                            redis://[:PASSWORD@]HOST:PORT[/DB][?prefix=P]\n"
+		"                            or redis+unix:///PATH\n"
+		"      --state-file FILE     keep the memory store in FILE across restarts\n"
 		"  -h, --help                this text\n"
 		"  -V, --version             the version\n"
 		"Flags override the config's \"set\" statements. SIGHUP reloads the policy;\n"
@@ -141,10 +153,10 @@ static struct timeval parse_seconds(const char *flag, const char *s)
 
 enum {
 	OPT_USER = 256, OPT_PIDFILE, OPT_SOCKET_MODE, OPT_SOCKET_OWNER, OPT_LOG,
-	OPT_SYSLOG_FACILITY,
+	OPT_SYSLOG_FACILITY, OPT_STORE, OPT_STATE_FILE,
 	/* Hidden: for tests and for operators who read the source. Not in
 	 * the config, so that the language does not grow knobs for them. */
-	OPT_IDLE_TIMEOUT, OPT_REQUEST_TIMEOUT, OPT_MAX_CONNECTIONS,
+	OPT_IDLE_TIMEOUT, OPT_REQUEST_TIMEOUT, OPT_MAX_CONNECTIONS, OPT_STATE_INTERVAL,
 };
 
 static void parse_args(int argc, char **argv, struct opts *o)
@@ -165,6 +177,9 @@ static void parse_args(int argc, char **argv, struct opts *o)
 		{ "idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT },
 		{ "request-timeout", required_argument, NULL, OPT_REQUEST_TIMEOUT },
 		{ "max-connections", required_argument, NULL, OPT_MAX_CONNECTIONS },
+		{ "store", required_argument, NULL, OPT_STORE },
+		{ "state-file", required_argument, NULL, OPT_STATE_FILE },
+		{ "state-interval", required_argument, NULL, OPT_STATE_INTERVAL },
 		{ NULL, 0, NULL, 0 },
 	};
 	int ch;
@@ -217,6 +232,17 @@ static void parse_args(int argc, char **argv, struct opts *o)
 		case OPT_SYSLOG_FACILITY:
 			o->syslog_facility = optarg;
 			break;
+		case OPT_STORE:
+			o->store = optarg;
+			break;
+		case OPT_STATE_FILE:
+			o->state_file = optarg;
+			break;
+		case OPT_STATE_INTERVAL: {
+			struct timeval tv = parse_seconds("--state-interval", optarg);
+			o->state_interval = (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
+			break;
+		}
 		case OPT_IDLE_TIMEOUT:
 			o->lim.idle = parse_seconds("--idle-timeout", optarg);
 			break;
@@ -259,6 +285,8 @@ static void settings_copy(struct settings *dst, const struct settings *src)
 	dst->socket_owner = dup_or_null(src->socket_owner);
 	dst->log = dup_or_null(src->log);
 	dst->syslog_facility = dup_or_null(src->syslog_facility);
+	dst->store = dup_or_null(src->store);
+	dst->state_file = dup_or_null(src->state_file);
 }
 
 static void settings_free(struct settings *s)
@@ -271,6 +299,8 @@ static void settings_free(struct settings *s)
 	free((char *)s->socket_owner);
 	free((char *)s->log);
 	free((char *)s->syslog_facility);
+	free((char *)s->store);
+	free((char *)s->state_file);
 }
 
 static bool str_same(const char *a, const char *b)
@@ -310,6 +340,8 @@ static void warn_startup_changes(const struct daemon *d, const struct settings *
 		{ "log", o->log != NULL, str_same(b->log, now->log) },
 		{ "syslog_facility", o->syslog_facility != NULL,
 		  str_same(b->syslog_facility, now->syslog_facility) },
+		{ "store", o->store != NULL, str_same(b->store, now->store) },
+		{ "state_file", o->state_file != NULL, str_same(b->state_file, now->state_file) },
 	};
 	for (size_t i = 0; i < ARRAY_LEN(s); i++)
 		if (!s[i].overridden && !s[i].same)
@@ -363,6 +395,23 @@ static void reload(struct daemon *d)
 	log_info("reload: %s loaded", d->config_path);
 }
 
+/* Write the memory store to the state file (atomically: tmp + rename). */
+static void save_state(struct daemon *d)
+{
+	char *err = NULL;
+	if (!d->state_file)
+		return;
+	if (!store_memory_save(runtime_store(d->rt), d->state_file, &err)) {
+		log_error("state: %s", err);
+		free(err);
+	}
+}
+
+static void state_cb(evutil_socket_t fd, short what, void *arg)
+{
+	save_state(arg);
+}
+
 /* SIGTERM, SIGINT: stop accepting, drop the clients, leave the loop. */
 static void stop(struct daemon *d, int sig)
 {
@@ -408,6 +457,39 @@ static void raise_fd_limit(size_t max_conns)
 	if (setrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur < need)
 		log_warning("only %lu file descriptors (RLIMIT_NOFILE): fewer than %zu clients can "
 			    "be served at once", (unsigned long)rl.rlim_cur, max_conns);
+}
+
+/*
+ * The state store: the memory store (the runtime's own) or a URL's; a
+ * memory store is loaded from the state file and saved to it every
+ * MXACLD_STATE_INTERVAL seconds and at exit. A store that is down is not
+ * fatal: its acls answer as temporary failures until it is back.
+ */
+static void open_store(struct daemon *d, const char *url, const char *state_file, bool abs)
+{
+	char *err = NULL;
+	if (url && strcmp(url, "memory")) {
+		struct store *st = store_open(d->base, url, &err);
+		if (!st)
+			die("%s", err);
+		runtime_set_store(d->rt, st);
+		if (state_file)
+			die("--state-file keeps the memory store; the store is %s", url);
+		return;
+	}
+	if (!state_file)
+		return;
+	d->state_file = abs ? proc_abs_path(state_file) : xstrdup(state_file);
+	if (!store_memory_load(runtime_store(d->rt), d->state_file, time(NULL), &err)) {
+		log_error("state: %s; starting with an empty store", err);
+		free(err);
+	} else {
+		log_info("state: kept in %s", d->state_file);
+	}
+	double every = d->opts.state_interval > 0 ? d->opts.state_interval : MXACLD_STATE_INTERVAL;
+	struct timeval tv = { (time_t)every, (suseconds_t)((every - (double)(time_t)every) * 1e6) };
+	d->state_ev = event_new(d->base, -1, EV_PERSIST, state_cb, d);
+	event_add(d->state_ev, &tv);
 }
 
 int main(int argc, char **argv)
@@ -499,6 +581,8 @@ int main(int argc, char **argv)
 	if (!d.base)
 		die("cannot create the event loop");
 	d.rt = runtime_new(d.base);
+	open_store(&d, o->store ? o->store : set->store,
+		   o->state_file ? o->state_file : set->state_file, daemonize);
 	d.pool = conn_pool_new(d.base, d.rt, prog, &o->lim);
 	for (size_t i = 0; i < d.nls; i++)
 		if (!listener_start(d.ls[i], d.base, conn_pool_accept, d.pool))
@@ -531,6 +615,10 @@ int main(int argc, char **argv)
 	event_free(d.flush_ev);
 	for (size_t i = 0; i < ARRAY_LEN(d.sig_ev); i++)
 		event_free(d.sig_ev[i]);
+	save_state(&d);
+	if (d.state_ev)
+		event_free(d.state_ev);
+	free(d.state_file);
 	runtime_free(d.rt);
 	event_base_free(d.base);
 	sb_reset(&err);

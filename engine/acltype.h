@@ -17,6 +17,7 @@
 #include <stdbool.h>
 #include <time.h>
 
+#include "engine/engine.h"
 #include "engine/request.h"
 #include "grammar/diag.h"
 #include "grammar/policy.h"
@@ -35,8 +36,31 @@ struct acl_compile {
 	const struct pol_acl *acl;  /* name, type word, value words */
 	void *data;                 /* out: the compiled matcher */
 	bool indexable;             /* out: literal strings only (see compile.c) */
-	bool stateful;              /* out: counts or records when evaluated */
+	bool stateful;              /* out: counts or records when evaluated, so
+				       the compiler tests it last on its line */
+	int tempfail;               /* out: a "tempfail=" value (enum
+				       tempfail_mode), or -1 for the global one */
 };
+
+/*
+ * Values that lookups give to action text: ${greylist_remaining}, ... Ids
+ * follow the request attributes' (ATTR_COUNT + n).
+ */
+#define VAR_LIST(X)            \
+	X(greylist_remaining)  \
+	X(greylist_age)        \
+	X(rate_count)
+
+enum var_id {
+	VAR_BASE = ATTR_COUNT - 1,
+#define X(n) VAR_##n,
+	VAR_LIST(X)
+#undef X
+	VAR_END
+};
+
+/* Parse "tempfail=match|nomatch|default" into *mode; false if not one. */
+bool tempfail_parse(const char *value, int *mode);
 
 /* What a type's eval function gets. */
 struct eval_ctx {
@@ -80,6 +104,12 @@ struct vm_wait *vm_wait_begin(struct eval_ctx *e);
 void vm_wait_done(struct vm_wait *w, enum tri answer);
 /* The event loop of the runtime (for timers and sockets of lookups). */
 struct event_base *runtime_base(struct runtime *rt);
+
+/* Give ${var} a value for this request (copied into the request's arena). */
+void eval_set_var(struct eval_ctx *e, enum var_id var, const char *value);
+/* The same from an asynchronous answer, before vm_wait_done; a no-op when
+ * the request was abandoned. */
+void vm_wait_set_var(struct vm_wait *w, enum var_id var, const char *value);
 
 /* Local time of the request's clock, computed once per request. */
 const struct tm *eval_localtime(struct eval_ctx *e);

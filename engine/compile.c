@@ -36,11 +36,34 @@ struct compiler {
 
 int program_var_resolve(void *ctx, const char *name, size_t len)
 {
+	static const char *const vars[] = {
+#define X(n) #n,
+		VAR_LIST(X)
+#undef X
+	};
 	struct program *p = ctx;
 	int id = attr_lookup(name, len);
-	if (id >= 0)
+	if (id >= 0) {
 		p->used_attr[id] = true;
-	return id;
+		return id;
+	}
+	for (size_t i = 0; i < ARRAY_LEN(vars); i++)
+		if (strlen(vars[i]) == len && memcmp(vars[i], name, len) == 0)
+			return VAR_BASE + 1 + (int)i;
+	return -1;
+}
+
+bool tempfail_parse(const char *v, int *mode)
+{
+	if (!strcmp(v, "nomatch"))
+		*mode = TEMPFAIL_NOMATCH;
+	else if (!strcmp(v, "match"))
+		*mode = TEMPFAIL_MATCH;
+	else if (!strcmp(v, "default"))
+		*mode = TEMPFAIL_DEFAULT;
+	else
+		return false;
+	return true;
 }
 
 /* ---- settings ------------------------------------------------------------ */
@@ -61,7 +84,7 @@ static void compile_set(struct compiler *c, const struct ast_stmt *s)
 	struct settings *st = &c->p->settings;
 	struct arena *a = c->p->arena;
 	static const char *known = "listen, user, pidfile, daemonize, socket_mode, socket_owner, "
-				   "log, syslog_facility";
+				   "log, syslog_facility, store, state_file, tempfail";
 	if (s->nw < 2) {
 		diag_error(c->d, s->loc, "set needs a name and a value: set NAME VALUE...");
 		return;
@@ -93,6 +116,13 @@ static void compile_set(struct compiler *c, const struct ast_stmt *s)
 		st->socket_owner = arena_strdup(a, v->s);
 	} else if (strcmp(name, "log") == 0) {
 		st->log = arena_strdup(a, v->s);
+	} else if (strcmp(name, "store") == 0) {
+		st->store = arena_strdup(a, v->s);
+	} else if (strcmp(name, "state_file") == 0) {
+		st->state_file = arena_strdup(a, v->s);
+	} else if (strcmp(name, "tempfail") == 0) {
+		if (!tempfail_parse(v->s, &st->tempfail))
+			diag_error(c->d, v->loc, "tempfail takes match, nomatch or default");
 	} else if (strcmp(name, "syslog_facility") == 0) {
 		static const char *fac[] = { "mail", "daemon", "user", "local0", "local1", "local2",
 					     "local3", "local4", "local5", "local6", "local7" };
@@ -152,10 +182,15 @@ static void compile_acls(struct compiler *c)
 			diag_error(c->d, pa->loc, "acl '%s' has no values", pa->name);
 			continue;
 		}
-		struct acl_compile ac = { .arena = p->arena, .diags = c->d, .acl = pa };
+		struct acl_compile ac = { .arena = p->arena, .diags = c->d, .acl = pa, .tempfail = -1 };
 		size_t errors = c->d->nerrors;
 		bool ok = acl->type->compile(&ac);
 		acl->data = ac.data;
+		acl->stateful = ac.stateful;
+		if (ac.tempfail >= 0)
+			acl->tempfail = (enum tempfail_mode)ac.tempfail;
+		else if (p->settings.tempfail >= 0)
+			acl->tempfail = (enum tempfail_mode)p->settings.tempfail;
 		acl->indexable = ok && ac.indexable && c->d->nerrors == errors;
 		if (!ok && c->d->nerrors == errors)
 			diag_error(c->d, pa->loc, "acl '%s' does not compile", pa->name);
@@ -192,6 +227,26 @@ static void compile_actions(struct compiler *c)
 		}
 		diag_error(c->d, loc, "%s", err.msg ? err.msg : "bad action");
 		free((char *)err.msg);
+	}
+}
+
+/*
+ * A greylist or rate acl records state when evaluated, so it must only be
+ * evaluated when everything else on its line matched: move such terms to
+ * the end of each line, keeping their order (a stable partition).
+ */
+static void order_stateful_last(struct compiler *c)
+{
+	for (size_t i = 0; i < c->pol->nrules; i++) {
+		struct pol_rule *r = &c->pol->rules[i];
+		struct pol_term *tmp = xmalloc((r->nterms ? r->nterms : 1) * sizeof *tmp);
+		size_t k = 0;
+		for (int pass = 0; pass < 2; pass++)
+			for (size_t t = 0; t < r->nterms; t++)
+				if (c->p->acls[r->terms[t].acl].stateful == (pass == 1))
+					tmp[k++] = r->terms[t];
+		memcpy(r->terms, tmp, r->nterms * sizeof *tmp);
+		free(tmp);
 	}
 }
 
@@ -500,6 +555,7 @@ static struct program *program_build(struct arena *a, struct diags *d, struct as
 	p->path = xstrdup(path);
 	p->settings.daemonize = -1;
 	p->settings.socket_mode = -1;
+	p->settings.tempfail = -1;
 	diags_init(&p->sources);
 	keep_sources(p, d, src0, d->nsrc);
 
@@ -510,8 +566,10 @@ static struct program *program_build(struct arena *a, struct diags *d, struct as
 		compile_set(&c, pol.sets[i]);
 	compile_acls(&c);
 	compile_actions(&c);
-	if (d->nerrors == errors)
+	if (d->nerrors == errors) {
+		order_stateful_last(&c);
 		check_rules(&c);
+	}
 	if (d->nerrors == errors) {
 		p->nrules = (uint32_t)pol.nrules;
 		p->rules = arena_alloc(a, (pol.nrules ? pol.nrules : 1) * sizeof *p->rules);

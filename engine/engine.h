@@ -36,6 +36,9 @@ struct settings {
 	const char *socket_owner;   /* "USER[:GROUP]" for unix sockets; NULL */
 	const char *log;            /* "stderr", "syslog" or a file; NULL */
 	const char *syslog_facility;/* "mail" (default), "local0".."local7" */
+	const char *store;          /* state store URL ("memory", "redis://..."); NULL */
+	const char *state_file;     /* memory store persistence; NULL */
+	int tempfail;               /* default tempfail mode of acls; -1 not set */
 };
 
 /*
@@ -54,9 +57,17 @@ void program_dump(const struct program *p, FILE *out);
 /* The main config file the program came from. */
 const char *program_path(const struct program *p);
 
-/* base: the event loop asynchronous lookups run on (not owned). */
+/*
+ * base: the event loop asynchronous lookups run on (not owned). The runtime
+ * starts with an embedded memory store.
+ */
 struct runtime *runtime_new(struct event_base *base);
-void runtime_free(struct runtime *rt);          /* NULL is a no-op */
+void runtime_free(struct runtime *rt);          /* NULL is a no-op; closes the store */
+struct store;
+/* Replace the state store (the runtime owns it; the old one is closed). */
+void runtime_set_store(struct runtime *rt, struct store *s);
+/* The runtime's state store (never NULL: memory unless set otherwise). */
+struct store *runtime_store(struct runtime *rt);
 
 enum vm_status {
 	VM_DONE,        /* a verdict: vm_reply / vm_log_line may be called */

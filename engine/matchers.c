@@ -22,6 +22,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "backends/acl_state.h"
 #include "engine/cidr.h"
 #include "engine/numcmp.h"
 #include "engine/program.h"
@@ -680,6 +681,12 @@ const struct acl_type *acl_type_find(const char *name)
 		return &day_type;
 	if (ascii_ieq(name, "time"))
 		return &time_type;
+	static const struct acl_type *const state_types[] = {
+		&acl_greylist_type, &acl_greylisting_type, &acl_rate_type,
+	};
+	for (size_t i = 0; i < ARRAY_LEN(state_types); i++)
+		if (ascii_ieq(name, state_types[i]->name))
+			return state_types[i];
 	for (size_t i = nextra; i-- > 0;)
 		if (ascii_ieq(name, extra[i]->name))
 			return extra[i];
@@ -691,10 +698,12 @@ static const char *acl_type_name_at(size_t i, void *ctx)
 	(void)ctx;
 	if (i < ATTR_COUNT)
 		return i == ATTR_policy_test_time ? "day" : attr_types[i].name;
+	static const char *const more[] = { "time", "greylist", "greylisting", "rate" };
 	i -= ATTR_COUNT;
-	if (i == 0)
-		return "time";
-	return i - 1 < nextra ? extra[i - 1]->name : NULL;
+	if (i < ARRAY_LEN(more))
+		return more[i];
+	i -= ARRAY_LEN(more);
+	return i < nextra ? extra[i]->name : NULL;
 }
 
 const char *acl_type_suggest(const char *name)

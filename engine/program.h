@@ -29,6 +29,7 @@ struct acl_rt {
 	int run;                    /* run that indexes it (memo shortcut), or -1 */
 	enum tempfail_mode tempfail;
 	bool indexable;
+	bool stateful;
 };
 
 struct action_rt {
@@ -105,7 +106,8 @@ const char *program_verify(const struct program *p);
 /* Free a program's pool of idle VMs (vm.c; program_unref calls it). */
 void vm_pool_free(struct vm *pool);
 
-/* Template variables: ids 0..ATTR_COUNT-1 are request attributes. */
+/* Template variables: ids 0..ATTR_COUNT-1 are request attributes, then
+ * the lookup values of VAR_LIST. */
 int program_var_resolve(void *ctx, const char *name, size_t len);
 
 

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backends/store.h"
 #include "engine/program.h"
 
 enum vm_state { VM_RUNNING, VM_WAITING, VM_FINISHED };
@@ -37,6 +38,7 @@ struct vm {
 	FILE *trace;
 	struct tm tm;
 	bool have_tm;
+	const char *vars[VAR_END - VAR_BASE - 1];  /* lookup values, in the request arena */
 	struct vm *next;         /* pool link */
 };
 
@@ -47,18 +49,37 @@ struct vm_wait {
 
 struct runtime {
 	struct event_base *base;
+	struct store *store;
 };
 
 struct runtime *runtime_new(struct event_base *base)
 {
 	struct runtime *rt = xcalloc(1, sizeof *rt);
 	rt->base = base;
+	char *err = NULL;
+	rt->store = store_open(base, "memory", &err);
+	if (!rt->store)
+		fatal_abort("cannot open the memory store: %s", err);
 	return rt;
 }
 
 void runtime_free(struct runtime *rt)
 {
+	if (!rt)
+		return;
+	store_close(rt->store);
 	free(rt);
+}
+
+void runtime_set_store(struct runtime *rt, struct store *s)
+{
+	store_close(rt->store);
+	rt->store = s;
+}
+
+struct store *runtime_store(struct runtime *rt)
+{
+	return rt->store;
 }
 
 struct event_base *runtime_base(struct runtime *rt)
@@ -99,6 +120,7 @@ struct vm *vm_new(struct runtime *rt, struct program *p, struct request *req,
 	vm->trace = NULL;
 	vm->have_tm = false;
 	vm->ncand = vm->ccur = 0;
+	memset(vm->vars, 0, sizeof vm->vars);
 	return vm;
 }
 
@@ -189,6 +211,23 @@ void vm_wait_done(struct vm_wait *w, enum tri answer)
 	/* resume from the loop, never from inside the source's callback */
 	if (vm->state == VM_WAITING)
 		event_active(vm->wake, 0, 0);
+}
+
+static void vm_set_var(struct vm *vm, enum var_id var, const char *value)
+{
+	if (var > VAR_BASE && var < VAR_END)
+		vm->vars[var - VAR_BASE - 1] = arena_strdup(vm->req->arena, value);
+}
+
+void eval_set_var(struct eval_ctx *e, enum var_id var, const char *value)
+{
+	vm_set_var(e->vm, var, value);
+}
+
+void vm_wait_set_var(struct vm_wait *w, enum var_id var, const char *value)
+{
+	if (!w->vm->abandoned)
+		vm_set_var(w->vm, var, value);
 }
 
 const struct tm *eval_localtime(struct eval_ctx *e)
@@ -388,6 +427,12 @@ enum vm_status vm_run(struct vm *vm)
 static bool vm_lookup(void *ctx, int var, const char **val, size_t *len)
 {
 	struct vm *vm = ctx;
+	if (var > VAR_BASE && var < VAR_END) {
+		const char *s = vm->vars[var - VAR_BASE - 1];
+		*val = s;
+		*len = s ? strlen(s) : 0;
+		return s != NULL;
+	}
 	if (var < 0 || var >= ATTR_COUNT)
 		return false;
 	const struct req_value *v = &vm->req->v[var];

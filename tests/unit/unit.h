@@ -18,7 +18,8 @@
 	X(request)     \
 	X(lexer)       \
 	X(compile)     \
-	X(vm)
+	X(vm)          \
+	X(store)
 
 #define X(n) Suite *n##_suite(void) __attribute__((weak));
 UNIT_SUITES(X)

@@ -1,0 +1,151 @@
+/*
+ * store - where greylisting and rate counters keep their state: embedded
+ * in memory by default (store_memory.c), or in Redis when several MX
+ * gateways must share it (store_redis.c). A backend is a small table of
+ * functions (OpenSMTPD's table_*.c), picked by the scheme of a URL:
+ *
+ *   memory                         (the default)
+ *   redis://[:PASSWORD@]HOST:PORT[/DB][?prefix=P&timeout=MS]
+ *   redis+unix://[:PASSWORD@]/PATH[?db=N&prefix=P&timeout=MS]
+ *
+ * Every operation is one atomic check-and-update on the store's side, so
+ * two gateways racing on one triplet cannot both pass it early. Answers
+ * come through a callback called exactly once: at once (the memory store)
+ * or later from the event loop (Redis), also on failure, timeout and
+ * shutdown (status STORE_FAIL). A caller must cope with both.
+ *
+ * A backend logs an outage once when it begins and once when it ends, never
+ * per request; callers only see STORE_FAIL.
+ */
+#ifndef MXACL_STORE_H
+#define MXACL_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+struct event_base;
+struct store;
+
+enum store_status { STORE_OK, STORE_FAIL };
+
+/* ---- greylisting ------------------------------------------------------- */
+
+struct grey_params {
+	uint32_t delay;         /* seconds before a retry passes */
+	uint32_t expire;        /* seconds a passed triplet (and an AWL entry) lives */
+	uint32_t retry_window;  /* seconds a new triplet waits for its retry */
+	uint32_t awl;           /* passed triplets that whitelist a network; 0: off */
+};
+
+struct grey_query {
+	const char *triplet;    /* normalised key, e.g. "192.0.2/a@b.example/c@d.example" */
+	size_t triplet_len;
+	const char *net;        /* client network key for the auto-whitelist */
+	size_t net_len;
+	time_t now;
+	struct grey_params p;
+};
+
+struct grey_answer {
+	bool greylisted;        /* true: the request must wait (the acl matches) */
+	bool awl;               /* passed because its network is auto-whitelisted */
+	uint32_t remaining;     /* greylisted: seconds until a retry will pass */
+	uint32_t age;           /* seconds since the triplet was first seen */
+};
+
+/*
+ * The check-and-update, as postgrey does it:
+ *  - network in the auto-whitelist (>= awl passed triplets): pass;
+ *  - triplet unknown, or not retried within retry_window, or passed but
+ *    unused for expire: (re)start it at now; greylisted, remaining = delay;
+ *  - triplet waiting, now - first < delay: greylisted, remaining = the rest;
+ *  - else pass: the triplet is remembered as passed for expire from now,
+ *    and the first pass of a triplet counts once towards its network's AWL.
+ */
+typedef void (*grey_cb)(void *arg, enum store_status st, const struct grey_answer *a);
+
+/* ---- rate counters ------------------------------------------------------- */
+
+struct rate_query {
+	const char *key;        /* e.g. "sasl_username=alice|100/3600" */
+	size_t key_len;
+	uint32_t limit;         /* events allowed in window */
+	uint32_t window;        /* seconds */
+	time_t now;
+};
+
+struct rate_answer {
+	uint32_t count;         /* events in (now - window, now], this one included;
+				   counted up to limit + 1 */
+	bool over;              /* count > limit: the acl matches */
+};
+
+/* Records one event at now and answers the count. */
+typedef void (*rate_cb)(void *arg, enum store_status st, const struct rate_answer *a);
+
+/* ---- administration (mxacl grey) ---------------------------------------- */
+
+enum store_entry_kind { STORE_TRIPLET, STORE_AWL };
+
+struct store_entry {
+	enum store_entry_kind kind;
+	const char *key;        /* triplet, or network for STORE_AWL */
+	time_t first, last;     /* first seen, last seen (AWL: last pass) */
+	bool passed;            /* triplet: has passed greylisting */
+	uint32_t count;         /* AWL: passed triplets so far */
+};
+
+/*
+ * Called once per entry, then once with e == NULL (the end, or st ==
+ * STORE_FAIL). Order is unspecified.
+ */
+typedef void (*store_list_cb)(void *arg, enum store_status st, const struct store_entry *e);
+typedef void (*store_done_cb)(void *arg, enum store_status st, unsigned long changed);
+
+enum store_edit {
+	STORE_WHITELIST,        /* key: a network: put it on the AWL at once */
+	STORE_PASS,             /* key: a triplet: mark it passed */
+	STORE_FORGET,           /* key: a triplet or network: delete it */
+	STORE_FLUSH,            /* key ignored: delete all greylist state */
+};
+
+/* ---- the backend table ---------------------------------------------------- */
+
+struct store_ops {
+	const char *scheme;     /* "memory", "redis", "redis+unix" */
+	/* NULL with *err (malloc'ed) on a bad URL; a server that is down is not
+	 * an error here: the backend reconnects on its own. */
+	struct store *(*open)(struct event_base *base, const char *url, char **err);
+	void (*close)(struct store *s);    /* pending callbacks get STORE_FAIL */
+	void (*grey)(struct store *s, const struct grey_query *q, grey_cb cb, void *arg);
+	void (*rate)(struct store *s, const struct rate_query *q, rate_cb cb, void *arg);
+	void (*list)(struct store *s, time_t now, store_list_cb cb, void *arg);
+	void (*edit)(struct store *s, enum store_edit op, const char *key, time_t now,
+		     const struct grey_params *p, store_done_cb cb, void *arg);
+};
+
+/* Every store begins with this. */
+struct store {
+	const struct store_ops *ops;
+};
+
+/*
+ * Open the store a URL names ("memory" when url is NULL). NULL with *err
+ * (malloc'ed) for an unknown scheme or a bad URL.
+ */
+struct store *store_open(struct event_base *base, const char *url, char **err);
+void store_close(struct store *s);     /* NULL is a no-op */
+
+/* The built-in backends. */
+extern const struct store_ops store_memory_ops;
+extern const struct store_ops store_redis_ops;
+extern const struct store_ops store_redis_unix_ops;
+
+/* The memory store's persistence (--state-file): atomic write, and load. */
+bool store_memory_save(struct store *s, const char *path, char **err);
+bool store_memory_load(struct store *s, const char *path, time_t now, char **err);
+bool store_is_memory(const struct store *s);
+
+#endif
