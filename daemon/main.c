@@ -469,12 +469,12 @@ static void open_store(struct daemon *d, const char *url, const char *state_file
 {
 	char *err = NULL;
 	if (url && strcmp(url, "memory")) {
+		if (state_file)
+			die("--state-file keeps the memory store; the store is %s", url);
 		struct store *st = store_open(d->base, url, &err);
 		if (!st)
 			die("%s", err);
 		runtime_set_store(d->rt, st);
-		if (state_file)
-			die("--state-file keeps the memory store; the store is %s", url);
 		return;
 	}
 	if (!state_file)

@@ -19,6 +19,7 @@
 	X(lexer)       \
 	X(compile)     \
 	X(vm)          \
+	X(acl_state)   \
 	X(store)
 
 #define X(n) Suite *n##_suite(void) __attribute__((weak));
