@@ -5,6 +5,7 @@
  *   mxacl check -c FILE
  *   mxacl dump -c FILE
  *   mxacl test -c FILE [--explain] [--now EPOCH] [FILE...]
+ *   mxacl grey (--control PATH | --store URL) [--json] COMMAND   (grey.c)
  */
 #include <errno.h>
 #include <event2/event.h>
@@ -15,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli/grey.h"
 #include "engine/engine.h"
 #include "engine/testhooks.h"
 
@@ -25,12 +27,16 @@ static void usage(FILE *f)
 	fputs("usage: mxacl check -c FILE\n"
 	      "       mxacl dump -c FILE\n"
 	      "       mxacl test -c FILE [--explain] [--now EPOCH] [REQUESTFILE...]\n"
+	      "       mxacl grey (--control PATH | --store URL) [--json] list|whitelist NET|\n"
+	      "                  pass TRIPLET|forget KEY|flush\n"
 	      "\n"
 	      "check    compile the policy; print every error and warning as FILE:LINE:COL\n"
 	      "dump     print the compiled program, each instruction with its source line\n"
 	      "test     read requests (name=value lines, an empty line after each) from the\n"
 	      "         files or stdin and print what mxacld would reply to each; a request's\n"
 	      "         policy_test_time=EPOCH attribute sets its clock\n"
+	      "grey     list or edit greylisting state in a running mxacld or a shared store\n"
+	      "         (mxacl grey --help)\n"
 	      "\n"
 	      "  -c, --config FILE   the policy (default /etc/mxacl/policy.conf)\n"
 	      "  -e, --explain       print each acl evaluated and the deciding line on stderr\n"
@@ -166,6 +172,8 @@ int main(int argc, char **argv)
 		printf("mxacl %s\n", MXACL_VERSION);
 		return 0;
 	}
+	if (!strcmp(cmd, "grey"))
+		return grey_cli_main(argc - 1, argv + 1);
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "explain", no_argument, NULL, 'e' },

@@ -1,8 +1,9 @@
 /*
  * mxacld - the mxacl policy server for Postfix: flags and config settings,
  * start-up in the order a daemon needs (load the policy, open the log,
- * bind, detach, write the pid file, drop root, then the event loop), and
- * the signals: SIGHUP reloads the policy, SIGTERM and SIGINT stop.
+ * bind, detach, write the pid file, drop root, then the event loop), the
+ * control socket (control.h), and the signals: SIGHUP reloads the policy,
+ * SIGTERM and SIGINT stop.
  *
  * Start-up problems are fatal (a message on stderr, exit 1); once serving,
  * nothing a client or a reload does stops the daemon.
@@ -21,6 +22,7 @@
 #include <event2/event.h>
 
 #include "daemon/conn.h"
+#include "daemon/control.h"
 #include "daemon/listener.h"
 #include "daemon/proc.h"
 #include "backends/store.h"
@@ -58,6 +60,7 @@ struct opts {
 	const char *syslog_facility;
 	const char *store;
 	const char *state_file;
+	const char *control;
 	double state_interval;     /* hidden: seconds between state saves */
 	struct conn_limits lim;
 };
@@ -74,6 +77,8 @@ struct daemon {
 	struct conn_pool *pool;
 	struct listener **ls;
 	size_t nls, capls;
+	struct listener *control_ls;   /* --control; NULL: none */
+	struct control *control;
 	struct event *sig_ev[3];
 	struct event *flush_ev;
 	char *state_file;              /* absolute; NULL: none */
@@ -100,6 +105,8 @@ static void usage(FILE *out)
 		"                            redis://[:PASSWORD@]HOST:PORT[/DB][?prefix=P]\n"
 		"                            or redis+unix:///PATH\n"
 		"      --state-file FILE     keep the memory store in FILE across restarts\n"
+		"      --control PATH        unix socket for mxacl grey (mode 0600, owned by\n"
+		"                            the user mxacld runs as)\n"
 		"  -h, --help                this text\n"
 		"  -V, --version             the version\n"
 		"Flags override the config's \"set\" statements. SIGHUP reloads the policy;\n"
@@ -124,6 +131,8 @@ static void NORETURN PRINTF_LIKE(1, 2) die(const char *fmt, ...)
 		log_error("%s", msg);
 	for (size_t i = 0; starting && i < starting->nls; i++)
 		listener_close(starting->ls[i]);
+	if (starting)
+		listener_close(starting->control_ls);
 	log_close();
 	exit(1);
 }
@@ -153,7 +162,7 @@ static struct timeval parse_seconds(const char *flag, const char *s)
 
 enum {
 	OPT_USER = 256, OPT_PIDFILE, OPT_SOCKET_MODE, OPT_SOCKET_OWNER, OPT_LOG,
-	OPT_SYSLOG_FACILITY, OPT_STORE, OPT_STATE_FILE,
+	OPT_SYSLOG_FACILITY, OPT_STORE, OPT_STATE_FILE, OPT_CONTROL,
 	/* Hidden: for tests and for operators who read the source. Not in
 	 * the config, so that the language does not grow knobs for them. */
 	OPT_IDLE_TIMEOUT, OPT_REQUEST_TIMEOUT, OPT_MAX_CONNECTIONS, OPT_STATE_INTERVAL,
@@ -179,6 +188,7 @@ static void parse_args(int argc, char **argv, struct opts *o)
 		{ "max-connections", required_argument, NULL, OPT_MAX_CONNECTIONS },
 		{ "store", required_argument, NULL, OPT_STORE },
 		{ "state-file", required_argument, NULL, OPT_STATE_FILE },
+		{ "control", required_argument, NULL, OPT_CONTROL },
 		{ "state-interval", required_argument, NULL, OPT_STATE_INTERVAL },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -238,6 +248,9 @@ static void parse_args(int argc, char **argv, struct opts *o)
 		case OPT_STATE_FILE:
 			o->state_file = optarg;
 			break;
+		case OPT_CONTROL:
+			o->control = optarg;
+			break;
 		case OPT_STATE_INTERVAL: {
 			struct timeval tv = parse_seconds("--state-interval", optarg);
 			o->state_interval = (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
@@ -287,6 +300,7 @@ static void settings_copy(struct settings *dst, const struct settings *src)
 	dst->syslog_facility = dup_or_null(src->syslog_facility);
 	dst->store = dup_or_null(src->store);
 	dst->state_file = dup_or_null(src->state_file);
+	dst->control = dup_or_null(src->control);
 }
 
 static void settings_free(struct settings *s)
@@ -301,6 +315,7 @@ static void settings_free(struct settings *s)
 	free((char *)s->syslog_facility);
 	free((char *)s->store);
 	free((char *)s->state_file);
+	free((char *)s->control);
 }
 
 static bool str_same(const char *a, const char *b)
@@ -342,6 +357,7 @@ static void warn_startup_changes(const struct daemon *d, const struct settings *
 		  str_same(b->syslog_facility, now->syslog_facility) },
 		{ "store", o->store != NULL, str_same(b->store, now->store) },
 		{ "state_file", o->state_file != NULL, str_same(b->state_file, now->state_file) },
+		{ "control", o->control != NULL, str_same(b->control, now->control) },
 	};
 	for (size_t i = 0; i < ARRAY_LEN(s); i++)
 		if (!s[i].overridden && !s[i].same)
@@ -419,8 +435,12 @@ static void stop(struct daemon *d, int sig)
 	for (size_t i = 0; i < d->nls; i++)
 		listener_close(d->ls[i]);
 	d->nls = 0;
+	listener_close(d->control_ls);
+	d->control_ls = NULL;
 	conn_pool_free(d->pool);
 	d->pool = NULL;
+	control_free(d->control);
+	d->control = NULL;
 	event_base_loopbreak(d->base);
 }
 
@@ -492,6 +512,30 @@ static void open_store(struct daemon *d, const char *url, const char *state_file
 	event_add(d->state_ev, &tv);
 }
 
+/*
+ * Bind the control socket (control.h). It edits greylisting, so only its
+ * owner may connect, and that is the user mxacld serves as (root until
+ * privileges drop): mode 0600 and user's ids, whatever socket_mode says.
+ */
+static void open_control(struct daemon *d, const char *path, const char *user)
+{
+	struct listener_perms perms = { .mode = 0600, .uid = (uid_t)-1, .gid = (gid_t)-1 };
+	struct strbuf err;
+	sb_init(&err);
+	if (user && !proc_owner(user, &perms.uid, &perms.gid, &err))
+		die("user %s: %s", user, err.s);
+	char *spec = strncmp(path, "unix:", 5) ? xasprintf("unix:%s", path) : xstrdup(path);
+	struct listener **v = NULL;
+	size_t n = 0, cap = 0;
+	bool ok = listener_open(spec, &perms, &v, &n, &cap, &err);
+	free(spec);
+	if (!ok)
+		die("cannot open the control socket %s: %s", path, err.s);
+	d->control_ls = v[0];
+	free(v);
+	sb_free(&err);
+}
+
 int main(int argc, char **argv)
 {
 	struct daemon d = { 0 };
@@ -559,6 +603,9 @@ int main(int argc, char **argv)
 		if (!listener_open(listen[i], &perms, &d.ls, &d.nls, &d.capls, &err))
 			die("cannot listen on %s: %s", listen[i], err.s);
 	}
+	const char *control = o->control ? o->control : set->control;
+	if (control)
+		open_control(&d, control, user);
 	raise_fd_limit(o->lim.max_conns);
 
 	/* Paths are kept absolute: a detached daemon lives in "/". */
@@ -587,6 +634,11 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < d.nls; i++)
 		if (!listener_start(d.ls[i], d.base, conn_pool_accept, d.pool))
 			die("cannot accept on %s", listener_name(d.ls[i]));
+	if (d.control_ls) {
+		d.control = control_new(d.base, d.rt);
+		if (!listener_start(d.control_ls, d.base, control_accept, d.control))
+			die("cannot accept on %s", listener_name(d.control_ls));
+	}
 	static const int sig_list[] = { SIGHUP, SIGTERM, SIGINT };
 	for (size_t i = 0; i < ARRAY_LEN(sig_list); i++) {
 		d.sig_ev[i] = evsignal_new(d.base, sig_list[i], signal_cb, &d);
@@ -600,6 +652,8 @@ int main(int argc, char **argv)
 	sb_reset(&err);
 	for (size_t i = 0; i < d.nls; i++)
 		sb_printf(&err, "%s%s", i ? " " : "", listener_name(d.ls[i]));
+	if (d.control_ls)
+		sb_printf(&err, ", control %s", listener_name(d.control_ls));
 	log_info("mxacld %s started: policy %s, listening on %s", MXACLD_VERSION,
 		 d.config_path, err.s);
 	if (ready_fd >= 0)
@@ -610,7 +664,9 @@ int main(int argc, char **argv)
 	/* Normally stop() has closed these; also when the loop ran dry. */
 	for (size_t i = 0; i < d.nls; i++)
 		listener_close(d.ls[i]);
+	listener_close(d.control_ls);
 	conn_pool_free(d.pool);
+	control_free(d.control);
 	log_set_flush_hook(NULL, NULL);
 	event_free(d.flush_ev);
 	for (size_t i = 0; i < ARRAY_LEN(d.sig_ev); i++)

@@ -84,7 +84,7 @@ static void compile_set(struct compiler *c, const struct ast_stmt *s)
 	struct settings *st = &c->p->settings;
 	struct arena *a = c->p->arena;
 	static const char *known = "listen, user, pidfile, daemonize, socket_mode, socket_owner, "
-				   "log, syslog_facility, store, state_file, tempfail";
+				   "log, syslog_facility, store, state_file, control, tempfail";
 	if (s->nw < 2) {
 		diag_error(c->d, s->loc, "set needs a name and a value: set NAME VALUE...");
 		return;
@@ -120,6 +120,8 @@ static void compile_set(struct compiler *c, const struct ast_stmt *s)
 		st->store = arena_strdup(a, v->s);
 	} else if (strcmp(name, "state_file") == 0) {
 		st->state_file = arena_strdup(a, v->s);
+	} else if (strcmp(name, "control") == 0) {
+		st->control = arena_strdup(a, v->s);
 	} else if (strcmp(name, "tempfail") == 0) {
 		if (!tempfail_parse(v->s, &st->tempfail))
 			diag_error(c->d, v->loc, "tempfail takes match, nomatch or default");

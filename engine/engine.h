@@ -38,6 +38,7 @@ struct settings {
 	const char *syslog_facility;/* "mail" (default), "local0".."local7" */
 	const char *store;          /* state store URL ("memory", "redis://..."); NULL */
 	const char *state_file;     /* memory store persistence; NULL */
+	const char *control;        /* control socket path (mxacl grey); NULL: none */
 	int tempfail;               /* default tempfail mode of acls; -1 not set */
 };
 

@@ -1,0 +1,539 @@
+/*
+ * control - the administration socket (see control.h).
+ *
+ * A client is in one of these states, which decide its events:
+ *
+ *   reading    no command running, no answer pending: read; idle timer,
+ *              restarted when a command ends, not by bytes of a partial
+ *              line (a trickling client cannot hold a slot for ever)
+ *   running    a store operation is in flight: no read, no timer (the
+ *              store has its own timeouts and always answers)
+ *   writing    an answer the client has not read yet: write, no read;
+ *              the idle timer, restarted whenever bytes go out
+ *   draining   after a line too long: the error is out and our side shut;
+ *              what the client still sends is read and dropped until it
+ *              closes (closing with unread input would reset the
+ *              connection and lose the error line); the idle timer runs on
+ *
+ * A store operation is a struct control_op of its own, not part of the
+ * client: the client may go away (or mxacld stop) while the store still
+ * owes an answer, and the store's callback must then find something valid
+ * to call into. The op frees itself on the store's final call when its
+ * client has gone; otherwise the client frees it. Callbacks only append to
+ * the answer and activate an event: nothing is flushed or closed while a
+ * store frame may be on the stack (the memory store answers inside the
+ * call).
+ */
+#include "daemon/control.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "backends/acl_state.h"
+#include "backends/store.h"
+#include "engine/engine.h"
+#include "util/log.h"
+#include "util/util.h"
+
+/* Edits without expire=/awl= take postgrey's defaults (--max-age 35,
+ * --auto-whitelist-clients 5): the daemon cannot see inside its acls. */
+#define CONTROL_DEFAULT_EXPIRE (35u * 86400u)
+#define CONTROL_DEFAULT_AWL 5u
+
+struct control_conn;
+
+struct control_op {
+	struct control_conn *c;      /* NULL once the client has gone */
+	char *cmd;                   /* the command, for the log line */
+	unsigned long n;             /* entries listed so far */
+	bool done;                   /* the store's final call came */
+};
+
+struct control_conn {
+	struct control *ctl;
+	struct control_conn *prev, *next;
+	int fd;
+	char *peer;
+	struct event *rev, *wev, *tev;
+	struct event *done_ev;       /* runs the end of a command from the loop */
+	bool reading, writing, timing;
+	bool eof;                    /* the client will send no more */
+	bool closing;                /* drain and close once the answer is out */
+	bool draining;
+	bool progress;               /* restart the idle timer */
+	char in[CONTROL_MAX_LINE + 1];
+	size_t in_len;
+	struct strbuf out;
+	size_t out_off;
+	struct control_op *op;       /* the command in flight, or NULL */
+};
+
+struct control {
+	struct event_base *base;
+	struct runtime *rt;
+	struct timeval idle;
+	const struct timeval *idle_tv;
+	struct control_conn *head;
+	size_t count;
+};
+
+static void control_op_free(struct control_op *op)
+{
+	free(op->cmd);
+	free(op);
+}
+
+/* Close and free c. Nothing may use c afterwards. */
+static void control_close(struct control_conn *c)
+{
+	struct control *ctl = c->ctl;
+	if (c->op) {
+		if (c->op->done)
+			control_op_free(c->op);
+		else
+			c->op->c = NULL;     /* the store's last call frees it */
+	}
+	event_free(c->rev);
+	event_free(c->wev);
+	event_free(c->tev);
+	event_free(c->done_ev);
+	close(c->fd);
+	sb_free(&c->out);
+	free(c->peer);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		ctl->head = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	ctl->count--;
+	free(c);
+}
+
+/* Send what we can of the answer; false when c was closed. */
+static bool control_flush(struct control_conn *c)
+{
+	size_t left = c->out.len - c->out_off;
+	if (left == 0)
+		return true;
+	ssize_t w = send(c->fd, c->out.s + c->out_off, left, MSG_NOSIGNAL);
+	if (w < 0) {
+		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+			log_warning("control: %s: write: %s; closing the connection", c->peer,
+				    strerror(errno));
+			control_close(c);
+			return false;
+		}
+		w = 0;
+	}
+	if (w > 0)
+		c->progress = true;
+	c->out_off += (size_t)w;
+	if (c->out_off == c->out.len) {
+		sb_reset(&c->out);
+		c->out_off = 0;
+	}
+	return true;
+}
+
+/* Append key to the answer; a CR or LF (never in keys mxacl makes, but a
+ * shared Redis may hold anything) would break the line framing. */
+static void control_add_key(struct strbuf *out, const char *key)
+{
+	for (const char *p = key; *p; p++)
+		sb_addc(out, *p == '\n' || *p == '\r' ? '?' : *p);
+}
+
+/* The final line of a command, and its log line. */
+static void control_answer(struct control_conn *c, const char *cmd, bool ok, unsigned long n,
+			   const char *msg)
+{
+	if (ok) {
+		sb_printf(&c->out, "ok %lu\n", n);
+		log_info("control: %s: %s: ok %lu", c->peer, cmd, n);
+	} else {
+		sb_printf(&c->out, "error %s\n", msg);
+		log_warning("control: %s: %s: error %s", c->peer, cmd, msg);
+	}
+	c->progress = true;
+}
+
+/* The store's last call for op: answer, and finish from the loop. */
+static void control_op_end(struct control_op *op, enum store_status st, unsigned long n)
+{
+	struct control_conn *c = op->c;
+	if (!c) {
+		control_op_free(op);
+		return;
+	}
+	control_answer(c, op->cmd, st == STORE_OK, n,
+		       "store: temporary failure (see mxacld's log)");
+	op->done = true;
+	event_active(c->done_ev, EV_TIMEOUT, 1);
+}
+
+static void control_list_cb(void *arg, enum store_status st, const struct store_entry *e)
+{
+	struct control_op *op = arg;
+	if (!e) {
+		control_op_end(op, st, op->n);
+		return;
+	}
+	if (!op->c || st != STORE_OK)
+		return;
+	struct strbuf *out = &op->c->out;
+	if (e->kind == STORE_TRIPLET)
+		sb_printf(out, "triplet first=%lld last=%lld passed=%s ", (long long)e->first,
+			  (long long)e->last, e->passed ? "yes" : "no");
+	else
+		sb_printf(out, "awl first=%lld last=%lld count=%u ", (long long)e->first,
+			  (long long)e->last, e->count);
+	control_add_key(out, e->key);
+	sb_addc(out, '\n');
+	op->n++;
+}
+
+static void control_done_cb(void *arg, enum store_status st, unsigned long changed)
+{
+	control_op_end(arg, st, changed);
+}
+
+static bool control_space(char ch)
+{
+	return ch == ' ' || ch == '\t';
+}
+
+/* The next word of *s (moved past it and the blanks after it). */
+static const char *control_word(char **s)
+{
+	char *w = *s, *p = w;
+	while (*p && !control_space(*p))
+		p++;
+	if (*p) {
+		*p++ = 0;
+		while (control_space(*p))
+			p++;
+	}
+	*s = p;
+	return w;
+}
+
+/*
+ * "expire=DUR" and "awl=N" words in front of the key, then "--" if the key
+ * itself starts like one. false with msg on a bad one.
+ */
+static bool control_params(char **rest, bool awl_ok, struct grey_params *p, const char **msg)
+{
+	for (;;) {
+		char *s = *rest;
+		if (strncmp(s, "expire=", 7) && strncmp(s, "awl=", 4) &&
+		    !(s[0] == '-' && s[1] == '-' && (!s[2] || control_space(s[2]))))
+			return true;
+		const char *w = control_word(rest);
+		if (!strcmp(w, "--"))
+			return true;
+		if (w[0] == 'e') {
+			if (!duration_parse(w + 7, strlen(w + 7), &p->expire) || !p->expire) {
+				*msg = "expire= takes a duration such as 35d";
+				return false;
+			}
+		} else {
+			char *end;
+			errno = 0;
+			unsigned long v = strtoul(w + 4, &end, 10);
+			if (!awl_ok) {
+				*msg = "awl= goes with grey whitelist only";
+				return false;
+			}
+			if (!w[4] || *end || errno || v < 1 || v > 1000000) {
+				*msg = "awl= takes a count from 1 to 1000000";
+				return false;
+			}
+			p->awl = (uint32_t)v;
+		}
+	}
+}
+
+/*
+ * Run one command line (NUL-terminated, no LF). Either answers at once
+ * (a bad command) or starts a store operation that answers later.
+ */
+static void control_exec(struct control_conn *c, char *line, size_t len)
+{
+	struct control *ctl = c->ctl;
+	static const char usage[] = "use grey list, grey whitelist NET, grey pass TRIPLET, "
+				    "grey forget KEY or grey flush";
+	if (memchr(line, 0, len)) {
+		control_answer(c, "(binary)", false, 0, "NUL byte in the command");
+		return;
+	}
+	while (control_space(*line))
+		line++;
+	if (!*line)
+		return;                      /* blank lines are ignored */
+	char *cmd = xstrdup(line);           /* for the log line */
+	char *rest = line;
+	const char *w = control_word(&rest);
+	if (strcmp(w, "grey")) {
+		control_answer(c, cmd, false, 0, usage);
+		free(cmd);
+		return;
+	}
+	const char *sub = control_word(&rest);
+	struct grey_params p = { .delay = 300, .expire = CONTROL_DEFAULT_EXPIRE,
+				 .retry_window = 2 * 86400, .awl = CONTROL_DEFAULT_AWL };
+	enum store_edit op = STORE_FLUSH;
+	const char *msg = NULL;
+	bool list = false;
+	if (!strcmp(sub, "list") || !strcmp(sub, "flush")) {
+		list = sub[0] == 'l';
+		if (*rest)
+			msg = list ? "grey list takes no argument" : "grey flush takes no argument";
+	} else if (!strcmp(sub, "whitelist") || !strcmp(sub, "pass")) {
+		op = sub[0] == 'w' ? STORE_WHITELIST : STORE_PASS;
+		if (control_params(&rest, op == STORE_WHITELIST, &p, &msg) && !*rest)
+			msg = op == STORE_WHITELIST ? "grey whitelist needs a network, e.g. 192.0.2.0/24"
+						    : "grey pass needs a triplet key (see grey list)";
+	} else if (!strcmp(sub, "forget")) {
+		op = STORE_FORGET;
+		if (!*rest)
+			msg = "grey forget needs a key (see grey list)";
+	} else {
+		msg = usage;
+	}
+	if (msg) {
+		control_answer(c, cmd, false, 0, msg);
+		free(cmd);
+		return;
+	}
+
+	struct control_op *o = xcalloc(1, sizeof *o);
+	o->c = c;
+	o->cmd = cmd;
+	c->op = o;
+	struct timeval now;
+	event_base_gettimeofday_cached(ctl->base, &now);
+	struct store *s = runtime_store(ctl->rt);
+	/* May call back before it returns (memory) or later (Redis). */
+	if (list)
+		s->ops->list(s, now.tv_sec, control_list_cb, o);
+	else
+		s->ops->edit(s, op, op == STORE_FLUSH ? NULL : rest, now.tv_sec, &p,
+			     control_done_cb, o);
+}
+
+/*
+ * The next command line in the buffer, cut out into line (NUL-terminated,
+ * CR LF or LF removed); false when there is none yet. A line over the
+ * limit is answered and the client closed once the answer is out.
+ */
+static bool control_next_line(struct control_conn *c, char *line, size_t *len)
+{
+	char *lf = memchr(c->in, '\n', c->in_len);
+	size_t n, used;
+	if (lf) {
+		n = (size_t)(lf - c->in);
+		used = n + 1;
+	} else if (c->in_len > CONTROL_MAX_LINE) {
+		control_answer(c, "(too long)", false, 0, "line too long (at most 4096 bytes)");
+		c->closing = true;
+		c->in_len = 0;
+		return false;
+	} else if (c->eof && c->in_len) {
+		n = used = c->in_len;        /* a last line without its LF */
+	} else {
+		return false;
+	}
+	if (n > CONTROL_MAX_LINE) {
+		control_answer(c, "(too long)", false, 0, "line too long (at most 4096 bytes)");
+		c->closing = true;
+		c->in_len = 0;
+		return false;
+	}
+	memcpy(line, c->in, n);
+	if (n && line[n - 1] == '\r')
+		n--;
+	line[n] = 0;
+	*len = n;
+	memmove(c->in, c->in + used, c->in_len - used);
+	c->in_len -= used;
+	return true;
+}
+
+/* Register the events c's state asks for, and its timer. */
+static void control_update(struct control_conn *c)
+{
+	bool pending = c->out.len > c->out_off;
+	bool want_read = c->draining || (!c->op && !pending && !c->closing && !c->eof);
+	if (want_read != c->reading) {
+		if (want_read)
+			event_add(c->rev, NULL);
+		else
+			event_del(c->rev);
+		c->reading = want_read;
+	}
+	if (pending != c->writing) {
+		if (pending)
+			event_add(c->wev, NULL);
+		else
+			event_del(c->wev);
+		c->writing = pending;
+	}
+	if (c->op) {
+		if (c->timing)
+			event_del(c->tev);
+		c->timing = false;
+	} else if (!c->timing || c->progress) {
+		event_add(c->tev, c->ctl->idle_tv);
+		c->timing = true;
+	}
+	c->progress = false;
+}
+
+/* Run the commands that can run, send the answers; close when done. */
+static void control_serve(struct control_conn *c)
+{
+	char line[CONTROL_MAX_LINE + 1];
+	size_t len;
+	for (;;) {
+		if (!control_flush(c))
+			return;
+		if (c->op || c->out.len > c->out_off || c->closing)
+			break;
+		if (!control_next_line(c, line, &len))
+			break;
+		control_exec(c, line, len);
+	}
+	if (!c->op && c->out.len == c->out_off) {
+		if (c->closing && !c->eof && !c->draining) {
+			shutdown(c->fd, SHUT_WR);
+			c->draining = true;
+		} else if (c->closing || (c->eof && !c->in_len)) {
+			control_close(c);
+			return;
+		}
+	}
+	control_update(c);
+}
+
+static void control_read_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct control_conn *c = arg;
+	if (c->draining) {
+		char junk[4096];
+		ssize_t n = read(fd, junk, sizeof junk);
+		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+			control_close(c);
+		return;
+	}
+	/* Never full here: a full buffer without a LF is answered "too long"
+	 * and reading stops, so a read of 0 bytes means end of file. */
+	assert(c->in_len < sizeof c->in);
+	ssize_t n = read(fd, c->in + c->in_len, sizeof c->in - c->in_len);
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+		return;
+	if (n < 0) {
+		log_warning("control: %s: read: %s; closing the connection", c->peer,
+			    strerror(errno));
+		control_close(c);
+		return;
+	}
+	if (n == 0)
+		c->eof = true;       /* answer what was sent, then close */
+	c->in_len += (size_t)n;
+	control_serve(c);
+}
+
+static void control_write_cb(evutil_socket_t fd, short what, void *arg)
+{
+	control_serve(arg);
+}
+
+static void control_done_ev_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct control_conn *c = arg;
+	if (!c->op || !c->op->done)
+		return;
+	control_op_free(c->op);
+	c->op = NULL;
+	control_serve(c);
+}
+
+static void control_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct control_conn *c = arg;
+	log_info("control: %s: idle for %d s; closing the connection", c->peer,
+		 CONTROL_IDLE_TIMEOUT);
+	control_close(c);
+}
+
+void control_accept(int fd, const char *peer, void *arg)
+{
+	struct control *ctl = arg;
+	if (ctl->count >= CONTROL_MAX_CLIENTS) {
+		/* Best effort: the socket is new, its buffer takes one line. */
+		static const char busy[] = "error too many control clients; try again later\n";
+		(void)send(fd, busy, sizeof busy - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+		close(fd);
+		log_warning("control: %s: refused: %d control clients connected, the limit", peer,
+			    CONTROL_MAX_CLIENTS);
+		return;
+	}
+	struct control_conn *c = xcalloc(1, sizeof *c);
+	c->ctl = ctl;
+	c->fd = fd;
+	/* Who edits greylisting goes in the log: the socket's name says
+	 * nothing, the kernel's credentials of the client do. */
+	struct ucred cred;
+	socklen_t credlen = sizeof cred;
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &credlen) == 0)
+		c->peer = xasprintf("pid=%ld uid=%ld", (long)cred.pid, (long)cred.uid);
+	else
+		c->peer = xstrdup(peer);
+	c->rev = event_new(ctl->base, fd, EV_READ | EV_PERSIST, control_read_cb, c);
+	c->wev = event_new(ctl->base, fd, EV_WRITE | EV_PERSIST, control_write_cb, c);
+	c->tev = evtimer_new(ctl->base, control_timeout_cb, c);
+	c->done_ev = event_new(ctl->base, -1, 0, control_done_ev_cb, c);
+	if (!c->rev || !c->wev || !c->tev || !c->done_ev)
+		fatal_abort("out of memory for control connection events");
+	sb_init(&c->out);
+	c->next = ctl->head;
+	if (ctl->head)
+		ctl->head->prev = c;
+	ctl->head = c;
+	ctl->count++;
+	control_update(c);
+}
+
+struct control *control_new(struct event_base *base, struct runtime *rt)
+{
+	struct control *ctl = xcalloc(1, sizeof *ctl);
+	ctl->base = base;
+	ctl->rt = rt;
+	ctl->idle.tv_sec = CONTROL_IDLE_TIMEOUT;
+	ctl->idle_tv = event_base_init_common_timeout(base, &ctl->idle);
+	if (!ctl->idle_tv)
+		fatal_abort("cannot set up control timeouts");
+	return ctl;
+}
+
+void control_free(struct control *ctl)
+{
+	if (!ctl)
+		return;
+	while (ctl->head)
+		control_close(ctl->head);
+	free(ctl);
+}
+
+size_t control_count(const struct control *ctl)
+{
+	return ctl->count;
+}
