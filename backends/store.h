@@ -5,14 +5,19 @@
  * functions (OpenSMTPD's table_*.c), picked by the scheme of a URL:
  *
  *   memory                         (the default)
- *   redis://[:PASSWORD@]HOST:PORT[/DB][?prefix=P&timeout=MS]
- *   redis+unix://[:PASSWORD@]/PATH[?db=N&prefix=P&timeout=MS]
+ *   redis://[[USER]:PASSWORD@]HOST[:PORT][/DB][?db=N&prefix=P&timeout=MS]
+ *   redis+unix://[[USER]:PASSWORD@]/PATH[?db=N&prefix=P&timeout=MS]
+ * (docs/store.md has the details.)
  *
- * Every operation is one atomic check-and-update on the store's side, so
- * two gateways racing on one triplet cannot both pass it early. Answers
- * come through a callback called exactly once: at once (the memory store)
- * or later from the event loop (Redis), also on failure, timeout and
- * shutdown (status STORE_FAIL). A caller must cope with both.
+ * grey, rate and each single edit are one atomic check-and-update on the
+ * store's side, so two gateways racing on one triplet cannot both pass it
+ * early (list and flush are not snapshots). Answers come through a callback
+ * called exactly once: at once (the memory store, or Redis while it is
+ * down) or later from the event loop (Redis), also on failure, timeout and
+ * shutdown (status STORE_FAIL). A caller must cope with both. An answer
+ * pointer is NULL unless the status is STORE_OK.
+ *
+ * hiredis writes with write(2): a process using Redis must ignore SIGPIPE.
  *
  * A backend logs an outage once when it begins and once when it ends, never
  * per request; callers only see STORE_FAIL.
@@ -99,7 +104,7 @@ struct store_entry {
 
 /*
  * Called once per entry, then once with e == NULL (the end, or st ==
- * STORE_FAIL). Order is unspecified.
+ * STORE_FAIL). Order is unspecified; entries dead at list's now are skipped.
  */
 typedef void (*store_list_cb)(void *arg, enum store_status st, const struct store_entry *e);
 typedef void (*store_done_cb)(void *arg, enum store_status st, unsigned long changed);
@@ -118,10 +123,13 @@ struct store_ops {
 	/* NULL with *err (malloc'ed) on a bad URL; a server that is down is not
 	 * an error here: the backend reconnects on its own. */
 	struct store *(*open)(struct event_base *base, const char *url, char **err);
-	void (*close)(struct store *s);    /* pending callbacks get STORE_FAIL */
+	/* Pending callbacks get STORE_FAIL before close returns; close may be
+	 * called from inside one of the store's own callbacks. */
+	void (*close)(struct store *s);
 	void (*grey)(struct store *s, const struct grey_query *q, grey_cb cb, void *arg);
 	void (*rate)(struct store *s, const struct rate_query *q, rate_cb cb, void *arg);
 	void (*list)(struct store *s, time_t now, store_list_cb cb, void *arg);
+	/* p is required for WHITELIST and PASS; NULL is fine for the others. */
 	void (*edit)(struct store *s, enum store_edit op, const char *key, time_t now,
 		     const struct grey_params *p, store_done_cb cb, void *arg);
 };

@@ -5,6 +5,7 @@
  *
  *   make fuzz        (clang's libFuzzer; see tests/fuzz/run)
  */
+#include <event2/event.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,10 +27,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (p) {
 		static const char req[] = "client_address=192.0.2.1\nclient_name=x.example\n"
 					  "sender=a@b.example\nrecipient=c@d.example\nsize=100\n\n";
+		/* one runtime for the whole run: its memory store holds greylist
+		 * and rate state across inputs, as a daemon's would */
+		static struct event_base *base;
+		static struct runtime *rt;
+		if (!rt) {
+			base = event_base_new();
+			rt = runtime_new(base);
+		}
 		struct request *r = req_new();
 		const char *err;
 		if (req_parse(r, req, sizeof req - 1, &err)) {
-			struct vm *vm = vm_new(NULL, p, r, NULL, NULL);
+			req_set_clock(r, true, 1700000000);
+			struct vm *vm = vm_new(rt, p, r, NULL, NULL);
 			if (vm_run(vm) == VM_DONE) {
 				vm_reply(vm, &b);
 				vm_log_line(vm, &b);

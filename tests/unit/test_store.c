@@ -1,0 +1,1189 @@
+/*
+ * Store tests: one table of greylisting, rate and administration semantics
+ * run against the memory store and against a real redis-server (started
+ * here on a free loopback port, stopped by PID), then what only Redis has:
+ * a server that is down, killed, restarted or stalled; AUTH, SELECT, key
+ * prefix and unix sockets; two gateways racing on one server; and
+ * callbacks called exactly once when the store closes under them.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <hiredis/hiredis.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "backends/store.h"
+#include "tests/unit/unit.h"
+#include "util/util.h"
+
+#define T0 1700000000
+
+/* ---- a private redis-server -------------------------------------------------- */
+
+struct rsrv {
+	pid_t pid;
+	int port;               /* 0: unix socket only */
+	char dir[64];           /* its working directory */
+	char sock[128];         /* unix socket path, or "" */
+	char pass[64];          /* requirepass, or "" */
+};
+
+static int free_port(void)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t n = sizeof a;
+	ck_assert(fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
+		  getsockname(fd, (struct sockaddr *)&a, &n) == 0);
+	close(fd);
+	return ntohs(a.sin_port);
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* A blocking client for the test's own checks (never the store's way). */
+static redisContext *rsrv_client(const struct rsrv *r)
+{
+	struct timeval tv = { 1, 0 };
+	redisContext *c = r->sock[0] ? redisConnectUnixWithTimeout(r->sock, tv)
+				     : redisConnectWithTimeout("127.0.0.1", r->port, tv);
+	if (c && !c->err)
+		redisSetTimeout(c, tv);
+	return c;
+}
+
+/* A command on a fresh connection, after AUTH; the caller frees the reply. */
+static redisReply *rsrv_cmd(const struct rsrv *r, long db, const char *fmt, ...)
+{
+	redisContext *c = rsrv_client(r);
+	ck_assert_msg(c && !c->err, "cannot reach the test's redis-server: %s",
+		      c ? c->errstr : "no memory");
+	if (r->pass[0])
+		freeReplyObject(redisCommand(c, "AUTH %s", r->pass));
+	if (db)
+		freeReplyObject(redisCommand(c, "SELECT %ld", db));
+	va_list ap;
+	va_start(ap, fmt);
+	redisReply *rp = redisvCommand(c, fmt, ap);
+	va_end(ap);
+	ck_assert_msg(rp != NULL, "redis command failed: %s", c->errstr);
+	redisFree(c);
+	return rp;
+}
+
+static long long rsrv_int(const struct rsrv *r, long db, const char *fmt, const char *arg)
+{
+	redisReply *rp = rsrv_cmd(r, db, fmt, arg);
+	ck_assert_msg(rp->type == REDIS_REPLY_INTEGER, "want an integer reply to '%s', got type %d",
+		      fmt, rp->type);
+	long long v = rp->integer;
+	freeReplyObject(rp);
+	return v;
+}
+
+/* Any answer to PING (PONG, or NOAUTH when a password is set) will do. */
+static bool rsrv_answers(const struct rsrv *r)
+{
+	redisContext *c = rsrv_client(r);
+	bool ok = false;
+	if (c && !c->err) {
+		redisReply *rp = redisCommand(c, "PING");
+		ok = rp != NULL;
+		freeReplyObject(rp);
+	}
+	redisFree(c);
+	return ok;
+}
+
+static void rsrv_spawn(struct rsrv *r)
+{
+	char port[16];
+	snprintf(port, sizeof port, "%d", r->port);
+	const char *argv[24];
+	int n = 0;
+	argv[n++] = "redis-server";
+	argv[n++] = "--port";
+	argv[n++] = port;
+	argv[n++] = "--bind";
+	argv[n++] = "127.0.0.1";
+	argv[n++] = "--save";
+	argv[n++] = "";
+	argv[n++] = "--appendonly";
+	argv[n++] = "no";
+	argv[n++] = "--dir";
+	argv[n++] = r->dir;
+	if (r->sock[0]) {
+		argv[n++] = "--unixsocket";
+		argv[n++] = r->sock;
+		argv[n++] = "--unixsocketperm";
+		argv[n++] = "700";
+	}
+	if (r->pass[0]) {
+		argv[n++] = "--requirepass";
+		argv[n++] = r->pass;
+	}
+	argv[n] = NULL;
+	pid_t parent = getpid();
+	pid_t pid = fork();
+	ck_assert(pid >= 0);
+	if (pid == 0) {
+		/* dies with the test, even one that fails half-way */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)
+			_exit(1);
+		int null = open("/dev/null", O_RDWR);
+		dup2(null, 0);
+		dup2(null, 1);
+		dup2(null, 2);
+		execvp("redis-server", (char **)argv);
+		_exit(127);
+	}
+	r->pid = pid;
+	double deadline = now_s() + 10;
+	while (!rsrv_answers(r)) {
+		int st;
+		ck_assert_msg(waitpid(pid, &st, WNOHANG) == 0, "redis-server exited at start-up");
+		ck_assert_msg(now_s() < deadline, "redis-server does not answer after 10 s");
+		usleep(10000);
+	}
+}
+
+static void rsrv_start(struct rsrv *r, bool unix_sock, const char *pass)
+{
+	memset(r, 0, sizeof *r);
+	snprintf(r->dir, sizeof r->dir, "/tmp/mxacl-redis-XXXXXX");
+	ck_assert(mkdtemp(r->dir) != NULL);
+	if (unix_sock)
+		snprintf(r->sock, sizeof r->sock, "%s/redis.sock", r->dir);
+	else
+		r->port = free_port();
+	if (pass)
+		snprintf(r->pass, sizeof r->pass, "%s", pass);
+	rsrv_spawn(r);
+}
+
+/* Send sig to the server by PID; for a deadly one, wait for the exit. */
+static void rsrv_signal(struct rsrv *r, int sig)
+{
+	ck_assert(r->pid > 0);
+	ck_assert(kill(r->pid, sig) == 0);
+	if (sig == SIGKILL || sig == SIGTERM) {
+		if (sig == SIGTERM)
+			kill(r->pid, SIGCONT);
+		int st;
+		ck_assert(waitpid(r->pid, &st, 0) == r->pid);
+		r->pid = 0;
+	}
+}
+
+static void rsrv_stop(struct rsrv *r)
+{
+	if (r->pid > 0)
+		rsrv_signal(r, SIGTERM);
+	char path[256];
+	snprintf(path, sizeof path, "%s/redis.sock", r->dir);
+	unlink(path);
+	snprintf(path, sizeof path, "%s/dump.rdb", r->dir);
+	unlink(path);
+	rmdir(r->dir);
+}
+
+static char *rsrv_url(const struct rsrv *r, const char *userinfo, const char *rest)
+{
+	if (r->sock[0])
+		return xasprintf("redis+unix://%s%s%s", userinfo ? userinfo : "", r->sock,
+				 rest ? rest : "");
+	return xasprintf("redis://%s127.0.0.1:%d%s", userinfo ? userinfo : "", r->port,
+			 rest ? rest : "");
+}
+
+/* ---- driving the loop ---------------------------------------------------------- */
+
+static void on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	*(bool *)arg = true;
+}
+
+/* Run base until *count reaches want; false after max_ms. */
+static bool run_until(struct event_base *base, const int *count, int want, int max_ms)
+{
+	bool late = false;
+	struct event *t = evtimer_new(base, on_deadline, &late);
+	struct timeval tv = { max_ms / 1000, (max_ms % 1000) * 1000 };
+	evtimer_add(t, &tv);
+	while (*count < want && !late)
+		event_base_loop(base, EVLOOP_ONCE);
+	event_free(t);
+	return *count >= want;
+}
+
+static void run_for(struct event_base *base, int ms)
+{
+	int never = 0;
+	run_until(base, &never, 1, ms);
+}
+
+/* What callbacks were given, and how often. */
+struct rec {
+	int calls;
+	enum store_status st;
+	struct grey_answer g;
+	struct rate_answer r;
+	unsigned long changed;
+	/* list */
+	int entries;
+	char *lines[64];
+	int nlines;
+	/* close the store from inside the first callback */
+	struct store **close_me;
+};
+
+static void rec_free(struct rec *r)
+{
+	for (int i = 0; i < r->nlines; i++)
+		free(r->lines[i]);
+	r->nlines = 0;
+}
+
+static void maybe_close(struct rec *r)
+{
+	if (r->close_me && *r->close_me) {
+		struct store *s = *r->close_me;
+		*r->close_me = NULL;
+		store_close(s);
+	}
+}
+
+static void grey_done(void *arg, enum store_status st, const struct grey_answer *a)
+{
+	struct rec *r = arg;
+	r->calls++;
+	r->st = st;
+	if (st == STORE_OK)
+		r->g = *a;
+	else
+		ck_assert_msg(a == NULL, "a failed grey answer must come without an answer");
+	maybe_close(r);
+}
+
+static void rate_done(void *arg, enum store_status st, const struct rate_answer *a)
+{
+	struct rec *r = arg;
+	r->calls++;
+	r->st = st;
+	if (st == STORE_OK)
+		r->r = *a;
+	maybe_close(r);
+}
+
+static void edit_done(void *arg, enum store_status st, unsigned long changed)
+{
+	struct rec *r = arg;
+	r->calls++;
+	r->st = st;
+	r->changed = changed;
+	maybe_close(r);
+}
+
+/* Entries become "g:KEY p=PASSED f=FIRST l=LAST" (times from T0) or
+ * "a:NET n=COUNT f=FIRST l=LAST"; the end counts as the call. */
+static void list_done(void *arg, enum store_status st, const struct store_entry *e)
+{
+	struct rec *r = arg;
+	ck_assert_msg(r->calls == 0, "list: called after its end");
+	if (!e) {
+		r->calls++;
+		r->st = st;
+		return;
+	}
+	ck_assert_int_eq(st, STORE_OK);
+	r->entries++;
+	if (r->nlines < (int)ARRAY_LEN(r->lines)) {
+		if (e->kind == STORE_TRIPLET)
+			r->lines[r->nlines++] = xasprintf("g:%s p=%d f=%lld l=%lld", e->key, e->passed,
+							  (long long)(e->first - T0),
+							  (long long)(e->last - T0));
+		else
+			r->lines[r->nlines++] = xasprintf("a:%s n=%u f=%lld l=%lld", e->key, e->count,
+							  (long long)(e->first - T0),
+							  (long long)(e->last - T0));
+	}
+	maybe_close(r);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The listing sorted and joined by '|'. */
+static char *rec_listing(struct rec *r)
+{
+	qsort(r->lines, (size_t)r->nlines, sizeof r->lines[0], cmp_str);
+	struct strbuf b;
+	sb_init(&b);
+	for (int i = 0; i < r->nlines; i++)
+		sb_printf(&b, "%s%s", i ? "|" : "", r->lines[i]);
+	return b.s;
+}
+
+struct fix {
+	struct event_base *base;
+	struct store *s;
+	struct rsrv srv;
+	bool redis;
+};
+
+static struct store *open_ok(struct event_base *base, const char *url)
+{
+	char *err = NULL;
+	struct store *s = store_open(base, url, &err);
+	ck_assert_msg(s != NULL, "store_open(%s): %s", url, err ? err : "?");
+	return s;
+}
+
+/* Wait until the store answers OK (it connects on its own); bounded. */
+static bool wait_ready(struct event_base *base, struct store *s, int max_ms)
+{
+	static const struct grey_params p = { 60, 3600, 600, 0 };
+	double deadline = now_s() + max_ms / 1000.0;
+	while (now_s() < deadline) {
+		struct rec r = { 0 };
+		struct grey_query q = { .triplet = "probe", .triplet_len = 5, .net = "probe",
+					.net_len = 5, .now = T0, .p = p };
+		s->ops->grey(s, &q, grey_done, &r);
+		ck_assert(run_until(base, &r.calls, 1, 5000));
+		if (r.st == STORE_OK)
+			return true;
+		run_for(base, 50);
+	}
+	return false;
+}
+
+static void fix_open(struct fix *f, bool redis)
+{
+	memset(f, 0, sizeof *f);
+	signal(SIGPIPE, SIG_IGN);       /* as mxacld does: hiredis writes to sockets */
+	f->base = event_base_new();
+	f->redis = redis;
+	if (redis) {
+		rsrv_start(&f->srv, false, NULL);
+		char *url = rsrv_url(&f->srv, NULL, NULL);
+		f->s = open_ok(f->base, url);
+		free(url);
+		ck_assert_msg(wait_ready(f->base, f->s, 5000), "the store does not connect");
+		freeReplyObject(rsrv_cmd(&f->srv, 0, "FLUSHALL"));
+	} else {
+		f->s = open_ok(f->base, "memory");
+	}
+}
+
+static void fix_close(struct fix *f)
+{
+	store_close(f->s);
+	if (f->redis)
+		rsrv_stop(&f->srv);
+	event_base_free(f->base);
+}
+
+/* ---- the shared table ------------------------------------------------------------ */
+
+enum op { OP_GREY, OP_RATE, OP_WHITELIST, OP_PASS, OP_FORGET, OP_FLUSH, OP_LIST };
+
+struct step {
+	enum op op;
+	int t;                           /* seconds after T0 */
+	const char *key, *net;
+	int grey;                        /* grey: 1 greylisted, 0 pass */
+	unsigned remaining, age;
+	int awl;
+	unsigned limit, window, count;   /* rate */
+	int over;
+	unsigned long changed;           /* edit */
+	const char *listing;             /* list */
+	const struct grey_params *p;     /* NULL: the table's */
+	const char *what;
+};
+
+static const struct grey_params P = { .delay = 60, .expire = 3600, .retry_window = 600, .awl = 3 };
+static const struct grey_params P_NOAWL = { .delay = 60, .expire = 3600, .retry_window = 600 };
+
+static const struct step greylist_steps[] = {
+	{ OP_GREY, 0, "192.0.2/a@x/b@y", "192.0.2", .grey = 1, .remaining = 60, .what = "first seen" },
+	{ OP_GREY, 20, "192.0.2/a@x/b@y", "192.0.2", .grey = 1, .remaining = 40, .age = 20,
+	  .what = "early retry" },
+	{ OP_GREY, 59, "192.0.2/a@x/b@y", "192.0.2", .grey = 1, .remaining = 1, .age = 59,
+	  .what = "one second early" },
+	{ OP_GREY, 60, "192.0.2/a@x/b@y", "192.0.2", .age = 60, .what = "retry after the delay" },
+	{ OP_GREY, 1000, "192.0.2/a@x/b@y", "192.0.2", .age = 1000, .what = "passed, within expire" },
+	{ OP_GREY, 4599, "192.0.2/a@x/b@y", "192.0.2", .age = 4599,
+	  .what = "passed, used just before expire" },
+	{ OP_GREY, 8199, "192.0.2/a@x/b@y", "192.0.2", .grey = 1, .remaining = 60,
+	  .what = "unused for expire: starts over" },
+	{ OP_GREY, 8259, "192.0.2/a@x/b@y", "192.0.2", .age = 60, .what = "passes again" },
+	{ OP_GREY, 0, "192.0.2/c@x/d@y", "192.0.2", .grey = 1, .remaining = 60, .what = "second" },
+	{ OP_GREY, 600, "192.0.2/c@x/d@y", "192.0.2", .age = 600,
+	  .what = "retried at the end of the retry window" },
+	{ OP_GREY, 0, "192.0.2/e@x/f@y", "192.0.2", .grey = 1, .remaining = 60, .what = "third" },
+	{ OP_GREY, 601, "192.0.2/e@x/f@y", "192.0.2", .grey = 1, .remaining = 60,
+	  .what = "not retried within retry_window: starts over" },
+	{ OP_GREY, 630, "192.0.2/e@x/f@y", "192.0.2", .grey = 1, .remaining = 31, .age = 29,
+	  .what = "waiting again" },
+	{ OP_GREY, 661, "192.0.2/e@x/f@y", "192.0.2", .age = 60, .what = "passes after restart" },
+	{ OP_GREY, 0, "d0", "n0", .grey = 1, .p = &(struct grey_params){ 0, 3600, 600, 0 },
+	  .what = "delay 0: the first request still waits" },
+	{ OP_GREY, 0, "d0", "n0", .p = &(struct grey_params){ 0, 3600, 600, 0 },
+	  .what = "delay 0: the retry passes" },
+};
+
+static const struct step awl_steps[] = {
+	{ OP_GREY, 0, "a1", "198.51.100", .grey = 1, .remaining = 60, .what = "a1 first" },
+	{ OP_GREY, 0, "a2", "198.51.100", .grey = 1, .remaining = 60, .what = "a2 first" },
+	{ OP_GREY, 0, "a3", "198.51.100", .grey = 1, .remaining = 60, .what = "a3 first" },
+	{ OP_GREY, 60, "a1", "198.51.100", .age = 60, .what = "a1 passes: AWL 1" },
+	{ OP_GREY, 70, "a1", "198.51.100", .age = 70, .what = "a1 again: a triplet counts once" },
+	{ OP_GREY, 60, "a2", "198.51.100", .age = 60, .what = "a2 passes: AWL 2" },
+	{ OP_GREY, 61, "b1", "198.51.100", .grey = 1, .remaining = 60,
+	  .what = "two passes do not whitelist" },
+	{ OP_GREY, 61, "a3", "198.51.100", .age = 61, .what = "a3 passes: AWL 3" },
+	{ OP_GREY, 62, "b2", "198.51.100", .awl = 1, .what = "whitelisted network, new triplet" },
+	{ OP_GREY, 62, "b1", "198.51.100", .awl = 1, .what = "whitelisted network, waiting triplet" },
+	{ OP_GREY, 62, "c1", "203.0.113", .grey = 1, .remaining = 60, .what = "other network" },
+	{ OP_GREY, 62, "c2", "198.51.100", .grey = 1, .remaining = 60, .p = &P_NOAWL,
+	  .what = "awl=0 ignores the whitelist" },
+	{ OP_LIST, 62,
+	  .listing = "a:198.51.100 n=3 f=60 l=62|g:a1 p=1 f=0 l=70|g:a2 p=1 f=0 l=60|"
+		     "g:a3 p=1 f=0 l=61|g:b1 p=0 f=61 l=61|g:c1 p=0 f=62 l=62|"
+		     "g:c2 p=0 f=62 l=62",
+	  .what = "listing" },
+	{ OP_GREY, 3661, "b3", "198.51.100", .awl = 1, .what = "AWL lives expire from its last use" },
+	{ OP_GREY, 7261, "b4", "198.51.100", .grey = 1, .remaining = 60,
+	  .what = "AWL entry expired" },
+};
+
+static const struct step rate_steps[] = {
+	{ OP_RATE, 0, "k1", .limit = 3, .window = 60, .count = 1, .what = "1st" },
+	{ OP_RATE, 1, "k1", .limit = 3, .window = 60, .count = 2, .what = "2nd" },
+	{ OP_RATE, 2, "k1", .limit = 3, .window = 60, .count = 3, .what = "3rd: at the limit" },
+	{ OP_RATE, 3, "k1", .limit = 3, .window = 60, .count = 4, .over = 1, .what = "past it" },
+	{ OP_RATE, 4, "k1", .limit = 3, .window = 60, .count = 4, .over = 1,
+	  .what = "counted up to limit + 1" },
+	{ OP_RATE, 4, "k2", .limit = 3, .window = 60, .count = 1, .what = "another key" },
+	{ OP_RATE, 61, "k1", .limit = 3, .window = 60, .count = 4, .over = 1,
+	  .what = "window slides: 2,3,4 still in" },
+	{ OP_RATE, 62, "k1", .limit = 3, .window = 60, .count = 4, .over = 1, .what = "3,4,61 in" },
+	{ OP_RATE, 64, "k1", .limit = 3, .window = 60, .count = 3, .what = "61,62 in: under again" },
+	{ OP_RATE, 200, "k1", .limit = 3, .window = 60, .count = 1, .what = "window empty" },
+	{ OP_RATE, 200, "k3", .limit = 1, .window = 10, .count = 1, .what = "limit 1" },
+	{ OP_RATE, 200, "k3", .limit = 1, .window = 10, .count = 2, .over = 1, .what = "limit 1 over" },
+	{ OP_RATE, 210, "k3", .limit = 1, .window = 10, .count = 1, .what = "10 s later: out" },
+};
+
+static const struct step edit_steps[] = {
+	{ OP_GREY, 0, "e1", "n7", .grey = 1, .remaining = 60, .what = "e1 waits" },
+	{ OP_PASS, 0, "e2", .changed = 1, .what = "pass e2" },
+	{ OP_WHITELIST, 0, "n9", .changed = 1, .what = "whitelist n9" },
+	{ OP_WHITELIST, 0, "n8", .changed = 1, .p = &P_NOAWL, .what = "whitelist n8, awl 0" },
+	{ OP_LIST, 10,
+	  .listing = "a:n8 n=1 f=0 l=0|a:n9 n=3 f=0 l=0|g:e1 p=0 f=0 l=0|g:e2 p=1 f=0 l=0",
+	  .what = "listing" },
+	{ OP_GREY, 10, "x1", "n9", .awl = 1, .what = "whitelisted by hand" },
+	{ OP_GREY, 10, "x1", "n8", .awl = 1, .p = &(struct grey_params){ 60, 3600, 600, 1 },
+	  .what = "whitelisted with awl 0: count 1" },
+	{ OP_GREY, 10, "e2", "n7", .age = 10, .what = "passed by hand" },
+	{ OP_FORGET, 20, "e1", .changed = 1, .what = "forget e1" },
+	{ OP_FORGET, 20, "n8", .changed = 1, .what = "forget n8" },
+	{ OP_FORGET, 20, "nothing", .changed = 0, .what = "forget what is not there" },
+	{ OP_LIST, 20, .listing = "a:n9 n=3 f=0 l=10|g:e2 p=1 f=0 l=10", .what = "after forget" },
+	{ OP_RATE, 20, "k", .limit = 1, .window = 60, .count = 1, .what = "a rate counter" },
+	{ OP_FLUSH, 30, .changed = 2, .what = "flush" },
+	{ OP_LIST, 30, .listing = "", .what = "flushed" },
+	{ OP_RATE, 30, "k", .limit = 1, .window = 60, .count = 2, .over = 1,
+	  .what = "flush keeps rate counters" },
+	{ OP_GREY, 30, "e2", "n7", .grey = 1, .remaining = 60, .what = "flushed triplet restarts" },
+	{ OP_LIST, 30, .listing = "g:e2 p=0 f=30 l=30", .what = "restarted" },
+	{ OP_LIST, 5000, .listing = "", .what = "what expired is not listed" },
+};
+
+static void run_steps(struct fix *f, const char *name, const struct step *steps, size_t n)
+{
+	const char *be = f->redis ? "redis" : "memory";
+	for (size_t i = 0; i < n; i++) {
+		const struct step *st = &steps[i];
+		const struct grey_params *p = st->p ? st->p : &P;
+		time_t now = T0 + st->t;
+		struct rec r = { 0 };
+		switch (st->op) {
+		case OP_GREY: {
+			struct grey_query q = { .triplet = st->key, .triplet_len = strlen(st->key),
+						.net = st->net, .net_len = strlen(st->net),
+						.now = now, .p = *p };
+			f->s->ops->grey(f->s, &q, grey_done, &r);
+			break;
+		}
+		case OP_RATE: {
+			struct rate_query q = { .key = st->key, .key_len = strlen(st->key),
+						.limit = st->limit, .window = st->window, .now = now };
+			f->s->ops->rate(f->s, &q, rate_done, &r);
+			break;
+		}
+		case OP_WHITELIST:
+		case OP_PASS:
+		case OP_FORGET:
+		case OP_FLUSH: {
+			static const enum store_edit ed[] = { [OP_WHITELIST] = STORE_WHITELIST,
+							      [OP_PASS] = STORE_PASS,
+							      [OP_FORGET] = STORE_FORGET,
+							      [OP_FLUSH] = STORE_FLUSH };
+			f->s->ops->edit(f->s, ed[st->op], st->key, now, p, edit_done, &r);
+			break;
+		}
+		case OP_LIST:
+			f->s->ops->list(f->s, now, list_done, &r);
+			break;
+		}
+		ck_assert_msg(run_until(f->base, &r.calls, 1, 5000), "%s %s step %zu (%s): no answer",
+			      be, name, i, st->what);
+		ck_assert_msg(r.st == STORE_OK, "%s %s step %zu (%s): STORE_FAIL", be, name, i,
+			      st->what);
+		switch (st->op) {
+		case OP_GREY:
+			ck_assert_msg(r.g.greylisted == (st->grey != 0) && r.g.awl == (st->awl != 0) &&
+					      (!st->grey || r.g.remaining == st->remaining) &&
+					      r.g.age == st->age,
+				      "%s %s step %zu (%s): got greylisted=%d awl=%d remaining=%u "
+				      "age=%u, want greylisted=%d awl=%d remaining=%u age=%u",
+				      be, name, i, st->what, r.g.greylisted, r.g.awl, r.g.remaining,
+				      r.g.age, st->grey, st->awl, st->remaining, st->age);
+			break;
+		case OP_RATE:
+			ck_assert_msg(r.r.count == st->count && r.r.over == (st->over != 0),
+				      "%s %s step %zu (%s): got count=%u over=%d, want count=%u "
+				      "over=%d", be, name, i, st->what, r.r.count, r.r.over,
+				      st->count, st->over);
+			break;
+		case OP_LIST: {
+			char *got = rec_listing(&r);
+			ck_assert_msg(strcmp(got, st->listing) == 0,
+				      "%s %s step %zu (%s):\n got  %s\n want %s", be, name, i,
+				      st->what, got, st->listing);
+			free(got);
+			rec_free(&r);
+			break;
+		}
+		default:
+			ck_assert_msg(r.changed == st->changed,
+				      "%s %s step %zu (%s): got changed=%lu, want %lu", be, name, i,
+				      st->what, r.changed, st->changed);
+			break;
+		}
+	}
+}
+
+#define TABLE_TEST(name)                                                         \
+	START_TEST(test_##name)                                                  \
+	{                                                                        \
+		struct fix f;                                                    \
+		fix_open(&f, _i == 1);                                           \
+		run_steps(&f, #name, name##_steps, ARRAY_LEN(name##_steps));     \
+		fix_close(&f);                                                   \
+	}                                                                        \
+	END_TEST
+
+TABLE_TEST(greylist)
+TABLE_TEST(awl)
+TABLE_TEST(rate)
+TABLE_TEST(edit)
+
+/* ---- Redis only ------------------------------------------------------------------ */
+
+/* stderr into a file while a test watches the log. */
+struct capture {
+	int saved;
+	char path[64];
+};
+
+static void capture_begin(struct capture *c)
+{
+	fflush(stderr);
+	snprintf(c->path, sizeof c->path, "/tmp/mxacl-log-XXXXXX");
+	int fd = mkstemp(c->path);
+	ck_assert(fd >= 0);
+	c->saved = dup(2);
+	dup2(fd, 2);
+	close(fd);
+}
+
+static char *capture_end(struct capture *c)
+{
+	fflush(stderr);
+	dup2(c->saved, 2);
+	close(c->saved);
+	FILE *f = fopen(c->path, "r");
+	ck_assert(f != NULL);
+	struct strbuf b;
+	sb_init(&b);
+	char buf[4096];
+	size_t n;
+	while ((n = fread(buf, 1, sizeof buf, f)) > 0)
+		sb_add(&b, buf, n);
+	fclose(f);
+	unlink(c->path);
+	return b.s;
+}
+
+static int count_of(const char *hay, const char *needle)
+{
+	int n = 0;
+	for (const char *p = hay; (p = strstr(p, needle)); p += strlen(needle))
+		n++;
+	return n;
+}
+
+static struct rec grey_once(struct event_base *base, struct store *s, const char *trip, time_t now,
+			    int max_ms)
+{
+	struct rec r = { 0 };
+	struct grey_query q = { .triplet = trip, .triplet_len = strlen(trip), .net = "n",
+				.net_len = 1, .now = now, .p = P };
+	s->ops->grey(s, &q, grey_done, &r);
+	ck_assert_msg(run_until(base, &r.calls, 1, max_ms), "no answer within %d ms", max_ms);
+	return r;
+}
+
+START_TEST(test_url_errors)
+{
+	static const struct {
+		const char *url, *want;
+	} bad[] = {
+		{ "redis://", "no host" },
+		{ "redis://127.0.0.1:0", "bad port" },
+		{ "redis://127.0.0.1:99999", "bad port" },
+		{ "redis://127.0.0.1:x", "bad port" },
+		{ "redis://127.0.0.1:6379/x", "bad database" },
+		{ "redis://127.0.0.1:6379?foo=1", "unknown option 'foo'" },
+		{ "redis://127.0.0.1:6379?timeout=0", "bad timeout" },
+		{ "redis://127.0.0.1:6379?timeout=100000", "bad timeout" },
+		{ "redis://127.0.0.1:6379/1?db=2", "given twice" },
+		{ "redis://sekrit@127.0.0.1:6379", ":PASSWORD@" },
+		{ "redis://:sekrit%zz@127.0.0.1:6379", "bad %-escape in the password" },
+		{ "redis://:@127.0.0.1:6379", "empty password" },
+		{ "redis://[::1:6379", "no ']'" },
+		{ "redis+unix://host/tmp/x.sock", "takes no host" },
+		{ "redis+unix://", "no socket path" },
+		{ "redis+unix:///", "no socket path" },
+		{ "redis+unix:///tmp/x.sock?db=z", "bad database" },
+		{ "rediss://127.0.0.1:6379", "unknown store" },
+	};
+	struct event_base *base = event_base_new();
+	for (size_t i = 0; i < ARRAY_LEN(bad); i++) {
+		char *err = NULL;
+		struct store *s = store_open(base, bad[i].url, &err);
+		ck_assert_msg(s == NULL, "%s: opened, want an error", bad[i].url);
+		ck_assert_msg(err && strstr(err, bad[i].want), "%s: got error '%s', want '%s'",
+			      bad[i].url, err ? err : "(none)", bad[i].want);
+		ck_assert_msg(!strstr(err, "sekrit"), "%s: the error shows the password: %s",
+			      bad[i].url, err);
+		free(err);
+	}
+	/* good ones open (nothing listens: the store retries on its own) */
+	int port = free_port();
+	char *good[] = {
+		xasprintf("redis://127.0.0.1:%d", port),
+		xasprintf("redis://:pw@127.0.0.1:%d/2?prefix=a%%3Ab&timeout=50", port),
+		xasprintf("redis://user:pw@localhost:%d?db=3", port),
+		xasprintf("redis://[::1]:%d/0", port),
+		xasprintf("redis+unix:///nonexistent/redis.sock?db=1&prefix=p:"),
+		xasprintf("redis+unix://:pw@/nonexistent/redis.sock"),
+	};
+	struct capture cap;
+	capture_begin(&cap);
+	for (size_t i = 0; i < ARRAY_LEN(good); i++) {
+		char *err = NULL;
+		struct store *s = store_open(base, good[i], &err);
+		ck_assert_msg(s != NULL, "%s: %s", good[i], err ? err : "?");
+		store_close(s);
+		free(good[i]);
+	}
+	char *log = capture_end(&cap);
+	ck_assert_msg(!strstr(log, ":pw@") && !strstr(log, "user:pw"), "password in the log:\n%s",
+		      log);
+	free(log);
+	event_base_free(base);
+}
+END_TEST
+
+START_TEST(test_down_fails_fast)
+{
+	signal(SIGPIPE, SIG_IGN);
+	struct event_base *base = event_base_new();
+	char *url = xasprintf("redis://127.0.0.1:%d", free_port());
+	struct capture cap;
+	capture_begin(&cap);
+	struct store *s = open_ok(base, url);
+	for (int i = 0; i < 5; i++) {
+		double t = now_s();
+		struct rec r = grey_once(base, s, "t", T0, 2000);
+		ck_assert_int_eq(r.st, STORE_FAIL);
+		ck_assert_int_eq(r.calls, 1);
+		ck_assert_msg(now_s() - t < 1.0, "a store that is down took %.3f s to fail",
+			      now_s() - t);
+	}
+	run_for(base, 400);               /* a few reconnect attempts */
+	store_close(s);
+	char *log = capture_end(&cap);
+	ck_assert_msg(count_of(log, "cannot connect") == 1,
+		      "want one 'cannot connect' line, got:\n%s", log);
+	ck_assert_msg(strstr(log, "greylist and rate acls answer as temporary failures"),
+		      "log: %s", log);
+	free(log);
+	free(url);
+	event_base_free(base);
+}
+END_TEST
+
+START_TEST(test_kill_and_restart)
+{
+	struct fix f;
+	fix_open(&f, true);
+	struct capture cap;
+	capture_begin(&cap);
+	ck_assert_int_eq(grey_once(f.base, f.s, "t", T0, 2000).st, STORE_OK);
+	rsrv_signal(&f.srv, SIGKILL);
+	/* the first call may go out before the loop sees the EOF: either way it fails */
+	for (int i = 0; i < 3; i++) {
+		struct rec r = grey_once(f.base, f.s, "t", T0 + 1, 2000);
+		ck_assert_int_eq(r.st, STORE_FAIL);
+	}
+	run_for(f.base, 300);
+	ck_assert_int_eq(grey_once(f.base, f.s, "t", T0 + 1, 2000).st, STORE_FAIL);
+	rsrv_spawn(&f.srv);               /* same port */
+	ck_assert_msg(wait_ready(f.base, f.s, 10000), "no reconnect within 10 s");
+	struct rec r = grey_once(f.base, f.s, "t2", T0, 2000);
+	ck_assert(r.st == STORE_OK && r.g.greylisted);
+	char *log = capture_end(&cap);
+	ck_assert_msg(count_of(log, "connection lost") == 1 && count_of(log, "connected again") == 1,
+		      "want one 'connection lost' and one 'connected again', got:\n%s", log);
+	free(log);
+	fix_close(&f);
+}
+END_TEST
+
+START_TEST(test_stalled_server_times_out)
+{
+	signal(SIGPIPE, SIG_IGN);
+	struct event_base *base = event_base_new();
+	struct rsrv srv;
+	rsrv_start(&srv, false, NULL);
+	char *url = rsrv_url(&srv, NULL, "?timeout=200");
+	struct store *s = open_ok(base, url);
+	ck_assert(wait_ready(base, s, 5000));
+	struct capture cap;
+	capture_begin(&cap);
+	rsrv_signal(&srv, SIGSTOP);
+	static struct rec r[3];
+	memset(r, 0, sizeof r);
+	struct grey_query q = { .triplet = "t", .triplet_len = 1, .net = "n", .net_len = 1,
+				.now = T0, .p = P };
+	double t = now_s();
+	for (int i = 0; i < 3; i++)
+		s->ops->grey(s, &q, grey_done, &r[i]);
+	ck_assert(run_until(base, &r[2].calls, 1, 5000));
+	double took = now_s() - t;
+	for (int i = 0; i < 3; i++)
+		ck_assert(r[i].calls == 1 && r[i].st == STORE_FAIL);
+	ck_assert_msg(took >= 0.15 && took < 3.0, "timeout 200 ms answered after %.3f s", took);
+	/* dropped: the next call fails at once (or within one timeout while reconnecting) */
+	t = now_s();
+	ck_assert_int_eq(grey_once(base, s, "t", T0, 2000).st, STORE_FAIL);
+	ck_assert(now_s() - t < 1.5);
+	rsrv_signal(&srv, SIGCONT);
+	ck_assert_msg(wait_ready(base, s, 10000), "no recovery after SIGCONT");
+	run_for(base, 300);               /* late replies, if any, are ignored */
+	for (int i = 0; i < 3; i++)
+		ck_assert_int_eq(r[i].calls, 1);
+	char *log = capture_end(&cap);
+	ck_assert_msg(count_of(log, "connection lost: no reply within 200 ms") == 1 &&
+			      count_of(log, "connected again") == 1,
+		      "log:\n%s", log);
+	free(log);
+	store_close(s);
+	free(url);
+	rsrv_stop(&srv);
+	event_base_free(base);
+}
+END_TEST
+
+START_TEST(test_auth_db_prefix)
+{
+	signal(SIGPIPE, SIG_IGN);
+	struct event_base *base = event_base_new();
+	struct rsrv srv;
+	rsrv_start(&srv, false, "pw-XYZZY@1");
+	char *url = rsrv_url(&srv, ":pw-XYZZY%401@", "/3?prefix=t%3Ax:");
+	struct store *s = open_ok(base, url);
+	ck_assert(wait_ready(base, s, 5000));
+	struct rec r = grey_once(base, s, "trip", T0, 2000);
+	ck_assert(r.st == STORE_OK && r.g.greylisted);
+	ck_assert_int_eq(rsrv_int(&srv, 3, "EXISTS %s", "t:x:g:trip"), 1);
+	ck_assert_int_eq(rsrv_int(&srv, 0, "EXISTS %s", "t:x:g:trip"), 0);
+	long long ttl = rsrv_int(&srv, 3, "TTL %s", "t:x:g:trip");
+	ck_assert_msg(ttl > 600 && ttl <= 660, "waiting triplet TTL %lld, want retry_window + delay",
+		      ttl);
+	struct rate_query rq = { .key = "rk", .key_len = 2, .limit = 5, .window = 90, .now = T0 };
+	struct rec rr = { 0 };
+	s->ops->rate(s, &rq, rate_done, &rr);
+	ck_assert(run_until(base, &rr.calls, 1, 2000) && rr.st == STORE_OK && rr.r.count == 1);
+	ttl = rsrv_int(&srv, 3, "TTL %s", "t:x:r:rk");
+	ck_assert_msg(ttl > 0 && ttl <= 90, "rate TTL %lld, want the window", ttl);
+	/* the list and flush see only our prefix */
+	freeReplyObject(rsrv_cmd(&srv, 3, "HSET %s first 1", "other:g:x"));
+	struct rec l = { 0 };
+	s->ops->list(s, T0, list_done, &l);
+	ck_assert(run_until(base, &l.calls, 1, 2000));
+	ck_assert_int_eq(l.entries, 2);   /* trip and the probe */
+	rec_free(&l);
+	store_close(s);
+	free(url);
+
+	/* a wrong password: fails, logged once, never shown */
+	struct capture cap;
+	capture_begin(&cap);
+	url = rsrv_url(&srv, ":wrong-QWERTY@", NULL);
+	s = open_ok(base, url);
+	for (int i = 0; i < 3; i++) {
+		ck_assert_int_eq(grey_once(base, s, "t", T0, 2000).st, STORE_FAIL);
+		run_for(base, 150);
+	}
+	store_close(s);
+	char *log = capture_end(&cap);
+	ck_assert_msg(count_of(log, "cannot connect: AUTH: ") == 1, "log:\n%s", log);
+	ck_assert_msg(!strstr(log, "QWERTY") && !strstr(log, "XYZZY"), "password in log:\n%s", log);
+	free(log);
+	free(url);
+	rsrv_stop(&srv);
+	event_base_free(base);
+}
+END_TEST
+
+START_TEST(test_unix_socket)
+{
+	signal(SIGPIPE, SIG_IGN);
+	struct event_base *base = event_base_new();
+	struct rsrv srv;
+	rsrv_start(&srv, true, NULL);
+	char *url = rsrv_url(&srv, NULL, "?db=2");
+	struct store *s = open_ok(base, url);
+	ck_assert(wait_ready(base, s, 5000));
+	ck_assert(grey_once(base, s, "u", T0, 2000).g.greylisted);
+	ck_assert_int_eq(rsrv_int(&srv, 2, "EXISTS %s", "mxacl:g:u"), 1);
+	rsrv_signal(&srv, SIGKILL);
+	unlink(srv.sock);
+	struct capture cap;
+	capture_begin(&cap);
+	run_for(base, 200);
+	ck_assert_int_eq(grey_once(base, s, "u", T0, 2000).st, STORE_FAIL);
+	rsrv_spawn(&srv);
+	ck_assert_msg(wait_ready(base, s, 10000), "no reconnect over the socket");
+	free(capture_end(&cap));
+	store_close(s);
+	free(url);
+	rsrv_stop(&srv);
+	event_base_free(base);
+}
+END_TEST
+
+START_TEST(test_noscript_recovers)
+{
+	struct fix f;
+	fix_open(&f, true);
+	freeReplyObject(rsrv_cmd(&f.srv, 0, "SCRIPT FLUSH"));
+	struct rec r = grey_once(f.base, f.s, "ns", T0, 2000);
+	ck_assert(r.st == STORE_OK && r.g.greylisted);
+	r = grey_once(f.base, f.s, "ns", T0 + 60, 2000);
+	ck_assert(r.st == STORE_OK && !r.g.greylisted && r.g.age == 60);
+	freeReplyObject(rsrv_cmd(&f.srv, 0, "SCRIPT FLUSH"));
+	struct rate_query q = { .key = "k", .key_len = 1, .limit = 1, .window = 60, .now = T0 };
+	struct rec rr = { 0 };
+	f.s->ops->rate(f.s, &q, rate_done, &rr);
+	ck_assert(run_until(f.base, &rr.calls, 1, 2000) && rr.st == STORE_OK && rr.r.count == 1);
+	fix_close(&f);
+}
+END_TEST
+
+/* An error reply fails that request only, logged once until a success. */
+START_TEST(test_error_reply_fails_one)
+{
+	struct fix f;
+	fix_open(&f, true);
+	freeReplyObject(rsrv_cmd(&f.srv, 0, "SET %s x", "mxacl:g:wrongtype"));
+	struct capture cap;
+	capture_begin(&cap);
+	for (int i = 0; i < 3; i++)
+		ck_assert_int_eq(grey_once(f.base, f.s, "wrongtype", T0, 2000).st, STORE_FAIL);
+	struct rec r = grey_once(f.base, f.s, "fine", T0, 2000);
+	ck_assert(r.st == STORE_OK && r.g.greylisted);
+	ck_assert_int_eq(grey_once(f.base, f.s, "wrongtype", T0, 2000).st, STORE_FAIL);
+	char *log = capture_end(&cap);
+	ck_assert_msg(count_of(log, "command failed: ") == 2 &&
+			      count_of(log, "WRONGTYPE") == 2 &&
+			      count_of(log, "commands succeed again") == 1 &&
+			      count_of(log, "connection lost") == 0,
+		      "log:\n%s", log);
+	free(log);
+	fix_close(&f);
+}
+END_TEST
+
+/* Two gateways, one Redis: the check-and-update is atomic. */
+START_TEST(test_two_gateways_race)
+{
+	struct fix f;
+	fix_open(&f, true);
+	char *url = rsrv_url(&f.srv, NULL, NULL);
+	struct store *s2 = open_ok(f.base, url);
+	ck_assert(wait_ready(f.base, s2, 5000));
+	struct store *gw[2] = { f.s, s2 };
+	enum { N = 40 };
+	static struct rec r[N];
+	static const struct grey_params pa = { 60, 3600, 600, 2 };
+
+	/* first seen through both at once: all wait */
+	memset(r, 0, sizeof r);
+	int done = 0;
+	struct grey_query q = { .triplet = "race", .triplet_len = 4, .net = "198.51.100",
+				.net_len = 10, .now = T0, .p = pa };
+	for (int i = 0; i < N; i++)
+		gw[i % 2]->ops->grey(gw[i % 2], &q, grey_done, &r[i]);
+	for (int i = 0; i < N; i++) {
+		ck_assert(run_until(f.base, &r[i].calls, 1, 5000));
+		ck_assert(r[i].st == STORE_OK && r[i].g.greylisted);
+	}
+	/* after the delay, all pass through both, and the AWL counts one pass */
+	memset(r, 0, sizeof r);
+	q.now = T0 + 60;
+	for (int i = 0; i < N; i++)
+		gw[i % 2]->ops->grey(gw[i % 2], &q, grey_done, &r[i]);
+	for (int i = 0; i < N; i++) {
+		ck_assert(run_until(f.base, &r[i].calls, 1, 5000));
+		ck_assert(r[i].st == STORE_OK && !r[i].g.greylisted && !r[i].g.awl);
+	}
+	redisReply *rp = rsrv_cmd(&f.srv, 0, "HGET %s count", "mxacl:a:198.51.100");
+	ck_assert_msg(rp->type == REDIS_REPLY_STRING && strcmp(rp->str, "1") == 0,
+		      "AWL count after one triplet passed %d times: %s", N,
+		      rp->type == REDIS_REPLY_STRING ? rp->str : "(none)");
+	freeReplyObject(rp);
+
+	/* a rate limit counts events from both */
+	memset(r, 0, sizeof r);
+	struct rate_query rq = { .key = "shared", .key_len = 6, .limit = 7, .window = 60, .now = T0 };
+	for (int i = 0; i < N; i++)
+		gw[i % 2]->ops->rate(gw[i % 2], &rq, rate_done, &r[i]);
+	int under = 0;
+	for (int i = 0; i < N; i++) {
+		ck_assert(run_until(f.base, &r[i].calls, 1, 5000));
+		ck_assert(r[i].st == STORE_OK);
+		under += !r[i].r.over;
+		done++;
+	}
+	ck_assert_msg(under == 7, "%d of %d events under a limit of 7", under, done);
+	store_close(s2);
+	free(url);
+	fix_close(&f);
+}
+END_TEST
+
+/* More keys than one SCAN step returns. */
+START_TEST(test_list_and_flush_many)
+{
+	struct fix f;
+	fix_open(&f, true);
+	enum { N = 2500 };
+	static struct rec r[N];
+	memset(r, 0, sizeof r);
+	char key[32];
+	for (int i = 0; i < N; i++) {
+		snprintf(key, sizeof key, "t%d", i);
+		struct grey_query q = { .triplet = key, .triplet_len = strlen(key), .net = "n",
+					.net_len = 1, .now = T0, .p = P };
+		f.s->ops->grey(f.s, &q, grey_done, &r[i]);
+	}
+	ck_assert(run_until(f.base, &r[N - 1].calls, 1, 10000));
+	for (int i = 0; i < N; i++)
+		ck_assert(r[i].calls == 1 && r[i].st == STORE_OK);
+	struct rec l = { 0 };
+	f.s->ops->list(f.s, T0, list_done, &l);
+	ck_assert(run_until(f.base, &l.calls, 1, 10000));
+	ck_assert(l.st == STORE_OK);
+	ck_assert_int_eq(l.entries, N);
+	rec_free(&l);
+	struct rec e = { 0 };
+	f.s->ops->edit(f.s, STORE_FLUSH, NULL, T0, NULL, edit_done, &e);
+	ck_assert(run_until(f.base, &e.calls, 1, 10000));
+	ck_assert(e.st == STORE_OK);
+	ck_assert_int_eq(e.changed, N);
+	ck_assert_int_eq(rsrv_int(&f.srv, 0, "DBSIZE%s", ""), 0);
+	fix_close(&f);
+}
+END_TEST
+
+/* close: every pending callback once, before close returns; none after. */
+START_TEST(test_close_answers_pending)
+{
+	struct fix f;
+	fix_open(&f, true);
+	enum { N = 8 };
+	static struct rec r[N];
+	memset(r, 0, sizeof r);
+	struct grey_query q = { .triplet = "c", .triplet_len = 1, .net = "n", .net_len = 1,
+				.now = T0, .p = P };
+	for (int i = 0; i < N - 2; i++)
+		f.s->ops->grey(f.s, &q, grey_done, &r[i]);
+	f.s->ops->list(f.s, T0, list_done, &r[N - 2]);
+	f.s->ops->edit(f.s, STORE_FLUSH, NULL, T0, NULL, edit_done, &r[N - 1]);
+	store_close(f.s);
+	f.s = NULL;
+	for (int i = 0; i < N; i++)
+		ck_assert_msg(r[i].calls == 1 && r[i].st == STORE_FAIL, "request %d: %d calls, st %d",
+			      i, r[i].calls, r[i].st);
+	run_for(f.base, 200);
+	for (int i = 0; i < N; i++)
+		ck_assert_int_eq(r[i].calls, 1);
+
+	/* closed while still connecting */
+	char *url = rsrv_url(&f.srv, NULL, NULL);
+	struct store *s = open_ok(f.base, url);
+	memset(r, 0, sizeof r);
+	for (int i = 0; i < N; i++)
+		s->ops->grey(s, &q, grey_done, &r[i]);
+	store_close(s);
+	run_for(f.base, 200);
+	for (int i = 0; i < N; i++)
+		ck_assert(r[i].calls == 1 && r[i].st == STORE_FAIL);
+	free(url);
+	fix_close(&f);
+}
+END_TEST
+
+/* close from inside a callback: from a reply, from a timeout, from a list entry. */
+START_TEST(test_close_inside_callback)
+{
+	struct fix f;
+	fix_open(&f, true);
+	enum { N = 6 };
+	static struct rec r[N];
+	struct grey_query q = { .triplet = "c", .triplet_len = 1, .net = "n", .net_len = 1,
+				.now = T0, .p = P };
+	char *url = rsrv_url(&f.srv, NULL, "?timeout=150");
+
+	/* the first reply closes the store; the rest come from close */
+	memset(r, 0, sizeof r);
+	r[0].close_me = &f.s;
+	for (int i = 0; i < N; i++)
+		f.s->ops->grey(f.s, &q, grey_done, &r[i]);
+	ck_assert(run_until(f.base, &r[0].calls, 1, 2000));
+	ck_assert(f.s == NULL && r[0].st == STORE_OK);
+	for (int i = 1; i < N; i++)
+		ck_assert_msg(r[i].calls == 1 && r[i].st == STORE_FAIL, "request %d: %d calls", i,
+			      r[i].calls);
+	run_for(f.base, 200);
+	for (int i = 0; i < N; i++)
+		ck_assert_int_eq(r[i].calls, 1);
+
+	/* a list entry closes it */
+	struct store *s = open_ok(f.base, url);
+	ck_assert(wait_ready(f.base, s, 5000));
+	struct rec l = { 0 };
+	l.close_me = &s;
+	s->ops->list(s, T0, list_done, &l);
+	ck_assert(run_until(f.base, &l.calls, 1, 2000));
+	ck_assert(s == NULL && l.st == STORE_FAIL && l.entries == 1);
+	rec_free(&l);
+
+	/* a timeout answers the first, which closes the store */
+	s = open_ok(f.base, url);
+	ck_assert(wait_ready(f.base, s, 5000));
+	struct capture cap;
+	capture_begin(&cap);
+	rsrv_signal(&f.srv, SIGSTOP);
+	memset(r, 0, sizeof r);
+	r[0].close_me = &s;
+	for (int i = 0; i < N; i++)
+		s->ops->grey(s, &q, grey_done, &r[i]);
+	ck_assert(run_until(f.base, &r[N - 1].calls, 1, 3000));
+	ck_assert(s == NULL);
+	for (int i = 0; i < N; i++)
+		ck_assert(r[i].calls == 1 && r[i].st == STORE_FAIL);
+	rsrv_signal(&f.srv, SIGCONT);
+	run_for(f.base, 200);
+	for (int i = 0; i < N; i++)
+		ck_assert_int_eq(r[i].calls, 1);
+	free(capture_end(&cap));
+
+	/* the server dies; the first failure closes the store */
+	s = open_ok(f.base, url);
+	ck_assert(wait_ready(f.base, s, 5000));
+	capture_begin(&cap);
+	memset(r, 0, sizeof r);
+	r[0].close_me = &s;
+	for (int i = 0; i < N; i++)
+		s->ops->grey(s, &q, grey_done, &r[i]);
+	rsrv_signal(&f.srv, SIGKILL);
+	ck_assert(run_until(f.base, &r[N - 1].calls, 1, 3000));
+	run_for(f.base, 200);
+	for (int i = 0; i < N; i++)
+		ck_assert_int_eq(r[i].calls, 1);
+	ck_assert(s == NULL);
+	free(capture_end(&cap));
+	free(url);
+	fix_close(&f);
+}
+END_TEST
+
+Suite *store_suite(void)
+{
+	Suite *s = suite_create("store");
+	TCase *tc = tcase_create("semantics");
+	tcase_set_timeout(tc, 60);
+	/* _i: 0 memory, 1 redis */
+	tcase_add_loop_test(tc, test_greylist, 0, 2);
+	tcase_add_loop_test(tc, test_awl, 0, 2);
+	tcase_add_loop_test(tc, test_rate, 0, 2);
+	tcase_add_loop_test(tc, test_edit, 0, 2);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("redis");
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_url_errors);
+	tcase_add_test(tc, test_down_fails_fast);
+	tcase_add_test(tc, test_kill_and_restart);
+	tcase_add_test(tc, test_stalled_server_times_out);
+	tcase_add_test(tc, test_auth_db_prefix);
+	tcase_add_test(tc, test_unix_socket);
+	tcase_add_test(tc, test_noscript_recovers);
+	tcase_add_test(tc, test_error_reply_fails_one);
+	tcase_add_test(tc, test_two_gateways_race);
+	tcase_add_test(tc, test_list_and_flush_many);
+	tcase_add_test(tc, test_close_answers_pending);
+	tcase_add_test(tc, test_close_inside_callback);
+	suite_add_tcase(s, tc);
+	return s;
+}
