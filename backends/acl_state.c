@@ -315,11 +315,7 @@ static void client_net(const struct grey_acl *g, const struct req_value *v, char
 		snprintf(out, size, "%.*s", (int)v->len, v->s);
 		return;
 	}
-	int len = ip_is_v4(&a) ? 96 + g->net4 : g->net6;
-	uint64_t mhi = len >= 64 ? ~0ULL : len == 0 ? 0 : ~0ULL << (64 - len);
-	uint64_t mlo = len >= 128 ? ~0ULL : len <= 64 ? 0 : ~0ULL << (128 - len);
-	a.hi &= mhi;
-	a.lo &= mlo;
+	ip_mask(&a, (unsigned)(ip_is_v4(&a) ? g->net4 : g->net6));
 	char buf[64];
 	ip_format(&a, buf, sizeof buf);
 	snprintf(out, size, "%s/%d", buf, ip_is_v4(&a) ? g->net4 : g->net6);

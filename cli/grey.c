@@ -136,11 +136,7 @@ static bool grey_cli_net(const char *in, char **out, bool need_len)
 	int max = ip_is_v4(&a) ? 32 : 128;
 	if (!slash[1] || *end || errno || len < 0 || len > max)
 		return false;
-	int bits = ip_is_v4(&a) ? 96 + (int)len : (int)len;
-	uint64_t mhi = bits >= 64 ? ~0ULL : bits == 0 ? 0 : ~0ULL << (64 - bits);
-	uint64_t mlo = bits >= 128 ? ~0ULL : bits <= 64 ? 0 : ~0ULL << (128 - bits);
-	a.hi &= mhi;
-	a.lo &= mlo;
+	ip_mask(&a, (unsigned)len);
 	char buf[64];
 	ip_format(&a, buf, sizeof buf);
 	*out = xasprintf("%s/%ld", buf, len);

@@ -128,6 +128,13 @@ bool ip_is_v4(const struct ipaddr *a)
 	return a->hi == 0 && (a->lo >> 32) == 0xffff;
 }
 
+void ip_mask(struct ipaddr *a, unsigned len)
+{
+	struct ipaddr m = ip_prefix_mask(ip_is_v4(a) ? 96 + len : len);
+	a->hi &= m.hi;
+	a->lo &= m.lo;
+}
+
 void ip_format(const struct ipaddr *a, char *buf, size_t size)
 {
 	char tmp[INET6_ADDRSTRLEN];

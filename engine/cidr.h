@@ -28,6 +28,12 @@ struct ipaddr {
 bool ip_parse(const char *s, size_t len, struct ipaddr *out);
 /* True when a is an IPv4 (mapped) address. */
 bool ip_is_v4(const struct ipaddr *a);
+/*
+ * Clear the host bits of a under a prefix of len bits, counted in a's own
+ * family (an IPv4 /24 is 24, not 120). len must be 0..32 for IPv4 and
+ * 0..128 for IPv6.
+ */
+void ip_mask(struct ipaddr *a, unsigned len);
 /* Format a into buf (at least 46 bytes) the usual way (IPv4 dotted). */
 void ip_format(const struct ipaddr *a, char *buf, size_t size);
 
