@@ -19,6 +19,7 @@
  *              request timer
  */
 #include "daemon/conn.h"
+#include "daemon/sendbuf.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -111,23 +112,10 @@ static void conn_close(struct conn *c)
 /* Send what we can of the replies; false when c was closed. */
 static bool conn_flush(struct conn *c)
 {
-	size_t left = c->out.len - c->out_off;
-	if (left == 0)
-		return true;
-	ssize_t w = send(c->fd, c->out.s + c->out_off, left, MSG_NOSIGNAL);
-	if (w < 0) {
-		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-			log_warning("%s: write: %s; closing the connection", c->peer,
-				    strerror(errno));
-			conn_close(c);
-			return false;
-		}
-		w = 0;
-	}
-	c->out_off += (size_t)w;
-	if (c->out_off == c->out.len) {
-		sb_reset(&c->out);
-		c->out_off = 0;
+	if (sendbuf_send(c->fd, &c->out, &c->out_off) < 0) {
+		log_warning("%s: write: %s; closing the connection", c->peer, strerror(errno));
+		conn_close(c);
+		return false;
 	}
 	return true;
 }
@@ -221,7 +209,7 @@ static void conn_set_timer(struct conn *c)
 	enum conn_timer want;
 	if (c->vm)
 		want = CONN_TIMER_NONE;
-	else if (c->out.len > c->out_off || c->in_len > c->in_off)
+	else if (sendbuf_pending(&c->out, c->out_off) || c->in_len > c->in_off)
 		want = CONN_TIMER_REQUEST;
 	else
 		want = CONN_TIMER_IDLE;
@@ -265,7 +253,7 @@ static bool conn_make_room(struct conn *c)
 /* Register the events c's state asks for, and its timer. */
 static void conn_update(struct conn *c)
 {
-	bool blocked = c->out.len > c->out_off;
+	bool blocked = sendbuf_pending(&c->out, c->out_off);
 	/* Blocked: stop reading, so that a client that does not read its
 	 * replies cannot make us buffer without bound. */
 	bool want_read = !blocked && (c->in_cap < CONN_IN_MAX || c->in_len - c->in_off < CONN_IN_MAX);
@@ -340,7 +328,7 @@ static void conn_timeout_cb(evutil_socket_t fd, short what, void *arg)
 	if (c->timer == CONN_TIMER_IDLE)
 		log_info("%s: idle for %g s; closing the connection", c->peer,
 			 conn_secs(&pool->lim.idle));
-	else if (c->out.len > c->out_off)
+	else if (sendbuf_pending(&c->out, c->out_off))
 		log_warning("%s: timeout: replies not read for %g s; closing the connection",
 			    c->peer, conn_secs(&pool->lim.request));
 	else

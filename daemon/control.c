@@ -25,6 +25,7 @@
  * call).
  */
 #include "daemon/control.h"
+#include "daemon/sendbuf.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -120,26 +121,15 @@ static void control_close(struct control_conn *c)
 /* Send what we can of the answer; false when c was closed. */
 static bool control_flush(struct control_conn *c)
 {
-	size_t left = c->out.len - c->out_off;
-	if (left == 0)
-		return true;
-	ssize_t w = send(c->fd, c->out.s + c->out_off, left, MSG_NOSIGNAL);
+	ssize_t w = sendbuf_send(c->fd, &c->out, &c->out_off);
 	if (w < 0) {
-		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-			log_warning("control: %s: write: %s; closing the connection", c->peer,
-				    strerror(errno));
-			control_close(c);
-			return false;
-		}
-		w = 0;
+		log_warning("control: %s: write: %s; closing the connection", c->peer,
+			    strerror(errno));
+		control_close(c);
+		return false;
 	}
 	if (w > 0)
 		c->progress = true;
-	c->out_off += (size_t)w;
-	if (c->out_off == c->out.len) {
-		sb_reset(&c->out);
-		c->out_off = 0;
-	}
 	return true;
 }
 
@@ -370,7 +360,7 @@ static bool control_next_line(struct control_conn *c, char *line, size_t *len)
 /* Register the events c's state asks for, and its timer. */
 static void control_update(struct control_conn *c)
 {
-	bool pending = c->out.len > c->out_off;
+	bool pending = sendbuf_pending(&c->out, c->out_off);
 	bool want_read = c->draining || (!c->op && !pending && !c->closing && !c->eof);
 	if (want_read != c->reading) {
 		if (want_read)
@@ -405,13 +395,13 @@ static void control_serve(struct control_conn *c)
 	for (;;) {
 		if (!control_flush(c))
 			return;
-		if (c->op || c->out.len > c->out_off || c->closing)
+		if (c->op || sendbuf_pending(&c->out, c->out_off) || c->closing)
 			break;
 		if (!control_next_line(c, line, &len))
 			break;
 		control_exec(c, line, len);
 	}
-	if (!c->op && c->out.len == c->out_off) {
+	if (!c->op && !sendbuf_pending(&c->out, c->out_off)) {
 		if (c->closing && !c->eof && !c->draining) {
 			shutdown(c->fd, SHUT_WR);
 			c->draining = true;
