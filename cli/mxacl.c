@@ -24,9 +24,9 @@
 
 static void usage(FILE *f)
 {
-	fputs("usage: mxacl check -c FILE\n"
-	      "       mxacl dump -c FILE\n"
-	      "       mxacl test -c FILE [--explain] [--now EPOCH] [REQUESTFILE...]\n"
+	fputs("usage: mxacl check -c FILE [--geoip FILE]\n"
+	      "       mxacl dump -c FILE [--geoip FILE]\n"
+	      "       mxacl test -c FILE [--geoip FILE] [--explain] [--now EPOCH] [REQUESTFILE...]\n"
 	      "       mxacl grey (--control PATH | --store URL) [--json] list|whitelist NET|\n"
 	      "                  pass TRIPLET|forget KEY|flush\n"
 	      "\n"
@@ -40,15 +40,16 @@ static void usage(FILE *f)
 	      "\n"
 	      "  -c, --config FILE   the policy (default /etc/mxacl/policy.conf)\n"
 	      "  -e, --explain       print each acl evaluated and the deciding line on stderr\n"
-	      "      --now EPOCH     the clock for requests without policy_test_time\n",
+	      "      --now EPOCH     the clock for requests without policy_test_time\n"
+	      "      --geoip FILE    MaxMind DB for country acls (overrides set geoip)\n",
 	      f);
 }
 
-static struct program *load(const char *path, bool quiet_ok)
+static struct program *load(const char *path, const struct load_opts *o, bool quiet_ok)
 {
 	struct diags d;
 	diags_init(&d);
-	struct program *p = program_load(path, &d);
+	struct program *p = program_load_opts(path, o, &d);
 	diags_print(&d, stderr);
 	if (!p)
 		fprintf(stderr, "mxacl: %s: %zu error%s\n", path, d.nerrors, d.nerrors == 1 ? "" : "s");
@@ -178,10 +179,12 @@ int main(int argc, char **argv)
 		{ "config", required_argument, NULL, 'c' },
 		{ "explain", no_argument, NULL, 'e' },
 		{ "now", required_argument, NULL, 'n' },
+		{ "geoip", required_argument, NULL, 'g' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *config = "/etc/mxacl/policy.conf";
+	struct load_opts lo = { 0 };
 	struct test_run t = { .now = -1 };
 	int c;
 	optind = 2;
@@ -192,6 +195,9 @@ int main(int argc, char **argv)
 			break;
 		case 'e':
 			t.explain = true;
+			break;
+		case 'g':
+			lo.geoip = optarg;
 			break;
 		case 'n': {
 			char *end;
@@ -217,7 +223,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	testhooks_register_from_env();
-	t.p = load(config, strcmp(cmd, "check") != 0);
+	t.p = load(config, &lo, strcmp(cmd, "check") != 0);
 	if (!t.p)
 		return 1;
 	int rc = 0;

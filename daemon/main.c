@@ -61,6 +61,7 @@ struct opts {
 	const char *store;
 	const char *state_file;
 	const char *control;
+	struct load_opts load;     /* what the compiler takes from flags (--geoip) */
 	double state_interval;     /* hidden: seconds between state saves */
 	struct conn_limits lim;
 };
@@ -106,6 +107,7 @@ static void usage(FILE *out)
 		"                            [?prefix=P&timeout=MS] or redis+unix:///PATH\n"
 		"                            (docs/store.md)\n"
 		"      --state-file FILE     keep the memory store in FILE across restarts\n"
+		"      --geoip FILE          MaxMind DB for country acls (reopened on SIGHUP)\n"
 		"      --control PATH        unix socket for mxacl grey (mode 0600, owned by\n"
 		"                            the user mxacld runs as)\n"
 		"  -h, --help                this text\n"
@@ -163,7 +165,7 @@ static struct timeval parse_seconds(const char *flag, const char *s)
 
 enum {
 	OPT_USER = 256, OPT_PIDFILE, OPT_SOCKET_MODE, OPT_SOCKET_OWNER, OPT_LOG,
-	OPT_SYSLOG_FACILITY, OPT_STORE, OPT_STATE_FILE, OPT_CONTROL,
+	OPT_SYSLOG_FACILITY, OPT_STORE, OPT_STATE_FILE, OPT_GEOIP, OPT_CONTROL,
 	/* Hidden: for tests and for operators who read the source. Not in
 	 * the config, so that the language does not grow knobs for them. */
 	OPT_IDLE_TIMEOUT, OPT_REQUEST_TIMEOUT, OPT_MAX_CONNECTIONS, OPT_STATE_INTERVAL,
@@ -189,6 +191,7 @@ static void parse_args(int argc, char **argv, struct opts *o)
 		{ "max-connections", required_argument, NULL, OPT_MAX_CONNECTIONS },
 		{ "store", required_argument, NULL, OPT_STORE },
 		{ "state-file", required_argument, NULL, OPT_STATE_FILE },
+		{ "geoip", required_argument, NULL, OPT_GEOIP },
 		{ "control", required_argument, NULL, OPT_CONTROL },
 		{ "state-interval", required_argument, NULL, OPT_STATE_INTERVAL },
 		{ NULL, 0, NULL, 0 },
@@ -248,6 +251,9 @@ static void parse_args(int argc, char **argv, struct opts *o)
 			break;
 		case OPT_STATE_FILE:
 			o->state_file = optarg;
+			break;
+		case OPT_GEOIP:
+			o->load.geoip = optarg;
 			break;
 		case OPT_CONTROL:
 			o->control = optarg;
@@ -398,7 +404,7 @@ static void reload(struct daemon *d)
 	diags_init(&dg);
 	if (!log_reopen(err, sizeof err))
 		log_warning("reload: %s", err);
-	struct program *p = program_load(d->config_path, &dg);
+	struct program *p = program_load_opts(d->config_path, &d->opts.load, &dg);
 	log_diags(&dg);
 	if (!p) {
 		log_error("reload: %s has errors; still serving the previous policy",
@@ -563,7 +569,7 @@ int main(int argc, char **argv)
 	/* The policy first: everything else may come from its settings. */
 	struct diags dg;
 	diags_init(&dg);
-	struct program *prog = program_load(o->config, &dg);
+	struct program *prog = program_load_opts(o->config, &o->load, &dg);
 	if (dg.n)
 		diags_print(&dg, stderr);
 	if (!prog) {
@@ -611,6 +617,9 @@ int main(int argc, char **argv)
 
 	/* Paths are kept absolute: a detached daemon lives in "/". */
 	d.config_path = daemonize ? proc_abs_path(o->config) : xstrdup(o->config);
+	char *geoip_abs = NULL;        /* a reload after detaching runs in "/" */
+	if (daemonize && o->load.geoip)
+		o->load.geoip = geoip_abs = proc_abs_path(o->load.geoip);
 	d.pidfile = pidfile ? proc_abs_path(pidfile) : NULL;
 	int ready_fd = -1;
 	sb_reset(&err);
@@ -688,6 +697,7 @@ int main(int argc, char **argv)
 	free(d.ls);
 	free(o->listen);
 	free(d.config_path);
+	free(geoip_abs);
 	free(d.pidfile);
 	sb_free(&err);
 	return 0;

@@ -40,6 +40,8 @@ struct acl_compile {
 				       the compiler tests it last on its line */
 	int tempfail;               /* out: a "tempfail=" value (enum
 				       tempfail_mode), or -1 for the global one */
+	const struct geoip *geoip;  /* the program's GeoIP database, or NULL */
+	bool geoip_failed;          /* it was named but did not open (reported) */
 };
 
 /*

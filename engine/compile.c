@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/geoip.h"
 #include "engine/program.h"
 #include "grammar/parse.h"
 #include "grammar/policy.h"
@@ -32,7 +33,24 @@ struct compiler {
 		uint32_t pc, rule;
 	} *fix;
 	size_t nfix, capfix;
+	struct loc geoip_loc;   /* the "set geoip" value, for errors */
+	bool geoip_failed;
 };
+
+/* Open the GeoIP database the flag or "set geoip" names, if any. */
+static void open_geoip(struct compiler *c, const struct load_opts *o, const char *path)
+{
+	const char *file = o && o->geoip ? o->geoip : c->p->settings.geoip;
+	if (!file)
+		return;
+	char *err = NULL;
+	c->p->geoip = geoip_open(file, &err);
+	if (!c->p->geoip) {
+		diag_error(c->d, o && o->geoip ? loc_file(path) : c->geoip_loc, "%s", err);
+		free(err);
+		c->geoip_failed = true;
+	}
+}
 
 int program_var_resolve(void *ctx, const char *name, size_t len)
 {
@@ -84,7 +102,7 @@ static void compile_set(struct compiler *c, const struct ast_stmt *s)
 	struct settings *st = &c->p->settings;
 	struct arena *a = c->p->arena;
 	static const char *known = "listen, user, pidfile, daemonize, socket_mode, socket_owner, "
-				   "log, syslog_facility, store, state_file, control, tempfail";
+				   "log, syslog_facility, store, state_file, control, tempfail, geoip";
 	if (s->nw < 2) {
 		diag_error(c->d, s->loc, "set needs a name and a value: set NAME VALUE...");
 		return;
@@ -118,6 +136,13 @@ static void compile_set(struct compiler *c, const struct ast_stmt *s)
 		st->log = arena_strdup(a, v->s);
 	} else if (strcmp(name, "store") == 0) {
 		st->store = arena_strdup(a, v->s);
+	} else if (strcmp(name, "geoip") == 0) {
+		/* relative to the config file, as value files are */
+		const char *slash = strrchr(v->loc.file, '/');
+		st->geoip = v->s[0] == '/' || !slash
+				    ? arena_strdup(a, v->s)
+				    : arena_printf(a, "%.*s/%s", (int)(slash - v->loc.file), v->loc.file, v->s);
+		c->geoip_loc = v->loc;
 	} else if (strcmp(name, "state_file") == 0) {
 		st->state_file = arena_strdup(a, v->s);
 	} else if (strcmp(name, "control") == 0) {
@@ -184,7 +209,8 @@ static void compile_acls(struct compiler *c)
 			diag_error(c->d, pa->loc, "acl '%s' has no values", pa->name);
 			continue;
 		}
-		struct acl_compile ac = { .arena = p->arena, .diags = c->d, .acl = pa, .tempfail = -1 };
+		struct acl_compile ac = { .arena = p->arena, .diags = c->d, .acl = pa, .tempfail = -1,
+					  .geoip = p->geoip, .geoip_failed = c->geoip_failed };
 		size_t errors = c->d->nerrors;
 		bool ok = acl->type->compile(&ac);
 		acl->data = ac.data;
@@ -549,7 +575,8 @@ static void own_loc(struct program *p, struct loc *l)
 
 /* errors: d->nerrors before the files were read, so read errors count */
 static struct program *program_build(struct arena *a, struct diags *d, struct ast_list *l,
-				     const char *path, size_t src0, size_t errors)
+				     const char *path, size_t src0, size_t errors,
+				     const struct load_opts *o)
 {
 	struct program *p = xcalloc(1, sizeof *p);
 	p->refs = 1;
@@ -566,6 +593,7 @@ static struct program *program_build(struct arena *a, struct diags *d, struct as
 	struct compiler c = { .p = p, .pol = &pol, .d = d };
 	for (size_t i = 0; i < pol.nsets; i++)
 		compile_set(&c, pol.sets[i]);
+	open_geoip(&c, o, path);
 	compile_acls(&c);
 	compile_actions(&c);
 	if (d->nerrors == errors) {
@@ -609,13 +637,18 @@ static struct program *program_build(struct arena *a, struct diags *d, struct as
 	return p;
 }
 
-struct program *program_load(const char *path, struct diags *d)
+struct program *program_load_opts(const char *path, const struct load_opts *o, struct diags *d)
 {
 	struct arena *a = arena_new(1 << 16);
 	size_t src0 = d->nsrc, errors = d->nerrors;
 	struct ast_list l;
 	parse_file(a, d, path, &l);
-	return program_build(a, d, &l, path, src0, errors);
+	return program_build(a, d, &l, path, src0, errors, o);
+}
+
+struct program *program_load(const char *path, struct diags *d)
+{
+	return program_load_opts(path, NULL, d);
 }
 
 struct program *program_load_string(const char *name, const char *text, struct diags *d)
@@ -624,7 +657,7 @@ struct program *program_load_string(const char *name, const char *text, struct d
 	size_t src0 = d->nsrc, errors = d->nerrors;
 	struct ast_list l;
 	parse_string(a, d, name, text, &l);
-	return program_build(a, d, &l, name, src0, errors);
+	return program_build(a, d, &l, name, src0, errors, NULL);
 }
 
 const struct settings *program_settings(const struct program *p)
@@ -659,6 +692,7 @@ void program_unref(struct program *p)
 	free(p->code);
 	free(p->code_rule);
 	free(p->settings.listen);
+	geoip_close(p->geoip);
 	free(p->path);
 	diags_free(&p->sources);
 	arena_free(p->arena);

@@ -40,6 +40,7 @@ struct settings {
 	const char *state_file;     /* memory store persistence; NULL */
 	const char *control;        /* control socket path (mxacl grey); NULL: none */
 	int tempfail;               /* default tempfail mode of acls; -1 not set */
+	const char *geoip;          /* MaxMind DB for country acls; NULL */
 };
 
 /*
@@ -48,6 +49,12 @@ struct settings {
  * reference returned.
  */
 struct program *program_load(const char *path, struct diags *d);
+/* What the command line gives the compiler (flags win over "set"). */
+struct load_opts {
+	const char *geoip;          /* --geoip FILE */
+};
+/* program_load with options; o may be NULL. */
+struct program *program_load_opts(const char *path, const struct load_opts *o, struct diags *d);
 /* The same from a string, named name in diagnostics (tests, -e). */
 struct program *program_load_string(const char *name, const char *text, struct diags *d);
 void program_ref(struct program *p);

@@ -97,6 +97,7 @@ struct program {
 	struct settings settings;
 	bool used_attr[ATTR_COUNT];       /* attributes any acl or action reads */
 	struct vm *pool;                  /* free VMs sized for this program */
+	struct geoip *geoip;              /* for country acls; NULL: none */
 	uint32_t max_cand;                /* most lines one SWITCH can select */
 };
 
