@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "cli/grey.h"
+#include "backends/dns.h"
 #include "engine/engine.h"
 #include "engine/testhooks.h"
 
@@ -26,7 +27,8 @@ static void usage(FILE *f)
 {
 	fputs("usage: mxacl check -c FILE [--geoip FILE]\n"
 	      "       mxacl dump -c FILE [--geoip FILE]\n"
-	      "       mxacl test -c FILE [--geoip FILE] [--explain] [--now EPOCH] [REQUESTFILE...]\n"
+	      "       mxacl test -c FILE [--geoip FILE] [--dns HOST:PORT]... [--dns-timeout MS]\n"
+	      "                  [--explain] [--now EPOCH] [REQUESTFILE...]\n"
 	      "       mxacl grey (--control PATH | --store URL) [--json] list|whitelist NET|\n"
 	      "                  pass TRIPLET|forget KEY|flush\n"
 	      "\n"
@@ -41,7 +43,10 @@ static void usage(FILE *f)
 	      "  -c, --config FILE   the policy (default /etc/mxacl/policy.conf)\n"
 	      "  -e, --explain       print each acl evaluated and the deciding line on stderr\n"
 	      "      --now EPOCH     the clock for requests without policy_test_time\n"
-	      "      --geoip FILE    MaxMind DB for country acls (overrides set geoip)\n",
+	      "      --geoip FILE    MaxMind DB for country acls (overrides set geoip)\n"
+	      "      --dns HOST:PORT DNS server for rbl/rhsbl acls, repeatable (overrides\n"
+	      "                      set dns; default: /etc/resolv.conf)\n"
+	      "      --dns-timeout MS  give up on a DNS lookup after MS ms (default 2000)\n",
 	      f);
 }
 
@@ -180,12 +185,16 @@ int main(int argc, char **argv)
 		{ "explain", no_argument, NULL, 'e' },
 		{ "now", required_argument, NULL, 'n' },
 		{ "geoip", required_argument, NULL, 'g' },
+		{ "dns", required_argument, NULL, 'd' },
+		{ "dns-timeout", required_argument, NULL, 'T' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *config = "/etc/mxacl/policy.conf";
 	struct load_opts lo = { 0 };
 	struct test_run t = { .now = -1 };
+	const char *dns_servers[64];
+	struct dns_opts dnso = { .servers = dns_servers };
 	int c;
 	optind = 2;
 	while ((c = getopt_long(argc, argv, "c:eh", opts, NULL)) != -1) {
@@ -199,6 +208,24 @@ int main(int argc, char **argv)
 		case 'g':
 			lo.geoip = optarg;
 			break;
+		case 'd':
+			if (dnso.nservers == ARRAY_LEN(dns_servers)) {
+				fprintf(stderr, "mxacl: at most %zu --dns servers\n", ARRAY_LEN(dns_servers));
+				return 2;
+			}
+			dns_servers[dnso.nservers++] = optarg;
+			break;
+		case 'T': {
+			char *end;
+			errno = 0;
+			long ms = strtol(optarg, &end, 10);
+			if (errno || *end || ms < 1 || ms > 600000) {
+				fprintf(stderr, "mxacl: --dns-timeout takes milliseconds (1..600000)\n");
+				return 2;
+			}
+			dnso.timeout_ms = (unsigned)ms;
+			break;
+		}
 		case 'n': {
 			char *end;
 			errno = 0;
@@ -232,6 +259,24 @@ int main(int argc, char **argv)
 	} else if (!strcmp(cmd, "test")) {
 		t.base = event_base_new();
 		t.rt = runtime_new(t.base);
+		const struct settings *set = program_settings(t.p);
+		if (dnso.nservers == 0) {       /* --dns wins over "set dns" */
+			dnso.servers = set->dns;
+			dnso.nservers = set->ndns;
+		}
+		if (dnso.nservers || dnso.timeout_ms) {
+			char *err = NULL;
+			struct dns *d = dns_new(t.base, &dnso, &err);
+			if (!d) {
+				fprintf(stderr, "mxacl: %s\n", err);
+				free(err);
+				runtime_free(t.rt);
+				event_base_free(t.base);
+				program_unref(t.p);
+				return 2;
+			}
+			runtime_set_dns(t.rt, d);
+		}
 		if (optind == argc) {
 			rc = run_file(&t, stdin, "-") ? 0 : 1;
 		}

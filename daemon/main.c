@@ -25,6 +25,7 @@
 #include "daemon/control.h"
 #include "daemon/listener.h"
 #include "daemon/proc.h"
+#include "backends/dns.h"
 #include "backends/store.h"
 #include "engine/engine.h"
 #include "engine/testhooks.h"
@@ -61,6 +62,9 @@ struct opts {
 	const char *store;
 	const char *state_file;
 	const char *control;
+	const char **dns;          /* --dns HOST:PORT, repeatable */
+	size_t ndns, capdns;
+	unsigned dns_timeout_ms;   /* --dns-timeout; 0: the default */
 	struct load_opts load;     /* what the compiler takes from flags (--geoip) */
 	double state_interval;     /* hidden: seconds between state saves */
 	struct conn_limits lim;
@@ -108,6 +112,10 @@ static void usage(FILE *out)
 		"                            (docs/store.md)\n"
 		"      --state-file FILE     keep the memory store in FILE across restarts\n"
 		"      --geoip FILE          MaxMind DB for country acls (reopened on SIGHUP)\n"
+		"      --dns HOST[:PORT]     DNS server for rbl/dnswl/rhsbl acls; repeatable\n"
+		"                            (default: /etc/resolv.conf)\n"
+		"      --dns-timeout MS      a DNS lookup not answered in MS ms is a temporary\n"
+		"                            failure (default 2000)\n"
 		"      --control PATH        unix socket for mxacl grey (mode 0600, owned by\n"
 		"                            the user mxacld runs as)\n"
 		"  -h, --help                this text\n"
@@ -165,7 +173,8 @@ static struct timeval parse_seconds(const char *flag, const char *s)
 
 enum {
 	OPT_USER = 256, OPT_PIDFILE, OPT_SOCKET_MODE, OPT_SOCKET_OWNER, OPT_LOG,
-	OPT_SYSLOG_FACILITY, OPT_STORE, OPT_STATE_FILE, OPT_GEOIP, OPT_CONTROL,
+	OPT_SYSLOG_FACILITY, OPT_STORE, OPT_STATE_FILE, OPT_GEOIP, OPT_CONTROL, OPT_DNS,
+	OPT_DNS_TIMEOUT,
 	/* Hidden: for tests and for operators who read the source. Not in
 	 * the config, so that the language does not grow knobs for them. */
 	OPT_IDLE_TIMEOUT, OPT_REQUEST_TIMEOUT, OPT_MAX_CONNECTIONS, OPT_STATE_INTERVAL,
@@ -193,6 +202,8 @@ static void parse_args(int argc, char **argv, struct opts *o)
 		{ "state-file", required_argument, NULL, OPT_STATE_FILE },
 		{ "geoip", required_argument, NULL, OPT_GEOIP },
 		{ "control", required_argument, NULL, OPT_CONTROL },
+		{ "dns", required_argument, NULL, OPT_DNS },
+		{ "dns-timeout", required_argument, NULL, OPT_DNS_TIMEOUT },
 		{ "state-interval", required_argument, NULL, OPT_STATE_INTERVAL },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -258,6 +269,21 @@ static void parse_args(int argc, char **argv, struct opts *o)
 		case OPT_CONTROL:
 			o->control = optarg;
 			break;
+		case OPT_DNS: {
+			char fwd[80], msg[160];
+			if (!dns_server_parse(optarg, fwd, sizeof fwd, msg, sizeof msg))
+				usage_error("--dns: %s", msg);
+			VEC_PUSH(o->dns, o->ndns, o->capdns, optarg);
+			break;
+		}
+		case OPT_DNS_TIMEOUT: {
+			errno = 0;
+			unsigned long ms = strtoul(optarg, &end, 10);
+			if (!*optarg || *end || errno || ms < 1 || ms > 600000)
+				usage_error("--dns-timeout: want milliseconds 1..600000, got \"%s\"", optarg);
+			o->dns_timeout_ms = (unsigned)ms;
+			break;
+		}
 		case OPT_STATE_INTERVAL: {
 			struct timeval tv = parse_seconds("--state-interval", optarg);
 			o->state_interval = (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
@@ -308,6 +334,9 @@ static void settings_copy(struct settings *dst, const struct settings *src)
 	dst->store = dup_or_null(src->store);
 	dst->state_file = dup_or_null(src->state_file);
 	dst->control = dup_or_null(src->control);
+	dst->dns = src->ndns ? xcalloc(src->ndns, sizeof *dst->dns) : NULL;
+	for (size_t i = 0; i < src->ndns; i++)
+		dst->dns[i] = xstrdup(src->dns[i]);
 }
 
 static void settings_free(struct settings *s)
@@ -323,6 +352,9 @@ static void settings_free(struct settings *s)
 	free((char *)s->store);
 	free((char *)s->state_file);
 	free((char *)s->control);
+	for (size_t i = 0; i < s->ndns; i++)
+		free((char *)s->dns[i]);
+	free(s->dns);
 }
 
 static bool str_same(const char *a, const char *b)
@@ -330,12 +362,12 @@ static bool str_same(const char *a, const char *b)
 	return a == b || (a && b && strcmp(a, b) == 0);
 }
 
-static bool listen_same(const struct settings *a, const struct settings *b)
+static bool list_same(const char *const *a, size_t na, const char *const *b, size_t nb)
 {
-	if (a->nlisten != b->nlisten)
+	if (na != nb)
 		return false;
-	for (size_t i = 0; i < a->nlisten; i++)
-		if (strcmp(a->listen[i], b->listen[i]) != 0)
+	for (size_t i = 0; i < na; i++)
+		if (strcmp(a[i], b[i]) != 0)
 			return false;
 	return true;
 }
@@ -352,7 +384,7 @@ static void warn_startup_changes(const struct daemon *d, const struct settings *
 		const char *name;
 		bool overridden, same;
 	} s[] = {
-		{ "listen", o->nlisten > 0, listen_same(b, now) },
+		{ "listen", o->nlisten > 0, list_same(b->listen, b->nlisten, now->listen, now->nlisten) },
 		{ "user", o->user != NULL, str_same(b->user, now->user) },
 		{ "pidfile", o->pidfile != NULL, str_same(b->pidfile, now->pidfile) },
 		{ "daemonize", o->daemonize >= 0, b->daemonize == now->daemonize },
@@ -365,6 +397,7 @@ static void warn_startup_changes(const struct daemon *d, const struct settings *
 		{ "store", o->store != NULL, str_same(b->store, now->store) },
 		{ "state_file", o->state_file != NULL, str_same(b->state_file, now->state_file) },
 		{ "control", o->control != NULL, str_same(b->control, now->control) },
+		{ "dns", o->ndns > 0, list_same(b->dns, b->ndns, now->dns, now->ndns) },
 	};
 	for (size_t i = 0; i < ARRAY_LEN(s); i++)
 		if (!s[i].overridden && !s[i].same)
@@ -484,6 +517,33 @@ static void raise_fd_limit(size_t max_conns)
 	if (setrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur < need)
 		log_warning("only %lu file descriptors (RLIMIT_NOFILE): fewer than %zu clients can "
 			    "be served at once", (unsigned long)rl.rlim_cur, max_conns);
+}
+
+/*
+ * The resolver: --dns (or "set dns") servers and --dns-timeout make it now;
+ * otherwise the runtime makes one from /etc/resolv.conf when an rbl acl
+ * first needs it. Either way after daemonising, on this process's loop.
+ */
+static void open_dns(struct daemon *d, const struct settings *set)
+{
+	struct dns_opts o = { .servers = d->opts.ndns ? d->opts.dns : set->dns,
+			      .nservers = d->opts.ndns ? d->opts.ndns : set->ndns,
+			      .timeout_ms = d->opts.dns_timeout_ms };
+	if (!o.nservers && !o.timeout_ms)
+		return;
+	char *err = NULL;
+	struct dns *dns = dns_new(d->base, &o, &err);
+	if (!dns)
+		die("dns: %s", err);
+	runtime_set_dns(d->rt, dns);
+	if (o.nservers) {
+		struct strbuf b;
+		sb_init(&b);
+		for (size_t i = 0; i < o.nservers; i++)
+			sb_printf(&b, "%s%s", i ? " " : "", o.servers[i]);
+		log_info("dns: asking %s", b.s);
+		sb_free(&b);
+	}
 }
 
 /*
@@ -640,6 +700,7 @@ int main(int argc, char **argv)
 	d.rt = runtime_new(d.base);
 	open_store(&d, o->store ? o->store : set->store,
 		   o->state_file ? o->state_file : set->state_file, daemonize);
+	open_dns(&d, set);
 	d.pool = conn_pool_new(d.base, d.rt, prog, &o->lim);
 	for (size_t i = 0; i < d.nls; i++)
 		if (!listener_start(d.ls[i], d.base, conn_pool_accept, d.pool))
@@ -696,6 +757,7 @@ int main(int argc, char **argv)
 	settings_free(&d.boot);
 	free(d.ls);
 	free(o->listen);
+	free(o->dns);
 	free(d.config_path);
 	free(geoip_abs);
 	free(d.pidfile);

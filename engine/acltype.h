@@ -51,7 +51,10 @@ struct acl_compile {
 #define VAR_LIST(X)            \
 	X(greylist_remaining)  \
 	X(greylist_age)        \
-	X(rate_count)
+	X(rate_count)          \
+	X(rbl_zone)            \
+	X(rbl_answer)          \
+	X(rbl_txt)
 
 enum var_id {
 	VAR_BASE = ATTR_COUNT - 1,

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backends/dns.h"
 #include "engine/geoip.h"
 #include "engine/program.h"
 #include "grammar/parse.h"
@@ -102,7 +103,7 @@ static void compile_set(struct compiler *c, const struct ast_stmt *s)
 	struct settings *st = &c->p->settings;
 	struct arena *a = c->p->arena;
 	static const char *known = "listen, user, pidfile, daemonize, socket_mode, socket_owner, "
-				   "log, syslog_facility, store, state_file, control, tempfail, geoip";
+				   "log, syslog_facility, store, state_file, control, tempfail, geoip, dns";
 	if (s->nw < 2) {
 		diag_error(c->d, s->loc, "set needs a name and a value: set NAME VALUE...");
 		return;
@@ -119,6 +120,18 @@ static void compile_set(struct compiler *c, const struct ast_stmt *s)
 			}
 			st->listen = xrealloc(st->listen, (st->nlisten + 1) * sizeof *st->listen);
 			st->listen[st->nlisten++] = arena_strdup(a, e);
+		}
+		return;
+	}
+	if (strcmp(name, "dns") == 0) {
+		for (size_t i = 1; i < s->nw; i++) {
+			char fwd[80], err[160];
+			if (!dns_server_parse(s->w[i].s, fwd, sizeof fwd, err, sizeof err)) {
+				diag_error(c->d, s->w[i].loc, "%s", err);
+				continue;
+			}
+			st->dns = xrealloc(st->dns, (st->ndns + 1) * sizeof *st->dns);
+			st->dns[st->ndns++] = arena_strdup(a, s->w[i].s);
 		}
 		return;
 	}
@@ -199,7 +212,8 @@ static void compile_acls(struct compiler *c)
 			else
 				diag_error(c->d, pa->type->loc,
 					   "unknown acl type '%s'; use a request attribute (sender, "
-					   "client_address, ...), day or time",
+					   "client_address, ...) or day, time, country, greylist, "
+					   "rate, rbl, dnswl, rhsbl (docs/language.md lists them)",
 					   pa->type->s);
 			continue;
 		}
@@ -692,6 +706,7 @@ void program_unref(struct program *p)
 	free(p->code);
 	free(p->code_rule);
 	free(p->settings.listen);
+	free(p->settings.dns);
 	geoip_close(p->geoip);
 	free(p->path);
 	diags_free(&p->sources);

@@ -41,6 +41,8 @@ struct settings {
 	const char *control;        /* control socket path (mxacl grey); NULL: none */
 	int tempfail;               /* default tempfail mode of acls; -1 not set */
 	const char *geoip;          /* MaxMind DB for country acls; NULL */
+	const char **dns;           /* "set dns HOST:PORT..." servers; --dns wins */
+	size_t ndns;
 };
 
 /*
@@ -70,12 +72,25 @@ const char *program_path(const struct program *p);
  * starts with an embedded memory store.
  */
 struct runtime *runtime_new(struct event_base *base);
-void runtime_free(struct runtime *rt);          /* NULL is a no-op; closes the store */
+void runtime_free(struct runtime *rt);          /* NULL is a no-op; closes the store
+                                                   and the resolver */
 struct store;
 /* Replace the state store (the runtime owns it; the old one is closed). */
 void runtime_set_store(struct runtime *rt, struct store *s);
 /* The runtime's state store (never NULL: memory unless set otherwise). */
 struct store *runtime_store(struct runtime *rt);
+struct dns;
+/*
+ * Replace the DNS resolver (backends/dns.h; the runtime owns it, the old one
+ * is freed, answering its lookups in flight with a temporary failure).
+ */
+void runtime_set_dns(struct runtime *rt, struct dns *d);
+/*
+ * The runtime's resolver, never NULL. Without runtime_set_dns it is made on
+ * first use with the defaults (/etc/resolv.conf), so a program without DNS
+ * acls never creates one; that happens on the loop, after daemonising.
+ */
+struct dns *runtime_dns(struct runtime *rt);
 
 enum vm_status {
 	VM_DONE,        /* a verdict: vm_reply / vm_log_line may be called */

@@ -22,6 +22,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "backends/acl_dns.h"
 #include "backends/acl_state.h"
 #include "engine/cidr.h"
 #include "engine/geoip.h"
@@ -782,6 +783,8 @@ const struct acl_type *acl_type_find(const char *name)
 		return &country_type;
 	static const struct acl_type *const state_types[] = {
 		&acl_greylist_type, &acl_greylisting_type, &acl_rate_type,
+		&acl_rbl_type, &acl_dnswl_type, &acl_rhsbl_type, &acl_rhsbl_helo_type,
+		&acl_rhsbl_client_type,
 	};
 	for (size_t i = 0; i < ARRAY_LEN(state_types); i++)
 		if (ascii_ieq(name, state_types[i]->name))
@@ -797,7 +800,8 @@ static const char *acl_type_name_at(size_t i, void *ctx)
 	(void)ctx;
 	if (i < ATTR_COUNT)
 		return i == ATTR_policy_test_time ? "day" : attr_types[i].name;
-	static const char *const more[] = { "time", "country", "greylist", "greylisting", "rate" };
+	static const char *const more[] = { "time", "country", "greylist", "greylisting", "rate",
+					     "rbl", "dnswl", "rhsbl", "rhsbl_helo", "rhsbl_client" };
 	i -= ATTR_COUNT;
 	if (i < ARRAY_LEN(more))
 		return more[i];

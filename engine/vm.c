@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backends/dns.h"
 #include "backends/store.h"
 #include "engine/program.h"
 
@@ -50,6 +51,7 @@ struct vm_wait {
 struct runtime {
 	struct event_base *base;
 	struct store *store;
+	struct dns *dns;         /* NULL until set or first used */
 };
 
 struct runtime *runtime_new(struct event_base *base)
@@ -68,6 +70,7 @@ void runtime_free(struct runtime *rt)
 	if (!rt)
 		return;
 	store_close(rt->store);
+	dns_free(rt->dns);
 	free(rt);
 }
 
@@ -80,6 +83,23 @@ void runtime_set_store(struct runtime *rt, struct store *s)
 struct store *runtime_store(struct runtime *rt)
 {
 	return rt->store;
+}
+
+void runtime_set_dns(struct runtime *rt, struct dns *d)
+{
+	dns_free(rt->dns);
+	rt->dns = d;
+}
+
+struct dns *runtime_dns(struct runtime *rt)
+{
+	if (!rt->dns) {
+		char *err = NULL;
+		rt->dns = dns_new(rt->base, NULL, &err);
+		if (!rt->dns)           /* only a bad option can fail: a bug here */
+			fatal_abort("cannot make the DNS resolver: %s", err);
+	}
+	return rt->dns;
 }
 
 struct event_base *runtime_base(struct runtime *rt)

@@ -20,7 +20,8 @@
 	X(compile)     \
 	X(vm)          \
 	X(acl_state)   \
-	X(store)
+	X(store)       \
+	X(dns)
 
 #define X(n) Suite *n##_suite(void) __attribute__((weak));
 UNIT_SUITES(X)

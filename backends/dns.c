@@ -1,0 +1,407 @@
+/*
+ * dns - lookups over libunbound in event mode (see dns.h). Each lookup is a
+ * struct dns_query on a list, with our own deadline timer. libunbound calls
+ * back once per query unless it is ub_cancel()ed, so we answer each query
+ * exactly once from one of three places: libunbound's callback, the
+ * deadline (after ub_cancel), or dns_free (after ub_cancel).
+ */
+#include "backends/dns.h"
+
+#include <arpa/inet.h>
+#include <arpa/nameser.h>
+#include <errno.h>
+#include <event2/event.h>
+#include <resolv.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unbound-event.h>
+#include <unbound.h>
+
+#include "util/log.h"
+#include "util/util.h"
+
+struct dns_query {
+	struct dns *d;
+	struct dns_query *prev, *next;  /* in flight; not linked while starting */
+	struct event *timer;
+	char *name;
+	enum dns_type type;
+	int id;                 /* libunbound's async id */
+	bool starting;          /* inside ub_resolve_event */
+	bool answered;          /* cb has been called */
+	dns_cb cb;
+	void *arg;
+};
+
+struct dns {
+	struct event_base *base;
+	struct ub_ctx *ctx;
+	struct timeval timeout;
+	struct dns_query *inflight;
+	size_t npending;
+	bool closing;
+};
+
+/* ---- configuration --------------------------------------------------------- */
+
+bool dns_server_parse(const char *s, char *out, size_t size, char *err, size_t errsize)
+{
+	char host[64];
+	const char *port = NULL;
+	size_t hlen;
+	if (s[0] == '[') {
+		const char *close = strchr(s, ']');
+		if (!close || (close[1] && close[1] != ':')) {
+			snprintf(err, errsize, "bad DNS server '%s': write [ADDRESS]:PORT", s);
+			return false;
+		}
+		hlen = (size_t)(close - s - 1);
+		s++;
+		port = close[1] ? close + 2 : NULL;
+	} else {
+		const char *colon = strchr(s, ':');
+		if (colon && strchr(colon + 1, ':'))  /* a bare IPv6 address */
+			colon = NULL;
+		hlen = colon ? (size_t)(colon - s) : strlen(s);
+		port = colon ? colon + 1 : NULL;
+	}
+	if (hlen == 0 || hlen >= sizeof host) {
+		snprintf(err, errsize, "bad DNS server '%s': no address", s);
+		return false;
+	}
+	memcpy(host, s, hlen);
+	host[hlen] = 0;
+	unsigned char buf[16];
+	if (inet_pton(AF_INET, host, buf) != 1 && inet_pton(AF_INET6, host, buf) != 1) {
+		snprintf(err, errsize, "bad DNS server '%s': '%s' is not an IP address", s, host);
+		return false;
+	}
+	long p = 53;
+	if (port) {
+		char *end;
+		errno = 0;
+		p = strtol(port, &end, 10);
+		if (!*port || *end || errno || p < 1 || p > 65535) {
+			snprintf(err, errsize, "bad DNS server '%s': bad port '%s'", s, port);
+			return false;
+		}
+	}
+	if ((size_t)snprintf(out, size, "%s@%ld", host, p) >= size) {
+		snprintf(err, errsize, "bad DNS server '%s': too long", s);
+		return false;
+	}
+	return true;
+}
+
+static bool set_option(struct ub_ctx *ctx, const char *name, unsigned value, char **err)
+{
+	char v[24];
+	snprintf(v, sizeof v, "%u", value);
+	int e = ub_ctx_set_option(ctx, name, v);
+	if (e) {
+		*err = xasprintf("libunbound: %s %s: %s", name, v, ub_strerror(e));
+		return false;
+	}
+	return true;
+}
+
+/* One fd per query on the wire: stay well below the process's fd limit. */
+static unsigned outgoing_range(unsigned want)
+{
+	struct rlimit rl;
+	if (want == 0)
+		want = 1024;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+	    want > rl.rlim_cur / 2)
+		want = (unsigned)(rl.rlim_cur / 2);
+	return want < 16 ? 16 : want;
+}
+
+struct dns *dns_new(struct event_base *base, const struct dns_opts *o, char **err)
+{
+	static const struct dns_opts none;
+	if (!o)
+		o = &none;
+	*err = NULL;
+	struct ub_ctx *ctx = ub_ctx_create_event(base);
+	if (!ctx) {
+		*err = xasprintf("libunbound: cannot create a context");
+		return NULL;
+	}
+	bool ok = set_option(ctx, "outgoing-range:", outgoing_range(o->outgoing_range), err) &&
+		  set_option(ctx, "cache-max-ttl:", o->max_ttl ? o->max_ttl : DNS_DEFAULT_MAX_TTL, err) &&
+		  set_option(ctx, "cache-max-negative-ttl:",
+			     o->max_negative_ttl ? o->max_negative_ttl : DNS_DEFAULT_MAX_NEG_TTL, err);
+	if (ok) {
+		/* no trust anchor, so no validation: say so rather than rely on it */
+		int e = ub_ctx_set_option(ctx, "module-config:", "iterator");
+		if (e) {
+			*err = xasprintf("libunbound: module-config: %s", ub_strerror(e));
+			ok = false;
+		}
+	}
+	for (size_t i = 0; ok && i < o->nservers; i++) {
+		char fwd[80], msg[160];
+		if (!dns_server_parse(o->servers[i], fwd, sizeof fwd, msg, sizeof msg)) {
+			*err = xstrdup(msg);
+			ok = false;
+		} else {
+			int e = ub_ctx_set_fwd(ctx, fwd);
+			if (e) {
+				*err = xasprintf("libunbound: forwarder %s: %s", fwd, ub_strerror(e));
+				ok = false;
+			}
+		}
+	}
+	if (ok && o->nservers == 0) {
+		int e = ub_ctx_resolvconf(ctx, NULL);
+		if (e) {
+			log_warning("dns: cannot read /etc/resolv.conf (%s); asking 127.0.0.1",
+				    ub_strerror(e));
+			ub_ctx_set_fwd(ctx, "127.0.0.1");
+		}
+	}
+	if (!ok) {
+		ub_ctx_delete(ctx);
+		return NULL;
+	}
+	struct dns *d = xcalloc(1, sizeof *d);
+	d->base = base;
+	d->ctx = ctx;
+	unsigned ms = o->timeout_ms ? o->timeout_ms : DNS_DEFAULT_TIMEOUT_MS;
+	d->timeout.tv_sec = ms / 1000;
+	d->timeout.tv_usec = (ms % 1000) * 1000;
+	return d;
+}
+
+size_t dns_pending(const struct dns *d)
+{
+	return d->npending;
+}
+
+/* ---- answers --------------------------------------------------------------- */
+
+static void unlink_query(struct dns_query *q)
+{
+	struct dns *d = q->d;
+	if (q->prev)
+		q->prev->next = q->next;
+	else if (d->inflight == q)
+		d->inflight = q->next;
+	if (q->next)
+		q->next->prev = q->prev;
+	q->prev = q->next = NULL;
+}
+
+static void query_free(struct dns_query *q)
+{
+	if (q->timer)
+		event_free(q->timer);
+	free(q->name);
+	free(q);
+}
+
+/* Call back once; the query is freed here unless ub_resolve_event is still
+ * on the stack (dns_lookup frees it then). */
+static void answer(struct dns_query *q, struct dns_result *r)
+{
+	struct dns *d = q->d;
+	unlink_query(q);
+	if (q->timer)
+		event_del(q->timer);
+	q->answered = true;
+	d->npending--;
+	r->name = q->name;
+	r->type = q->type;
+	q->cb(q->arg, r);
+	if (!q->starting)
+		query_free(q);
+}
+
+static void fail(struct dns_query *q, const char *why)
+{
+	struct dns_result r = { .status = DNS_TEMPFAIL, .why = why };
+	answer(q, &r);
+}
+
+/* TXT: the record's character-strings joined, unsafe bytes replaced. */
+static char *txt_string(const unsigned char *p, size_t n)
+{
+	char *out = xmalloc(n + 1);
+	size_t k = 0;
+	while (n > 0) {
+		size_t l = *p++;
+		n--;
+		if (l > n)
+			l = n;
+		for (size_t i = 0; i < l && k < DNS_MAX_TXT; i++)
+			out[k++] = p[i] < 0x20 || p[i] == 0x7f ? '?' : (char)p[i];
+		p += l;
+		n -= l;
+	}
+	out[k] = 0;
+	return out;
+}
+
+/* Read the answer packet: records of q->type, TTLs, the SOA's minimum. */
+static void parse_packet(struct dns_query *q, const unsigned char *pkt, int len)
+{
+	ns_msg m;
+	if (ns_initparse(pkt, len, &m) != 0) {
+		fail(q, "malformed answer");
+		return;
+	}
+	int rcode = ns_msg_getflag(m, ns_f_rcode);
+	if (rcode != ns_r_noerror && rcode != ns_r_nxdomain) {
+		fail(q, rcode == ns_r_servfail ? "SERVFAIL" : rcode == ns_r_refused ? "REFUSED"
+										      : "DNS error");
+		return;
+	}
+	struct dns_rr rr[DNS_MAX_RR];
+	struct dns_result r = { .status = DNS_NOTFOUND, .rr = rr, .nxdomain = rcode == ns_r_nxdomain };
+	uint32_t ttl = UINT32_MAX;
+	if (rcode == ns_r_noerror) {
+		for (int i = 0; i < ns_msg_count(m, ns_s_an) && r.n < DNS_MAX_RR; i++) {
+			ns_rr x;
+			if (ns_parserr(&m, ns_s_an, i, &x) != 0 || (int)ns_rr_type(x) != (int)q->type ||
+			    ns_rr_class(x) != ns_c_in)
+				continue;           /* CNAMEs before the records, for instance */
+			const unsigned char *rd = ns_rr_rdata(x);
+			size_t rdlen = ns_rr_rdlen(x);
+			struct dns_rr *o = &rr[r.n];
+			memset(o, 0, sizeof *o);
+			if (q->type == DNS_T_A && rdlen == 4)
+				memcpy(o->addr, rd, 4);
+			else if (q->type == DNS_T_AAAA && rdlen == 16)
+				memcpy(o->addr, rd, 16);
+			else if (q->type == DNS_T_TXT)
+				o->txt = txt_string(rd, rdlen);
+			else
+				continue;
+			if (ns_rr_ttl(x) < ttl)
+				ttl = ns_rr_ttl(x);
+			r.n++;
+		}
+	}
+	if (r.n > 0) {
+		r.status = DNS_FOUND;
+		r.ttl = ttl;
+		r.nxdomain = false;
+	} else {
+		for (int i = 0; i < ns_msg_count(m, ns_s_ns); i++) {
+			ns_rr x;
+			if (ns_parserr(&m, ns_s_ns, i, &x) == 0 && ns_rr_type(x) == ns_t_soa &&
+			    ns_rr_rdlen(x) >= 20) {
+				uint32_t min = ns_get32(ns_rr_rdata(x) + ns_rr_rdlen(x) - 4);
+				r.ttl = min < ns_rr_ttl(x) ? min : ns_rr_ttl(x);
+				break;
+			}
+		}
+	}
+	size_t n = r.n;
+	answer(q, &r);
+	for (size_t i = 0; i < n; i++)
+		free((char *)rr[i].txt);
+}
+
+static void ub_answered(void *arg, int rcode, void *pkt, int len, int sec, char *why_bogus,
+			int was_ratelimited)
+{
+	struct dns_query *q = arg;
+	(void)sec;
+	(void)why_bogus;
+	(void)was_ratelimited;
+	if (rcode != 0 || !pkt)
+		fail(q, "SERVFAIL");
+	else
+		parse_packet(q, pkt, len);
+}
+
+static void deadline(evutil_socket_t fd, short what, void *arg)
+{
+	struct dns_query *q = arg;
+	(void)fd;
+	(void)what;
+	ub_cancel(q->d->ctx, q->id);    /* libunbound will not call back now */
+	fail(q, "timeout");
+}
+
+/* ---- lookups --------------------------------------------------------------- */
+
+void dns_lookup(struct dns *d, const char *name, enum dns_type type, dns_cb cb, void *arg)
+{
+	struct dns_query *q = xcalloc(1, sizeof *q);
+	q->d = d;
+	q->name = xstrdup(name);
+	q->type = type;
+	q->cb = cb;
+	q->arg = arg;
+	d->npending++;
+	if (d->closing) {
+		fail(q, "shutdown");
+		return;
+	}
+	q->starting = true;
+	int e = ub_resolve_event(d->ctx, name, (int)type, ns_c_in, q, ub_answered, &q->id);
+	q->starting = false;
+	if (q->answered) {              /* a cache hit answered inside the call */
+		query_free(q);
+		return;
+	}
+	if (e) {
+		fail(q, ub_strerror(e));
+		return;
+	}
+	q->next = d->inflight;
+	if (q->next)
+		q->next->prev = q;
+	d->inflight = q;
+	q->timer = evtimer_new(d->base, deadline, q);
+	evtimer_add(q->timer, &d->timeout);
+}
+
+void dns_free(struct dns *d)
+{
+	if (!d)
+		return;
+	d->closing = true;
+	while (d->inflight) {
+		struct dns_query *q = d->inflight;
+		ub_cancel(d->ctx, q->id);
+		fail(q, "shutdown");
+	}
+	ub_ctx_delete(d->ctx);
+	free(d);
+}
+
+/* ---- names ----------------------------------------------------------------- */
+
+bool dns_reverse_name(const char *s, size_t len, char *out, size_t size)
+{
+	char buf[64];
+	unsigned char a[16];
+	if (len == 0 || len >= sizeof buf)
+		return false;
+	memcpy(buf, s, len);
+	buf[len] = 0;
+	if (inet_pton(AF_INET, buf, a) == 1) {
+		return (size_t)snprintf(out, size, "%u.%u.%u.%u", a[3], a[2], a[1], a[0]) < size;
+	}
+	if (inet_pton(AF_INET6, buf, a) != 1 || size < 64)
+		return false;
+	/* an IPv4-mapped address is looked up as IPv4 */
+	static const unsigned char mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+	if (!memcmp(a, mapped, 12))
+		return (size_t)snprintf(out, size, "%u.%u.%u.%u", a[15], a[14], a[13], a[12]) < size;
+	static const char hex[] = "0123456789abcdef";
+	size_t k = 0;
+	for (int i = 15; i >= 0; i--) {
+		out[k++] = hex[a[i] & 15];
+		out[k++] = '.';
+		out[k++] = hex[a[i] >> 4];
+		out[k++] = i ? '.' : 0;
+	}
+	return true;
+}

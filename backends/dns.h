@@ -1,0 +1,109 @@
+/*
+ * dns - asynchronous DNS lookups on the event loop, for rbl, dnswl and
+ * rhsbl acls. A thin layer over libunbound in event mode
+ * (ub_ctx_create_event on our event_base: no thread, no pipe); the cache,
+ * its TTLs and cap, negative caching and merging of identical queries in
+ * flight are libunbound's (docs/dns.md has the decision and the numbers).
+ *
+ * Upstream: the --dns servers (forwarders, a set: libunbound picks among
+ * them by measured RTT), or the nameservers of /etc/resolv.conf; when that
+ * file cannot be read, 127.0.0.1 (as glibc does).
+ *
+ * A lookup answers through its callback exactly once, with one of:
+ *   DNS_FOUND     records of the type asked for (addresses or TXT strings)
+ *   DNS_NOTFOUND  NXDOMAIN, or NOERROR without records of that type
+ *   DNS_TEMPFAIL  SERVFAIL, REFUSED or any other RCODE, a libunbound
+ *                 error, our deadline (dns_opts.timeout_ms; the query is
+ *                 then ub_cancel()ed), or dns_free while it was in flight
+ * The callback may run INSIDE dns_lookup, before it returns (a cache hit,
+ * or an immediate failure); otherwise it runs from the event loop. It may
+ * start new lookups. The result and its strings are valid only during the
+ * callback.
+ *
+ * One struct dns per process, used only from the loop's thread. Its
+ * configuration is fixed once made (a ub_ctx cannot be reconfigured after
+ * its first query): changing servers needs a new one.
+ */
+#ifndef MXACL_DNS_H
+#define MXACL_DNS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct event_base;
+struct dns;
+
+enum dns_type { DNS_T_A = 1, DNS_T_TXT = 16, DNS_T_AAAA = 28 };
+enum dns_status { DNS_FOUND, DNS_NOTFOUND, DNS_TEMPFAIL };
+
+#define DNS_MAX_RR 32           /* records kept per answer; more are dropped */
+#define DNS_MAX_TXT 1024        /* bytes kept of one TXT record's strings */
+
+struct dns_rr {
+	uint8_t addr[16];       /* A: 4 bytes, AAAA: 16 */
+	const char *txt;        /* TXT: its strings joined, control bytes as '?' */
+};
+
+struct dns_result {
+	enum dns_status status;
+	enum dns_type type;
+	const char *name;       /* as asked */
+	uint32_t ttl;           /* FOUND: the smallest record TTL; NOTFOUND: the
+				   SOA's negative TTL when there is one, else 0 */
+	bool nxdomain;          /* NOTFOUND: the name does not exist at all */
+	size_t n;               /* FOUND: records in rr (>= 1) */
+	const struct dns_rr *rr;
+	const char *why;        /* TEMPFAIL: a short reason ("timeout", "SERVFAIL") */
+};
+
+typedef void (*dns_cb)(void *arg, const struct dns_result *r);
+
+struct dns_opts {
+	const char *const *servers; /* "HOST", "HOST:PORT", "[V6]:PORT"; none: resolv.conf */
+	size_t nservers;
+	unsigned timeout_ms;        /* our deadline per lookup; 0: DNS_DEFAULT_TIMEOUT_MS */
+	unsigned max_ttl;           /* cache-max-ttl; 0: DNS_DEFAULT_MAX_TTL */
+	unsigned max_negative_ttl;  /* cache-max-negative-ttl; 0: DNS_DEFAULT_MAX_NEG_TTL */
+	unsigned outgoing_range;    /* queries on the wire; 0: 1024, capped to half
+				       the soft RLIMIT_NOFILE */
+};
+
+#define DNS_DEFAULT_TIMEOUT_MS 2000
+#define DNS_DEFAULT_MAX_TTL 86400
+#define DNS_DEFAULT_MAX_NEG_TTL 3600
+
+/*
+ * Check one --dns value and turn it into libunbound's "ADDR@PORT" form in
+ * out. HOST must be a numeric IPv4 or IPv6 address. False, with a message
+ * in err (size errsize), when it is not.
+ */
+bool dns_server_parse(const char *s, char *out, size_t size, char *err, size_t errsize);
+
+/*
+ * A resolver on base (not owned). o may be NULL for the defaults. Returns
+ * NULL with *err (malloc'd, the caller frees it) when a server is malformed
+ * or libunbound refuses an option: a start-up error.
+ */
+struct dns *dns_new(struct event_base *base, const struct dns_opts *o, char **err);
+/*
+ * Answer every lookup in flight with DNS_TEMPFAIL ("shutdown"), then free.
+ * Lookups started from those callbacks fail at once. NULL is a no-op.
+ */
+void dns_free(struct dns *d);
+
+/*
+ * Look name (no trailing dot needed) up for type; cb(arg, result) is
+ * called exactly once, perhaps before this returns (see above). name is
+ * copied.
+ */
+void dns_lookup(struct dns *d, const char *name, enum dns_type type, dns_cb cb, void *arg);
+
+/* Lookups started and not yet answered (tests, shutdown). */
+size_t dns_pending(const struct dns *d);
+
+/* The reversed form of an address for a DNSBL: "2.0.0.127" or 32 nibbles
+ * for IPv6 ("1.0.0.0....8.b.d.0.1.0.0.2"). False if s is not an address. */
+bool dns_reverse_name(const char *s, size_t len, char *out, size_t size);
+
+#endif

@@ -1,0 +1,387 @@
+/*
+ * The resolver (backends/dns.c) against a real unbound that the suite starts
+ * on a free loopback port with a zone it writes, and stops by PID.
+ */
+#include <arpa/inet.h>
+#include <event2/event.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "backends/dns.h"
+#include "tests/unit/unit.h"
+
+static pid_t ub_pid;
+static char ub_dir[64];
+static char ub_server[32];          /* "127.0.0.1:PORT" */
+
+/* A port free for UDP and TCP on 127.0.0.1 (bound, then released). */
+static int free_port(void)
+{
+	for (int tries = 0; tries < 50; tries++) {
+		int u = socket(AF_INET, SOCK_DGRAM, 0), t = socket(AF_INET, SOCK_STREAM, 0);
+		struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+		socklen_t len = sizeof a;
+		int port = -1;
+		if (bind(u, (struct sockaddr *)&a, sizeof a) == 0 &&
+		    getsockname(u, (struct sockaddr *)&a, &len) == 0 &&
+		    bind(t, (struct sockaddr *)&a, sizeof a) == 0)
+			port = ntohs(a.sin_port);
+		close(u);
+		close(t);
+		if (port > 0)
+			return port;
+	}
+	return -1;
+}
+
+static const char *const zone_lines[] = {
+	"local-zone: \"bl.mxacl.example.\" static",
+	"local-data: \"bl.mxacl.example. 3600 IN SOA ns.mxacl.example. hostmaster.mxacl.example. 1 3600 600 86400 45\"",
+	"local-data: \"2.0.0.127.bl.mxacl.example. 300 IN A 127.0.0.2\"",
+	"local-data: '2.0.0.127.bl.mxacl.example. 300 IN TXT \"listed: see https://bl.example/127.0.0.2\"'",
+	"local-data: \"4.0.0.127.bl.mxacl.example. 60 IN A 127.0.0.4\"",
+	"local-data: \"4.0.0.127.bl.mxacl.example. 30 IN A 127.0.0.10\"",
+	"local-data: '4.0.0.127.bl.mxacl.example. 300 IN TXT \"part one \" \"part two\"'",
+	"local-data: \"six.bl.mxacl.example. 300 IN AAAA 2001:db8::6\"",
+	"local-zone: \"never.mxacl.example.\" deny",
+};
+
+static void unbound_start(void)
+{
+	snprintf(ub_dir, sizeof ub_dir, "/tmp/mxacl-unbound-XXXXXX");
+	if (!mkdtemp(ub_dir))
+		abort();
+	int port = free_port();
+	if (port < 0)
+		abort();
+	snprintf(ub_server, sizeof ub_server, "127.0.0.1:%d", port);
+	char conf[128];
+	snprintf(conf, sizeof conf, "%s/unbound.conf", ub_dir);
+	FILE *f = fopen(conf, "w");
+	if (!f)
+		abort();
+	fprintf(f,
+		"server:\n  interface: 127.0.0.1\n  port: %d\n  do-daemonize: no\n  chroot: \"\"\n"
+		"  username: \"\"\n  directory: \"%s\"\n  pidfile: \"\"\n  use-syslog: no\n"
+		"  logfile: \"%s/unbound.log\"\n  module-config: \"iterator\"\n",
+		port, ub_dir, ub_dir);
+	for (size_t i = 0; i < sizeof zone_lines / sizeof zone_lines[0]; i++)
+		fprintf(f, "  %s\n", zone_lines[i]);
+	fprintf(f, "remote-control:\n  control-enable: no\n");
+	fclose(f);
+	ub_pid = fork();
+	if (ub_pid == 0) {
+		execlp(access("/usr/sbin/unbound", X_OK) == 0 ? "/usr/sbin/unbound" : "unbound",
+		       "unbound", "-d", "-c", conf, (char *)NULL);
+		_exit(127);
+	}
+	/* ready when it answers on TCP (it binds UDP and TCP together) */
+	for (int i = 0; i < 200; i++) {
+		int s = socket(AF_INET, SOCK_STREAM, 0);
+		struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+					 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+		int ok = connect(s, (struct sockaddr *)&a, sizeof a) == 0;
+		close(s);
+		if (ok)
+			return;
+		usleep(25000);
+	}
+	fprintf(stderr, "test_dns: unbound did not start (%s)\n", conf);
+}
+
+static void unbound_stop(void)
+{
+	if (ub_pid > 0) {
+		kill(ub_pid, SIGTERM);
+		waitpid(ub_pid, NULL, 0);
+		ub_pid = 0;
+	}
+	char cmd[128];
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", ub_dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "test_dns: could not remove %s\n", ub_dir);
+}
+
+/* ---- a lookup and what came back --------------------------------------------- */
+
+struct got {
+	int calls;
+	bool inside;              /* answered before dns_lookup returned */
+	enum dns_status status;
+	bool nxdomain;
+	uint32_t ttl;
+	size_t n;
+	uint8_t addr[DNS_MAX_RR][16];
+	char txt[2048];
+	char why[64];
+	struct event_base *base;  /* loop to stop when answered */
+};
+
+static bool in_lookup;
+
+static void got_cb(void *arg, const struct dns_result *r)
+{
+	struct got *g = arg;
+	g->calls++;
+	g->inside = in_lookup;
+	g->status = r->status;
+	g->nxdomain = r->nxdomain;
+	g->ttl = r->ttl;
+	g->n = r->n;
+	g->txt[0] = 0;
+	for (size_t i = 0; i < r->n; i++) {
+		memcpy(g->addr[i], r->rr[i].addr, 16);
+		if (r->rr[i].txt) {
+			if (g->txt[0])
+				strncat(g->txt, "|", sizeof g->txt - strlen(g->txt) - 1);
+			strncat(g->txt, r->rr[i].txt, sizeof g->txt - strlen(g->txt) - 1);
+		}
+	}
+	snprintf(g->why, sizeof g->why, "%s", r->why ? r->why : "");
+	if (g->base)
+		event_base_loopbreak(g->base);
+}
+
+static struct dns *make(struct event_base *base, unsigned timeout_ms)
+{
+	const char *servers[] = { ub_server };
+	struct dns_opts o = { .servers = servers, .nservers = 1, .timeout_ms = timeout_ms };
+	char *err = NULL;
+	struct dns *d = dns_new(base, &o, &err);
+	ck_assert_msg(d != NULL, "dns_new: %s", err ? err : "?");
+	return d;
+}
+
+/* Look up and run the loop until answered (at most 10 s). */
+static void lookup(struct dns *d, struct event_base *base, const char *name, enum dns_type t,
+		   struct got *g)
+{
+	memset(g, 0, sizeof *g);
+	g->base = base;
+	in_lookup = true;
+	dns_lookup(d, name, t, got_cb, g);
+	in_lookup = false;
+	if (g->calls == 0) {
+		struct timeval cap = { 10, 0 };
+		event_base_loopexit(base, &cap);
+		event_base_dispatch(base);
+	}
+	ck_assert_msg(g->calls == 1, "%s: callback called %d times, want 1", name, g->calls);
+}
+
+static void addr_str(const struct got *g, size_t i, int af, char *out, size_t size)
+{
+	inet_ntop(af, g->addr[i], out, (socklen_t)size);
+}
+
+START_TEST(test_found_then_cached)
+{
+	struct event_base *base = event_base_new();
+	struct dns *d = make(base, 2000);
+	struct got g;
+	char a[64];
+	lookup(d, base, "2.0.0.127.bl.mxacl.example", DNS_T_A, &g);
+	ck_assert_msg(g.status == DNS_FOUND, "status %d (%s), want FOUND", g.status, g.why);
+	ck_assert_msg(!g.inside, "the first lookup answered inside dns_lookup");
+	ck_assert_int_eq(g.n, 1);
+	addr_str(&g, 0, AF_INET, a, sizeof a);
+	ck_assert_str_eq(a, "127.0.0.2");
+	ck_assert_msg(g.ttl > 0 && g.ttl <= 300, "ttl %u, want 1..300", g.ttl);
+	/* the same again comes from libunbound's cache, inside the call */
+	lookup(d, base, "2.0.0.127.bl.mxacl.example", DNS_T_A, &g);
+	ck_assert_msg(g.status == DNS_FOUND && g.inside, "cached: status %d inside %d", g.status,
+		      g.inside);
+	ck_assert_int_eq(dns_pending(d), 0);
+	dns_free(d);
+	event_base_free(base);
+}
+END_TEST
+
+START_TEST(test_txt_and_aaaa)
+{
+	struct event_base *base = event_base_new();
+	struct dns *d = make(base, 2000);
+	struct got g;
+	char a[64];
+	lookup(d, base, "2.0.0.127.bl.mxacl.example", DNS_T_TXT, &g);
+	ck_assert_msg(g.status == DNS_FOUND, "TXT status %d (%s)", g.status, g.why);
+	ck_assert_str_eq(g.txt, "listed: see https://bl.example/127.0.0.2");
+	lookup(d, base, "4.0.0.127.bl.mxacl.example", DNS_T_TXT, &g);
+	ck_assert_str_eq(g.txt, "part one part two");
+	lookup(d, base, "4.0.0.127.bl.mxacl.example", DNS_T_A, &g);
+	ck_assert_msg(g.status == DNS_FOUND && g.n == 2, "two A: status %d n %zu", g.status, g.n);
+	ck_assert_msg(g.ttl <= 30, "ttl %u: want the smallest (<= 30)", g.ttl);
+	lookup(d, base, "six.bl.mxacl.example", DNS_T_AAAA, &g);
+	ck_assert_msg(g.status == DNS_FOUND && g.n == 1, "AAAA: status %d n %zu", g.status, g.n);
+	addr_str(&g, 0, AF_INET6, a, sizeof a);
+	ck_assert_str_eq(a, "2001:db8::6");
+	dns_free(d);
+	event_base_free(base);
+}
+END_TEST
+
+START_TEST(test_not_found)
+{
+	struct event_base *base = event_base_new();
+	struct dns *d = make(base, 2000);
+	struct got g;
+	lookup(d, base, "3.0.0.127.bl.mxacl.example", DNS_T_A, &g);
+	ck_assert_msg(g.status == DNS_NOTFOUND && g.nxdomain, "NXDOMAIN: status %d nx %d (%s)",
+		      g.status, g.nxdomain, g.why);
+	ck_assert_msg(g.ttl > 0 && g.ttl <= 45, "negative ttl %u, want 1..45 (SOA minimum)", g.ttl);
+	lookup(d, base, "2.0.0.127.bl.mxacl.example", DNS_T_AAAA, &g);
+	ck_assert_msg(g.status == DNS_NOTFOUND && !g.nxdomain, "NODATA: status %d nx %d", g.status,
+		      g.nxdomain);
+	dns_free(d);
+	event_base_free(base);
+}
+END_TEST
+
+START_TEST(test_timeout)
+{
+	struct event_base *base = event_base_new();
+	struct dns *d = make(base, 300);
+	struct got g;
+	struct timeval t0, t1;
+	gettimeofday(&t0, NULL);
+	lookup(d, base, "2.0.0.127.never.mxacl.example", DNS_T_A, &g);
+	gettimeofday(&t1, NULL);
+	double dt = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_usec - t0.tv_usec) / 1e6;
+	ck_assert_msg(g.status == DNS_TEMPFAIL, "status %d, want TEMPFAIL", g.status);
+	ck_assert_str_eq(g.why, "timeout");
+	ck_assert_msg(dt >= 0.29, "answered after %.3f s, before the 0.3 s deadline", dt);
+	/* other names are still answered */
+	lookup(d, base, "2.0.0.127.bl.mxacl.example", DNS_T_A, &g);
+	ck_assert_msg(g.status == DNS_FOUND, "after a timeout: status %d (%s)", g.status, g.why);
+	/* the loop holds nothing of the cancelled query: it ends by itself */
+	ck_assert_int_eq(dns_pending(d), 0);
+	dns_free(d);
+	event_base_free(base);
+}
+END_TEST
+
+START_TEST(test_free_in_flight)
+{
+	struct event_base *base = event_base_new();
+	struct dns *d = make(base, 5000);
+	struct got g1, g2;
+	memset(&g1, 0, sizeof g1);
+	memset(&g2, 0, sizeof g2);
+	dns_lookup(d, "1.never.mxacl.example", DNS_T_A, got_cb, &g1);
+	dns_lookup(d, "2.never.mxacl.example", DNS_T_TXT, got_cb, &g2);
+	ck_assert_int_eq(dns_pending(d), 2);
+	dns_free(d);
+	ck_assert_msg(g1.calls == 1 && g2.calls == 1, "calls %d %d, want 1 1", g1.calls, g2.calls);
+	ck_assert_msg(g1.status == DNS_TEMPFAIL && !strcmp(g1.why, "shutdown"), "status %d why %s",
+		      g1.status, g1.why);
+	event_base_free(base);
+}
+END_TEST
+
+/* A lookup started from inside another's callback (as rbl does for TXT). */
+struct chain {
+	struct dns *d;
+	struct got txt;
+	int calls;
+};
+
+static void chain_cb(void *arg, const struct dns_result *r)
+{
+	struct chain *c = arg;
+	c->calls++;
+	if (r->status == DNS_FOUND) {
+		c->txt.base = NULL;
+		dns_lookup(c->d, r->name, DNS_T_TXT, got_cb, &c->txt);
+	}
+}
+
+START_TEST(test_lookup_from_callback)
+{
+	struct event_base *base = event_base_new();
+	struct chain c = { .d = make(base, 2000) };
+	dns_lookup(c.d, "2.0.0.127.bl.mxacl.example", DNS_T_A, chain_cb, &c);
+	for (int i = 0; i < 100 && c.txt.calls == 0; i++)
+		event_base_loop(base, EVLOOP_ONCE);
+	ck_assert_int_eq(c.calls, 1);
+	ck_assert_int_eq(c.txt.calls, 1);
+	ck_assert_str_eq(c.txt.txt, "listed: see https://bl.example/127.0.0.2");
+	dns_free(c.d);
+	event_base_free(base);
+}
+END_TEST
+
+START_TEST(test_server_parse)
+{
+	static const struct {
+		const char *in, *want;   /* want NULL: an error */
+	} cases[] = {
+		{ "127.0.0.1:5353", "127.0.0.1@5353" }, { "127.0.0.1", "127.0.0.1@53" },
+		{ "[::1]:5353", "::1@5353" },           { "::1", "::1@53" },
+		{ "[2001:db8::1]", "2001:db8::1@53" },  { "localhost:53", NULL },
+		{ "127.0.0.1:0", NULL },                { "127.0.0.1:70000", NULL },
+		{ "127.0.0.1:", NULL },                 { "[::1", NULL },
+		{ "", NULL },                           { "1.2.3.4:53x", NULL },
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		char out[80], err[160];
+		bool ok = dns_server_parse(cases[i].in, out, sizeof out, err, sizeof err);
+		ck_assert_msg(ok == (cases[i].want != NULL), "'%s': got ok=%d (%s)", cases[i].in, ok,
+			      ok ? out : err);
+		if (ok)
+			ck_assert_msg(!strcmp(out, cases[i].want), "'%s': got '%s', want '%s'",
+				      cases[i].in, out, cases[i].want);
+	}
+}
+END_TEST
+
+START_TEST(test_reverse_name)
+{
+	static const struct {
+		const char *in, *want;
+	} cases[] = {
+		{ "127.0.0.2", "2.0.0.127" },
+		{ "192.0.2.10", "10.2.0.192" },
+		{ "2001:db8::1",
+		  "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2" },
+		{ "::ffff:192.0.2.1", "1.2.0.192" },
+		{ "unknown", NULL },
+		{ "", NULL },
+		{ "1.2.3", NULL },
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		char out[80];
+		bool ok = dns_reverse_name(cases[i].in, strlen(cases[i].in), out, sizeof out);
+		ck_assert_msg(ok == (cases[i].want != NULL), "'%s': got ok=%d", cases[i].in, ok);
+		if (ok)
+			ck_assert_msg(!strcmp(out, cases[i].want), "'%s': got '%s', want '%s'",
+				      cases[i].in, out, cases[i].want);
+	}
+}
+END_TEST
+
+Suite *dns_suite(void)
+{
+	Suite *s = suite_create("dns");
+	TCase *pure = tcase_create("names");
+	tcase_add_test(pure, test_server_parse);
+	tcase_add_test(pure, test_reverse_name);
+	suite_add_tcase(s, pure);
+	TCase *tc = tcase_create("unbound");
+	tcase_add_unchecked_fixture(tc, unbound_start, unbound_stop);
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, test_found_then_cached);
+	tcase_add_test(tc, test_txt_and_aaaa);
+	tcase_add_test(tc, test_not_found);
+	tcase_add_test(tc, test_timeout);
+	tcase_add_test(tc, test_free_in_flight);
+	tcase_add_test(tc, test_lookup_from_callback);
+	suite_add_tcase(s, tc);
+	return s;
+}
