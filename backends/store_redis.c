@@ -447,6 +447,20 @@ static void cmd_succeeded(struct store_redis *s)
 	}
 }
 
+/* The end of a command: answer when the reply had the expected shape, else
+ * fail it (cmd_failed logs once per run of failures). */
+static void cmd_done(struct store_redis *s, struct rreq *r, const redisReply *rp, bool ok,
+		     const void *answer)
+{
+	if (ok) {
+		cmd_succeeded(s);
+		rreq_answer(r, STORE_OK, answer);
+	} else {
+		cmd_failed(s, rp);
+		rreq_answer(r, STORE_FAIL, NULL);
+	}
+}
+
 /* A command took too long: the connection is stuck, drop it. */
 static void on_cmd_timeout(evutil_socket_t fd, short what, void *arg)
 {
@@ -696,27 +710,17 @@ static void on_script_reply(redisAsyncContext *ac, void *reply, void *priv)
 		else
 			rreq_answer(r, STORE_FAIL, NULL);
 	} else if (r->kind == RK_GREY) {
-		long long g, rem, age, awl;
-		if (int_elem(rp, 0, &g) && int_elem(rp, 1, &rem) && int_elem(rp, 2, &age) &&
-		    int_elem(rp, 3, &awl)) {
-			struct grey_answer a = { .greylisted = g != 0, .awl = awl != 0,
-						 .remaining = clamp_u32(rem), .age = clamp_u32(age) };
-			cmd_succeeded(s);
-			rreq_answer(r, STORE_OK, &a);
-		} else {
-			cmd_failed(s, rp);
-			rreq_answer(r, STORE_FAIL, NULL);
-		}
+		long long g = 0, rem = 0, age = 0, awl = 0;
+		bool ok = int_elem(rp, 0, &g) && int_elem(rp, 1, &rem) && int_elem(rp, 2, &age) &&
+			  int_elem(rp, 3, &awl);
+		struct grey_answer a = { .greylisted = g != 0, .awl = awl != 0,
+					 .remaining = clamp_u32(rem), .age = clamp_u32(age) };
+		cmd_done(s, r, rp, ok, &a);
 	} else {
-		if (rp->type == REDIS_REPLY_INTEGER) {
-			struct rate_answer a = { .count = clamp_u32(rp->integer) };
-			a.over = a.count > r->limit;
-			cmd_succeeded(s);
-			rreq_answer(r, STORE_OK, &a);
-		} else {
-			cmd_failed(s, rp);
-			rreq_answer(r, STORE_FAIL, NULL);
-		}
+		bool ok = rp->type == REDIS_REPLY_INTEGER;
+		struct rate_answer a = { .count = ok ? clamp_u32(rp->integer) : 0 };
+		a.over = a.count > r->limit;
+		cmd_done(s, r, rp, ok, &a);
 	}
 	rreq_put(r);
 	leave(s);
@@ -1010,14 +1014,9 @@ static void on_edit(redisAsyncContext *ac, void *reply, void *priv)
 	struct store_redis *s = r->s;
 	redisReply *rp = reply;
 	enter(s);
-	if (rp->type == REDIS_REPLY_INTEGER) {
-		unsigned long n = rp->integer > 0 ? (unsigned long)rp->integer : 0;
-		cmd_succeeded(s);
-		rreq_answer(r, STORE_OK, &n);
-	} else {
-		cmd_failed(s, rp);
-		rreq_answer(r, STORE_FAIL, NULL);
-	}
+	bool ok = rp->type == REDIS_REPLY_INTEGER;
+	unsigned long n = ok && rp->integer > 0 ? (unsigned long)rp->integer : 0;
+	cmd_done(s, r, rp, ok, &n);
 	rreq_put(r);
 	leave(s);
 }

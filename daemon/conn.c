@@ -19,7 +19,7 @@
  *              request timer
  */
 #include "daemon/conn.h"
-#include "daemon/sendbuf.h"
+#include "daemon/sockio.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -112,7 +112,7 @@ static void conn_close(struct conn *c)
 /* Send what we can of the replies; false when c was closed. */
 static bool conn_flush(struct conn *c)
 {
-	if (sendbuf_send(c->fd, &c->out, &c->out_off) < 0) {
+	if (sockio_send(c->fd, &c->out, &c->out_off) < 0) {
 		log_warning("%s: write: %s; closing the connection", c->peer, strerror(errno));
 		conn_close(c);
 		return false;
@@ -209,7 +209,7 @@ static void conn_set_timer(struct conn *c)
 	enum conn_timer want;
 	if (c->vm)
 		want = CONN_TIMER_NONE;
-	else if (sendbuf_pending(&c->out, c->out_off) || c->in_len > c->in_off)
+	else if (sockio_pending(&c->out, c->out_off) || c->in_len > c->in_off)
 		want = CONN_TIMER_REQUEST;
 	else
 		want = CONN_TIMER_IDLE;
@@ -253,24 +253,12 @@ static bool conn_make_room(struct conn *c)
 /* Register the events c's state asks for, and its timer. */
 static void conn_update(struct conn *c)
 {
-	bool blocked = sendbuf_pending(&c->out, c->out_off);
+	bool blocked = sockio_pending(&c->out, c->out_off);
 	/* Blocked: stop reading, so that a client that does not read its
 	 * replies cannot make us buffer without bound. */
 	bool want_read = !blocked && (c->in_cap < CONN_IN_MAX || c->in_len - c->in_off < CONN_IN_MAX);
-	if (want_read != c->reading) {
-		if (want_read)
-			event_add(c->rev, NULL);
-		else
-			event_del(c->rev);
-		c->reading = want_read;
-	}
-	if (blocked != c->writing) {
-		if (blocked)
-			event_add(c->wev, NULL);
-		else
-			event_del(c->wev);
-		c->writing = blocked;
-	}
+	sockio_watch(c->rev, &c->reading, want_read);
+	sockio_watch(c->wev, &c->writing, blocked);
 	conn_set_timer(c);
 }
 
@@ -328,7 +316,7 @@ static void conn_timeout_cb(evutil_socket_t fd, short what, void *arg)
 	if (c->timer == CONN_TIMER_IDLE)
 		log_info("%s: idle for %g s; closing the connection", c->peer,
 			 conn_secs(&pool->lim.idle));
-	else if (sendbuf_pending(&c->out, c->out_off))
+	else if (sockio_pending(&c->out, c->out_off))
 		log_warning("%s: timeout: replies not read for %g s; closing the connection",
 			    c->peer, conn_secs(&pool->lim.request));
 	else

@@ -25,7 +25,7 @@
  * call).
  */
 #include "daemon/control.h"
-#include "daemon/sendbuf.h"
+#include "daemon/sockio.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -121,7 +121,7 @@ static void control_close(struct control_conn *c)
 /* Send what we can of the answer; false when c was closed. */
 static bool control_flush(struct control_conn *c)
 {
-	ssize_t w = sendbuf_send(c->fd, &c->out, &c->out_off);
+	ssize_t w = sockio_send(c->fd, &c->out, &c->out_off);
 	if (w < 0) {
 		log_warning("control: %s: write: %s; closing the connection", c->peer,
 			    strerror(errno));
@@ -360,22 +360,10 @@ static bool control_next_line(struct control_conn *c, char *line, size_t *len)
 /* Register the events c's state asks for, and its timer. */
 static void control_update(struct control_conn *c)
 {
-	bool pending = sendbuf_pending(&c->out, c->out_off);
+	bool pending = sockio_pending(&c->out, c->out_off);
 	bool want_read = c->draining || (!c->op && !pending && !c->closing && !c->eof);
-	if (want_read != c->reading) {
-		if (want_read)
-			event_add(c->rev, NULL);
-		else
-			event_del(c->rev);
-		c->reading = want_read;
-	}
-	if (pending != c->writing) {
-		if (pending)
-			event_add(c->wev, NULL);
-		else
-			event_del(c->wev);
-		c->writing = pending;
-	}
+	sockio_watch(c->rev, &c->reading, want_read);
+	sockio_watch(c->wev, &c->writing, pending);
 	if (c->op) {
 		if (c->timing)
 			event_del(c->tev);
@@ -395,13 +383,13 @@ static void control_serve(struct control_conn *c)
 	for (;;) {
 		if (!control_flush(c))
 			return;
-		if (c->op || sendbuf_pending(&c->out, c->out_off) || c->closing)
+		if (c->op || sockio_pending(&c->out, c->out_off) || c->closing)
 			break;
 		if (!control_next_line(c, line, &len))
 			break;
 		control_exec(c, line, len);
 	}
-	if (!c->op && !sendbuf_pending(&c->out, c->out_off)) {
+	if (!c->op && !sockio_pending(&c->out, c->out_off)) {
 		if (c->closing && !c->eof && !c->draining) {
 			shutdown(c->fd, SHUT_WR);
 			c->draining = true;

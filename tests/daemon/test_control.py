@@ -18,7 +18,7 @@ import tempfile
 import time
 import unittest
 
-from mxtest import ROOT, Mxacld, free_port, mxacl_path, run_mxacld
+from mxtest import ROOT, Mxacld, PolicyConn, free_port, mxacl_path, run_mxacld
 
 CONF = """
 acl grey greylist delay=1s
@@ -37,20 +37,12 @@ def request(client="192.0.2.7", sender="alice@example.org", recipient="bob@examp
             "client_address": client, "sender": sender, "recipient": recipient}
 
 
-class ControlConn:
-    """A client of the control socket: command lines in, answers out."""
+class ControlConn(PolicyConn):
+    """A client of the control socket: command lines in, answers out (the
+    socket plumbing is PolicyConn's)."""
 
     def __init__(self, path, timeout=10.0):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(timeout)
-        self.sock.connect(path)
-        self.buf = b""
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
+        super().__init__("unix:" + path, timeout)
 
     def line(self):
         while b"\n" not in self.buf:
@@ -70,27 +62,9 @@ class ControlConn:
                 return lines, ln
             lines.append(ln)
 
-    def send_raw(self, data):
-        self.sock.sendall(data if isinstance(data, bytes) else data.encode())
-
     def command(self, cmd):
         self.send_raw(cmd + "\n")
         return self.answer()
-
-    def recv_all(self):
-        data, self.buf = self.buf, b""
-        while True:
-            try:
-                chunk = self.sock.recv(65536)
-            except ConnectionResetError:
-                break
-            if not chunk:
-                break
-            data += chunk
-        return data
-
-    def close(self):
-        self.sock.close()
 
 
 def parse_list(lines):

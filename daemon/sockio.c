@@ -1,12 +1,13 @@
 /*
- * sendbuf - non-blocking sends of buffered output (see sendbuf.h).
+ * sockio - shared socket plumbing of mxacld's clients (see sockio.h).
  */
-#include "daemon/sendbuf.h"
+#include "daemon/sockio.h"
 
 #include <errno.h>
+#include <event2/event.h>
 #include <sys/socket.h>
 
-ssize_t sendbuf_send(int fd, struct strbuf *out, size_t *off)
+ssize_t sockio_send(int fd, struct strbuf *out, size_t *off)
 {
 	size_t left = out->len - *off;
 	if (left == 0)
@@ -23,4 +24,15 @@ ssize_t sendbuf_send(int fd, struct strbuf *out, size_t *off)
 		*off = 0;
 	}
 	return w;
+}
+
+void sockio_watch(struct event *ev, bool *on, bool want)
+{
+	if (want == *on)
+		return;
+	if (want)
+		event_add(ev, NULL);
+	else
+		event_del(ev);
+	*on = want;
 }
