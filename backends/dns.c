@@ -42,6 +42,7 @@ struct dns {
 	struct dns_query *inflight;
 	size_t npending;
 	bool closing;
+	bool offline;
 };
 
 /* ---- configuration --------------------------------------------------------- */
@@ -169,6 +170,7 @@ struct dns *dns_new(struct event_base *base, const struct dns_opts *o, char **er
 	}
 	struct dns *d = xcalloc(1, sizeof *d);
 	d->base = base;
+	d->offline = o->offline;
 	d->ctx = ctx;
 	unsigned ms = o->timeout_ms ? o->timeout_ms : DNS_DEFAULT_TIMEOUT_MS;
 	d->timeout.tv_sec = ms / 1000;
@@ -339,8 +341,8 @@ void dns_lookup(struct dns *d, const char *name, enum dns_type type, dns_cb cb, 
 	q->cb = cb;
 	q->arg = arg;
 	d->npending++;
-	if (d->closing) {
-		fail(q, "shutdown");
+	if (d->closing || d->offline) {
+		fail(q, d->closing ? "shutdown" : "offline");
 		return;
 	}
 	q->starting = true;

@@ -67,6 +67,8 @@ struct dns_opts {
 	unsigned max_negative_ttl;  /* cache-max-negative-ttl; 0: DNS_DEFAULT_MAX_NEG_TTL */
 	unsigned outgoing_range;    /* queries on the wire; 0: 1024, capped to half
 				       the soft RLIMIT_NOFILE */
+	bool offline;               /* send nothing: every lookup answers DNS_TEMPFAIL
+				       ("offline") at once (mxacl replay --offline) */
 };
 
 #define DNS_DEFAULT_TIMEOUT_MS 2000
