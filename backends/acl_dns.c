@@ -389,6 +389,18 @@ static enum tri dnsl_eval(const struct acl_rt *acl, struct eval_ctx *e)
 	return TRI_PENDING;
 }
 
+/* Start every zone's A query before the acl is reached. */
+static void dnsl_prefetch(const struct acl_rt *acl, struct eval_ctx *e)
+{
+	const struct dnsl_acl *d = acl_data(acl);
+	char key[256], name[512];
+	if (!key_name(d, e->req, key, sizeof key))
+		return;
+	for (size_t i = 0; i < d->nz; i++)
+		if ((size_t)snprintf(name, sizeof name, "%s.%s", key, d->z[i].zone) <= 253)
+			dns_prefetch(runtime_dns(e->rt), name, DNS_T_A);
+}
+
 static void dnsl_describe(const struct acl_rt *acl, struct strbuf *out)
 {
 	static const char *const keys[] = { "client_address", "sender domain", "helo_name",
@@ -401,25 +413,25 @@ static void dnsl_describe(const struct acl_rt *acl, struct strbuf *out)
 
 const struct acl_type acl_rbl_type = {
 	.name = "rbl", .attr = -1, .compile = rbl_compile, .eval = dnsl_eval,
-	.describe = dnsl_describe,
+	.prefetch = dnsl_prefetch, .describe = dnsl_describe,
 };
 
 const struct acl_type acl_dnswl_type = {
 	.name = "dnswl", .attr = -1, .compile = rbl_compile, .eval = dnsl_eval,
-	.describe = dnsl_describe,
+	.prefetch = dnsl_prefetch, .describe = dnsl_describe,
 };
 
 const struct acl_type acl_rhsbl_type = {
 	.name = "rhsbl", .attr = -1, .compile = rhsbl_compile, .eval = dnsl_eval,
-	.describe = dnsl_describe,
+	.prefetch = dnsl_prefetch, .describe = dnsl_describe,
 };
 
 const struct acl_type acl_rhsbl_helo_type = {
 	.name = "rhsbl_helo", .attr = -1, .compile = rhsbl_helo_compile, .eval = dnsl_eval,
-	.describe = dnsl_describe,
+	.prefetch = dnsl_prefetch, .describe = dnsl_describe,
 };
 
 const struct acl_type acl_rhsbl_client_type = {
 	.name = "rhsbl_client", .attr = -1, .compile = rhsbl_client_compile, .eval = dnsl_eval,
-	.describe = dnsl_describe,
+	.prefetch = dnsl_prefetch, .describe = dnsl_describe,
 };

@@ -247,6 +247,24 @@ static char *txt_string(const unsigned char *p, size_t n)
 	return out;
 }
 
+/* A domain name in the packet (MX, PTR), malloc'd, no trailing dot; NULL if
+ * malformed or not a plain host name. */
+static char *dname(ns_msg *m, const unsigned char *p)
+{
+	char buf[NS_MAXDNAME];
+	if (ns_name_uncompress(ns_msg_base(*m), ns_msg_end(*m), p, buf, sizeof buf) < 0)
+		return NULL;
+	size_t n = strlen(buf);
+	while (n > 0 && buf[n - 1] == '.')
+		buf[--n] = 0;
+	if (n == 0)
+		return NULL;                /* the root: a null MX (RFC 7505) */
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)buf[i] <= 0x20 || buf[i] == '\\' || buf[i] == 0x7f)
+			return NULL;        /* escaped bytes: not a name SPF can use */
+	return xstrdup(buf);
+}
+
 /* Read the answer packet: records of q->type, TTLs, the SOA's minimum. */
 static void parse_packet(struct dns_query *q, const unsigned char *pkt, int len)
 {
@@ -280,7 +298,14 @@ static void parse_packet(struct dns_query *q, const unsigned char *pkt, int len)
 				memcpy(o->addr, rd, 16);
 			else if (q->type == DNS_T_TXT)
 				o->txt = txt_string(rd, rdlen);
-			else
+			else if (q->type == DNS_T_MX && rdlen > 2) {
+				o->pref = (uint16_t)ns_get16(rd);
+				if (!(o->host = dname(&m, rd + 2)))
+					continue;
+			} else if (q->type == DNS_T_PTR) {
+				if (!(o->host = dname(&m, rd)))
+					continue;
+			} else
 				continue;
 			if (ns_rr_ttl(x) < ttl)
 				ttl = ns_rr_ttl(x);
@@ -304,8 +329,10 @@ static void parse_packet(struct dns_query *q, const unsigned char *pkt, int len)
 	}
 	size_t n = r.n;
 	answer(q, &r);
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
 		free((char *)rr[i].txt);
+		free((char *)rr[i].host);
+	}
 }
 
 static void ub_answered(void *arg, int rcode, void *pkt, int len, int sec, char *why_bogus,
@@ -362,6 +389,17 @@ void dns_lookup(struct dns *d, const char *name, enum dns_type type, dns_cb cb, 
 	d->inflight = q;
 	q->timer = evtimer_new(d->base, deadline, q);
 	evtimer_add(q->timer, &d->timeout);
+}
+
+static void prefetched(void *arg, const struct dns_result *r)
+{
+	(void)arg;
+	(void)r;
+}
+
+void dns_prefetch(struct dns *d, const char *name, enum dns_type type)
+{
+	dns_lookup(d, name, type, prefetched, NULL);
 }
 
 void dns_free(struct dns *d)

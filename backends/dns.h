@@ -1,6 +1,6 @@
 /*
- * dns - asynchronous DNS lookups on the event loop, for rbl, dnswl and
- * rhsbl acls. A thin layer over libunbound in event mode
+ * dns - asynchronous DNS lookups on the event loop, for the rbl, dnswl,
+ * rhsbl and spf acls. A thin layer over libunbound in event mode
  * (ub_ctx_create_event on our event_base: no thread, no pipe); the cache,
  * its TTLs and cap, negative caching and merging of identical queries in
  * flight are libunbound's (docs/dns.md has the decision and the numbers).
@@ -34,7 +34,7 @@
 struct event_base;
 struct dns;
 
-enum dns_type { DNS_T_A = 1, DNS_T_TXT = 16, DNS_T_AAAA = 28 };
+enum dns_type { DNS_T_A = 1, DNS_T_PTR = 12, DNS_T_MX = 15, DNS_T_TXT = 16, DNS_T_AAAA = 28 };
 enum dns_status { DNS_FOUND, DNS_NOTFOUND, DNS_TEMPFAIL };
 
 #define DNS_MAX_RR 32           /* records kept per answer; more are dropped */
@@ -43,6 +43,8 @@ enum dns_status { DNS_FOUND, DNS_NOTFOUND, DNS_TEMPFAIL };
 struct dns_rr {
 	uint8_t addr[16];       /* A: 4 bytes, AAAA: 16 */
 	const char *txt;        /* TXT: its strings joined, control bytes as '?' */
+	const char *host;       /* MX: the exchange; PTR: the name (no trailing dot) */
+	uint16_t pref;          /* MX: the preference */
 };
 
 struct dns_result {
@@ -100,6 +102,13 @@ void dns_free(struct dns *d);
  * copied.
  */
 void dns_lookup(struct dns *d, const char *name, enum dns_type type, dns_cb cb, void *arg);
+
+/*
+ * Start a lookup whose answer nobody waits for, so that it is in
+ * libunbound's cache, or in flight to be merged with, when a dns_lookup
+ * for it comes.
+ */
+void dns_prefetch(struct dns *d, const char *name, enum dns_type type);
 
 /* Lookups started and not yet answered (tests, shutdown). */
 size_t dns_pending(const struct dns *d);

@@ -54,7 +54,9 @@ struct acl_compile {
 	X(rate_count)          \
 	X(rbl_zone)            \
 	X(rbl_answer)          \
-	X(rbl_txt)
+	X(rbl_txt)             \
+	X(spf_result)          \
+	X(spf_received)
 
 enum var_id {
 	VAR_BASE = ATTR_COUNT - 1,
@@ -83,6 +85,14 @@ struct acl_type {
 	enum tri (*eval)(const struct acl_rt *acl, struct eval_ctx *e);
 	/* One line for the disassembler ("3 literals, 1 regex"). */
 	void (*describe)(const struct acl_rt *acl, struct strbuf *out);
+	/*
+	 * May be NULL. Start, without waiting and without side effects, the
+	 * lookups a later eval will need (DNS queries), so that they run in
+	 * parallel with the lookups the request waits for. Called at most once
+	 * per request, when the request first suspends, for each acl a line
+	 * still ahead may test.
+	 */
+	void (*prefetch)(const struct acl_rt *acl, struct eval_ctx *e);
 	void (*free)(void *data);   /* may be NULL: data in the arena */
 };
 
@@ -112,6 +122,8 @@ struct event_base *runtime_base(struct runtime *rt);
 
 /* Give ${var} a value for this request (copied into the request's arena). */
 void eval_set_var(struct eval_ctx *e, enum var_id var, const char *value);
+/* The value of ${var} set so far in this request, or NULL. */
+const char *eval_get_var(struct eval_ctx *e, enum var_id var);
 /* The same from an asynchronous answer, before vm_wait_done; a no-op when
  * the request was abandoned. */
 void vm_wait_set_var(struct vm_wait *w, enum var_id var, const char *value);

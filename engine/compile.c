@@ -587,6 +587,20 @@ static void own_loc(struct program *p, struct loc *l)
 	l->file = s ? s->path : arena_strdup(p->arena, l->file);
 }
 
+/* The acls whose lookups can start early, and the last pc testing each. */
+static void list_prefetch(struct program *p)
+{
+	p->prefetch = arena_zalloc(p->arena, (p->nacls ? p->nacls : 1) * sizeof *p->prefetch);
+	for (uint32_t pc = 0; pc < p->ncode; pc++) {
+		uint64_t i = p->code[pc];
+		if (INSN_OP(i) == OP_TEST || INSN_OP(i) == OP_TESTN)
+			p->acls[INSN_A(i)].last_use = pc;
+	}
+	for (uint32_t a = 0; a < p->nacls; a++)
+		if (p->acls[a].type->prefetch && p->acls[a].last_use)
+			p->prefetch[p->nprefetch++] = a;
+}
+
 /* errors: d->nerrors before the files were read, so read errors count */
 static struct program *program_build(struct arena *a, struct diags *d, struct ast_list *l,
 				     const char *path, size_t src0, size_t errors,
@@ -625,6 +639,7 @@ static struct program *program_build(struct arena *a, struct diags *d, struct as
 			own_loc(p, &p->rules[i].loc);
 		}
 		generate(&c);
+		list_prefetch(p);
 		const char *why = program_verify(p);
 		if (why)
 			diag_error(d, loc_file(path), "internal error: compiled program is unsound: %s",

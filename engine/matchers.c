@@ -23,6 +23,7 @@
 #include <sys/stat.h>
 
 #include "backends/acl_dns.h"
+#include "backends/acl_spf.h"
 #include "backends/acl_state.h"
 #include "engine/cidr.h"
 #include "engine/geoip.h"
@@ -784,7 +785,7 @@ const struct acl_type *acl_type_find(const char *name)
 	static const struct acl_type *const state_types[] = {
 		&acl_greylist_type, &acl_greylisting_type, &acl_rate_type,
 		&acl_rbl_type, &acl_dnswl_type, &acl_rhsbl_type, &acl_rhsbl_helo_type,
-		&acl_rhsbl_client_type,
+		&acl_rhsbl_client_type, &acl_spf_type,
 	};
 	for (size_t i = 0; i < ARRAY_LEN(state_types); i++)
 		if (ascii_ieq(name, state_types[i]->name))

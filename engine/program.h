@@ -30,6 +30,7 @@ struct acl_rt {
 	enum tempfail_mode tempfail;
 	bool indexable;
 	bool stateful;
+	uint32_t last_use;          /* pc of the last TEST of it (0: none) */
 };
 
 struct action_rt {
@@ -99,6 +100,8 @@ struct program {
 	struct vm *pool;                  /* free VMs sized for this program */
 	struct geoip *geoip;              /* for country acls; NULL: none */
 	uint32_t max_cand;                /* most lines one SWITCH can select */
+	uint32_t *prefetch;               /* acls whose type can prefetch, */
+	uint32_t nprefetch;               /*   ascending */
 };
 
 /* Check the program's invariants (bc_verify in verify.c): NULL if sound. */

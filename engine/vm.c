@@ -39,6 +39,7 @@ struct vm {
 	FILE *trace;
 	struct tm tm;
 	bool have_tm;
+	bool prefetched;         /* the lookups of lines ahead have been started */
 	const char *vars[VAR_END - VAR_BASE - 1];  /* lookup values, in the request arena */
 	struct vm *next;         /* pool link */
 };
@@ -139,6 +140,7 @@ struct vm *vm_new(struct runtime *rt, struct program *p, struct request *req,
 	vm->abandoned = false;
 	vm->trace = NULL;
 	vm->have_tm = false;
+	vm->prefetched = false;
 	vm->ncand = vm->ccur = 0;
 	memset(vm->vars, 0, sizeof vm->vars);
 	return vm;
@@ -244,6 +246,11 @@ void eval_set_var(struct eval_ctx *e, enum var_id var, const char *value)
 	vm_set_var(e->vm, var, value);
 }
 
+const char *eval_get_var(struct eval_ctx *e, enum var_id var)
+{
+	return var > VAR_BASE && var < VAR_END ? e->vm->vars[var - VAR_BASE - 1] : NULL;
+}
+
 void vm_wait_set_var(struct vm_wait *w, enum var_id var, const char *value)
 {
 	if (!w->vm->abandoned)
@@ -295,6 +302,27 @@ static enum tri vm_acl(struct vm *vm, uint32_t i)
 		fprintf(vm->trace, "  acl %s (%s:%d) %s: %s\n", acl->name, acl->loc.file, acl->loc.line,
 			acl->type->name, tri_name(r));
 	return r;
+}
+
+/*
+ * The request waits for the first time: start the lookups of every acl a
+ * line still ahead may test (Postfix's postscreen starts all its DNSBL
+ * queries at once), so it waits for the slowest of them, not their sum.
+ */
+static void vm_prefetch(struct vm *vm)
+{
+	const struct program *p = vm->p;
+	vm->prefetched = true;
+	for (uint32_t k = 0; k < p->nprefetch; k++) {
+		uint32_t a = p->prefetch[k];
+		if (p->acls[a].last_use <= vm->pc || vm->memo[a] >> 2 == vm->gen)
+			continue;
+		struct eval_ctx e = { .req = vm->req, .rt = vm->rt, .vm = vm, .acl = (int)a };
+		if (vm->trace)
+			fprintf(vm->trace, "  acl %s (%s:%d) %s: lookups started ahead\n", p->acls[a].name,
+				p->acls[a].loc.file, p->acls[a].loc.line, p->acls[a].type->name);
+		p->acls[a].type->prefetch(&p->acls[a], &e);
+	}
 }
 
 /* Merge run list k (ascending) into the candidates (ascending, unique). */
@@ -382,6 +410,8 @@ enum vm_status vm_run(struct vm *vm)
 				enum tri r = vm_acl(vm, a);
 				if (r == TRI_PENDING) {
 					vm->state = VM_WAITING;
+					if (!vm->prefetched)
+						vm_prefetch(vm);
 					return VM_SUSPENDED;
 				}
 				if (r == TRI_TEMPFAIL) {

@@ -1,0 +1,445 @@
+/*
+ * acl_spf - the spf acl (see acl_spf.h). One struct spf_call per request
+ * that needs the verdict: it keeps the answers collected so far and runs
+ * libspf2 again each time the missing ones are in. libspf2 is driven from
+ * the loop's thread only, so one SPF server with one DNS layer serves every
+ * call; the layer finds the running call in a static pointer.
+ */
+#include "backends/acl_spf.h"
+
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <spf2/spf.h>
+#include <spf2/spf_dns.h>
+
+#include "backends/dns.h"
+#include "util/log.h"
+
+/* Bounds on one evaluation. libspf2 itself stops at 10 DNS mechanisms and
+ * 10 MX or PTR names each; these only stop a runaway. */
+#define SPF_MAX_LOOKUPS 96
+#define SPF_MAX_PASSES 64
+#define SPF_MAX_MISSES 8        /* names noted in one pass */
+
+/* The results an acl may name, indexed by SPF_result_t. */
+static const char *const result_names[] = {
+	[SPF_RESULT_INVALID] = NULL,           [SPF_RESULT_NEUTRAL] = "neutral",
+	[SPF_RESULT_PASS] = "pass",            [SPF_RESULT_FAIL] = "fail",
+	[SPF_RESULT_SOFTFAIL] = "softfail",    [SPF_RESULT_NONE] = "none",
+	[SPF_RESULT_TEMPERROR] = "temperror",  [SPF_RESULT_PERMERROR] = "permerror",
+};
+#define NRESULTS ((int)ARRAY_LEN(result_names))
+
+struct spf_acl {
+	bool want[NRESULTS];
+};
+
+/* ---- compiling ------------------------------------------------------------- */
+
+static bool spf_compile(struct acl_compile *c)
+{
+	const struct pol_acl *a = c->acl;
+	struct spf_acl *s = arena_zalloc(c->arena, sizeof *s);
+	c->data = s;
+	bool ok = true, any = false;
+	for (size_t i = 0; i < a->nvals; i++) {
+		const struct ast_word *w = a->vals[i];
+		if (!strncmp(w->s, "tempfail=", 9)) {
+			if (!tempfail_parse(w->s + 9, &c->tempfail)) {
+				diag_error(c->diags, w->loc, "tempfail takes match, nomatch or default");
+				ok = false;
+			}
+			continue;
+		}
+		int k = 0;
+		while (k < NRESULTS && !(result_names[k] && !strcasecmp(w->s, result_names[k])))
+			k++;
+		if (k == NRESULTS) {
+			const char *alias = !strcasecmp(w->s, "error") || !strcasecmp(w->s, "unknown")
+						    ? " (RFC 4408's names: write temperror or permerror)"
+						    : "";
+			diag_error(c->diags, w->loc, "unknown SPF result '%s': write pass, fail, softfail, "
+				   "neutral, none, permerror or temperror%s", w->s, alias);
+			ok = false;
+			continue;
+		}
+		s->want[k] = any = true;
+	}
+	if (ok && !any) {
+		diag_error(c->diags, a->loc, "spf needs at least one result: spf pass|fail|softfail|"
+			   "neutral|none|permerror|temperror...");
+		ok = false;
+	}
+	return ok;
+}
+
+/* ---- the identity ---------------------------------------------------------- */
+
+/* The domain whose record decides: the sender's, else helo_name's; NULL when
+ * there is none (or no client address to check). */
+static const char *spf_domain(struct request *r)
+{
+	if (r->v[ATTR_client_address].len == 0)
+		return NULL;
+	const struct req_value *from = &r->v[ATTR_sender];
+	if (from->len) {
+		const char *at = strrchr(from->s, '@');
+		return at && at[1] ? at + 1 : NULL;
+	}
+	return r->v[ATTR_helo_name].len ? r->v[ATTR_helo_name].s : NULL;
+}
+
+/* ---- collected answers ----------------------------------------------------- */
+
+struct spf_call;
+
+struct spf_slot {
+	struct spf_call *call;
+	char *name;
+	enum dns_type type;
+	bool answered;
+	int herrno;              /* NETDB_SUCCESS, HOST_NOT_FOUND, NO_DATA, TRY_AGAIN */
+	uint32_t ttl;
+	size_t n;
+	uint8_t (*addr)[16];     /* A, AAAA */
+	char **str;              /* TXT, MX, PTR */
+};
+
+struct spf_call {
+	const struct spf_acl *a;
+	struct dns *dns;
+	struct vm_wait *w;       /* NULL while eval is on the stack */
+	char *ip, *sender, *helo;
+	struct spf_slot *slot[SPF_MAX_LOOKUPS];
+	size_t nslots;
+	struct {                 /* names the current pass missed */
+		const char *name;
+		enum dns_type type;
+	} miss[SPF_MAX_MISSES];
+	size_t nmiss;
+	bool overflow;           /* a pass needed more than the bounds allow */
+	size_t outstanding;      /* lookups not yet answered (+1 while starting) */
+	bool running, done;
+	unsigned passes;
+	SPF_result_t result;
+	char *received;
+};
+
+static SPF_server_t *spf_server;
+static struct spf_call *spf_current;     /* the call libspf2 is running for */
+
+static enum dns_type dns_type_of(ns_type t, bool *ok)
+{
+	*ok = true;
+	switch (t) {
+	case ns_t_a:
+		return DNS_T_A;
+	case ns_t_aaaa:
+		return DNS_T_AAAA;
+	case ns_t_txt:
+		return DNS_T_TXT;
+	case ns_t_mx:
+		return DNS_T_MX;
+	case ns_t_ptr:
+		return DNS_T_PTR;
+	default:
+		*ok = false;     /* type 99 (SPF) is obsolete (RFC 7208 3.1) */
+		return DNS_T_A;
+	}
+}
+
+static struct spf_slot *slot_find(struct spf_call *c, const char *name, enum dns_type type)
+{
+	for (size_t i = 0; i < c->nslots; i++)
+		if (c->slot[i]->type == type && !strcasecmp(c->slot[i]->name, name))
+			return c->slot[i];
+	return NULL;
+}
+
+/* libspf2's lookup: an answer this call has, or TRY_AGAIN after noting the
+ * name. Never NULL (libspf2 treats NULL as a fatal error). */
+static SPF_dns_rr_t *layer_lookup(SPF_dns_server_t *server, const char *domain, ns_type t,
+				  int should_cache)
+{
+	(void)should_cache;
+	struct spf_call *c = spf_current;
+	bool known;
+	enum dns_type type = dns_type_of(t, &known);
+	if (!known || !c)
+		return SPF_dns_rr_new_init(server, domain, t, 0, NO_DATA);
+	const struct spf_slot *s = slot_find(c, domain, type);
+	if (!s) {
+		bool noted = false;
+		for (size_t i = 0; i < c->nmiss && !noted; i++)
+			noted = c->miss[i].type == type && !strcasecmp(c->miss[i].name, domain);
+		if (!noted && c->nmiss < SPF_MAX_MISSES && c->nslots + c->nmiss < SPF_MAX_LOOKUPS) {
+			c->miss[c->nmiss].name = xstrdup(domain);
+			c->miss[c->nmiss++].type = type;
+		} else if (!noted) {
+			c->overflow = true;
+		}
+		return SPF_dns_rr_new_init(server, domain, t, 0, TRY_AGAIN);
+	}
+	SPF_dns_rr_t *rr = SPF_dns_rr_new_init(server, domain, t, (int)s->ttl, s->herrno);
+	if (!rr)
+		fatal_abort("libspf2: out of memory");
+	for (size_t i = 0; i < s->n; i++) {
+		size_t len = type == DNS_T_A ? sizeof(struct in_addr)
+			     : type == DNS_T_AAAA ? sizeof(struct in6_addr)
+						 : strlen(s->str[i]) + 1;
+		if (SPF_dns_rr_buf_realloc(rr, (int)i, len) != SPF_E_SUCCESS)
+			fatal_abort("libspf2: out of memory");
+		if (type == DNS_T_A || type == DNS_T_AAAA)
+			memcpy(rr->rr[i], s->addr[i], len);
+		else
+			memcpy(rr->rr[i], s->str[i], len);   /* txt, mx and ptr share it */
+	}
+	rr->num_rr = (int)s->n;
+	return rr;
+}
+
+static void __attribute__((noreturn)) layer_error(const char *file, int line, const char *msg)
+{
+	log_error("libspf2: %s:%d: %s", file, line, msg);
+	abort();                 /* a broken invariant inside libspf2 */
+}
+
+static void layer_warning(const char *file, int line, const char *msg)
+{
+	(void)file;
+	(void)line;
+	log_warning("spf: %s", msg);
+}
+
+/* libspf2's remarks on each record it reads: not for the log. */
+static void layer_quiet(const char *file, int line, const char *msg)
+{
+	(void)file;
+	(void)line;
+	(void)msg;
+}
+
+/* The one SPF server, its log pointed at ours (the defaults print to
+ * stderr, and the error handler exits). */
+static SPF_server_t *server_get(void)
+{
+	static SPF_dns_server_t layer = { .lookup = layer_lookup, .name = "mxacl" };
+	if (!spf_server) {
+		SPF_error_handler = layer_error;
+		SPF_warning_handler = layer_warning;
+		SPF_info_handler = layer_quiet;
+		SPF_debug_handler = layer_quiet;
+		spf_server = SPF_server_new_dns(&layer, 0);
+		if (!spf_server)
+			fatal_abort("libspf2: cannot make an SPF server");
+	}
+	return spf_server;
+}
+
+/* ---- running --------------------------------------------------------------- */
+
+static void slot_free(struct spf_slot *s)
+{
+	for (size_t i = 0; s->str && i < s->n; i++)
+		free(s->str[i]);
+	free(s->str);
+	free(s->addr);
+	free(s->name);
+	free(s);
+}
+
+static void call_free(struct spf_call *c)
+{
+	for (size_t i = 0; i < c->nslots; i++)
+		slot_free(c->slot[i]);
+	free(c->ip);
+	free(c->sender);
+	free(c->helo);
+	free(c->received);
+	free(c);
+}
+
+/* One run of libspf2 over the answers so far; notes what it missed. */
+static void spf_pass(struct spf_call *c)
+{
+	c->nmiss = 0;
+	c->overflow = false;
+	SPF_request_t *req = SPF_request_new(server_get());
+	SPF_response_t *resp = NULL;
+	if (!req)
+		fatal_abort("libspf2: out of memory");
+	SPF_errcode_t e = strchr(c->ip, ':') ? SPF_request_set_ipv6_str(req, c->ip)
+					      : SPF_request_set_ipv4_str(req, c->ip);
+	if (e != SPF_E_SUCCESS) {        /* not an address: nothing to check */
+		c->result = SPF_RESULT_NONE;
+		SPF_request_free(req);
+		return;
+	}
+	/* HELO first: with the null sender libspf2 then checks postmaster@HELO */
+	if (c->helo[0])
+		SPF_request_set_helo_dom(req, c->helo);
+	SPF_request_set_env_from(req, c->sender);
+	spf_current = c;
+	SPF_request_query_mailfrom(req, &resp);
+	spf_current = NULL;
+	c->result = resp ? SPF_response_result(resp) : SPF_RESULT_TEMPERROR;
+	if (c->result <= SPF_RESULT_INVALID || c->result >= NRESULTS)
+		c->result = SPF_RESULT_PERMERROR;
+	const char *rec = resp ? SPF_response_get_received_spf_value(resp) : NULL;
+	free(c->received);
+	if (rec)
+		c->received = xstrdup(rec);
+	else                             /* libspf2 gives none for a record that does not compile */
+		c->received = xasprintf("%s client-ip=%s; envelope-from=%s%s; helo=%s;",
+					result_names[c->result], c->ip, c->sender[0] ? "" : "postmaster@",
+					c->sender[0] ? c->sender : c->helo, c->helo);
+	SPF_response_free(resp);
+	SPF_request_free(req);
+}
+
+static enum tri call_answer(const struct spf_call *c)
+{
+	if (c->a->want[c->result])
+		return TRI_TRUE;
+	return c->result == SPF_RESULT_TEMPERROR ? TRI_TEMPFAIL : TRI_FALSE;
+}
+
+/* The verdict is in: hand it to the VM (from the loop) or to eval. */
+static void call_finish(struct spf_call *c)
+{
+	c->done = true;
+	if (!c->w)                       /* eval is on the stack and takes it */
+		return;
+	vm_wait_set_var(c->w, VAR_spf_result, result_names[c->result]);
+	if (c->received)
+		vm_wait_set_var(c->w, VAR_spf_received, c->received);
+	vm_wait_done(c->w, call_answer(c));
+	call_free(c);
+}
+
+static void slot_answered(void *arg, const struct dns_result *r);
+
+/* Run libspf2 until it needs a name not yet answered, or is done. Answers
+ * that arrive inside dns_lookup only count down; this loop goes on. */
+static void spf_run(struct spf_call *c)
+{
+	if (c->running)
+		return;
+	c->running = true;
+	while (c->outstanding == 0) {
+		spf_pass(c);
+		if (c->nmiss == 0 && !c->overflow) {
+			c->running = false;
+			call_finish(c);
+			return;
+		}
+		if (c->overflow || ++c->passes > SPF_MAX_PASSES) {
+			log_warning("spf: %s for client %s: more than %d lookups; temperror", c->sender[0] ? c->sender : c->helo,
+				    c->ip, SPF_MAX_LOOKUPS);
+			for (size_t i = 0; i < c->nmiss; i++)
+				free((char *)c->miss[i].name);
+			c->result = SPF_RESULT_TEMPERROR;
+			c->running = false;
+			call_finish(c);
+			return;
+		}
+		c->outstanding = c->nmiss + 1;   /* +1: no new pass while starting */
+		size_t first = c->nslots;
+		for (size_t i = 0; i < c->nmiss; i++) {
+			struct spf_slot *s = xcalloc(1, sizeof *s);
+			s->call = c;
+			s->name = (char *)c->miss[i].name;   /* taken over */
+			s->type = c->miss[i].type;
+			c->slot[c->nslots++] = s;
+		}
+		for (size_t i = first; i < c->nslots; i++)
+			dns_lookup(c->dns, c->slot[i]->name, c->slot[i]->type, slot_answered, c->slot[i]);
+		c->outstanding--;
+	}
+	c->running = false;
+}
+
+static void slot_answered(void *arg, const struct dns_result *r)
+{
+	struct spf_slot *s = arg;
+	struct spf_call *c = s->call;
+	s->answered = true;
+	s->ttl = r->ttl;
+	s->herrno = r->status == DNS_FOUND      ? NETDB_SUCCESS
+		    : r->status == DNS_TEMPFAIL ? TRY_AGAIN
+		    : r->nxdomain               ? HOST_NOT_FOUND
+						: NO_DATA;
+	if (r->status == DNS_FOUND) {
+		s->n = r->n;
+		if (s->type == DNS_T_A || s->type == DNS_T_AAAA) {
+			s->addr = xmalloc(r->n * sizeof *s->addr);
+			for (size_t i = 0; i < r->n; i++)
+				memcpy(s->addr[i], r->rr[i].addr, sizeof s->addr[i]);
+		} else {
+			s->str = xmalloc(r->n * sizeof *s->str);
+			for (size_t i = 0; i < r->n; i++)
+				s->str[i] = xstrdup(s->type == DNS_T_TXT ? r->rr[i].txt : r->rr[i].host);
+		}
+	}
+	if (--c->outstanding == 0)
+		spf_run(c);
+}
+
+static enum tri spf_eval(const struct acl_rt *acl, struct eval_ctx *e)
+{
+	const struct spf_acl *a = acl_data(acl);
+	/* an earlier spf acl of this request already has the verdict */
+	const char *known = eval_get_var(e, VAR_spf_result);
+	if (known) {
+		for (int k = 0; k < NRESULTS; k++)
+			if (result_names[k] && !strcmp(known, result_names[k]))
+				return a->want[k] ? TRI_TRUE : k == SPF_RESULT_TEMPERROR ? TRI_TEMPFAIL : TRI_FALSE;
+	}
+	struct request *r = e->req;
+	if (!spf_domain(r))
+		return TRI_FALSE;
+	struct spf_call *c = xcalloc(1, sizeof *c);
+	c->a = a;
+	c->dns = runtime_dns(e->rt);
+	c->ip = xstrdup(r->v[ATTR_client_address].s);
+	c->sender = xstrdup(r->v[ATTR_sender].s);
+	c->helo = xstrdup(r->v[ATTR_helo_name].s);
+	spf_run(c);
+	if (!c->done) {
+		c->w = vm_wait_begin(e);
+		return TRI_PENDING;
+	}
+	eval_set_var(e, VAR_spf_result, result_names[c->result]);
+	if (c->received)
+		eval_set_var(e, VAR_spf_received, c->received);
+	enum tri t = call_answer(c);
+	call_free(c);
+	return t;
+}
+
+/* Start the first lookup (the domain's TXT) before the acl is reached. */
+static void spf_prefetch(const struct acl_rt *acl, struct eval_ctx *e)
+{
+	(void)acl;
+	const char *dom = spf_domain(e->req);
+	if (dom)
+		dns_prefetch(runtime_dns(e->rt), dom, DNS_T_TXT);
+}
+
+static void spf_describe(const struct acl_rt *acl, struct strbuf *out)
+{
+	const struct spf_acl *a = acl_data(acl);
+	sb_adds(out, "SPF verdict of sender (or helo_name) for client_address:");
+	for (int k = 0; k < NRESULTS; k++)
+		if (a->want[k])
+			sb_printf(out, " %s", result_names[k]);
+}
+
+const struct acl_type acl_spf_type = {
+	.name = "spf", .attr = -1, .compile = spf_compile, .eval = spf_eval,
+	.prefetch = spf_prefetch, .describe = spf_describe,
+};

@@ -1,0 +1,218 @@
+"""spf acls against a real unbound on loopback (tests/lib/dnsserver.py):
+records that give each result through ip4:, ip6:, a, mx, ptr, include:,
+redirect=, -all, ~all and ?all; none, permerror (bad record, two records,
+include loop) and temperror (a name that never answers, with the acl's
+tempfail modes); the HELO identity for the null sender; ${spf_result} and
+${spf_received}; one verdict per request for several spf acls; and the
+same through mxacld."""
+import os
+import shutil
+import subprocess
+import tempfile
+import unittest
+
+from dnsserver import DnsServer
+from mxtest import Mxacld, PolicyConn, mxacl_path
+
+Z = "spf.mxacl.example"
+RECORDS = [
+    'ip4.%s. 300 IN TXT "v=spf1 ip4:192.0.2.0/24 -all"' % Z,
+    'ip6.%s. 300 IN TXT "v=spf1 ip6:2001:db8::/32 -all"' % Z,
+    'soft.%s. 300 IN TXT "v=spf1 ip4:192.0.2.0/24 ~all"' % Z,
+    'neutral.%s. 300 IN TXT "v=spf1 ip4:192.0.2.0/24 ?all"' % Z,
+    'a.%s. 300 IN TXT "v=spf1 a a:host.%s -all"' % (Z, Z),
+    'a.%s. 300 IN A 11.0.0.1' % Z,
+    'host.%s. 300 IN A 11.0.0.2' % Z,
+    'mx.%s. 300 IN TXT "v=spf1 mx -all"' % Z,
+    'mx.%s. 300 IN MX 10 mail1.%s.' % (Z, Z),
+    'mx.%s. 300 IN MX 20 mail2.%s.' % (Z, Z),
+    'mail1.%s. 300 IN A 11.0.1.1' % Z,
+    'mail2.%s. 300 IN AAAA 2001:db8:1::25' % Z,
+    'inc.%s. 300 IN TXT "v=spf1 include:ip4.%s include:mx.%s ~all"' % (Z, Z, Z),
+    'redir.%s. 300 IN TXT "v=spf1 ip4:11.0.9.9 redirect=mx.%s"' % (Z, Z),
+    'ptr.%s. 300 IN TXT "v=spf1 ptr -all"' % Z,
+    '4.3.2.11.in-addr.arpa. 300 IN PTR gw.ptr.%s.' % Z,
+    'gw.ptr.%s. 300 IN A 11.2.3.4' % Z,
+    'bad.%s. 300 IN TXT "v=spf1 ip4:192.0.2.0/33 -all"' % Z,
+    'two.%s. 300 IN TXT "v=spf1 -all"' % Z,
+    'two.%s. 300 IN TXT "v=spf1 +all"' % Z,
+    'loop.%s. 300 IN TXT "v=spf1 include:loop.%s -all"' % (Z, Z),
+    'slow.%s. 300 IN TXT "v=spf1 a:x.never.mxacl.example -all"' % Z,
+    'norecord.%s. 300 IN TXT "some-site-verification=abc"' % Z,
+    'helo.%s. 300 IN TXT "v=spf1 ip4:11.5.5.5 -all"' % Z,
+]
+ZONES = [Z + ".", "3.2.11.in-addr.arpa."]
+
+ALL = ["pass", "fail", "softfail", "neutral", "none", "permerror", "temperror"]
+CONF_ALL = "".join("acl is_%s spf %s\naction say_%s REJECT %s ${spf_result}\naccess is_%s say_%s\n"
+                   % (r, r, r, r, r, r) for r in ALL)
+
+
+def req(ip, sender, helo="mx.client.example"):
+    return {"request": "smtpd_access_policy", "protocol_state": "RCPT",
+            "client_address": ip, "client_name": "unknown", "helo_name": helo,
+            "sender": sender, "recipient": "rcpt@dest.example"}
+
+
+def fmt(r):
+    return "".join("%s=%s\n" % kv for kv in r.items()) + "\n"
+
+
+class SpfCase(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.dns = DnsServer(records=RECORDS, zones=ZONES).start()
+        cls.tmp = tempfile.mkdtemp(prefix="mxacl-spf-")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.dns.cleanup()
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def write_conf(self, conf):
+        path = os.path.join(self.tmp, "policy.conf")
+        with open(path, "w") as f:
+            f.write(conf)
+        return path
+
+    def mxacl_test(self, conf, reqs, extra=()):
+        p = subprocess.run([mxacl_path(), "test", "-c", self.write_conf(conf), "--dns",
+                            self.dns.server] + list(extra),
+                           input="".join(fmt(r) for r in reqs), capture_output=True, text=True,
+                           timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertNotIn("Sanitizer", p.stderr)
+        return [l for l in p.stdout.split("\n") if l]
+
+    def results(self, cases, extra=()):
+        got = self.mxacl_test(CONF_ALL, [req(ip, s) for ip, s, _ in cases], extra)
+        want = ["action=REJECT %s %s" % (r, r) if r else "action=DUNNO" for _, _, r in cases]
+        self.assertEqual(got, want)
+
+
+class TestSpfResults(SpfCase):
+    def test_ip4_ip6_and_all_qualifiers(self):
+        self.results([
+            ("192.0.2.7", "u@ip4." + Z, "pass"),
+            ("198.18.0.1", "u@ip4." + Z, "fail"),              # -all
+            ("198.18.0.1", "u@soft." + Z, "softfail"),         # ~all
+            ("198.18.0.1", "u@neutral." + Z, "neutral"),       # ?all
+            ("2001:db8::99", "u@ip6." + Z, "pass"),
+            ("2001:db9::99", "u@ip6." + Z, "fail"),
+            ("192.0.2.7", "U@IP4.SPF.MXACL.EXAMPLE", "pass"),  # domains ignore case
+        ])
+
+    def test_a_mx_ptr(self):
+        self.results([
+            ("11.0.0.1", "u@a." + Z, "pass"),                  # a (the domain's own)
+            ("11.0.0.2", "u@a." + Z, "pass"),                  # a:host
+            ("11.0.0.3", "u@a." + Z, "fail"),
+            ("11.0.1.1", "u@mx." + Z, "pass"),                 # first MX's A
+            ("2001:db8:1::25", "u@mx." + Z, "pass"),           # second MX's AAAA
+            ("11.0.1.2", "u@mx." + Z, "fail"),
+            ("11.2.3.4", "u@ptr." + Z, "pass"),                # PTR, then its A back
+            ("11.2.3.5", "u@ptr." + Z, "fail"),
+        ])
+
+    def test_include_and_redirect(self):
+        self.results([
+            ("192.0.2.9", "u@inc." + Z, "pass"),               # first include
+            ("11.0.1.1", "u@inc." + Z, "pass"),                # second include (mx)
+            ("198.18.0.1", "u@inc." + Z, "softfail"),          # neither: ~all
+            ("11.0.9.9", "u@redir." + Z, "pass"),              # before the redirect
+            ("11.0.1.1", "u@redir." + Z, "pass"),              # through redirect=mx
+            ("198.18.0.1", "u@redir." + Z, "fail"),            # the redirect's -all
+        ])
+
+    def test_none_and_permerror(self):
+        self.results([
+            ("192.0.2.7", "u@norecord." + Z, "none"),          # TXT, but no v=spf1
+            ("192.0.2.7", "u@nxdomain." + Z, "none"),          # no such domain
+            ("192.0.2.7", "u@bad." + Z, "permerror"),          # /33
+            ("192.0.2.7", "u@two." + Z, "permerror"),          # two records
+            ("192.0.2.7", "u@loop." + Z, "permerror"),         # include loop
+        ])
+
+    def test_null_sender_checks_helo(self):
+        got = self.mxacl_test(CONF_ALL, [req("11.5.5.5", "", helo="helo." + Z),
+                                         req("11.5.5.6", "", helo="helo." + Z),
+                                         req("11.5.5.5", "", helo="")])
+        self.assertEqual(got, ["action=REJECT pass pass", "action=REJECT fail fail",
+                               "action=DUNNO"])          # no identity at all: no match
+
+    def test_no_client_address_does_not_match(self):
+        self.assertEqual(self.mxacl_test(CONF_ALL, [req("", "u@ip4." + Z)]), ["action=DUNNO"])
+
+    def test_received_spf_header(self):
+        conf = ("acl checked spf pass fail softfail neutral none permerror\n"
+                "action hdr PREPEND Received-SPF: ${spf_received}\naccess checked hdr\n")
+        got = self.mxacl_test(conf, [req("192.0.2.7", "u@ip4." + Z),
+                                     req("198.18.0.1", "u@ip4." + Z),
+                                     req("192.0.2.7", "u@bad." + Z)])
+        self.assertEqual(len(got), 3)
+        self.assertTrue(got[0].startswith("action=PREPEND Received-SPF: pass ("), got[0])
+        self.assertIn("client-ip=192.0.2.7; envelope-from=u@ip4.%s; helo=mx.client.example;" % Z,
+                      got[0])
+        self.assertTrue(got[1].startswith("action=PREPEND Received-SPF: fail ("), got[1])
+        self.assertIn("client-ip=198.18.0.1;", got[1])
+        # libspf2 writes none for a record that does not compile; mxacl does
+        self.assertEqual(got[2], "action=PREPEND Received-SPF: permerror client-ip=192.0.2.7; "
+                         "envelope-from=u@bad.%s; helo=mx.client.example;" % Z)
+
+    def test_one_verdict_for_several_acls(self):
+        # the second acl takes the first's verdict: the explain trace shows one
+        # evaluation each, and the answers agree
+        conf = ("acl p spf pass\nacl f spf fail\naction rej REJECT ${spf_result}\n"
+                "action no DUNNO\naccess p no\naccess f rej\n")
+        path = self.write_conf(conf)
+        p = subprocess.run([mxacl_path(), "test", "-c", path, "--dns", self.dns.server,
+                            "--explain"], input=fmt(req("198.18.0.1", "u@mx." + Z)),
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(p.stdout.strip(), "action=REJECT fail")
+        self.assertIn("acl p answered: no match", p.stderr)
+        self.assertRegex(p.stderr, r"acl f \(.*:2\) spf: match")
+
+
+class TestSpfTempfail(SpfCase):
+    def test_temperror_matches_only_when_named(self):
+        # the a: name never answers: our deadline makes it a temperror
+        self.results([("11.9.9.9", "u@slow." + Z, "temperror")], extra=["--dns-timeout", "300"])
+
+    def test_tempfail_modes(self):
+        for mode, want in [(None, "action=OK"), ("nomatch", "action=OK"),
+                           ("match", "action=REJECT spf temperror"), ("default", "action=DUNNO")]:
+            conf = ("acl bad spf fail softfail%s\naction rej REJECT spf ${spf_result}\n"
+                    "action ok OK\naccess bad rej\naccess ok\n" % (" tempfail=" + mode if mode else ""))
+            got = self.mxacl_test(conf, [req("11.9.9.9", "u@slow." + Z)],
+                                  extra=["--dns-timeout", "300"])
+            self.assertEqual(got, [want], mode)
+
+    def test_compile_errors(self):
+        path = self.write_conf("acl a spf pass maybe\nacl b spf\nacl c spf error\n"
+                               "action no DUNNO\naccess a b c no\n")
+        p = subprocess.run([mxacl_path(), "check", "-c", path], capture_output=True, text=True)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("unknown SPF result 'maybe'", p.stderr)
+        self.assertIn("acl 'b' has no values", p.stderr)
+        self.assertIn("write temperror or permerror", p.stderr)
+
+
+class TestSpfDaemon(SpfCase):
+    def test_through_mxacld(self):
+        conf = ("acl spf_fail spf fail\nacl spf_ok spf pass\n"
+                "action rej REJECT 5.7.1 SPF ${spf_result} for ${sender}\n"
+                "action hdr PREPEND Received-SPF: ${spf_received}\n"
+                "access spf_fail rej\naccess spf_ok hdr\n")
+        with Mxacld(conf, extra_args=["--dns", self.dns.server]) as d:
+            with PolicyConn(d.endpoint) as c:
+                self.assertEqual(c.request(req("198.18.0.1", "u@mx." + Z)),
+                                 "action=REJECT 5.7.1 SPF fail for u@mx." + Z)
+                got = c.request(req("11.0.1.1", "u@inc." + Z))
+                self.assertTrue(got.startswith("action=PREPEND Received-SPF: pass ("), got)
+                self.assertEqual(c.request(req("11.0.1.1", "u@norecord." + Z)), "action=DUNNO")
+            self.assertRegex(d.log_text(), r"decision client=unknown\[198.18.0.1\] .*rule=.*:5 "
+                                         r"action=REJECT 5.7.1 SPF fail")
+
+
+if __name__ == "__main__":
+    unittest.main()
