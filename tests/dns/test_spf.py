@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 import unittest
 
 from dnsserver import DnsServer
@@ -212,6 +213,28 @@ class TestSpfDaemon(SpfCase):
                 self.assertEqual(c.request(req("11.0.1.1", "u@norecord." + Z)), "action=DUNNO")
             self.assertRegex(d.log_text(), r"decision client=unknown\[198.18.0.1\] .*rule=.*:5 "
                                          r"action=REJECT 5.7.1 SPF fail")
+
+    def test_abandoned_and_pending_at_shutdown(self):
+        # SPF waits on a name that never answers: one client hangs up while
+        # it waits, another is still waiting when mxacld is stopped; others
+        # are served meanwhile, and the stop is clean (status 0, no
+        # sanitizer report: Mxacld.stop checks both)
+        conf = ("acl spf_fail spf fail\naction rej REJECT spf\naccess spf_fail rej\n")
+        d = Mxacld(conf, extra_args=["--dns", self.dns.server, "--dns-timeout", "20000"])
+        with d:
+            gone = PolicyConn(d.endpoint)
+            gone.send(req("11.9.9.9", "u@slow." + Z))
+            waiting = PolicyConn(d.endpoint)
+            waiting.send(req("11.9.9.8", "u@slow." + Z))
+            time.sleep(0.2)
+            gone.close()
+            with PolicyConn(d.endpoint) as c:
+                self.assertEqual(c.request(req("198.18.0.1", "u@ip4." + Z)), "action=REJECT spf")
+                self.assertEqual(c.request(req("192.0.2.1", "u@ip4." + Z)), "action=DUNNO")
+            d.stop()
+            # stopping drops clients (smtpd then answers 4xx and the mail is retried)
+            self.assertIsNone(waiting.recv_reply())
+            waiting.close()
 
 
 if __name__ == "__main__":
