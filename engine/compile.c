@@ -699,6 +699,16 @@ const char *program_path(const struct program *p)
 	return p->path;
 }
 
+size_t program_nrules(const struct program *p)
+{
+	return p->nrules;
+}
+
+struct loc program_rule_loc(const struct program *p, size_t i)
+{
+	return p->rules[i].loc;
+}
+
 void program_ref(struct program *p)
 {
 	p->refs++;

@@ -133,5 +133,15 @@ void vm_reply(struct vm *vm, struct strbuf *out);
 void vm_log_line(struct vm *vm, struct strbuf *out);
 /* Trace every acl evaluated and the deciding line to f (--explain). */
 void vm_set_trace(struct vm *vm, FILE *f);
+/*
+ * After VM_DONE: the access line that decided (an index below
+ * program_nrules), or -1 when the default action answered: no line
+ * matched, or (*by_tempfail set) a temporary failure asked for the
+ * default. by_tempfail may be NULL. For mxacl replay's per-line counts.
+ */
+long vm_rule(const struct vm *vm, bool *by_tempfail);
+/* The program's access lines: how many, and where line i is. */
+size_t program_nrules(const struct program *p);
+struct loc program_rule_loc(const struct program *p, size_t i);
 
 #endif

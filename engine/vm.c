@@ -557,3 +557,10 @@ void vm_log_line(struct vm *vm, struct strbuf *out)
 	sb_adds(out, " action=");
 	action_format(&p->actions[vm->action].act, vm_lookup, vm, out);
 }
+
+long vm_rule(const struct vm *vm, bool *by_tempfail)
+{
+	if (by_tempfail)
+		*by_tempfail = vm->rule == NO_RULE && vm->by_tempfail;
+	return vm->rule == NO_RULE ? -1 : (long)vm->rule;
+}
