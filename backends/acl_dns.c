@@ -160,13 +160,8 @@ static bool dnsl_compile(struct acl_compile *c, enum dnsl_key key)
 	bool ok = true;
 	for (size_t i = 0; i < a->nvals; i++) {
 		const struct ast_word *w = a->vals[i];
-		if (!strncmp(w->s, "tempfail=", 9)) {
-			if (!tempfail_parse(w->s + 9, &c->tempfail)) {
-				diag_error(c->diags, w->loc, "tempfail takes match, nomatch or default");
-				ok = false;
-			}
+		if (acl_tempfail_option(c, w, &ok))
 			continue;
-		}
 		if (d->nz == DNSL_MAX_ZONES) {
 			diag_error(c->diags, w->loc, "at most %d zones per acl", DNSL_MAX_ZONES);
 			return false;

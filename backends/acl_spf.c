@@ -48,13 +48,8 @@ static bool spf_compile(struct acl_compile *c)
 	bool ok = true, any = false;
 	for (size_t i = 0; i < a->nvals; i++) {
 		const struct ast_word *w = a->vals[i];
-		if (!strncmp(w->s, "tempfail=", 9)) {
-			if (!tempfail_parse(w->s + 9, &c->tempfail)) {
-				diag_error(c->diags, w->loc, "tempfail takes match, nomatch or default");
-				ok = false;
-			}
+		if (acl_tempfail_option(c, w, &ok))
 			continue;
-		}
 		int k = 0;
 		while (k < NRESULTS && !(result_names[k] && !strcasecmp(w->s, result_names[k])))
 			k++;

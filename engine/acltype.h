@@ -69,6 +69,13 @@ enum var_id {
 /* Parse "tempfail=match|nomatch|default" into *mode; false if not one. */
 bool tempfail_parse(const char *value, int *mode);
 
+/*
+ * For types whose values are words: when w is "tempfail=VALUE", record it
+ * in c->tempfail (a diagnostic and *ok = false when VALUE is bad) and
+ * return true; otherwise return false.
+ */
+bool acl_tempfail_option(struct acl_compile *c, const struct ast_word *w, bool *ok);
+
 /* What a type's eval function gets. */
 struct eval_ctx {
 	struct request *req;

@@ -72,6 +72,17 @@ int program_var_resolve(void *ctx, const char *name, size_t len)
 	return -1;
 }
 
+bool acl_tempfail_option(struct acl_compile *c, const struct ast_word *w, bool *ok)
+{
+	if (strncmp(w->s, "tempfail=", 9))
+		return false;
+	if (!tempfail_parse(w->s + 9, &c->tempfail)) {
+		diag_error(c->diags, w->loc, "tempfail takes match, nomatch or default");
+		*ok = false;
+	}
+	return true;
+}
+
 bool tempfail_parse(const char *v, int *mode)
 {
 	if (!strcmp(v, "nomatch"))
