@@ -21,7 +21,8 @@
 	X(vm)          \
 	X(acl_state)   \
 	X(store)       \
-	X(dns)
+	X(dns)         \
+	X(maillog)
 
 #define X(n) Suite *n##_suite(void) __attribute__((weak));
 UNIT_SUITES(X)

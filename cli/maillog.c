@@ -1,0 +1,1232 @@
+/*
+ * maillog - mail log lines to policy requests (see maillog.h and
+ * docs/replay.md). The hot path is one pass over each line with memchr and
+ * memcmp; stamps are converted once per minute of log time; the only
+ * allocations are per message in the queue-ID window, and those are reused.
+ */
+#include "cli/maillog.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/util.h"
+
+/* Room for one request's values: a few lines' worth. */
+#define ML_OUT_SIZE (4 * MAILLOG_MAX_LINE)
+
+enum ml_field {
+	F_CLIENT_NAME,
+	F_CLIENT_ADDR,
+	F_CLIENT_PORT,
+	F_SASL_METHOD,
+	F_SASL_USERNAME,
+	F_SASL_SENDER,
+	F_SENDER,
+	F_SIZE,
+	F_HELO,
+	F_PROTO,
+	F_COUNT
+};
+
+#define RCPT_REPLAYED 1u
+#define RCPT_DELIVERED 2u
+
+struct ml_rcpt {
+	uint64_t hash;
+	unsigned flags;
+};
+
+/* One message in the queue-ID window. */
+struct ml_entry {
+	char qid[MAILLOG_MAX_QID + 1];
+	size_t qidlen;
+	uint64_t hash;
+	struct ml_entry *hnext;          /* bucket chain */
+	struct ml_entry *prev, *next;    /* least recently mentioned first */
+	time_t time;                     /* of the client= line */
+	time_t seen;                     /* last mention */
+	long nrcpt;                      /* qmgr's nrcpt=; -1 not yet */
+	size_t ndelivered;               /* distinct recipients with a to= line */
+	size_t nreplayed;
+	struct ml_rcpt *rcpts;
+	size_t nrcpts, caprcpts;
+	char *buf;                       /* field values, NUL-terminated */
+	size_t len, cap;
+	size_t off[F_COUNT];
+	size_t flen[F_COUNT];
+	unsigned set;                    /* bit per field */
+};
+
+/*
+ * What one smtpd process said about its current client, keyed by host and
+ * PID: Postfix logs "NOQUEUE: warn/hold/discard: RCPT ..." for a recipient
+ * it then accepts, before the queue file (and its client= line) exists.
+ */
+#define ML_SESSIONS 4096
+#define ML_SESSION_RCPTS 32
+#define ML_SESSION_STR 256
+struct ml_session {
+	uint64_t key;                    /* 0: free */
+	uint64_t rcpts[ML_SESSION_RCPTS];/* recipients replayed, not yet queued */
+	size_t nrcpts;
+	size_t helolen, protolen;        /* 0: not known */
+	char helo[ML_SESSION_STR];
+	char proto[16];
+};
+
+struct maillog {
+	struct maillog_opts o;
+	struct maillog_stats st;
+	/* time */
+	time_t last;                     /* last line's time */
+	time_t high;                     /* latest time seen (window aging) */
+	bool have_time;
+	int year, last_month;            /* classic stamps */
+	bool have_year;
+	int64_t min_key;                 /* cached local minute */
+	time_t min_base;
+	/* window */
+	struct ml_entry **buckets;
+	size_t nbuckets;
+	struct ml_entry *lru_head, *lru_tail;
+	struct ml_entry *free_list;
+	struct ml_session *sessions;     /* ML_SESSIONS, made on first use */
+	uint64_t cur_session;            /* the line's smtpd host+PID, or 0 */
+	/* the request handed out */
+	size_t outlen;
+	char out[ML_OUT_SIZE];
+};
+
+static const char *const ml_field_attr[F_COUNT] = {
+	"client_name", "client_address", "client_port", "sasl_method", "sasl_username",
+	"sasl_sender", "sender", "size", "helo_name", "protocol_name",
+};
+
+/* ---- small helpers ----------------------------------------------------- */
+
+static bool starts(const char *p, const char *end, const char *lit, size_t n)
+{
+	return (size_t)(end - p) >= n && memcmp(p, lit, n) == 0;
+}
+#define STARTS(p, end, lit) starts((p), (end), (lit), sizeof(lit) - 1)
+
+static bool is_digit(char c)
+{
+	return c >= '0' && c <= '9';
+}
+
+/* n decimal digits at p, or -1. */
+static int digits(const char *p, int n)
+{
+	int v = 0;
+	for (int i = 0; i < n; i++) {
+		if (!is_digit(p[i]))
+			return -1;
+		v = v * 10 + (p[i] - '0');
+	}
+	return v;
+}
+
+/* The value of a hex digit, or -1. */
+static int hexval(char c)
+{
+	if (is_digit(c))
+		return c - '0';
+	c = (char)(c | 0x20);
+	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+static uint64_t fnv1a(const char *s, size_t n)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+	for (size_t i = 0; i < n; i++) {
+		h ^= (unsigned char)s[i];
+		h *= 0x100000001b3ull;
+	}
+	return h;
+}
+
+/* The last occurrence of lit (n bytes) in [p, end), or NULL. */
+static const char *rfind(const char *p, const char *end, const char *lit, size_t n)
+{
+	const char *found = NULL;
+	while ((p = memmem(p, (size_t)(end - p), lit, n)) != NULL) {
+		found = p;
+		p++;
+	}
+	return found;
+}
+
+/* ---- time -------------------------------------------------------------- */
+
+/* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant). */
+static int64_t days_from_civil(int64_t y, int m, int d)
+{
+	y -= m <= 2;
+	int64_t era = (y >= 0 ? y : y - 399) / 400;
+	int64_t yoe = y - era * 400;
+	int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+	int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + doe - 719468;
+}
+
+/* Local time to time_t; mktime once per minute of log time (zone changes
+ * fall on minute boundaries). */
+static time_t local_time(struct maillog *m, int y, int mo, int d, int h, int mi, int s)
+{
+	int64_t key = ((((int64_t)y * 13 + mo) * 32 + d) * 24 + h) * 60 + mi;
+	if (key != m->min_key) {
+		struct tm tm = { .tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d,
+				 .tm_hour = h, .tm_min = mi, .tm_isdst = -1 };
+		m->min_base = mktime(&tm);
+		m->min_key = key;
+	}
+	return m->min_base + s;
+}
+
+static int month_of(const char *p)
+{
+	static const char names[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
+	for (int i = 0; i < 12; i++)
+		if (memcmp(p, names + 3 * i, 3) == 0)
+			return i + 1;
+	return 0;
+}
+
+/* "Nov 22 06:25:01" (day may be " 2"): 15 bytes at p. */
+static bool classic_stamp(struct maillog *m, const char *p, const char *end, time_t *t)
+{
+	if (end - p < 15 || p[3] != ' ' || p[6] != ' ' || p[9] != ':' || p[12] != ':')
+		return false;
+	int mo = month_of(p);
+	int d = p[4] == ' ' ? digits(p + 5, 1) : digits(p + 4, 2);
+	int h = digits(p + 7, 2), mi = digits(p + 10, 2), s = digits(p + 13, 2);
+	if (!mo || d < 1 || d > 31 || h < 0 || h > 23 || mi < 0 || mi > 59 || s < 0 || s > 60)
+		return false;
+	int y;
+	if (!m->have_year) {
+		time_t now = m->o.now;
+		struct tm tm;
+		localtime_r(&now, &tm);
+		y = m->o.year ? m->o.year : tm.tm_year + 1900;
+		if (!m->o.year && local_time(m, y, mo, d, h, mi, s) > now + 86400)
+			y--;            /* "Dec 31" read on Jan 1: last year's log */
+		m->year = y;
+		m->have_year = true;
+	} else if (mo + 6 < m->last_month) {
+		y = ++m->year;          /* Dec -> Jan */
+	} else if (mo > m->last_month + 6) {
+		y = m->year - 1;        /* a late line from before new year */
+		mo = -mo;               /* do not move last_month */
+	} else {
+		y = m->year;
+	}
+	if (mo < 0)
+		mo = -mo;
+	else
+		m->last_month = mo;
+	*t = local_time(m, y, mo, d, h, mi, s);
+	return true;
+}
+
+/* "2024-11-22T06:25:01[.frac][Z|+HH:MM|+HHMM]"; *len gets its length. */
+static bool rfc3339_stamp(struct maillog *m, const char *p, const char *end, time_t *t,
+			  size_t *len)
+{
+	if (end - p < 19 || p[4] != '-' || p[7] != '-' || (p[10] != 'T' && p[10] != 't') ||
+	    p[13] != ':' || p[16] != ':')
+		return false;
+	int y = digits(p, 4), mo = digits(p + 5, 2), d = digits(p + 8, 2);
+	int h = digits(p + 11, 2), mi = digits(p + 14, 2), s = digits(p + 17, 2);
+	if (y < 1970 || mo < 1 || mo > 12 || d < 1 || d > 31 || h < 0 || h > 23 || mi < 0 ||
+	    mi > 59 || s < 0 || s > 60)
+		return false;
+	const char *q = p + 19;
+	if (q < end && *q == '.') {
+		q++;
+		while (q < end && is_digit(*q))
+			q++;
+	}
+	if (q < end && (*q == 'Z' || *q == 'z')) {
+		*t = (time_t)(days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + s);
+		q++;
+	} else if (q < end && (*q == '+' || *q == '-')) {
+		int sign = *q == '-' ? -1 : 1, oh, om;
+		if (end - q >= 6 && q[3] == ':') {
+			oh = digits(q + 1, 2);
+			om = digits(q + 4, 2);
+			q += 6;
+		} else if (end - q >= 5) {
+			oh = digits(q + 1, 2);
+			om = digits(q + 3, 2);
+			q += 5;
+		} else {
+			return false;
+		}
+		if (oh < 0 || om < 0)
+			return false;
+		*t = (time_t)(days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + s -
+			      sign * (oh * 3600 + om * 60));
+	} else {
+		*t = local_time(m, y, mo, d, h, mi, s);
+	}
+	*len = (size_t)(q - p);
+	return true;
+}
+
+/* ---- the window -------------------------------------------------------- */
+
+static void lru_unlink(struct maillog *m, struct ml_entry *e)
+{
+	if (e->prev)
+		e->prev->next = e->next;
+	else
+		m->lru_head = e->next;
+	if (e->next)
+		e->next->prev = e->prev;
+	else
+		m->lru_tail = e->prev;
+	e->prev = e->next = NULL;
+}
+
+static void lru_append(struct maillog *m, struct ml_entry *e)
+{
+	e->prev = m->lru_tail;
+	e->next = NULL;
+	if (m->lru_tail)
+		m->lru_tail->next = e;
+	else
+		m->lru_head = e;
+	m->lru_tail = e;
+}
+
+static struct ml_entry **bucket_of(struct maillog *m, uint64_t h)
+{
+	return &m->buckets[h & (m->nbuckets - 1)];
+}
+
+static struct ml_entry *win_find(struct maillog *m, const char *qid, size_t n)
+{
+	uint64_t h = fnv1a(qid, n);
+	for (struct ml_entry *e = *bucket_of(m, h); e; e = e->hnext)
+		if (e->hash == h && e->qidlen == n && memcmp(e->qid, qid, n) == 0)
+			return e;
+	return NULL;
+}
+
+/* Take e out of the window (done, removed, rejected or evicted). */
+static void win_drop(struct maillog *m, struct ml_entry *e)
+{
+	if (e->nreplayed == 0)
+		m->st.incomplete++;
+	struct ml_entry **pp = bucket_of(m, e->hash);
+	while (*pp != e)
+		pp = &(*pp)->hnext;
+	*pp = e->hnext;
+	lru_unlink(m, e);
+	e->hnext = m->free_list;
+	m->free_list = e;
+	m->st.window--;
+}
+
+static void win_grow(struct maillog *m)
+{
+	size_t n = m->nbuckets * 2;
+	struct ml_entry **b = xcalloc(n, sizeof *b);
+	for (size_t i = 0; i < m->nbuckets; i++) {
+		struct ml_entry *e = m->buckets[i], *next;
+		for (; e; e = next) {
+			next = e->hnext;
+			e->hnext = b[e->hash & (n - 1)];
+			b[e->hash & (n - 1)] = e;
+		}
+	}
+	free(m->buckets);
+	m->buckets = b;
+	m->nbuckets = n;
+}
+
+/* A new message (a client= line); a second client= for a held queue ID
+ * starts it over. */
+static struct ml_entry *win_add(struct maillog *m, const char *qid, size_t n, time_t t)
+{
+	struct ml_entry *e = win_find(m, qid, n);
+	if (e)
+		win_drop(m, e);
+	while (m->st.window >= m->o.window && m->lru_head) {
+		m->st.evicted++;
+		win_drop(m, m->lru_head);
+	}
+	e = m->free_list;
+	if (e)
+		m->free_list = e->hnext;
+	else
+		e = xcalloc(1, sizeof *e);
+	memcpy(e->qid, qid, n);
+	e->qid[n] = 0;
+	e->qidlen = n;
+	e->hash = fnv1a(qid, n);
+	e->time = e->seen = t;
+	e->nrcpt = -1;
+	e->ndelivered = e->nreplayed = 0;
+	e->nrcpts = 0;
+	e->len = 0;
+	e->set = 0;
+	if (m->st.window + 1 > m->nbuckets)
+		win_grow(m);
+	struct ml_entry **b = bucket_of(m, e->hash);
+	e->hnext = *b;
+	*b = e;
+	lru_append(m, e);
+	if (++m->st.window > m->st.window_peak)
+		m->st.window_peak = m->st.window;
+	return e;
+}
+
+/* Mentioned at t: now the most recent. */
+static void win_touch(struct maillog *m, struct ml_entry *e, time_t t)
+{
+	e->seen = t > e->seen ? t : e->seen;
+	if (m->lru_tail != e) {
+		lru_unlink(m, e);
+		lru_append(m, e);
+	}
+}
+
+/* Drop messages not mentioned for window_age seconds of log time. */
+static void win_age(struct maillog *m)
+{
+	while (m->lru_head && m->high - m->lru_head->seen > m->o.window_age) {
+		m->st.evicted++;
+		win_drop(m, m->lru_head);
+	}
+}
+
+static void ent_set(struct ml_entry *e, enum ml_field f, const char *s, size_t n)
+{
+	if ((e->set & (1u << f)) && n <= e->flen[f]) {
+		memcpy(e->buf + e->off[f], s, n);
+	} else {
+		if (e->len + n + 1 > e->cap) {
+			e->cap = (e->len + n + 1) * 2 < 256 ? 256 : (e->len + n + 1) * 2;
+			e->buf = xrealloc(e->buf, e->cap);
+		}
+		e->off[f] = e->len;
+		memcpy(e->buf + e->len, s, n);
+		e->len += n + 1;
+	}
+	e->buf[e->off[f] + n] = 0;
+	e->flen[f] = n;
+	e->set |= 1u << f;
+}
+
+/* The flags of recipient key h, adding it (flags 0) when new; NULL when
+ * the message has MAILLOG_MAX_RCPTS already. */
+static unsigned *ent_rcpt(struct ml_entry *e, uint64_t h)
+{
+	for (size_t i = 0; i < e->nrcpts; i++)
+		if (e->rcpts[i].hash == h)
+			return &e->rcpts[i].flags;
+	if (e->nrcpts == MAILLOG_MAX_RCPTS)
+		return NULL;
+	if (e->nrcpts == e->caprcpts) {
+		e->caprcpts = e->caprcpts ? e->caprcpts * 2 : 8;
+		e->rcpts = xrealloc(e->rcpts, e->caprcpts * sizeof *e->rcpts);
+	}
+	e->rcpts[e->nrcpts] = (struct ml_rcpt){ .hash = h, .flags = 0 };
+	return &e->rcpts[e->nrcpts++].flags;
+}
+
+/* ---- smtpd sessions ---------------------------------------------------- */
+
+/* The current line's session, or NULL; with create, a slot held by another
+ * session is taken over (emptied). */
+static struct ml_session *sess_get(struct maillog *m, bool create)
+{
+	if (!m->cur_session)
+		return NULL;
+	if (!m->sessions) {
+		if (!create)
+			return NULL;
+		m->sessions = xcalloc(ML_SESSIONS, sizeof *m->sessions);
+	}
+	struct ml_session *s = &m->sessions[m->cur_session % ML_SESSIONS];
+	if (s->key != m->cur_session) {
+		if (!create)
+			return NULL;
+		s->key = m->cur_session;
+		s->nrcpts = s->helolen = s->protolen = 0;
+	}
+	return s;
+}
+
+/* The client connected or left: forget what its process said. */
+static void sess_end(struct maillog *m)
+{
+	struct ml_session *s = sess_get(m, false);
+	if (s)
+		s->key = 0;
+}
+
+/* ---- building the request ---------------------------------------------- */
+
+static void out_reset(struct maillog *m, struct maillog_req *r)
+{
+	m->outlen = 0;
+	memset(r, 0, sizeof *r);
+	r->outcome = r->outcome_text = r->orig_rule = "";
+}
+
+/* A NUL-terminated copy of s in the request area, control bytes as '?';
+ * NULL when it is full. */
+static char *out_str(struct maillog *m, const char *s, size_t n)
+{
+	if (ML_OUT_SIZE - m->outlen < n + 1)
+		return NULL;
+	char *d = m->out + m->outlen;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		d[i] = c < 0x20 || c == 0x7f ? '?' : (char)c;
+	}
+	d[n] = 0;
+	m->outlen += n + 1;
+	return d;
+}
+
+/* Add name=value (name static or in the request area); false when full. */
+static bool out_attr(struct maillog *m, struct maillog_req *r, const char *name, const char *s,
+		     size_t n)
+{
+	if (r->nattrs == MAILLOG_MAX_ATTRS)
+		return false;
+	char *v = out_str(m, s, n);
+	if (!v)
+		return false;
+	r->attrs[r->nattrs++] = (struct maillog_attr){ .name = name, .value = v, .len = n };
+	return true;
+}
+#define OUT_LIT(m, r, name, lit) out_attr((m), (r), (name), (lit), sizeof(lit) - 1)
+
+/* ---- parsing pieces ---------------------------------------------------- */
+
+/* "NAME[ADDR]" or "NAME[ADDR]:PORT" at *p; advances past it. */
+static bool parse_client(const char **pp, const char *end, const char **name, size_t *nlen,
+			 const char **addr, size_t *alen, const char **port, size_t *plen)
+{
+	const char *p = *pp;
+	const char *lb = memchr(p, '[', (size_t)(end - p));
+	if (!lb || lb == p || memchr(p, ' ', (size_t)(lb - p)))
+		return false;
+	const char *rb = memchr(lb, ']', (size_t)(end - lb));
+	if (!rb || rb == lb + 1 || memchr(lb, ' ', (size_t)(rb - lb)))
+		return false;
+	*name = p;
+	*nlen = (size_t)(lb - p);
+	*addr = lb + 1;
+	*alen = (size_t)(rb - lb - 1);
+	*port = NULL;
+	*plen = 0;
+	p = rb + 1;
+	if (p < end && *p == ':' && p + 1 < end && is_digit(p[1])) {
+		const char *q = p + 1;
+		while (q < end && is_digit(*q))
+			q++;
+		*port = p + 1;
+		*plen = (size_t)(q - p - 1);
+		p = q;
+	}
+	*pp = p;
+	return true;
+}
+
+/*
+ * A "<value>" at p (just after "key="), ending at the first '>' that is
+ * followed by the end or by SEP KEY= (SEP " " in reject lines, ", " in
+ * queue lines). *next is after the '>'.
+ */
+static bool angle_value(const char *p, const char *end, const char *sep, size_t seplen,
+			const char **v, size_t *vlen, const char **next)
+{
+	if (p >= end || *p != '<')
+		return false;
+	for (const char *q = p + 1; (q = memchr(q, '>', (size_t)(end - q))) != NULL; q++) {
+		const char *a = q + 1;
+		bool ok = a == end;
+		if (!ok && (size_t)(end - a) > seplen && memcmp(a, sep, seplen) == 0) {
+			const char *k = a + seplen;
+			while (k < end && ((*k >= 'a' && *k <= 'z') || *k == '_'))
+				k++;
+			ok = k > a + seplen && k < end && *k == '=';
+		}
+		if (ok) {
+			*v = p + 1;
+			*vlen = (size_t)(q - p - 1);
+			*next = a;
+			return true;
+		}
+	}
+	return false;
+}
+
+/* Common attributes of a client: name, address, reverse name, port. */
+static bool out_client(struct maillog *m, struct maillog_req *r, const char *name, size_t nlen,
+		       const char *addr, size_t alen, const char *port, size_t plen)
+{
+	bool ok = out_attr(m, r, "client_address", addr, alen) &&
+		  out_attr(m, r, "client_name", name, nlen);
+	if (ok && !(nlen == 7 && memcmp(name, "unknown", 7) == 0))
+		ok = out_attr(m, r, "reverse_client_name", name, nlen);
+	if (ok && port)
+		ok = out_attr(m, r, "client_port", port, plen);
+	return ok;
+}
+
+/* The qmgr/delivery/action lines that name a message, after "QID: ". */
+static bool is_qid(const char *p, size_t n)
+{
+	if (n < 5 || n > MAILLOG_MAX_QID)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = p[i];
+		if (!((c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z')))
+			return false;
+	}
+	return true;
+}
+
+/*
+ * "WORD: STAGE from NAME[ADDR]: TEXT; from=<S> to=<R> proto=P helo=<H>"
+ * at p (after "NOQUEUE: " or "QID: "). qid NULL for NOQUEUE. Returns
+ * MAILLOG_IGNORED when p is not such a line at all.
+ */
+static enum maillog_line action_line(struct maillog *m, const char *p, const char *end,
+				     const char *qid, size_t qidlen, time_t t,
+				     struct maillog_req *out)
+{
+	const char *w = p;
+	while (p < end && ((*p >= 'a' && *p <= 'z') || *p == '_' || *p == '-'))
+		p++;
+	size_t wlen = (size_t)(p - w);
+	if (!wlen || !STARTS(p, end, ": "))
+		return MAILLOG_IGNORED;
+	p += 2;
+	const char *stage = p;
+	while (p < end && ((*p >= 'A' && *p <= 'Z') || *p == '-'))
+		p++;
+	size_t slen = (size_t)(p - stage);
+	if (!slen || !STARTS(p, end, " from ")) {
+		/* cleanup's "reject: header ..." ends a message after RCPT */
+		if (qid && wlen == 6 && memcmp(w, "reject", 6) == 0) {
+			struct ml_entry *e = win_find(m, qid, qidlen);
+			if (e)
+				win_drop(m, e);
+		}
+		return MAILLOG_IGNORED;
+	}
+	p += 6;
+	if (!(slen == 4 && memcmp(stage, "RCPT", 4) == 0)) {
+		m->st.other_stage++;
+		if (qid && wlen == 6 && memcmp(w, "reject", 6) == 0) {
+			struct ml_entry *e = win_find(m, qid, qidlen);
+			if (e)
+				win_drop(m, e);
+		}
+		return MAILLOG_IGNORED;
+	}
+	const char *name, *addr, *port;
+	size_t nlen, alen, plen;
+	if (!parse_client(&p, end, &name, &nlen, &addr, &alen, &port, &plen) ||
+	    !STARTS(p, end, ": "))
+		return MAILLOG_UNPARSABLE;
+	p += 2;
+	const char *tail = rfind(p, end, "; from=<", 8);
+	if (!tail)
+		return MAILLOG_UNPARSABLE;
+	const char *text = p;
+	size_t textlen = (size_t)(tail - p);
+	const char *f[4] = { NULL, NULL, NULL, NULL };   /* from to proto helo */
+	size_t fl[4] = { 0, 0, 0, 0 };
+	p = tail + 2;
+	while (p < end) {
+		const char *k = p;
+		const char *eq = memchr(p, '=', (size_t)(end - p));
+		if (!eq)
+			return MAILLOG_UNPARSABLE;
+		size_t klen = (size_t)(eq - k);
+		int idx = klen == 4 && !memcmp(k, "from", 4)    ? 0
+			  : klen == 2 && !memcmp(k, "to", 2)    ? 1
+			  : klen == 5 && !memcmp(k, "proto", 5) ? 2
+			  : klen == 4 && !memcmp(k, "helo", 4)  ? 3
+								: -1;
+		p = eq + 1;
+		const char *v, *next;
+		size_t vlen;
+		if (p < end && *p == '<') {
+			if (!angle_value(p, end, " ", 1, &v, &vlen, &next))
+				return MAILLOG_UNPARSABLE;
+		} else {
+			const char *sp = memchr(p, ' ', (size_t)(end - p));
+			v = p;
+			next = sp ? sp : end;
+			vlen = (size_t)(next - p);
+		}
+		if (idx >= 0) {
+			f[idx] = v;
+			fl[idx] = vlen;
+		}
+		p = next;
+		if (p < end) {
+			if (*p != ' ')
+				return MAILLOG_UNPARSABLE;
+			p++;
+		}
+	}
+	if (!f[0])
+		return MAILLOG_UNPARSABLE;
+
+	struct ml_entry *e = qid ? win_find(m, qid, qidlen) : NULL;
+	out_reset(m, out);
+	out->time = t;
+	out->source = MAILLOG_SRC_REJECT;
+	const char *outcome = out_str(m, w, wlen);
+	if (outcome && wlen == 6 && !memcmp(w, "reject", 6) && textlen && text[0] == '4')
+		outcome = "defer";
+	out->outcome = outcome;
+	out->outcome_text = out_str(m, text, textlen);
+	bool ok = outcome && out->outcome_text &&
+		  OUT_LIT(m, out, "request", "smtpd_access_policy") &&
+		  OUT_LIT(m, out, "protocol_state", "RCPT") &&
+		  out_client(m, out, name, nlen, addr, alen, port, plen) &&
+		  out_attr(m, out, "sender", f[0], fl[0]) &&
+		  OUT_LIT(m, out, "recipient_count", "0");
+	if (ok && f[1])
+		ok = out_attr(m, out, "recipient", f[1], fl[1]);
+	if (ok && f[2])
+		ok = out_attr(m, out, "protocol_name", f[2], fl[2]);
+	if (ok && f[3])
+		ok = out_attr(m, out, "helo_name", f[3], fl[3]);
+	if (ok && qid)
+		ok = out_attr(m, out, "queue_id", qid, qidlen);
+	struct ml_session *se = sess_get(m, true);
+	if (se) {
+		if (f[3] && fl[3] < ML_SESSION_STR) {
+			memcpy(se->helo, f[3], fl[3]);
+			se->helolen = fl[3];
+		}
+		if (f[2] && fl[2] < sizeof se->proto) {
+			memcpy(se->proto, f[2], fl[2]);
+			se->protolen = fl[2];
+		}
+		/* warn, hold, discard...: the recipient is accepted, and its
+		 * delivery line must not replay it a second time */
+		if (!qid && f[1] && outcome && strcmp(outcome, "reject") && strcmp(outcome, "defer") &&
+		    se->nrcpts < ML_SESSION_RCPTS)
+			se->rcpts[se->nrcpts++] = fnv1a(f[1], fl[1]);
+	}
+	if (e) {
+		/* the session's login, from its client= line */
+		for (int fi = F_SASL_METHOD; fi <= F_SASL_SENDER && ok; fi++)
+			if (e->set & (1u << fi))
+				ok = out_attr(m, out, ml_field_attr[fi], e->buf + e->off[fi],
+					      e->flen[fi]);
+		/* later recipients of this message learn the HELO and protocol */
+		if (f[3])
+			ent_set(e, F_HELO, f[3], fl[3]);
+		if (f[2])
+			ent_set(e, F_PROTO, f[2], fl[2]);
+		if (f[1]) {
+			unsigned *fl2 = ent_rcpt(e, fnv1a(f[1], fl[1]));
+			if (fl2)
+				*fl2 |= RCPT_REPLAYED;
+		}
+		e->nreplayed++;
+		win_touch(m, e, t);
+	}
+	if (!ok)
+		return MAILLOG_UNPARSABLE;
+	m->st.from_reject++;
+	return MAILLOG_REQUEST;
+}
+
+/* "client=NAME[ADDR][:PORT][, sasl_method=M, sasl_username=U, ...]" */
+static enum maillog_line client_line(struct maillog *m, const char *p, const char *end,
+				     const char *qid, size_t qidlen, time_t t)
+{
+	const char *name, *addr, *port;
+	size_t nlen, alen, plen;
+	if (!parse_client(&p, end, &name, &nlen, &addr, &alen, &port, &plen))
+		return MAILLOG_UNPARSABLE;
+	struct ml_entry *e = win_add(m, qid, qidlen, t);
+	m->st.messages++;
+	ent_set(e, F_CLIENT_NAME, name, nlen);
+	ent_set(e, F_CLIENT_ADDR, addr, alen);
+	if (port)
+		ent_set(e, F_CLIENT_PORT, port, plen);
+	struct ml_session *se = sess_get(m, false);
+	if (se) {
+		if (se->helolen)
+			ent_set(e, F_HELO, se->helo, se->helolen);
+		if (se->protolen)
+			ent_set(e, F_PROTO, se->proto, se->protolen);
+		for (size_t i = 0; i < se->nrcpts; i++) {
+			unsigned *fl = ent_rcpt(e, se->rcpts[i]);
+			if (fl) {
+				*fl |= RCPT_REPLAYED;
+				e->nreplayed++;
+			}
+		}
+		se->nrcpts = 0;          /* the next transaction starts afresh */
+	}
+	while (p < end) {
+		if (!STARTS(p, end, ", "))
+			return MAILLOG_USED;     /* something new after the client: keep what we have */
+		p += 2;
+		const char *k = p;
+		const char *eq = memchr(p, '=', (size_t)(end - p));
+		if (!eq)
+			break;
+		const char *v = eq + 1;
+		const char *vend = memmem(v, (size_t)(end - v), ", ", 2);
+		if (!vend)
+			vend = end;
+		size_t klen = (size_t)(eq - k), vlen = (size_t)(vend - v);
+		if (klen == 11 && !memcmp(k, "sasl_method", 11))
+			ent_set(e, F_SASL_METHOD, v, vlen);
+		else if (klen == 13 && !memcmp(k, "sasl_username", 13))
+			ent_set(e, F_SASL_USERNAME, v, vlen);
+		else if (klen == 11 && !memcmp(k, "sasl_sender", 11))
+			ent_set(e, F_SASL_SENDER, v, vlen);
+		p = vend;
+	}
+	return MAILLOG_USED;
+}
+
+/* qmgr: "from=<S>, size=N, nrcpt=N (queue active)" */
+static enum maillog_line from_line(struct maillog *m, const char *p, const char *end,
+				   const char *qid, size_t qidlen, time_t t)
+{
+	const char *v, *next;
+	size_t vlen;
+	if (!angle_value(p, end, ", ", 2, &v, &vlen, &next))
+		return MAILLOG_UNPARSABLE;
+	if (!STARTS(next, end, ", size="))
+		return MAILLOG_IGNORED;   /* "from=<S>, status=expired, returned to sender" */
+	const char *sz = next + 7, *q = sz;
+	while (q < end && is_digit(*q))
+		q++;
+	if (q == sz || q - sz > 20)
+		return MAILLOG_UNPARSABLE;
+	long nrcpt = -1;
+	if (STARTS(q, end, ", nrcpt=")) {
+		const char *r = q + 8;
+		nrcpt = 0;
+		while (r < end && is_digit(*r) && nrcpt < 100000000)
+			nrcpt = nrcpt * 10 + (*r++ - '0');
+	}
+	struct ml_entry *e = win_find(m, qid, qidlen);
+	if (!e) {
+		m->st.orphans++;
+		return MAILLOG_USED;
+	}
+	ent_set(e, F_SENDER, v, vlen);
+	ent_set(e, F_SIZE, sz, (size_t)(q - sz));
+	e->nrcpt = nrcpt;
+	win_touch(m, e, t);
+	return MAILLOG_USED;
+}
+
+/* A delivery agent: "to=<R>, orig_to=<O>, relay=..., status=..." */
+static enum maillog_line to_line(struct maillog *m, const char *p, const char *end,
+				 const char *qid, size_t qidlen, time_t t, struct maillog_req *out)
+{
+	const char *to, *next;
+	size_t tolen;
+	if (!angle_value(p, end, ", ", 2, &to, &tolen, &next))
+		return MAILLOG_UNPARSABLE;
+	const char *rc = to;
+	size_t rclen = tolen;
+	if (STARTS(next, end, ", orig_to=")) {
+		const char *n2;
+		if (!angle_value(next + 10, end, ", ", 2, &rc, &rclen, &n2))
+			return MAILLOG_UNPARSABLE;
+	}
+	struct ml_entry *e = win_find(m, qid, qidlen);
+	if (!e || !(e->set & (1u << F_SENDER))) {
+		m->st.orphans++;
+		return MAILLOG_USED;
+	}
+	win_touch(m, e, t);
+	unsigned *flags = ent_rcpt(e, fnv1a(rc, rclen));
+	if (!flags) {
+		m->st.duplicates++;      /* past MAILLOG_MAX_RCPTS: cannot tell */
+		return MAILLOG_USED;
+	}
+	if (!(*flags & RCPT_DELIVERED)) {
+		*flags |= RCPT_DELIVERED;
+		e->ndelivered++;
+	}
+	bool replay = !(*flags & RCPT_REPLAYED);
+	*flags |= RCPT_REPLAYED;
+	enum maillog_line res = MAILLOG_USED;
+	if (replay) {
+		out_reset(m, out);
+		out->time = e->time;
+		out->source = MAILLOG_SRC_QUEUE;
+		out->outcome = "accept";
+		bool ok = OUT_LIT(m, out, "request", "smtpd_access_policy") &&
+			  OUT_LIT(m, out, "protocol_state", "RCPT");
+		for (int f = 0; f < F_COUNT && ok; f++)
+			if ((e->set & (1u << f)) && f != F_CLIENT_NAME)
+				ok = out_attr(m, out, ml_field_attr[f], e->buf + e->off[f], e->flen[f]);
+		const char *nm = e->buf + e->off[F_CLIENT_NAME];
+		size_t nmlen = e->flen[F_CLIENT_NAME];
+		if (ok)
+			ok = out_attr(m, out, "client_name", nm, nmlen);
+		if (ok && !(nmlen == 7 && !memcmp(nm, "unknown", 7)))
+			ok = out_attr(m, out, "reverse_client_name", nm, nmlen);
+		ok = ok && out_attr(m, out, "recipient", rc, rclen) &&
+		     OUT_LIT(m, out, "recipient_count", "0") &&
+		     out_attr(m, out, "queue_id", e->qid, e->qidlen);
+		e->nreplayed++;
+		if (ok) {
+			m->st.from_queue++;
+			res = MAILLOG_REQUEST;
+		} else {
+			res = MAILLOG_UNPARSABLE;
+		}
+	} else {
+		m->st.duplicates++;
+	}
+	if (e->nrcpt >= 0 && e->ndelivered >= (size_t)e->nrcpt)
+		win_drop(m, e);          /* every recipient seen: done */
+	return res;
+}
+
+/* A line after "QID: ". */
+static enum maillog_line queue_line(struct maillog *m, const char *qid, size_t qidlen,
+				    const char *p, const char *end, time_t t,
+				    struct maillog_req *out)
+{
+	if (STARTS(p, end, "client="))
+		return client_line(m, p + 7, end, qid, qidlen, t);
+	if (STARTS(p, end, "from=<"))
+		return from_line(m, p + 5, end, qid, qidlen, t);
+	if (STARTS(p, end, "to=<"))
+		return to_line(m, p + 3, end, qid, qidlen, t, out);
+	if (end - p == 7 && !memcmp(p, "removed", 7)) {
+		struct ml_entry *e = win_find(m, qid, qidlen);
+		if (!e)
+			return MAILLOG_IGNORED;
+		win_drop(m, e);
+		return MAILLOG_USED;
+	}
+	return action_line(m, p, end, qid, qidlen, t, out);
+}
+
+/* Decode an mxacld "<value>" (\\, \> and \xHH escapes) into the request
+ * area. *pp is at '<'; advances past '>'. */
+static char *decision_value(struct maillog *m, const char **pp, const char *end, size_t *len)
+{
+	const char *p = *pp;
+	if (p >= end || *p != '<')
+		return NULL;
+	p++;
+	char *d = m->out + m->outlen, *start = d;
+	char *lim = m->out + ML_OUT_SIZE - 1;
+	while (p < end && *p != '>') {
+		unsigned char c = (unsigned char)*p++;
+		if (c == '\\') {
+			if (p >= end)
+				return NULL;
+			if (*p == 'x' && end - p >= 3) {
+				int hi = hexval(p[1]), lo = hexval(p[2]);
+				if (hi < 0 || lo < 0)
+					return NULL;
+				c = (unsigned char)(hi * 16 + lo);
+				p += 3;
+			} else {
+				c = (unsigned char)*p++;
+			}
+		}
+		if (d >= lim)
+			return NULL;
+		*d++ = c < 0x20 || c == 0x7f ? '?' : (char)c;
+	}
+	if (p >= end)
+		return NULL;
+	*d = 0;
+	*len = (size_t)(d - start);
+	m->outlen += *len + 1;
+	*pp = p + 1;
+	return start;
+}
+
+/* mxacld: "decision client=NAME[ADDR] helo=<H> from=<S> to=<R> [a=<v>...]
+ * rule=R action=WORD text" */
+static enum maillog_line decision_line(struct maillog *m, const char *p, const char *end, time_t t,
+				       struct maillog_req *out)
+{
+	if (!STARTS(p, end, "client="))
+		return MAILLOG_UNPARSABLE;
+	p += 7;
+	const char *lb = memchr(p, '[', (size_t)(end - p));
+	if (!lb || memchr(p, ' ', (size_t)(lb - p)))
+		return MAILLOG_UNPARSABLE;
+	const char *rb = memchr(lb, ']', (size_t)(end - lb));
+	if (!rb || memchr(lb, ' ', (size_t)(rb - lb)))
+		return MAILLOG_UNPARSABLE;
+	out_reset(m, out);
+	out->time = t;
+	out->source = MAILLOG_SRC_MXACLD;
+	bool have_req = false, have_state = false;
+	if (!out_attr(m, out, "client_name", p, (size_t)(lb - p)))
+		return MAILLOG_UNPARSABLE;
+	if (rb > lb + 1 && !out_attr(m, out, "client_address", lb + 1, (size_t)(rb - lb - 1)))
+		return MAILLOG_UNPARSABLE;
+	p = rb + 1;
+	for (;;) {
+		if (!STARTS(p, end, " "))
+			return MAILLOG_UNPARSABLE;
+		p++;
+		const char *k = p;
+		while (p < end && ((*p >= 'a' && *p <= 'z') || *p == '_'))
+			p++;
+		size_t klen = (size_t)(p - k);
+		if (!klen || p >= end || *p != '=')
+			return MAILLOG_UNPARSABLE;
+		p++;
+		if (klen == 4 && !memcmp(k, "rule", 4)) {
+			const char *sp = memchr(p, ' ', (size_t)(end - p));
+			if (!sp || !STARTS(sp, end, " action="))
+				return MAILLOG_UNPARSABLE;
+			out->orig_rule = out_str(m, p, (size_t)(sp - p));
+			const char *a = sp + 8, *w = a;
+			while (w < end && *w != ' ')
+				w++;
+			out->outcome = out_str(m, a, (size_t)(w - a));
+			out->outcome_text = out_str(m, a, (size_t)(end - a));
+			if (!out->orig_rule || !out->outcome || !out->outcome_text || w == a)
+				return MAILLOG_UNPARSABLE;
+			break;
+		}
+		const char *name;
+		if (klen == 4 && !memcmp(k, "helo", 4))
+			name = "helo_name";
+		else if (klen == 4 && !memcmp(k, "from", 4))
+			name = "sender";
+		else if (klen == 2 && !memcmp(k, "to", 2))
+			name = "recipient";
+		else if (!(name = out_str(m, k, klen)))
+			return MAILLOG_UNPARSABLE;
+		have_req |= klen == 7 && !memcmp(k, "request", 7);
+		have_state |= klen == 14 && !memcmp(k, "protocol_state", 14);
+		size_t vlen;
+		char *v = decision_value(m, &p, end, &vlen);
+		if (!v || out->nattrs == MAILLOG_MAX_ATTRS)
+			return MAILLOG_UNPARSABLE;
+		out->attrs[out->nattrs++] = (struct maillog_attr){ .name = name, .value = v, .len = vlen };
+	}
+	if ((!have_req && !OUT_LIT(m, out, "request", "smtpd_access_policy")) ||
+	    (!have_state && !OUT_LIT(m, out, "protocol_state", "RCPT")))
+		return MAILLOG_UNPARSABLE;
+	m->st.from_mxacld++;
+	return MAILLOG_REQUEST;
+}
+
+/* ---- lines ------------------------------------------------------------- */
+
+/* "PROG[PID]:" or "PROG:" ending at the space after it; *prog and *plen get
+ * PROG's last path component. */
+static bool tag_word(const char *w, const char *wend, const char **prog, size_t *plen,
+		     uint64_t *pid)
+{
+	if (wend - w < 2 || wend[-1] != ':')
+		return false;
+	const char *e = wend - 1;
+	*pid = 0;
+	if (e[-1] == ']') {
+		const char *lb = e - 1;
+		while (lb > w && *lb != '[')
+			lb--;
+		if (*lb != '[' || lb == w)
+			return false;
+		for (const char *d = lb + 1; d < e - 1 && is_digit(*d) && *pid < (1ull << 40); d++)
+			*pid = *pid * 10 + (uint64_t)(*d - '0');
+		e = lb;
+	}
+	const char *s = e;
+	while (s > w && s[-1] != '/')
+		s--;
+	if (s == e)
+		return false;
+	*prog = s;
+	*plen = (size_t)(e - s);
+	return true;
+}
+
+static enum maillog_line feed(struct maillog *m, const char *p, const char *end,
+			      struct maillog_req *out)
+{
+	time_t t;
+	size_t slen = 15;
+	bool stamped = true;
+	if (end - p >= 15 && p[3] == ' ' && classic_stamp(m, p, end, &t))
+		slen = 15;
+	else if (end - p >= 19 && is_digit(p[0]) && rfc3339_stamp(m, p, end, &t, &slen))
+		;
+	else
+		stamped = false;
+	if (stamped) {
+		p += slen;
+		if (p >= end || *p != ' ')
+			return MAILLOG_UNPARSABLE;
+		while (p < end && *p == ' ')
+			p++;
+		if (m->have_time && t < m->last)
+			m->st.backwards++;
+		m->last = t;
+		m->have_time = true;
+		if (t > m->high) {
+			m->high = t;
+			win_age(m);
+		}
+	} else {
+		t = m->have_time ? m->last : m->o.now;
+	}
+	/* [HOST] TAG: */
+	const char *w = p, *sp = memchr(p, ' ', (size_t)(end - p));
+	if (!sp)
+		return MAILLOG_UNPARSABLE;
+	const char *prog, *host = "";
+	size_t plen, hostlen = 0;
+	uint64_t pid;
+	if (!tag_word(w, sp, &prog, &plen, &pid)) {
+		if (!stamped)
+			return MAILLOG_UNPARSABLE;
+		host = w;
+		hostlen = (size_t)(sp - w);
+		w = sp + 1;
+		sp = memchr(w, ' ', (size_t)(end - w));
+		if (!sp || !tag_word(w, sp, &prog, &plen, &pid))
+			return MAILLOG_UNPARSABLE;
+	}
+	p = sp + 1;
+	m->cur_session = 0;
+	if (plen == 5 && !memcmp(prog, "smtpd", 5) && pid) {
+		m->cur_session = (fnv1a(host, hostlen) ^ (pid * 0x9e3779b97f4a7c15ull)) | 1;
+		if (STARTS(p, end, "connect from ") || STARTS(p, end, "disconnect from ")) {
+			sess_end(m);
+			return MAILLOG_IGNORED;
+		}
+	}
+	if (plen == 6 && !memcmp(prog, "mxacld", 6)) {
+		if (!STARTS(p, end, "decision "))
+			return MAILLOG_IGNORED;
+		return decision_line(m, p + 9, end, t, out);
+	}
+	if (plen == 10 && !memcmp(prog, "postscreen", 10))
+		return MAILLOG_IGNORED;   /* never reached smtpd or the policy */
+	if (STARTS(p, end, "NOQUEUE: "))
+		return action_line(m, p + 9, end, NULL, 0, t, out);
+	const char *colon = memchr(p, ':', (size_t)(end - p) < MAILLOG_MAX_QID + 1
+						  ? (size_t)(end - p) : MAILLOG_MAX_QID + 1);
+	if (!colon || !is_qid(p, (size_t)(colon - p)) || !STARTS(colon, end, ": "))
+		return MAILLOG_IGNORED;
+	return queue_line(m, p, (size_t)(colon - p), colon + 2, end, t, out);
+}
+
+/* ---- interface --------------------------------------------------------- */
+
+struct maillog *maillog_new(const struct maillog_opts *o)
+{
+	struct maillog *m = xcalloc(1, sizeof *m);
+	if (o)
+		m->o = *o;
+	if (!m->o.window)
+		m->o.window = MAILLOG_DEFAULT_WINDOW;
+	if (m->o.window_age <= 0)
+		m->o.window_age = MAILLOG_DEFAULT_WINDOW_AGE;
+	if (!m->o.now)
+		m->o.now = time(NULL);
+	m->min_key = -1;
+	m->nbuckets = 1024;
+	m->buckets = xcalloc(m->nbuckets, sizeof *m->buckets);
+	return m;
+}
+
+static void entry_free(struct ml_entry *e)
+{
+	free(e->buf);
+	free(e->rcpts);
+	free(e);
+}
+
+void maillog_free(struct maillog *m)
+{
+	if (!m)
+		return;
+	for (struct ml_entry *e = m->lru_head, *next; e; e = next) {
+		next = e->next;
+		entry_free(e);
+	}
+	for (struct ml_entry *e = m->free_list, *next; e; e = next) {
+		next = e->hnext;
+		entry_free(e);
+	}
+	free(m->buckets);
+	free(m->sessions);
+	free(m);
+}
+
+enum maillog_line maillog_feed(struct maillog *m, const char *line, size_t len,
+			       struct maillog_req *out)
+{
+	m->st.lines++;
+	enum maillog_line r;
+	if (len > MAILLOG_MAX_LINE)
+		r = MAILLOG_UNPARSABLE;
+	else {
+		if (len && line[len - 1] == '\r')
+			len--;
+		r = feed(m, line, line + len, out);
+	}
+	switch (r) {
+	case MAILLOG_REQUEST:
+		m->st.requests++;
+		break;
+	case MAILLOG_USED:
+		m->st.used++;
+		break;
+	case MAILLOG_IGNORED:
+		m->st.ignored++;
+		break;
+	case MAILLOG_UNPARSABLE:
+		m->st.unparsable++;
+		break;
+	}
+	return r;
+}
+
+void maillog_finish(struct maillog *m)
+{
+	while (m->lru_head)
+		win_drop(m, m->lru_head);
+}
+
+const struct maillog_stats *maillog_stats(const struct maillog *m)
+{
+	return &m->st;
+}
+
+time_t maillog_time(const struct maillog *m)
+{
+	return m->have_time ? m->last : 0;
+}
+
+const char *maillog_req_get(const struct maillog_req *r, const char *name)
+{
+	for (size_t i = 0; i < r->nattrs; i++)
+		if (strcmp(r->attrs[i].name, name) == 0)
+			return r->attrs[i].value;
+	return NULL;
+}

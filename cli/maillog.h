@@ -1,0 +1,136 @@
+/*
+ * maillog - turn mail log lines back into the policy requests Postfix
+ * would have sent (for `mxacl replay`, cli/replay.c). Knows nothing of the
+ * engine: it hands out requests as lists of policy attributes (name,
+ * value) with a timestamp and the outcome the log shows.
+ *
+ * Lines are fed one at a time, in log order. A line is
+ *
+ *   STAMP [HOST] PROGRAM[PID]: TEXT
+ *
+ * where STAMP is classic syslog ("Nov 22 06:25:01", the year from
+ * maillog_opts.year, rolled over at a Dec -> Jan step) or RFC 3339
+ * ("2024-11-22T06:25:01", optionally with fraction and Z/+HH:MM; without a
+ * zone it is local time, as mxacld's own file log writes it); a line that
+ * starts with PROGRAM[PID]: (mxacld logging to stderr) takes the time of
+ * the line before it.
+ *
+ * What becomes a request (docs/replay.md has the whole mapping):
+ *   - smtpd "NOQUEUE: WORD: RCPT from NAME[ADDR]: TEXT; from=<S> to=<R>
+ *     proto=P helo=<H>" (also with a queue ID instead of NOQUEUE): at once;
+ *     WORD is the outcome (reject; a reject with a 4xx reply is "defer";
+ *     warn, hold, discard, filter, redirect, reject_warning, ...);
+ *   - an accepted message: "QID: client=NAME[ADDR], sasl_method=...",
+ *     later "QID: from=<S>, size=N, nrcpt=N" (qmgr), then one request per
+ *     distinct recipient at its first "QID: to=<R>[, orig_to=<O>]" line,
+ *     with the client= line's time and the outcome "accept";
+ *   - mxacld "decision client=... rule=... action=WORD ..." lines: the
+ *     attributes they list, the outcome WORD.
+ *
+ * The queue-ID window holds the messages between their client= line and
+ * their last recipient (or qmgr's "removed"); it is bounded by count and
+ * by idle log time, the least recently mentioned message going first.
+ *
+ * Not thread-safe; one struct maillog per input stream.
+ */
+#ifndef MXACL_MAILLOG_H
+#define MXACL_MAILLOG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#define MAILLOG_MAX_LINE 16384      /* longer lines are unparsable */
+#define MAILLOG_MAX_ATTRS 64        /* attributes of one request */
+#define MAILLOG_MAX_QID 32          /* bytes of a queue ID */
+#define MAILLOG_MAX_RCPTS 4096      /* recipients remembered per message */
+#define MAILLOG_DEFAULT_WINDOW 100000     /* queue IDs held at once */
+#define MAILLOG_DEFAULT_WINDOW_AGE 3600   /* s of log time without a mention */
+
+struct maillog_opts {
+	int year;               /* of the first classic stamp; 0: this year (or
+				   last year when that puts the line in the future) */
+	size_t window;          /* most queue IDs held; 0: MAILLOG_DEFAULT_WINDOW */
+	long window_age;        /* s; 0: MAILLOG_DEFAULT_WINDOW_AGE */
+	time_t now;             /* "this year" and time for stamp-less first
+				   lines; 0: time(NULL) */
+};
+
+enum maillog_source {
+	MAILLOG_SRC_REJECT,     /* an smtpd reject/defer/warn/hold/... line */
+	MAILLOG_SRC_QUEUE,      /* an accepted message (client=, from=, to=) */
+	MAILLOG_SRC_MXACLD,     /* an mxacld decision line */
+};
+
+struct maillog_attr {
+	const char *name;       /* policy attribute name ("sender") */
+	const char *value;      /* NUL-terminated; no control bytes */
+	size_t len;
+};
+
+/* One reconstructed request. Every pointer is valid until the next
+ * maillog_feed or maillog_free. */
+struct maillog_req {
+	time_t time;            /* the request's time */
+	enum maillog_source source;
+	const char *outcome;    /* what the log says happened ("reject", "defer",
+				   "accept", mxacld's action word...); "" none */
+	const char *outcome_text;   /* the reply or action text; "" none */
+	const char *orig_rule;  /* mxacld's rule= ("policy.conf:12"); "" */
+	size_t nattrs;
+	struct maillog_attr attrs[MAILLOG_MAX_ATTRS];
+};
+
+enum maillog_line {
+	MAILLOG_REQUEST,        /* *out holds a request */
+	MAILLOG_USED,           /* fed the queue-ID correlation */
+	MAILLOG_IGNORED,        /* understood, not needed (connect, other programs) */
+	MAILLOG_UNPARSABLE,     /* no log line, or a known kind that is malformed */
+};
+
+struct maillog_stats {
+	uint64_t lines;         /* fed */
+	uint64_t requests;      /* handed out: from_reject + from_queue + from_mxacld */
+	uint64_t from_reject, from_queue, from_mxacld;
+	uint64_t used, ignored, unparsable;
+	uint64_t other_stage;   /* smtpd reject/... lines at CONNECT, MAIL, DATA...
+				   (counted in ignored) */
+	uint64_t messages;      /* client= lines */
+	uint64_t incomplete;    /* messages that ended without any recipient
+				   (removed, rejected after RCPT, evicted, end of input) */
+	uint64_t evicted;       /* messages dropped by the window's bound */
+	uint64_t orphans;       /* from=/to= lines of queue IDs not held (retries
+				   after the message was done, log began later) */
+	uint64_t duplicates;    /* to= lines of a recipient already replayed */
+	uint64_t window_peak;   /* most queue IDs held at once */
+	uint64_t window;        /* held now */
+	uint64_t backwards;     /* lines stamped earlier than the line before */
+};
+
+/* A parser with empty window; o may be NULL for the defaults. Never NULL. */
+struct maillog *maillog_new(const struct maillog_opts *o);
+/* NULL is a no-op. */
+void maillog_free(struct maillog *m);
+
+/*
+ * Take one line (len bytes, no newline; it need not be NUL-terminated and
+ * is not kept). Returns what the line was; on MAILLOG_REQUEST, *out holds
+ * the request it completed (at most one per line).
+ */
+enum maillog_line maillog_feed(struct maillog *m, const char *line, size_t len,
+			       struct maillog_req *out);
+
+/* End of input: the messages still held count as incomplete if they have
+ * had no recipient; the window is emptied. */
+void maillog_finish(struct maillog *m);
+
+const struct maillog_stats *maillog_stats(const struct maillog *m);
+
+/* Time of the last stamped line (0: none yet). */
+time_t maillog_time(const struct maillog *m);
+
+/* An attribute's value in r, or NULL when it has none. */
+const char *maillog_req_get(const struct maillog_req *r, const char *name);
+
+#endif

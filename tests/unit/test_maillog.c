@@ -1,0 +1,357 @@
+/*
+ * Unit tests for cli/maillog: every line format mxacl replay reads, the
+ * requests it rebuilds (attributes sorted by name, so a case reads as a
+ * set), queue-ID correlation, the window's bounds and the counters.
+ * Times are UTC: stamps without a zone are read with TZ=UTC.
+ *
+ * cli/ is not part of libmxacl.a (the unit binary links only the
+ * library), so the module is compiled into this file.
+ */
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli/maillog.c"
+#include "tests/unit/unit.h"
+#include "util/util.h"
+
+#define MAXLINES 12
+
+/* "T=EPOCH src=S was=OUTCOME[ rule=R] name=value..." (sorted), or "-"
+ * for a line that gives no request, "?" for an unparsable one. */
+static void describe(enum maillog_line kind, const struct maillog_req *r, char *buf, size_t size)
+{
+	if (kind != MAILLOG_REQUEST) {
+		snprintf(buf, size, "%s", kind == MAILLOG_UNPARSABLE ? "?" : "-");
+		return;
+	}
+	static const char *const src[] = { "reject", "queue", "mxacld" };
+	size_t n = (size_t)snprintf(buf, size, "T=%lld src=%s was=%s", (long long)r->time,
+				    src[r->source], r->outcome);
+	if (r->orig_rule[0])
+		n += (size_t)snprintf(buf + n, size - n, " rule=%s", r->orig_rule);
+	size_t order[MAILLOG_MAX_ATTRS];
+	for (size_t i = 0; i < r->nattrs; i++)
+		order[i] = i;
+	for (size_t i = 1; i < r->nattrs; i++)       /* insertion sort by name */
+		for (size_t j = i; j > 0 && strcmp(r->attrs[order[j - 1]].name,
+						   r->attrs[order[j]].name) > 0; j--) {
+			size_t t = order[j];
+			order[j] = order[j - 1];
+			order[j - 1] = t;
+		}
+	for (size_t i = 0; i < r->nattrs && n < size; i++)
+		n += (size_t)snprintf(buf + n, size - n, " %s=%s", r->attrs[order[i]].name,
+				      r->attrs[order[i]].value);
+}
+
+/* Attributes every smtpd request has; the tables write them as "STD". */
+#define STD "protocol_state=RCPT recipient_count=0 request=smtpd_access_policy"
+
+/* 2024-11-22T06:25:01Z */
+#define T0 "1732256701"
+
+static const struct {
+	const char *name;
+	int year;
+	size_t window;
+	long window_age;
+	const char *lines[MAXLINES];
+	const char *want[MAXLINES];
+	const char *stats;   /* "name=value ..." of struct maillog_stats to check; NULL: none */
+} cases[] = {
+	{ "noqueue reject, classic stamp", 2024, 0, 0,
+	  { "Nov 22 06:25:01 mx postfix/smtpd[123]: NOQUEUE: reject: RCPT from mail.example.com[192.0.2.1]: "
+	    "554 5.7.1 <r@x.test>: Recipient address rejected: go away; from=<s@y.test> to=<r@x.test> "
+	    "proto=ESMTP helo=<mail.example.com>" },
+	  { "T=" T0 " src=reject was=reject client_address=192.0.2.1 client_name=mail.example.com "
+	    "helo_name=mail.example.com protocol_name=ESMTP " "protocol_state=RCPT recipient=r@x.test "
+	    "recipient_count=0 request=smtpd_access_policy reverse_client_name=mail.example.com sender=s@y.test" },
+	  "requests=1 from_reject=1" },
+	{ "4xx reject is a defer; null sender; no helo", 2024, 0, 0,
+	  { "Nov 22 06:25:01 mx postfix/smtpd[123]: NOQUEUE: reject: RCPT from unknown[192.0.2.2]: "
+	    "450 4.7.1 <r@x.test>: Recipient address rejected: later; from=<> to=<r@x.test> proto=SMTP" },
+	  { "T=" T0 " src=reject was=defer client_address=192.0.2.2 client_name=unknown "
+	    "protocol_name=SMTP protocol_state=RCPT recipient=r@x.test recipient_count=0 "
+	    "request=smtpd_access_policy sender=" },
+	  NULL },
+	{ "warn, hold, discard, reject_warning, filter, redirect", 2024, 0, 0,
+	  { "Nov 22 06:25:01 mx postfix/smtpd[1]: NOQUEUE: warn: RCPT from a[192.0.2.3]: watch out; from=<s@y> to=<w@x> proto=ESMTP helo=<h>",
+	    "Nov 22 06:25:01 mx postfix/smtpd[2]: NOQUEUE: hold: RCPT from a[192.0.2.3]: <h@x>: Recipient address parked; from=<s@y> to=<h@x> proto=ESMTP helo=<h>",
+	    "Nov 22 06:25:01 mx postfix/smtpd[3]: NOQUEUE: discard: RCPT from a[192.0.2.3]: <d@x>: Recipient address gone; from=<s@y> to=<d@x> proto=ESMTP helo=<h>",
+	    "Nov 22 06:25:01 mx postfix/smtpd[4]: NOQUEUE: reject_warning: RCPT from a[192.0.2.3]: 554 5.7.1 <r@x>: Recipient address rejected: no; from=<s@y> to=<r@x> proto=ESMTP helo=<h>",
+	    "Nov 22 06:25:01 mx postfix/smtpd[5]: NOQUEUE: filter: RCPT from a[192.0.2.3]: <f@x>: Recipient address triggers FILTER smtp:[127.0.0.1]:10025; from=<s@y> to=<f@x> proto=ESMTP helo=<h>",
+	    "Nov 22 06:25:01 mx postfix/smtpd[6]: NOQUEUE: redirect: RCPT from a[192.0.2.3]: <x@x>: Recipient address triggers REDIRECT o@z; from=<s@y> to=<x@x> proto=ESMTP helo=<h>" },
+	  { "T=" T0 " src=reject was=warn client_address=192.0.2.3 client_name=a helo_name=h protocol_name=ESMTP " STD " recipient=w@x reverse_client_name=a sender=s@y",
+	    "T=" T0 " src=reject was=hold client_address=192.0.2.3 client_name=a helo_name=h protocol_name=ESMTP " STD " recipient=h@x reverse_client_name=a sender=s@y",
+	    "T=" T0 " src=reject was=discard client_address=192.0.2.3 client_name=a helo_name=h protocol_name=ESMTP " STD " recipient=d@x reverse_client_name=a sender=s@y",
+	    "T=" T0 " src=reject was=reject_warning client_address=192.0.2.3 client_name=a helo_name=h protocol_name=ESMTP " STD " recipient=r@x reverse_client_name=a sender=s@y",
+	    "T=" T0 " src=reject was=filter client_address=192.0.2.3 client_name=a helo_name=h protocol_name=ESMTP " STD " recipient=f@x reverse_client_name=a sender=s@y",
+	    "T=" T0 " src=reject was=redirect client_address=192.0.2.3 client_name=a helo_name=h protocol_name=ESMTP " STD " recipient=x@x reverse_client_name=a sender=s@y" },
+	  "requests=6 from_reject=6" },
+	{ "IPv6 client with a port; text holding '; from=<'", 2024, 0, 0,
+	  { "Nov 22 06:25:01 mx postfix/smtpd[9]: NOQUEUE: reject: RCPT from unknown[2001:db8::25]:41234: "
+	    "550 5.7.1 <r@x>: bad; from=<evil> here; from=<s@y> to=<r@x> proto=ESMTP helo=<[IPv6:2001:db8::25]>" },
+	  { "T=" T0 " src=reject was=reject client_address=2001:db8::25 client_name=unknown client_port=41234 "
+	    "helo_name=[IPv6:2001:db8::25] protocol_name=ESMTP " STD " recipient=r@x sender=s@y" },
+	  NULL },
+	{ "RFC 3339 stamps: offset, Z, fraction, no zone (UTC here)", 0, 0, 0,
+	  { "2024-11-22T07:25:01.123456+01:00 mx postfix/smtpd[1]: NOQUEUE: reject: RCPT from a[192.0.2.1]: 554 no; from=<s> to=<r> proto=ESMTP helo=<h>",
+	    "2024-11-22T06:25:01Z mx postfix/smtpd[1]: NOQUEUE: reject: RCPT from a[192.0.2.1]: 554 no; from=<s> to=<r> proto=ESMTP helo=<h>",
+	    "2024-11-22T01:25:01-0500 mx postfix/smtpd[1]: NOQUEUE: reject: RCPT from a[192.0.2.1]: 554 no; from=<s> to=<r> proto=ESMTP helo=<h>",
+	    "2024-11-22T06:25:01 mx postfix/smtpd[1]: NOQUEUE: reject: RCPT from a[192.0.2.1]: 554 no; from=<s> to=<r> proto=ESMTP helo=<h>" },
+	  { "T=" T0 " src=reject was=reject client_address=192.0.2.1 client_name=a helo_name=h protocol_name=ESMTP " STD " recipient=r reverse_client_name=a sender=s",
+	    "T=" T0 " src=reject was=reject client_address=192.0.2.1 client_name=a helo_name=h protocol_name=ESMTP " STD " recipient=r reverse_client_name=a sender=s",
+	    "T=" T0 " src=reject was=reject client_address=192.0.2.1 client_name=a helo_name=h protocol_name=ESMTP " STD " recipient=r reverse_client_name=a sender=s",
+	    "T=" T0 " src=reject was=reject client_address=192.0.2.1 client_name=a helo_name=h protocol_name=ESMTP " STD " recipient=r reverse_client_name=a sender=s" },
+	  NULL },
+	{ "accepted message, short queue ID, SASL, orig_to, a deferral then delivery", 2024, 0, 0,
+	  { "Nov 22 06:25:01 mx postfix/smtpd[7]: connect from c.example[198.51.100.7]",
+	    "Nov 22 06:25:01 mx postfix/smtpd[7]: 3F2A1B2C4D: client=c.example[198.51.100.7], sasl_method=PLAIN, sasl_username=alice@example.org",
+	    "Nov 22 06:25:02 mx postfix/cleanup[8]: 3F2A1B2C4D: message-id=<1@c.example>",
+	    "Nov 22 06:25:02 mx postfix/qmgr[9]: 3F2A1B2C4D: from=<alice@example.org>, size=1234, nrcpt=2 (queue active)",
+	    "Nov 22 06:25:03 mx postfix/smtp[10]: 3F2A1B2C4D: to=<bob@dest.test>, orig_to=<Bob.Alias@dest.test>, relay=mx.dest.test[203.0.113.5]:25, delay=2, delays=1/0/0.5/0.5, dsn=4.4.1, status=deferred (connect timeout)",
+	    "Nov 22 06:35:03 mx postfix/smtp[10]: 3F2A1B2C4D: to=<bob@dest.test>, orig_to=<Bob.Alias@dest.test>, relay=mx.dest.test[203.0.113.5]:25, delay=602, dsn=2.0.0, status=sent (250 ok)",
+	    "Nov 22 06:35:03 mx postfix/smtp[10]: 3F2A1B2C4D: to=<carol@dest.test>, relay=mx.dest.test[203.0.113.5]:25, delay=602, dsn=2.0.0, status=sent (250 ok)",
+	    "Nov 22 06:35:04 mx postfix/qmgr[9]: 3F2A1B2C4D: removed" },
+	  { "-", "-", "-", "-",
+	    "T=" T0 " src=queue was=accept client_address=198.51.100.7 client_name=c.example " STD
+	    " queue_id=3F2A1B2C4D recipient=Bob.Alias@dest.test reverse_client_name=c.example "
+	    "sasl_method=PLAIN sasl_username=alice@example.org sender=alice@example.org size=1234",
+	    "-",
+	    "T=" T0 " src=queue was=accept client_address=198.51.100.7 client_name=c.example " STD
+	    " queue_id=3F2A1B2C4D recipient=carol@dest.test reverse_client_name=c.example "
+	    "sasl_method=PLAIN sasl_username=alice@example.org sender=alice@example.org size=1234",
+	    "-" },
+	  "requests=2 from_queue=2 messages=1 duplicates=1 incomplete=0 window=0 orphans=0 ignored=3" },
+	{ "long queue IDs; IPv6 unknown client; a recipient rejected inside the transaction", 2024, 0, 0,
+	  { "Nov 22 06:25:01 mx postfix/smtpd[7]: 4jXZKr2G7Zz1bcPf: client=unknown[2001:db8::7]",
+	    "Nov 22 06:25:01 mx postfix/smtpd[7]: 4jXZKr2G7Zz1bcPf: reject: RCPT from unknown[2001:db8::7]: 554 5.7.1 <no@x>: Recipient address rejected: no; from=<s@y> to=<no@x> proto=ESMTP helo=<helo.test>",
+	    "Nov 22 06:25:02 mx postfix/qmgr[9]: 4jXZKr2G7Zz1bcPf: from=<s@y>, size=500, nrcpt=1 (queue active)",
+	    "Nov 22 06:25:03 mx postfix/local[10]: 4jXZKr2G7Zz1bcPf: to=<yes@x>, relay=local, delay=1, dsn=2.0.0, status=sent (delivered to mailbox)" },
+	  { "-",
+	    "T=" T0 " src=reject was=reject client_address=2001:db8::7 client_name=unknown helo_name=helo.test "
+	    "protocol_name=ESMTP " STD " queue_id=4jXZKr2G7Zz1bcPf recipient=no@x sender=s@y",
+	    "-",
+	    "T=" T0 " src=queue was=accept client_address=2001:db8::7 client_name=unknown helo_name=helo.test "
+	    "protocol_name=ESMTP " STD " queue_id=4jXZKr2G7Zz1bcPf recipient=yes@x sender=s@y size=500" },
+	  "window=0 messages=1" },
+	{ "NOQUEUE warn, then the message is queued: no second request", 2024, 0, 0,
+	  { "Nov 22 06:25:01 mx postfix/smtpd[7]: connect from a[192.0.2.1]",
+	    "Nov 22 06:25:01 mx postfix/smtpd[7]: NOQUEUE: warn: RCPT from a[192.0.2.1]: watch out; from=<s@y> to=<w@x> proto=ESMTP helo=<h.test>",
+	    "Nov 22 06:25:01 mx postfix/smtpd[7]: ABCDEF123: client=a[192.0.2.1]",
+	    "Nov 22 06:25:02 mx postfix/qmgr[9]: ABCDEF123: from=<s@y>, size=432, nrcpt=1 (queue active)",
+	    "Nov 22 06:25:02 mx postfix/error[11]: ABCDEF123: to=<w@x>, relay=none, delay=0.04, dsn=4.3.2, status=deferred (deferred transport)" },
+	  { "-",
+	    "T=" T0 " src=reject was=warn client_address=192.0.2.1 client_name=a helo_name=h.test protocol_name=ESMTP " STD " recipient=w@x reverse_client_name=a sender=s@y",
+	    "-", "-", "-" },
+	  "requests=1 duplicates=1 window=0" },
+	{ "mxacld decision lines: file, syslog and stderr forms", 0, 0, 0,
+	  { "2024-11-22T06:25:01 mxacld[42]: decision client=mail.test[192.0.2.9] helo=<h> from=<a\\>b\\\\c> to=<r@x> sasl_username=<u\\x09v> rule=p.conf:3 action=REJECT go away",
+	    "Nov 22 06:25:01 gw mxacld[42]: decision client=unknown[2001:db8::1] helo=<> from=<> to=<r@x> protocol_state=<DATA> rule=default action=DUNNO",
+	    "mxacld[42]: decision client=unknown[] helo=<> from=<s> to=<r> rule=tempfail action=451 4.3.0 try later",
+	    "2024-11-22T06:25:01 mxacld[42]: mxacld 0.1 started: policy p.conf, listening on inet:127.0.0.1:10040" },
+	  { "T=" T0 " src=mxacld was=REJECT rule=p.conf:3 client_address=192.0.2.9 client_name=mail.test helo_name=h protocol_state=RCPT recipient=r@x request=smtpd_access_policy sasl_username=u?v sender=a>b\\c",
+	    "T=" T0 " src=mxacld was=DUNNO rule=default client_address=2001:db8::1 client_name=unknown helo_name= protocol_state=DATA recipient=r@x request=smtpd_access_policy sender=",
+	    "T=" T0 " src=mxacld was=451 rule=tempfail client_name=unknown helo_name= protocol_state=RCPT recipient=r request=smtpd_access_policy sender=s",
+	    "-" },
+	  "from_mxacld=3 ignored=1" },
+	{ "unparsable and ignored lines, other stages", 2024, 0, 0,
+	  { "garbage",
+	    "",
+	    "Nov 22 06:25:01 mx postfix/smtpd[1]: NOQUEUE: reject: RCPT from broken",
+	    "Nov 22 06:25:01 mx postfix/smtpd[1]: NOQUEUE: reject: RCPT from a[192.0.2.1]: 554 no reason",
+	    "Nov 22 06:25:01 mx postfix/smtpd[1]: NOQUEUE: reject: MAIL from a[192.0.2.1]: 552 5.3.4 too big; from=<s> proto=ESMTP helo=<h>",
+	    "Nov 22 06:25:01 mx postfix/smtpd[1]: NOQUEUE: reject: CONNECT from a[192.0.2.1]: 554 5.7.1 go; proto=SMTP",
+	    "Nov 22 06:25:01 mx postfix/postscreen[3]: NOQUEUE: reject: RCPT from [192.0.2.1]:4567: 550 5.7.1 Service unavailable; from=<s>, to=<r>, proto=ESMTP, helo=<h>",
+	    "Nov 22 06:25:01 mx postfix/anvil[2]: statistics: max connection rate 1/60s",
+	    "Nov 22 06:25:01 mx mxacld[4]: decision client=broken",
+	    "Nov 99 06:25:01 mx postfix/smtpd[1]: connect from a[192.0.2.1]" },
+	  { "?", "?", "?", "?", "-", "-", "-", "-", "?", "?" },
+	  "unparsable=6 ignored=4 other_stage=2 requests=0 lines=10" },
+	{ "window bound by count: the oldest goes", 2024, 2, 0,
+	  { "Nov 22 06:25:01 mx postfix/smtpd[1]: AAAAA1: client=a[192.0.2.1]",
+	    "Nov 22 06:25:01 mx postfix/smtpd[1]: AAAAA2: client=a[192.0.2.1]",
+	    "Nov 22 06:25:01 mx postfix/smtpd[1]: AAAAA3: client=a[192.0.2.1]",
+	    "Nov 22 06:25:02 mx postfix/qmgr[9]: AAAAA1: from=<s>, size=1, nrcpt=1 (queue active)",
+	    "Nov 22 06:25:02 mx postfix/qmgr[9]: AAAAA3: from=<s>, size=1, nrcpt=1 (queue active)",
+	    "Nov 22 06:25:03 mx postfix/smtp[10]: AAAAA3: to=<r@x>, relay=none, status=sent (ok)" },
+	  { "-", "-", "-", "-", "-",
+	    "T=" T0 " src=queue was=accept client_address=192.0.2.1 client_name=a " STD " queue_id=AAAAA3 recipient=r@x reverse_client_name=a sender=s size=1" },
+	  "evicted=1 incomplete=1 orphans=1 window=1 window_peak=2 messages=3" },
+	{ "window bound by idle log time", 2024, 0, 60,
+	  { "Nov 22 06:25:01 mx postfix/smtpd[1]: AAAAA1: client=a[192.0.2.1]",
+	    "Nov 22 06:25:30 mx postfix/smtpd[1]: AAAAA2: client=a[192.0.2.1]",
+	    "Nov 22 06:26:02 mx postfix/smtpd[1]: connect from b[192.0.2.2]",
+	    "Nov 22 06:26:03 mx postfix/qmgr[9]: AAAAA1: from=<s>, size=1, nrcpt=1 (queue active)" },
+	  { "-", "-", "-", "-" },
+	  "evicted=1 incomplete=1 orphans=1 window=1" },
+	{ "year rolls over at Dec -> Jan; a late December line stays in its year", 2023, 0, 0,
+	  { "Dec 31 23:59:59 mx postfix/smtpd[1]: NOQUEUE: reject: RCPT from a[192.0.2.1]: 554 no; from=<s> to=<r> proto=ESMTP helo=<h>",
+	    "Jan  1 00:00:01 mx postfix/smtpd[1]: NOQUEUE: reject: RCPT from a[192.0.2.1]: 554 no; from=<s> to=<r> proto=ESMTP helo=<h>",
+	    "Dec 31 23:59:58 mx postfix/smtpd[1]: NOQUEUE: reject: RCPT from a[192.0.2.1]: 554 no; from=<s> to=<r> proto=ESMTP helo=<h>",
+	    "Jan  2 00:00:00 mx postfix/smtpd[1]: NOQUEUE: reject: RCPT from a[192.0.2.1]: 554 no; from=<s> to=<r> proto=ESMTP helo=<h>" },
+	  { "T=1704067199 src=reject was=reject client_address=192.0.2.1 client_name=a helo_name=h protocol_name=ESMTP " STD " recipient=r reverse_client_name=a sender=s",
+	    "T=1704067201 src=reject was=reject client_address=192.0.2.1 client_name=a helo_name=h protocol_name=ESMTP " STD " recipient=r reverse_client_name=a sender=s",
+	    "T=1704067198 src=reject was=reject client_address=192.0.2.1 client_name=a helo_name=h protocol_name=ESMTP " STD " recipient=r reverse_client_name=a sender=s",
+	    "T=1704153600 src=reject was=reject client_address=192.0.2.1 client_name=a helo_name=h protocol_name=ESMTP " STD " recipient=r reverse_client_name=a sender=s" },
+	  "backwards=1" },
+	{ "a message rejected after RCPT (cleanup, DATA) ends without a request", 2024, 0, 0,
+	  { "Nov 22 06:25:01 mx postfix/smtpd[1]: BBBBB1: client=a[192.0.2.1]",
+	    "Nov 22 06:25:02 mx postfix/cleanup[2]: BBBBB1: reject: header Subject: spam from a[192.0.2.1]; from=<s> to=<r> proto=ESMTP helo=<h>: 5.7.1 no spam",
+	    "Nov 22 06:25:01 mx postfix/smtpd[1]: BBBBB2: client=a[192.0.2.1]",
+	    "Nov 22 06:25:02 mx postfix/smtpd[1]: BBBBB2: reject: DATA from a[192.0.2.1]: 550 5.5.3 <DATA>: Data command rejected: Multi-recipient bounce; from=<> to=<r> proto=ESMTP helo=<h>",
+	    "Nov 22 06:25:01 mx postfix/smtpd[1]: BBBBB3: client=a[192.0.2.1]" },
+	  { "-", "-", "-", "-", "-" },
+	  "incomplete=2 window=1 other_stage=1 messages=3" },
+};
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* want with its name=value words after "T= src= was= [rule=]" sorted, as
+ * describe() sorts them, so a table may list them in any order. */
+static void normalize(const char *want, char *buf, size_t size)
+{
+	char tmp[4096];
+	snprintf(tmp, sizeof tmp, "%s", want);
+	char *words[MAILLOG_MAX_ATTRS + 8];
+	size_t n = 0, head = 0;
+	for (char *w = strtok(tmp, " "); w && n < ARRAY_LEN(words); w = strtok(NULL, " ")) {
+		if (n == head && (!strncmp(w, "T=", 2) || !strncmp(w, "src=", 4) ||
+				  !strncmp(w, "was=", 4) || !strncmp(w, "rule=", 5)))
+			head++;
+		words[n++] = w;
+	}
+	qsort(words + head, n - head, sizeof *words, cmp_str);
+	size_t len = 0;
+	buf[0] = 0;
+	for (size_t i = 0; i < n && len < size; i++)
+		len += (size_t)snprintf(buf + len, size - len, "%s%s", i ? " " : "", words[i]);
+}
+
+/* Check "name=value" pairs of stats against s. */
+static void check_stats(const char *name, const struct maillog_stats *st, const char *want)
+{
+	static const struct {
+		const char *name;
+		size_t off;
+	} fields[] = {
+#define F(n) { #n, offsetof(struct maillog_stats, n) }
+		F(lines), F(requests), F(from_reject), F(from_queue), F(from_mxacld), F(used),
+		F(ignored), F(unparsable), F(other_stage), F(messages), F(incomplete), F(evicted),
+		F(orphans), F(duplicates), F(window_peak), F(window), F(backwards),
+#undef F
+	};
+	char buf[512];
+	snprintf(buf, sizeof buf, "%s", want);
+	for (char *tok = strtok(buf, " "); tok; tok = strtok(NULL, " ")) {
+		char *eq = strchr(tok, '=');
+		ck_assert_msg(eq, "bad stats spec %s", tok);
+		*eq = 0;
+		size_t i = 0;
+		while (i < ARRAY_LEN(fields) && strcmp(fields[i].name, tok))
+			i++;
+		ck_assert_msg(i < ARRAY_LEN(fields), "no stats field %s", tok);
+		uint64_t got = *(const uint64_t *)((const char *)st + fields[i].off);
+		unsigned long long w = strtoull(eq + 1, NULL, 10);
+		ck_assert_msg(got == w, "%s: stats %s: got %llu, want %llu", name, tok,
+			      (unsigned long long)got, w);
+	}
+}
+
+START_TEST(test_maillog_cases)
+{
+	setenv("TZ", "UTC", 1);
+	tzset();
+	struct maillog_opts o = { .year = cases[_i].year, .window = cases[_i].window,
+				  .window_age = cases[_i].window_age,
+				  .now = 1732320000 /* 2024-11-23 */ };
+	struct maillog *m = maillog_new(&o);
+	struct maillog_req r;
+	char got[4096], want[4096];
+	for (size_t k = 0; k < MAXLINES && cases[_i].lines[k]; k++) {
+		const char *line = cases[_i].lines[k];
+		enum maillog_line kind = maillog_feed(m, line, strlen(line), &r);
+		describe(kind, &r, got, sizeof got);
+		ck_assert_msg(cases[_i].want[k], "%s: line %zu has no want", cases[_i].name, k + 1);
+		normalize(cases[_i].want[k], want, sizeof want);
+		ck_assert_msg(strcmp(got, want) == 0, "%s: line %zu:\n  got  %s\n  want %s",
+			      cases[_i].name, k + 1, got, want);
+	}
+	if (cases[_i].stats)
+		check_stats(cases[_i].name, maillog_stats(m), cases[_i].stats);
+	maillog_finish(m);
+	ck_assert_msg(maillog_stats(m)->window == 0, "%s: window after finish: got %llu, want 0",
+		      cases[_i].name, (unsigned long long)maillog_stats(m)->window);
+	maillog_free(m);
+}
+END_TEST
+
+/* Without --year, a classic stamp that would lie in the future is last year's. */
+START_TEST(test_maillog_default_year)
+{
+	setenv("TZ", "UTC", 1);
+	tzset();
+	struct maillog_opts o = { .now = 1704153600 /* 2024-01-02 */ };
+	struct maillog *m = maillog_new(&o);
+	struct maillog_req r;
+	const char *l1 = "Dec 31 23:59:59 mx mxacld[1]: decision client=a[192.0.2.1] helo=<> from=<> to=<> rule=default action=DUNNO";
+	const char *l2 = "Jan  1 00:00:01 mx mxacld[1]: decision client=a[192.0.2.1] helo=<> from=<> to=<> rule=default action=DUNNO";
+	ck_assert_int_eq(maillog_feed(m, l1, strlen(l1), &r), MAILLOG_REQUEST);
+	ck_assert_msg(r.time == 1704067199, "got %lld, want 1704067199 (2023-12-31)", (long long)r.time);
+	ck_assert_int_eq(maillog_feed(m, l2, strlen(l2), &r), MAILLOG_REQUEST);
+	ck_assert_msg(r.time == 1704067201, "got %lld, want 1704067201 (2024-01-01)", (long long)r.time);
+	maillog_free(m);
+}
+END_TEST
+
+/* Hard limits: an overlong line, a huge recipient list, many messages. */
+START_TEST(test_maillog_limits)
+{
+	struct maillog_opts o = { .year = 2024, .window = 1000 };
+	struct maillog *m = maillog_new(&o);
+	struct maillog_req r;
+	char *big = xmalloc(MAILLOG_MAX_LINE + 100);
+	memset(big, 'a', MAILLOG_MAX_LINE + 100);
+	ck_assert_int_eq(maillog_feed(m, big, MAILLOG_MAX_LINE + 100, &r), MAILLOG_UNPARSABLE);
+	free(big);
+	char line[256];
+	for (int i = 0; i < 5000; i++) {
+		snprintf(line, sizeof line, "Nov 22 06:25:01 mx postfix/smtpd[1]: Q%08d: client=a[192.0.2.1]", i);
+		ck_assert_int_eq(maillog_feed(m, line, strlen(line), &r), MAILLOG_USED);
+	}
+	const struct maillog_stats *st = maillog_stats(m);
+	ck_assert_msg(st->window == 1000 && st->window_peak == 1000 && st->evicted == 4000,
+		      "window %llu peak %llu evicted %llu, want 1000 1000 4000",
+		      (unsigned long long)st->window, (unsigned long long)st->window_peak,
+		      (unsigned long long)st->evicted);
+	/* one message, more recipients than it remembers: each still replays once */
+	snprintf(line, sizeof line, "Nov 22 06:25:01 mx postfix/qmgr[2]: Q%08d: from=<s>, size=1, nrcpt=%d (queue active)",
+		 4999, MAILLOG_MAX_RCPTS + 10);
+	ck_assert_int_eq(maillog_feed(m, line, strlen(line), &r), MAILLOG_USED);
+	int requests = 0;
+	for (int i = 0; i < MAILLOG_MAX_RCPTS + 10; i++) {
+		snprintf(line, sizeof line, "Nov 22 06:25:02 mx postfix/smtp[3]: Q%08d: to=<r%d@x>, relay=none, status=sent (ok)", 4999, i);
+		requests += maillog_feed(m, line, strlen(line), &r) == MAILLOG_REQUEST;
+	}
+	ck_assert_msg(requests == MAILLOG_MAX_RCPTS, "requests: got %d, want %d", requests,
+		      MAILLOG_MAX_RCPTS);
+	maillog_free(m);
+}
+END_TEST
+
+Suite *maillog_suite(void)
+{
+	Suite *s = suite_create("maillog");
+	TCase *tc = tcase_create("maillog");
+	tcase_add_loop_test(tc, test_maillog_cases, 0, (int)ARRAY_LEN(cases));
+	tcase_add_test(tc, test_maillog_default_year);
+	tcase_add_test(tc, test_maillog_limits);
+	suite_add_tcase(s, tc);
+	return s;
+}
