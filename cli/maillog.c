@@ -70,6 +70,8 @@ struct ml_session {
 	uint64_t rcpts[ML_SESSION_RCPTS];/* recipients replayed, not yet queued */
 	size_t nrcpts;
 	size_t helolen, protolen;        /* 0: not known */
+	size_t addrlen;                  /* the client's address */
+	char addr[64];
 	char helo[ML_SESSION_STR];
 	char proto[16];
 };
@@ -455,7 +457,7 @@ static struct ml_session *sess_get(struct maillog *m, bool create)
 		if (!create)
 			return NULL;
 		s->key = m->cur_session;
-		s->nrcpts = s->helolen = s->protolen = 0;
+		s->nrcpts = s->helolen = s->protolen = s->addrlen = 0;
 	}
 	return s;
 }
@@ -708,6 +710,14 @@ static enum maillog_line action_line(struct maillog *m, const char *p, const cha
 	if (ok && qid)
 		ok = out_attr(m, out, "queue_id", qid, qidlen);
 	struct ml_session *se = sess_get(m, true);
+	if (se && !(se->addrlen == alen && !memcmp(se->addr, addr, alen))) {
+		/* another client: a "connect from" line went missing */
+		se->nrcpts = se->helolen = se->protolen = se->addrlen = 0;
+		if (alen < sizeof se->addr) {
+			memcpy(se->addr, addr, alen);
+			se->addrlen = alen;
+		}
+	}
 	if (se) {
 		if (f[3] && fl[3] < ML_SESSION_STR) {
 			memcpy(se->helo, f[3], fl[3]);
@@ -763,7 +773,7 @@ static enum maillog_line client_line(struct maillog *m, const char *p, const cha
 	if (port)
 		ent_set(e, F_CLIENT_PORT, port, plen);
 	struct ml_session *se = sess_get(m, false);
-	if (se) {
+	if (se && se->addrlen == alen && !memcmp(se->addr, addr, alen)) {
 		if (se->helolen)
 			ent_set(e, F_HELO, se->helo, se->helolen);
 		if (se->protolen)

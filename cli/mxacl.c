@@ -6,6 +6,7 @@
  *   mxacl dump -c FILE
  *   mxacl test -c FILE [--explain] [--now EPOCH] [FILE...]
  *   mxacl grey (--control PATH | --store URL) [--json] COMMAND   (grey.c)
+ *   mxacl replay -c FILE [--diff OTHER] [...] [LOG...]          (replay.c)
  */
 #include <errno.h>
 #include <event2/event.h>
@@ -17,6 +18,7 @@
 #include <unistd.h>
 
 #include "cli/grey.h"
+#include "cli/replay.h"
 #include "backends/dns.h"
 #include "engine/engine.h"
 #include "engine/testhooks.h"
@@ -31,6 +33,8 @@ static void usage(FILE *f)
 	      "                  [--explain] [--now EPOCH] [REQUESTFILE...]\n"
 	      "       mxacl grey (--control PATH | --store URL) [--json] list|whitelist NET|\n"
 	      "                  pass TRIPLET|forget KEY|flush\n"
+	      "       mxacl replay -c FILE [--diff OTHER] [--format text|json] [--fail-on-change]\n"
+	      "                  [--year YYYY] [--offline] [--dns HOST:PORT]... [LOG...]\n"
 	      "\n"
 	      "check    compile the policy; print every error and warning as FILE:LINE:COL\n"
 	      "dump     print the compiled program, each instruction with its source line\n"
@@ -39,6 +43,9 @@ static void usage(FILE *f)
 	      "         policy_test_time=EPOCH attribute sets its clock\n"
 	      "grey     list or edit greylisting state in a running mxacld or a shared store\n"
 	      "         (mxacl grey --help)\n"
+	      "replay   run the policy over mail logs (Postfix's and mxacld's): what it would\n"
+	      "         have decided, or with --diff what a new policy changes\n"
+	      "         (mxacl replay --help)\n"
 	      "\n"
 	      "  -c, --config FILE   the policy (default /etc/mxacl/policy.conf)\n"
 	      "  -e, --explain       print each acl evaluated and the deciding line on stderr\n"
@@ -180,6 +187,8 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(cmd, "grey"))
 		return grey_cli_main(argc - 1, argv + 1);
+	if (!strcmp(cmd, "replay"))
+		return replay_main(argc - 1, argv + 1);
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "explain", no_argument, NULL, 'e' },
