@@ -577,7 +577,8 @@ static void text_summary(struct replay *R, FILE *o)
 		return;
 	fprintf(o, "changes: %llu of %llu requests decided differently\n",
 		(unsigned long long)R->changed, (unsigned long long)R->compared);
-	qsort(R->groups, R->ngroups, sizeof *R->groups, cmp_group);
+	if (R->ngroups)
+		qsort(R->groups, R->ngroups, sizeof *R->groups, cmp_group);
 	struct strbuf b;
 	sb_init(&b);
 	for (size_t i = 0; i < R->ngroups; i++) {
@@ -655,7 +656,8 @@ static void json_summary(struct replay *R, FILE *o)
 	}
 	sb_addc(&b, ']');
 	if (R->diff) {
-		qsort(R->groups, R->ngroups, sizeof *R->groups, cmp_group);
+		if (R->ngroups)
+			qsort(R->groups, R->ngroups, sizeof *R->groups, cmp_group);
 		sb_printf(&b, ",\"compared\":%llu,\"changed\":%llu,\"changes\":[",
 			  (unsigned long long)R->compared, (unsigned long long)R->changed);
 		struct strbuf r;
