@@ -294,7 +294,15 @@ static void json_head(struct replay *R, struct strbuf *b, const struct maillog_r
 		sb_printf(b, ",\"%s\":", names[i]);
 		json_strz(b, v);
 	}
-	sb_adds(b, ",\"was\":");
+	sb_adds(b, ",\"attributes\":{");
+	for (size_t i = 0; i < q->nattrs; i++) {
+		if (i)
+			sb_addc(b, ',');
+		json_strz(b, q->attrs[i].name);
+		sb_addc(b, ':');
+		json_str(b, q->attrs[i].value, q->attrs[i].len);
+	}
+	sb_adds(b, "},\"was\":");
 	json_strz(b, q->outcome);
 	sb_adds(b, ",\"was_text\":");
 	json_strz(b, q->outcome_text);
