@@ -16,9 +16,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <unbound-event.h>
 #include <unbound.h>
 
+#include "backends/dnscache.h"
 #include "util/log.h"
 #include "util/util.h"
 
@@ -43,7 +45,17 @@ struct dns {
 	size_t npending;
 	bool closing;
 	bool offline;
+	struct dnscache *cache;
+	uint32_t max_ttl, max_neg_ttl;
 };
+
+/* Seconds of a clock that never steps back, for cache expiry. */
+static uint64_t mono_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (uint64_t)ts.tv_sec;
+}
 
 /* ---- configuration --------------------------------------------------------- */
 
@@ -134,7 +146,9 @@ struct dns *dns_new(struct event_base *base, const struct dns_opts *o, char **er
 	bool ok = set_option(ctx, "outgoing-range:", outgoing_range(o->outgoing_range), err) &&
 		  set_option(ctx, "cache-max-ttl:", o->max_ttl ? o->max_ttl : DNS_DEFAULT_MAX_TTL, err) &&
 		  set_option(ctx, "cache-max-negative-ttl:",
-			     o->max_negative_ttl ? o->max_negative_ttl : DNS_DEFAULT_MAX_NEG_TTL, err);
+			     o->max_negative_ttl ? o->max_negative_ttl : DNS_DEFAULT_MAX_NEG_TTL, err) &&
+		  set_option(ctx, "msg-cache-size:", DNS_UNBOUND_MSG_CACHE, err) &&
+		  set_option(ctx, "rrset-cache-size:", DNS_UNBOUND_RRSET_CACHE, err);
 	if (ok) {
 		/* no trust anchor, so no validation: say so rather than rely on it */
 		int e = ub_ctx_set_option(ctx, "module-config:", "iterator");
@@ -171,6 +185,9 @@ struct dns *dns_new(struct event_base *base, const struct dns_opts *o, char **er
 	struct dns *d = xcalloc(1, sizeof *d);
 	d->base = base;
 	d->offline = o->offline;
+	d->cache = dnscache_new(o->cache_entries ? o->cache_entries : DNS_DEFAULT_CACHE);
+	d->max_ttl = o->max_ttl ? o->max_ttl : DNS_DEFAULT_MAX_TTL;
+	d->max_neg_ttl = o->max_negative_ttl ? o->max_negative_ttl : DNS_DEFAULT_MAX_NEG_TTL;
 	d->ctx = ctx;
 	unsigned ms = o->timeout_ms ? o->timeout_ms : DNS_DEFAULT_TIMEOUT_MS;
 	d->timeout.tv_sec = ms / 1000;
@@ -217,6 +234,10 @@ static void answer(struct dns_query *q, struct dns_result *r)
 	d->npending--;
 	r->name = q->name;
 	r->type = q->type;
+	if (r->status != DNS_TEMPFAIL) {
+		uint32_t cap = r->status == DNS_FOUND ? d->max_ttl : d->max_neg_ttl;
+		dnscache_put(d->cache, r, r->ttl < cap ? r->ttl : cap, mono_now());
+	}
 	q->cb(q->arg, r);
 	if (!q->starting)
 		query_free(q);
@@ -361,6 +382,14 @@ static void deadline(evutil_socket_t fd, short what, void *arg)
 
 void dns_lookup(struct dns *d, const char *name, enum dns_type type, dns_cb cb, void *arg)
 {
+	struct dns_result hit;
+	if (!d->closing && dnscache_get(d->cache, name, type, mono_now(), &hit)) {
+		hit.name = name;
+		hit.type = type;
+		hit.why = NULL;
+		cb(arg, &hit);
+		return;
+	}
 	struct dns_query *q = xcalloc(1, sizeof *q);
 	q->d = d;
 	q->name = xstrdup(name);
@@ -413,6 +442,7 @@ void dns_free(struct dns *d)
 		fail(q, "shutdown");
 	}
 	ub_ctx_delete(d->ctx);
+	dnscache_free(d->cache);
 	free(d);
 }
 

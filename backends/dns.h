@@ -1,9 +1,11 @@
 /*
  * dns - asynchronous DNS lookups on the event loop, for the rbl, dnswl,
  * rhsbl and spf acls. A thin layer over libunbound in event mode
- * (ub_ctx_create_event on our event_base: no thread, no pipe); the cache,
- * its TTLs and cap, negative caching and merging of identical queries in
- * flight are libunbound's (docs/dns.md has the decision and the numbers).
+ * (ub_ctx_create_event on our event_base: no thread, no pipe); the
+ * resolving, negative caching and merging of identical queries in flight
+ * are libunbound's. In front of its cache sits a first-level cache of
+ * answers (backends/dnscache.h) that makes a hit cheap; both honour TTLs
+ * with the same caps (docs/dns.md has the decisions and the numbers).
  *
  * Upstream: the --dns servers (forwarders, a set: libunbound picks among
  * them by measured RTT), or the nameservers of /etc/resolv.conf; when that
@@ -71,11 +73,16 @@ struct dns_opts {
 				       the soft RLIMIT_NOFILE */
 	bool offline;               /* send nothing: every lookup answers DNS_TEMPFAIL
 				       ("offline") at once (mxacl replay --offline) */
+	size_t cache_entries;       /* answers in our first-level cache
+				       (backends/dnscache.h); 0: DNS_DEFAULT_CACHE */
 };
 
 #define DNS_DEFAULT_TIMEOUT_MS 2000
 #define DNS_DEFAULT_MAX_TTL 86400
 #define DNS_DEFAULT_MAX_NEG_TTL 3600
+#define DNS_DEFAULT_CACHE 200000
+#define DNS_UNBOUND_MSG_CACHE (16u << 20)    /* libunbound's caches, bytes */
+#define DNS_UNBOUND_RRSET_CACHE (32u << 20)
 
 /*
  * Check one --dns value and turn it into libunbound's "ADDR@PORT" form in

@@ -22,6 +22,7 @@
 	X(acl_state)   \
 	X(store)       \
 	X(dns)         \
+	X(dnscache)    \
 	X(maillog)
 
 #define X(n) Suite *n##_suite(void) __attribute__((weak));
