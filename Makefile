@@ -47,6 +47,7 @@ GEN_SRC  = $(B)/gen/parser.c $(B)/gen/lexer.c
 LIB_OBJ  = $(patsubst %.c,$(B)/obj/%.o,$(LIB_SRC)) $(B)/obj/gen/parser.o $(B)/obj/gen/lexer.o
 DAEMON_OBJ = $(patsubst %.c,$(B)/obj/%.o,$(wildcard daemon/*.c))
 CLI_OBJ  = $(patsubst %.c,$(B)/obj/%.o,$(wildcard cli/*.c))
+CLI_LIB_OBJ = $(filter-out $(B)/obj/cli/mxacl.o,$(CLI_OBJ))   # the tool's modules, for unit tests
 UNIT_SRC = $(wildcard tests/unit/*.c)
 UNIT_OBJ = $(patsubst %.c,$(B)/obj/%.o,$(UNIT_SRC))
 
@@ -88,7 +89,7 @@ $(B)/mxacl: $(CLI_OBJ) $(B)/libmxacl.a
 	$(SAY) LD $@
 	$(Q)$(CC) $(LDSAN) -o $@ $^ $(PKG_LIBS) -lm
 
-$(B)/unit: $(UNIT_OBJ) $(B)/libmxacl.a
+$(B)/unit: $(UNIT_OBJ) $(CLI_LIB_OBJ) $(B)/libmxacl.a
 	$(SAY) LD $@
 	$(Q)$(CC) $(LDSAN) -o $@ $^ $(PKG_LIBS) $(CHECK_LIBS) -lm
 

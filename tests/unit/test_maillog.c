@@ -3,9 +3,6 @@
  * requests it rebuilds (attributes sorted by name, so a case reads as a
  * set), queue-ID correlation, the window's bounds and the counters.
  * Times are UTC: stamps without a zone are read with TZ=UTC.
- *
- * cli/ is not part of libmxacl.a (the unit binary links only the
- * library), so the module is compiled into this file.
  */
 #include <stddef.h>
 #include <stdio.h>
@@ -13,7 +10,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "cli/maillog.c"
+#include "cli/maillog.h"
 #include "tests/unit/unit.h"
 #include "util/util.h"
 
