@@ -50,6 +50,10 @@ static const char *const zone_lines[] = {
 	"local-data: \"4.0.0.127.bl.mxacl.example. 30 IN A 127.0.0.10\"",
 	"local-data: '4.0.0.127.bl.mxacl.example. 300 IN TXT \"part one \" \"part two\"'",
 	"local-data: \"six.bl.mxacl.example. 300 IN AAAA 2001:db8::6\"",
+	"local-data: \"mx.bl.mxacl.example. 300 IN MX 10 Mail1.Example.\"",
+	"local-data: \"mx.bl.mxacl.example. 300 IN MX 20 mail2.example.\"",
+	"local-data: \"null.bl.mxacl.example. 300 IN MX 0 .\"",
+	"local-data: \"ptr.bl.mxacl.example. 300 IN PTR host.example.\"",
 	"local-zone: \"never.mxacl.example.\" deny",
 };
 
@@ -138,10 +142,14 @@ static void got_cb(void *arg, const struct dns_result *r)
 	g->txt[0] = 0;
 	for (size_t i = 0; i < r->n; i++) {
 		memcpy(g->addr[i], r->rr[i].addr, 16);
-		if (r->rr[i].txt) {
+		const char *str = r->rr[i].txt ? r->rr[i].txt : r->rr[i].host;
+		if (str) {
 			if (g->txt[0])
 				strncat(g->txt, "|", sizeof g->txt - strlen(g->txt) - 1);
-			strncat(g->txt, r->rr[i].txt, sizeof g->txt - strlen(g->txt) - 1);
+			if (r->rr[i].host)      /* MX: "PREF NAME" */
+				snprintf(g->txt + strlen(g->txt), sizeof g->txt - strlen(g->txt), "%u ",
+					 r->rr[i].pref);
+			strncat(g->txt, str, sizeof g->txt - strlen(g->txt) - 1);
 		}
 	}
 	snprintf(g->why, sizeof g->why, "%s", r->why ? r->why : "");
@@ -149,14 +157,20 @@ static void got_cb(void *arg, const struct dns_result *r)
 		event_base_loopbreak(g->base);
 }
 
-static struct dns *make(struct event_base *base, unsigned timeout_ms)
+static struct dns *make_ttl(struct event_base *base, unsigned timeout_ms, unsigned max_ttl)
 {
 	const char *servers[] = { ub_server };
-	struct dns_opts o = { .servers = servers, .nservers = 1, .timeout_ms = timeout_ms };
+	struct dns_opts o = { .servers = servers, .nservers = 1, .timeout_ms = timeout_ms,
+			      .max_ttl = max_ttl };
 	char *err = NULL;
 	struct dns *d = dns_new(base, &o, &err);
 	ck_assert_msg(d != NULL, "dns_new: %s", err ? err : "?");
 	return d;
+}
+
+static struct dns *make(struct event_base *base, unsigned timeout_ms)
+{
+	return make_ttl(base, timeout_ms, 0);
 }
 
 /* Look up and run the loop until answered (at most 10 s). */
@@ -222,6 +236,52 @@ START_TEST(test_txt_and_aaaa)
 	ck_assert_msg(g.status == DNS_FOUND && g.n == 1, "AAAA: status %d n %zu", g.status, g.n);
 	addr_str(&g, 0, AF_INET6, a, sizeof a);
 	ck_assert_str_eq(a, "2001:db8::6");
+	dns_free(d);
+	event_base_free(base);
+}
+END_TEST
+
+START_TEST(test_mx_and_ptr)
+{
+	struct event_base *base = event_base_new();
+	struct dns *d = make(base, 2000);
+	struct got g;
+	lookup(d, base, "mx.bl.mxacl.example", DNS_T_MX, &g);
+	ck_assert_msg(g.status == DNS_FOUND && g.n == 2, "MX: status %d n %zu (%s)", g.status, g.n,
+		      g.why);
+	/* no trailing dot; the order and the case of names are the server's */
+	for (char *p = g.txt; *p; p++)
+		*p = (char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
+	ck_assert_msg(!strcmp(g.txt, "10 mail1.example|20 mail2.example") ||
+		      !strcmp(g.txt, "20 mail2.example|10 mail1.example"), "MX: got %s", g.txt);
+	lookup(d, base, "null.bl.mxacl.example", DNS_T_MX, &g);
+	ck_assert_msg(g.status == DNS_NOTFOUND, "null MX (RFC 7505): status %d, want NOTFOUND",
+		      g.status);
+	lookup(d, base, "ptr.bl.mxacl.example", DNS_T_PTR, &g);
+	ck_assert_msg(g.status == DNS_FOUND && g.n == 1, "PTR: status %d n %zu", g.status, g.n);
+	ck_assert_str_eq(g.txt, "0 host.example");
+	dns_free(d);
+	event_base_free(base);
+}
+END_TEST
+
+/* With max_ttl 1, a 300 s answer is asked again after 2 s: both caches
+ * (ours and libunbound's) honour the cap. */
+START_TEST(test_ttl_cap_expires)
+{
+	struct event_base *base = event_base_new();
+	struct dns *d = make_ttl(base, 2000, 1);
+	struct got g;
+	lookup(d, base, "2.0.0.127.bl.mxacl.example", DNS_T_A, &g);
+	ck_assert_msg(g.status == DNS_FOUND && !g.inside, "first: status %d inside %d", g.status,
+		      g.inside);
+	lookup(d, base, "2.0.0.127.bl.mxacl.example", DNS_T_A, &g);
+	ck_assert_msg(g.status == DNS_FOUND && g.inside, "at once: want a cache hit");
+	ck_assert_msg(g.ttl <= 1, "cached ttl %u, want <= 1 (the cap)", g.ttl);
+	usleep(2100 * 1000);
+	lookup(d, base, "2.0.0.127.bl.mxacl.example", DNS_T_A, &g);
+	ck_assert_msg(g.status == DNS_FOUND && !g.inside, "after 2 s: want a new query, got %s",
+		      g.inside ? "a cache hit" : "?");
 	dns_free(d);
 	event_base_free(base);
 }
@@ -379,6 +439,8 @@ Suite *dns_suite(void)
 	tcase_add_test(tc, test_found_then_cached);
 	tcase_add_test(tc, test_txt_and_aaaa);
 	tcase_add_test(tc, test_not_found);
+	tcase_add_test(tc, test_mx_and_ptr);
+	tcase_add_test(tc, test_ttl_cap_expires);
 	tcase_add_test(tc, test_timeout);
 	tcase_add_test(tc, test_free_in_flight);
 	tcase_add_test(tc, test_lookup_from_callback);
