@@ -51,7 +51,7 @@ static void usage(FILE *f)
 	      "  -e, --explain       print each acl evaluated and the deciding line on stderr\n"
 	      "      --now EPOCH     the clock for requests without policy_test_time\n"
 	      "      --geoip FILE    MaxMind DB for country acls (overrides set geoip)\n"
-	      "      --dns HOST:PORT DNS server for rbl/rhsbl acls, repeatable (overrides\n"
+	      "      --dns HOST:PORT DNS server for rbl/rhsbl/spf acls, repeatable (overrides\n"
 	      "                      set dns; default: /etc/resolv.conf)\n"
 	      "      --dns-timeout MS  give up on a DNS lookup after MS ms (default 2000)\n",
 	      f);

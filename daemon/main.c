@@ -112,7 +112,7 @@ static void usage(FILE *out)
 		"                            (docs/store.md)\n"
 		"      --state-file FILE     keep the memory store in FILE across restarts\n"
 		"      --geoip FILE          MaxMind DB for country acls (reopened on SIGHUP)\n"
-		"      --dns HOST[:PORT]     DNS server for rbl/dnswl/rhsbl acls; repeatable\n"
+		"      --dns HOST[:PORT]     DNS server for rbl/dnswl/rhsbl/spf acls; repeatable\n"
 		"                            (default: /etc/resolv.conf)\n"
 		"      --dns-timeout MS      a DNS lookup not answered in MS ms is a temporary\n"
 		"                            failure (default 2000)\n"
