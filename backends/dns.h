@@ -39,8 +39,9 @@ struct dns;
 enum dns_type { DNS_T_A = 1, DNS_T_PTR = 12, DNS_T_MX = 15, DNS_T_TXT = 16, DNS_T_AAAA = 28 };
 enum dns_status { DNS_FOUND, DNS_NOTFOUND, DNS_TEMPFAIL };
 
-#define DNS_MAX_RR 32           /* records kept per answer; more are dropped */
-#define DNS_MAX_TXT 1024        /* bytes kept of one TXT record's strings */
+#define DNS_MAX_RR 64           /* records kept per answer; more are dropped (big
+                                   domains publish 40+ TXT records besides SPF) */
+#define DNS_MAX_TXT 4096        /* bytes kept of one TXT record's strings */
 
 struct dns_rr {
 	uint8_t addr[16];       /* A: 4 bytes, AAAA: 16 */

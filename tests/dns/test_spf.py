@@ -41,7 +41,10 @@ RECORDS = [
     'slow.%s. 300 IN TXT "v=spf1 a:x.never.mxacl.example -all"' % Z,
     'norecord.%s. 300 IN TXT "some-site-verification=abc"' % Z,
     'helo.%s. 300 IN TXT "v=spf1 ip4:11.5.5.5 -all"' % Z,
-]
+    # a domain with many other TXT records besides its SPF record
+    'many.%s. 300 IN TXT "v=spf1 ip4:11.6.6.0/24 -all"' % Z,
+] + ['many.%s. 300 IN TXT "site-verification-%02d=0123456789abcdef0123456789"' % (Z, i)
+     for i in range(48)]
 ZONES = [Z + ".", "3.2.11.in-addr.arpa."]
 
 ALL = ["pass", "fail", "softfail", "neutral", "none", "permerror", "temperror"]
@@ -101,6 +104,8 @@ class TestSpfResults(SpfCase):
             ("2001:db8::99", "u@ip6." + Z, "pass"),
             ("2001:db9::99", "u@ip6." + Z, "fail"),
             ("192.0.2.7", "U@IP4.SPF.MXACL.EXAMPLE", "pass"),  # domains ignore case
+            ("11.6.6.6", "u@many." + Z, "pass"),               # 1 SPF among 49 TXT
+            ("11.6.7.6", "u@many." + Z, "fail"),
         ])
 
     def test_a_mx_ptr(self):
