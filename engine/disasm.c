@@ -49,6 +49,9 @@ void program_dump(const struct program *p, FILE *f)
 		const struct acl_rt *a = &p->acls[i];
 		sb_printf(&b, ";   %-4u %-16s ", i, a->name);
 		a->type->describe(a, &b);
+		if (a->tempfail != TEMPFAIL_NOMATCH)    /* the default is not worth a word */
+			sb_adds(&b, a->tempfail == TEMPFAIL_MATCH ? "; tempfail=match"
+								  : "; tempfail=default");
 		sb_printf(&b, "  (%s:%d)\n", a->loc.file, a->loc.line);
 	}
 	sb_adds(&b, "; actions\n");
