@@ -49,7 +49,9 @@ void program_dump(const struct program *p, FILE *f)
 		const struct acl_rt *a = &p->acls[i];
 		sb_printf(&b, ";   %-4u %-16s ", i, a->name);
 		a->type->describe(a, &b);
-		if (a->tempfail != TEMPFAIL_NOMATCH)    /* the default is not worth a word */
+		/* only acls that wait (DNS, SPF, the store) can fail; nomatch is
+		 * the default, not worth a word */
+		if ((a->stateful || a->type->prefetch) && a->tempfail != TEMPFAIL_NOMATCH)
 			sb_adds(&b, a->tempfail == TEMPFAIL_MATCH ? "; tempfail=match"
 								  : "; tempfail=default");
 		sb_printf(&b, "  (%s:%d)\n", a->loc.file, a->loc.line);
