@@ -1002,7 +1002,7 @@ static enum maillog_line decision_line(struct maillog *m, const char *p, const c
 		while (p < end && ((*p >= 'a' && *p <= 'z') || *p == '_'))
 			p++;
 		size_t klen = (size_t)(p - k);
-		if (!klen || p >= end || *p != '=')
+		if (!klen || klen > MAILLOG_MAX_NAME || p >= end || *p != '=')
 			return MAILLOG_UNPARSABLE;
 		p++;
 		if (klen == 4 && !memcmp(k, "rule", 4)) {

@@ -43,6 +43,7 @@
 
 #define MAILLOG_MAX_LINE 16384      /* longer lines are unparsable */
 #define MAILLOG_MAX_ATTRS 64        /* attributes of one request */
+#define MAILLOG_MAX_NAME 64         /* bytes of an attribute name in an mxacld line */
 #define MAILLOG_MAX_QID 32          /* bytes of a queue ID */
 #define MAILLOG_MAX_RCPTS 4096      /* recipients remembered per message */
 #define MAILLOG_DEFAULT_WINDOW 100000     /* queue IDs held at once */

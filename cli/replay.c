@@ -375,8 +375,10 @@ static void replay_request(struct replay *R, const struct maillog_req *q)
 	sb_reset(&R->text);
 	for (size_t i = 0; i < q->nattrs; i++) {
 		size_t nlen = strlen(q->attrs[i].name), vlen = q->attrs[i].len;
-		if (nlen + 1 + vlen > REQ_MAX_LINE)
-			vlen = REQ_MAX_LINE - nlen - 1;   /* as long as Postfix could send */
+		/* as long as Postfix could send; a name too long for any line is
+		 * left whole for req_parse to refuse */
+		if (nlen < REQ_MAX_LINE && nlen + 1 + vlen > REQ_MAX_LINE)
+			vlen = REQ_MAX_LINE - nlen - 1;
 		sb_add(&R->text, q->attrs[i].name, nlen);
 		sb_addc(&R->text, '=');
 		sb_add(&R->text, q->attrs[i].value, vlen);

@@ -203,6 +203,15 @@ class ReplayTest(unittest.TestCase):
         self.assertIn("bad.log:4: cannot parse: xxxx", shown[2])
         self.assertEqual(len(doc["requests"]), 2)
 
+    def test_long_attribute_name_in_a_decision_line(self):
+        # a name longer than a request line may be: unparsable, never a crash
+        self.write("longkey.log", "2024-11-22T06:25:01 mxacld[1]: decision client=a[192.0.2.1] "
+                   "helo=<> from=<> to=<r> " + "k" * 9000 + "=<v> rule=r action=DUNNO\n"
+                   "2024-11-22T06:25:02 mxacld[1]: decision client=a[192.0.2.1] "
+                   "helo=<> from=<> to=<r> rule=r action=DUNNO\n")
+        doc, _ = self.replay_json("-c", "policy.conf", "longkey.log", year=None)
+        self.assertEqual((doc["summary"]["unparsable"], len(doc["requests"])), (1, 1))
+
     def test_missing_log_is_an_error_but_the_others_run(self):
         out, err = self.replay("--format", "json", "-c", "policy.conf", "nosuch.log",
                                "postfix.log", want_rc=1)

@@ -338,6 +338,15 @@ START_TEST(test_maillog_limits)
 	}
 	ck_assert_msg(requests == MAILLOG_MAX_RCPTS, "requests: got %d, want %d", requests,
 		      MAILLOG_MAX_RCPTS);
+	/* an mxacld attribute name longer than any policy attribute's */
+	char *longkey = xmalloc(MAILLOG_MAX_LINE);
+	int n = snprintf(longkey, MAILLOG_MAX_LINE, "2024-11-22T06:25:01 mxacld[1]: decision "
+			 "client=a[192.0.2.1] helo=<> from=<> to=<r> ");
+	memset(longkey + n, 'k', 9000);
+	n += 9000;
+	n += snprintf(longkey + n, MAILLOG_MAX_LINE - (size_t)n, "=<v> rule=r action=DUNNO");
+	ck_assert_int_eq(maillog_feed(m, longkey, (size_t)n, &r), MAILLOG_UNPARSABLE);
+	free(longkey);
 	maillog_free(m);
 }
 END_TEST
