@@ -279,11 +279,14 @@ static void spf_pass(struct spf_call *c)
 		SPF_request_set_helo_dom(req, c->helo);
 	SPF_request_set_env_from(req, c->sender);
 	spf_current = c;
-	SPF_request_query_mailfrom(req, &resp);
+	SPF_errcode_t err = SPF_request_query_mailfrom(req, &resp);
 	spf_current = NULL;
 	c->result = resp ? SPF_response_result(resp) : SPF_RESULT_TEMPERROR;
+	/* No result, only an error code: a record that does not compile, or a
+	 * lookup of the domain's own TXT that failed (TRY_AGAIN), which
+	 * SPF_server_get_record reports as SPF_E_DNS_ERROR without a result. */
 	if (c->result <= SPF_RESULT_INVALID || c->result >= NRESULTS)
-		c->result = SPF_RESULT_PERMERROR;
+		c->result = err == SPF_E_DNS_ERROR ? SPF_RESULT_TEMPERROR : SPF_RESULT_PERMERROR;
 	const char *rec = resp ? SPF_response_get_received_spf_value(resp) : NULL;
 	free(c->received);
 	if (rec)

@@ -184,6 +184,26 @@ class TestSpfTempfail(SpfCase):
         # the a: name never answers: our deadline makes it a temperror
         self.results([("11.9.9.9", "u@slow." + Z, "temperror")], extra=["--dns-timeout", "300"])
 
+    def test_sender_domain_txt_times_out(self):
+        # the first lookup, the domain's own TXT, never answers: libspf2 then
+        # gives no result but a DNS error, which is a temperror (it was
+        # reported as permerror, and "spf permerror" lines rejected for good)
+        self.results([("11.9.9.9", "u@x.never.mxacl.example", "temperror")],
+                     extra=["--dns-timeout", "300"])
+        got = self.mxacl_test(CONF_ALL, [req("11.9.9.9", "", helo="h.never.mxacl.example")],
+                              extra=["--dns-timeout", "300"])
+        self.assertEqual(got, ["action=REJECT temperror temperror"])
+
+    def test_txt_timeout_with_a_second_spf_acl_waiting(self):
+        # two spf acls on two lines: the first waits for the TXT that never
+        # comes, answers a temporary failure (no match here); the second,
+        # on a later line, takes the same verdict without a lookup of its own
+        conf = ("acl p spf pass\nacl t spf temperror\naction ok OK\n"
+                "action defer DEFER_IF_PERMIT spf ${spf_result}\naccess p ok\naccess t defer\n")
+        got = self.mxacl_test(conf, [req("11.9.9.9", "u@y.never.mxacl.example")],
+                              extra=["--dns-timeout", "300"])
+        self.assertEqual(got, ["action=DEFER_IF_PERMIT spf temperror"])
+
     def test_tempfail_modes(self):
         for mode, want in [(None, "action=OK"), ("nomatch", "action=OK"),
                            ("match", "action=REJECT spf temperror"), ("default", "action=DUNNO")]:
