@@ -448,6 +448,23 @@ static void one_line(struct replay *R, const char *name, uint64_t lineno, const 
 			(unsigned long long)lineno, (int)(n > 300 ? 300 : n), s);
 }
 
+/* zlib's message for f's error, without the "PATH: " zlib puts before it
+ * (the caller names the log itself; zlib's own texts hold no ": ");
+ * NULL when there is no error. */
+static const char *gz_problem(gzFile f)
+{
+	int e;
+	const char *msg = gzerror(f, &e);
+	if (e == Z_OK)
+		return NULL;
+	if (e == Z_ERRNO)
+		return strerror(errno);
+	const char *text = msg;
+	for (const char *c = msg; (c = strstr(c, ": ")) != NULL; c += 2)
+		text = c + 2;
+	return text;
+}
+
 /* Feed every line of one log; false when it cannot be read to its end. */
 static bool read_log(struct replay *R, const char *path, char *buf, size_t cap)
 {
@@ -471,15 +488,16 @@ static bool read_log(struct replay *R, const char *path, char *buf, size_t cap)
 	bool ok = true;
 	for (;;) {
 		int n = gzread(f, buf + have, (unsigned)(cap - have));
-		if (n < 0) {
-			int e;
-			const char *msg = gzerror(f, &e);
-			fprintf(stderr, "mxacl: replay: %s: %s\n", name, e == Z_ERRNO ? strerror(errno) : msg);
-			ok = false;
+		if (n <= 0) {
+			/* a gzip stream cut short is an error zlib reports at n == 0 */
+			const char *problem = gz_problem(f);
+			if (n < 0 || problem) {
+				fprintf(stderr, "mxacl: replay: %s: %s\n", name,
+					problem ? problem : "read error");
+				ok = false;
+			}
 			break;
 		}
-		if (n == 0)
-			break;
 		have += (size_t)n;
 		size_t pos = 0;
 		for (;;) {

@@ -212,6 +212,21 @@ class ReplayTest(unittest.TestCase):
         doc, _ = self.replay_json("-c", "policy.conf", "longkey.log", year=None)
         self.assertEqual((doc["summary"]["unparsable"], len(doc["requests"])), (1, 1))
 
+    def test_truncated_gzip_is_an_error(self):
+        # a log cut short (a copy still being written, a full disk) is exit 1
+        # with a message; the lines before the cut are replayed
+        with open(os.path.join(self.dir, "postfix.log"), "rb") as f:
+            data = f.read()
+        gz = gzip.compress(data * 50)
+        with open(os.path.join(self.dir, "cut.log.gz"), "wb") as f:
+            f.write(gz[:len(gz) // 2])
+        out, err = self.replay("--format", "json", "-c", "policy.conf", "cut.log.gz",
+                               "postfix.log", want_rc=1)
+        self.assertIn("cut.log.gz: unexpected end of file", err)
+        self.assertGreater(len(json.loads(out)["requests"]), 10)
+        _, err = self.replay("-c", "policy.conf", "-", stdin=gz[:len(gz) // 2], want_rc=1)
+        self.assertIn("(stdin): unexpected end of file", err)
+
     def test_missing_log_is_an_error_but_the_others_run(self):
         out, err = self.replay("--format", "json", "-c", "policy.conf", "nosuch.log",
                                "postfix.log", want_rc=1)
