@@ -570,6 +570,68 @@ static bool angle_value(const char *p, const char *end, const char *sep, size_t 
 	return false;
 }
 
+/*
+ * The "<value>" at p (at '<'), ending at the first '>' followed by one of
+ * the nseps strings in seps or, when last is set, by the end. *next is
+ * after the '>'.
+ */
+static bool tail_value(const char *p, const char *end, const char *const *seps, size_t nseps,
+		       bool last, const char **v, size_t *vlen, const char **next)
+{
+	if (p >= end || *p != '<')
+		return false;
+	for (const char *q = p + 1; (q = memchr(q, '>', (size_t)(end - q))) != NULL; q++) {
+		bool ok = last && q + 1 == end;
+		for (size_t i = 0; i < nseps && !ok; i++)
+			ok = starts(q + 1, end, seps[i], strlen(seps[i]));
+		if (ok) {
+			*v = p + 1;
+			*vlen = (size_t)(q - p - 1);
+			*next = q + 1;
+			return true;
+		}
+	}
+	return false;
+}
+
+/*
+ * smtpd's "from=<S> to=<R>[ proto=P][ helo=<H>]" from p to the end, in
+ * that order (smtpd_check.c, log_whatsup), into f[0..3] and fl (NULL and 0
+ * for the absent). The HELO, last, runs to the final '>'. False when the
+ * rest does not read so.
+ */
+static bool reject_tail(const char *p, const char *end, const char *f[4], size_t fl[4])
+{
+	static const char *const after_from[] = { " to=<" };
+	static const char *const after_to[] = { " proto=", " helo=<" };
+	for (int i = 0; i < 4; i++) {
+		f[i] = NULL;
+		fl[i] = 0;
+	}
+	if (!STARTS(p, end, "from=") ||
+	    !tail_value(p + 5, end, after_from, ARRAY_LEN(after_from), false, &f[0], &fl[0], &p) ||
+	    !tail_value(p + 4, end, after_to, ARRAY_LEN(after_to), true, &f[1], &fl[1], &p))
+		return false;
+	if (STARTS(p, end, " proto=")) {
+		const char *v = p + 7;
+		p = v;
+		while (p < end && *p != ' ')
+			p++;
+		if (p == v)
+			return false;
+		f[2] = v;
+		fl[2] = (size_t)(p - v);
+	}
+	if (STARTS(p, end, " helo=<")) {
+		if (end[-1] != '>')
+			return false;
+		f[3] = p + 7;
+		fl[3] = (size_t)(end - 1 - f[3]);
+		p = end;
+	}
+	return p == end;
+}
+
 /* Common attributes of a client: name, address, reverse name, port. */
 static bool out_client(struct maillog *m, struct maillog_req *r, const char *name, size_t nlen,
 		       const char *addr, size_t alen, const char *port, size_t plen)
@@ -641,50 +703,18 @@ static enum maillog_line action_line(struct maillog *m, const char *p, const cha
 	    !STARTS(p, end, ": "))
 		return MAILLOG_UNPARSABLE;
 	p += 2;
-	const char *tail = rfind(p, end, "; from=<", 8);
+	/* TEXT may hold "; from=<" (a DNSBL's TXT record, an access map's
+	 * reply) and so may the client's HELO: the tail is the last "; from=<"
+	 * after which the whole rest reads as smtpd writes it */
+	const char *f[4], *tail = end;      /* from to proto helo */
+	size_t fl[4];
+	do {
+		tail = rfind(p, tail, "; from=<", 8);
+	} while (tail && !reject_tail(tail + 2, end, f, fl));
 	if (!tail)
 		return MAILLOG_UNPARSABLE;
 	const char *text = p;
 	size_t textlen = (size_t)(tail - p);
-	const char *f[4] = { NULL, NULL, NULL, NULL };   /* from to proto helo */
-	size_t fl[4] = { 0, 0, 0, 0 };
-	p = tail + 2;
-	while (p < end) {
-		const char *k = p;
-		const char *eq = memchr(p, '=', (size_t)(end - p));
-		if (!eq)
-			return MAILLOG_UNPARSABLE;
-		size_t klen = (size_t)(eq - k);
-		int idx = klen == 4 && !memcmp(k, "from", 4)    ? 0
-			  : klen == 2 && !memcmp(k, "to", 2)    ? 1
-			  : klen == 5 && !memcmp(k, "proto", 5) ? 2
-			  : klen == 4 && !memcmp(k, "helo", 4)  ? 3
-								: -1;
-		p = eq + 1;
-		const char *v, *next;
-		size_t vlen;
-		if (p < end && *p == '<') {
-			if (!angle_value(p, end, " ", 1, &v, &vlen, &next))
-				return MAILLOG_UNPARSABLE;
-		} else {
-			const char *sp = memchr(p, ' ', (size_t)(end - p));
-			v = p;
-			next = sp ? sp : end;
-			vlen = (size_t)(next - p);
-		}
-		if (idx >= 0) {
-			f[idx] = v;
-			fl[idx] = vlen;
-		}
-		p = next;
-		if (p < end) {
-			if (*p != ' ')
-				return MAILLOG_UNPARSABLE;
-			p++;
-		}
-	}
-	if (!f[0])
-		return MAILLOG_UNPARSABLE;
 
 	struct ml_entry *e = qid ? win_find(m, qid, qidlen) : NULL;
 	out_reset(m, out);

@@ -16,8 +16,9 @@
 
 #define MAXLINES 12
 
-/* "T=EPOCH src=S was=OUTCOME[ rule=R] name=value..." (sorted), or "-"
- * for a line that gives no request, "?" for an unparsable one. */
+/* "T=EPOCH src=S was=OUTCOME[ rule=R] name=value..." (sorted; a space in
+ * a value shown as '_'), or "-" for a line that gives no request, "?" for
+ * an unparsable one. */
 static void describe(enum maillog_line kind, const struct maillog_req *r, char *buf, size_t size)
 {
 	if (kind != MAILLOG_REQUEST) {
@@ -39,9 +40,14 @@ static void describe(enum maillog_line kind, const struct maillog_req *r, char *
 			order[j] = order[j - 1];
 			order[j - 1] = t;
 		}
-	for (size_t i = 0; i < r->nattrs && n < size; i++)
+	for (size_t i = 0; i < r->nattrs && n < size; i++) {
+		size_t from = n + strlen(r->attrs[order[i]].name) + 2;
 		n += (size_t)snprintf(buf + n, size - n, " %s=%s", r->attrs[order[i]].name,
 				      r->attrs[order[i]].value);
+		for (size_t k = from; k < n && k < size; k++)
+			if (buf[k] == ' ')
+				buf[k] = '_';
+	}
 }
 
 /* Attributes every smtpd request has; the tables write them as "STD". */
@@ -93,6 +99,19 @@ static const struct {
 	    "550 5.7.1 <r@x>: bad; from=<evil> here; from=<s@y> to=<r@x> proto=ESMTP helo=<[IPv6:2001:db8::25]>" },
 	  { "T=" T0 " src=reject was=reject client_address=2001:db8::25 client_name=unknown client_port=41234 "
 	    "helo_name=[IPv6:2001:db8::25] protocol_name=ESMTP " STD " recipient=r@x sender=s@y" },
+	  NULL },
+	{ "the client's HELO holds '; from=<', '> ' or ' to=<'; a RCPT line without to=", 2024, 0, 0,
+	  { "Nov 22 06:25:01 mx postfix/smtpd[9]: NOQUEUE: reject: RCPT from a[192.0.2.1]: 554 no; "
+	    "from=<s@y> to=<r@x> proto=ESMTP helo=<foo; from=<bar>",
+	    "Nov 22 06:25:01 mx postfix/smtpd[9]: NOQUEUE: reject: RCPT from a[192.0.2.1]: 554 no; "
+	    "from=<s@y> to=<r@x> proto=ESMTP helo=<x> to=<y> proto=Z>",
+	    "Nov 22 06:25:01 mx postfix/smtpd[9]: NOQUEUE: reject: RCPT from a[192.0.2.1]: 554 no; "
+	    "from=<s@y> proto=ESMTP helo=<h>" },
+	  { "T=" T0 " src=reject was=reject client_address=192.0.2.1 client_name=a helo_name=foo;_from=<bar "
+	    "protocol_name=ESMTP " STD " recipient=r@x reverse_client_name=a sender=s@y",
+	    "T=" T0 " src=reject was=reject client_address=192.0.2.1 client_name=a helo_name=x>_to=<y>_proto=Z "
+	    "protocol_name=ESMTP " STD " recipient=r@x reverse_client_name=a sender=s@y",
+	    "?" },
 	  NULL },
 	{ "RFC 3339 stamps: offset, Z, fraction, no zone (UTC here)", 0, 0, 0,
 	  { "2024-11-22T07:25:01.123456+01:00 mx postfix/smtpd[1]: NOQUEUE: reject: RCPT from a[192.0.2.1]: 554 no; from=<s> to=<r> proto=ESMTP helo=<h>",
