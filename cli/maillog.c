@@ -55,6 +55,8 @@ struct ml_entry {
 	size_t off[F_COUNT];
 	size_t flen[F_COUNT];
 	unsigned set;                    /* bit per field */
+	bool reinjected;                 /* its recipients were replayed from the
+					    message the content filter got */
 };
 
 /*
@@ -319,7 +321,7 @@ static struct ml_entry *win_find(struct maillog *m, const char *qid, size_t n)
 /* Take e out of the window (done, removed, rejected or evicted). */
 static void win_drop(struct maillog *m, struct ml_entry *e)
 {
-	if (e->nreplayed == 0)
+	if (e->nreplayed == 0 && !e->reinjected)
 		m->st.incomplete++;
 	struct ml_entry **pp = bucket_of(m, e->hash);
 	while (*pp != e)
@@ -374,6 +376,7 @@ static struct ml_entry *win_add(struct maillog *m, const char *qid, size_t n, ti
 	e->nrcpts = 0;
 	e->len = 0;
 	e->set = 0;
+	e->reinjected = false;
 	if (m->st.window + 1 > m->nbuckets)
 		win_grow(m);
 	struct ml_entry **b = bucket_of(m, e->hash);
@@ -817,26 +820,31 @@ static enum maillog_line client_line(struct maillog *m, const char *p, const cha
 		}
 		se->nrcpts = 0;          /* the next transaction starts afresh */
 	}
+	/* smtpd writes the optional fields in this order (smtpd_sasl_mail_log);
+	 * a value ends where a later one begins, so a login may hold ", " */
+	static const char *const keys[] = { ", sasl_method=", ", sasl_username=",
+					    ", sasl_sender=", ", orig_queue_id=", ", orig_client=" };
+	static const enum ml_field fields[] = { F_SASL_METHOD, F_SASL_USERNAME, F_SASL_SENDER };
+	size_t i = 0;
 	while (p < end) {
-		if (!STARTS(p, end, ", "))
+		while (i < ARRAY_LEN(keys) && !starts(p, end, keys[i], strlen(keys[i])))
+			i++;
+		if (i == ARRAY_LEN(keys))
 			return MAILLOG_USED;     /* something new after the client: keep what we have */
-		p += 2;
-		const char *k = p;
-		const char *eq = memchr(p, '=', (size_t)(end - p));
-		if (!eq)
-			break;
-		const char *v = eq + 1;
-		const char *vend = memmem(v, (size_t)(end - v), ", ", 2);
-		if (!vend)
-			vend = end;
-		size_t klen = (size_t)(eq - k), vlen = (size_t)(vend - v);
-		if (klen == 11 && !memcmp(k, "sasl_method", 11))
-			ent_set(e, F_SASL_METHOD, v, vlen);
-		else if (klen == 13 && !memcmp(k, "sasl_username", 13))
-			ent_set(e, F_SASL_USERNAME, v, vlen);
-		else if (klen == 11 && !memcmp(k, "sasl_sender", 11))
-			ent_set(e, F_SASL_SENDER, v, vlen);
+		const char *v = p + strlen(keys[i]), *vend = end;
+		for (size_t j = i + 1; j < ARRAY_LEN(keys); j++) {
+			const char *k = memmem(v, (size_t)(end - v), keys[j], strlen(keys[j]));
+			if (k && k < vend)
+				vend = k;
+		}
+		if (i < ARRAY_LEN(fields))
+			ent_set(e, fields[i], v, (size_t)(vend - v));
+		else if (!e->reinjected) {
+			e->reinjected = true;    /* a content filter handing a message back */
+			m->st.reinjected++;
+		}
 		p = vend;
+		i++;
 	}
 	return MAILLOG_USED;
 }
@@ -908,7 +916,9 @@ static enum maillog_line to_line(struct maillog *m, const char *p, const char *e
 	bool replay = !(*flags & RCPT_REPLAYED);
 	*flags |= RCPT_REPLAYED;
 	enum maillog_line res = MAILLOG_USED;
-	if (replay) {
+	if (e->reinjected) {
+		;                        /* replayed from the filter's message */
+	} else if (replay) {
 		out_reset(m, out);
 		out->time = e->time;
 		out->source = MAILLOG_SRC_QUEUE;

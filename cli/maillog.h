@@ -104,6 +104,10 @@ struct maillog_stats {
 	uint64_t orphans;       /* from=/to= lines of queue IDs not held (retries
 				   after the message was done, log began later) */
 	uint64_t duplicates;    /* to= lines of a recipient already replayed */
+	uint64_t reinjected;    /* client= lines with XFORWARD's orig_queue_id= or
+				   orig_client=: a content filter handing a
+				   message back (counted in messages; its
+				   recipients are not replayed again) */
 	uint64_t window_peak;   /* most queue IDs held at once */
 	uint64_t window;        /* held now */
 	uint64_t backwards;     /* lines stamped earlier than the line before */

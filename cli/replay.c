@@ -586,10 +586,12 @@ static void text_summary(struct replay *R, FILE *o)
 		(unsigned long long)st->from_reject, (unsigned long long)st->from_queue,
 		(unsigned long long)st->from_mxacld, (unsigned long long)st->unparsable,
 		(unsigned long long)(st->ignored + st->used));
-	fprintf(o, "queue IDs: %llu messages, %llu incomplete (no recipient logged), %llu evicted "
+	fprintf(o, "queue IDs: %llu messages, %llu re-injected by a content filter (not replayed "
+		"again), %llu incomplete (no recipient logged), %llu evicted "
 		"by the window (%zu IDs, %ld s idle), peak %llu held; %llu from=/to= lines without "
 		"their client= line, %llu repeated delivery lines\n",
-		(unsigned long long)st->messages, (unsigned long long)st->incomplete,
+		(unsigned long long)st->messages, (unsigned long long)st->reinjected,
+		(unsigned long long)st->incomplete,
 		(unsigned long long)st->evicted, R->mo.window, R->mo.window_age,
 		(unsigned long long)st->window_peak, (unsigned long long)st->orphans,
 		(unsigned long long)st->duplicates);
@@ -667,13 +669,14 @@ static void json_summary(struct replay *R, FILE *o)
 	sb_printf(&b, "\n],\n\"summary\":{\"lines\":%llu,\"requests\":%llu,"
 		  "\"from_reject\":%llu,\"from_queue\":%llu,\"from_mxacld\":%llu,"
 		  "\"unparsable\":%llu,\"not_needed\":%llu,\"other_stage\":%llu,\"messages\":%llu,"
-		  "\"incomplete\":%llu,\"evicted\":%llu,\"window_peak\":%llu,\"orphans\":%llu,"
+		  "\"reinjected\":%llu,\"incomplete\":%llu,\"evicted\":%llu,\"window_peak\":%llu,\"orphans\":%llu,"
 		  "\"duplicates\":%llu,\"backwards\":%llu,\"refused\":%llu,\"rulesets\":[",
 		  (unsigned long long)st->lines, (unsigned long long)st->requests,
 		  (unsigned long long)st->from_reject, (unsigned long long)st->from_queue,
 		  (unsigned long long)st->from_mxacld, (unsigned long long)st->unparsable,
 		  (unsigned long long)(st->ignored + st->used), (unsigned long long)st->other_stage,
-		  (unsigned long long)st->messages, (unsigned long long)st->incomplete,
+		  (unsigned long long)st->messages, (unsigned long long)st->reinjected,
+		  (unsigned long long)st->incomplete,
 		  (unsigned long long)st->evicted, (unsigned long long)st->window_peak,
 		  (unsigned long long)st->orphans, (unsigned long long)st->duplicates,
 		  (unsigned long long)st->backwards, (unsigned long long)R->bad_requests);

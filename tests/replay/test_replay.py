@@ -203,6 +203,28 @@ class ReplayTest(unittest.TestCase):
         self.assertIn("bad.log:4: cannot parse: xxxx", shown[2])
         self.assertEqual(len(doc["requests"]), 2)
 
+    def test_content_filter_reinjection_is_not_replayed_twice(self):
+        self.write("filter.log",
+                   "Nov 22 06:25:01 mx postfix/smtpd[7]: 5A5A5A5A5A: client=c[198.51.100.7]\n"
+                   "Nov 22 06:25:02 mx postfix/qmgr[9]: 5A5A5A5A5A: from=<s@example.org>, size=9, "
+                   "nrcpt=1 (queue active)\n"
+                   "Nov 22 06:25:03 mx postfix/smtp[10]: 5A5A5A5A5A: to=<r@example.org>, "
+                   "relay=127.0.0.1[127.0.0.1]:10024, status=sent (250 2.0.0 Ok: queued as "
+                   "6B6B6B6B6B)\n"
+                   "Nov 22 06:25:03 mx postfix/smtpd[11]: 6B6B6B6B6B: client=localhost[127.0.0.1], "
+                   "orig_queue_id=5A5A5A5A5A, orig_client=c[198.51.100.7]\n"
+                   "Nov 22 06:25:03 mx postfix/qmgr[9]: 6B6B6B6B6B: from=<s@example.org>, size=99, "
+                   "nrcpt=1 (queue active)\n"
+                   "Nov 22 06:25:04 mx postfix/local[12]: 6B6B6B6B6B: to=<r@example.org>, "
+                   "relay=local, status=sent (delivered to mailbox)\n")
+        doc, _ = self.replay_json("-c", "policy.conf", "filter.log")
+        self.assertEqual([r["client_address"] for r in doc["requests"]], ["198.51.100.7"])
+        s = doc["summary"]
+        self.assertEqual((s["messages"], s["reinjected"], s["incomplete"], s["orphans"]),
+                         (2, 1, 0, 0))
+        out, _ = self.replay("-c", "policy.conf", "filter.log")
+        self.assertIn("1 re-injected by a content filter (not replayed again)", out)
+
     def test_long_attribute_name_in_a_decision_line(self):
         # a name longer than a request line may be: unparsable, never a crash
         self.write("longkey.log", "2024-11-22T06:25:01 mxacld[1]: decision client=a[192.0.2.1] "

@@ -142,6 +142,21 @@ static const struct {
 	    "sasl_method=PLAIN sasl_username=alice@example.org sender=alice@example.org size=1234",
 	    "-" },
 	  "requests=2 from_queue=2 messages=1 duplicates=1 incomplete=0 window=0 orphans=0 ignored=3" },
+	{ "client= as smtpd writes it: a login holding ', ', sasl_sender; XFORWARD's re-injection", 2024, 0, 0,
+	  { "Nov 22 06:25:01 mx postfix/smtpd[7]: 5A5A5A5A5A: client=c[198.51.100.7]:2525, sasl_method=LOGIN, "
+	    "sasl_username=Doe, John, sasl_sender=john@example.org",
+	    "Nov 22 06:25:02 mx postfix/qmgr[9]: 5A5A5A5A5A: from=<john@example.org>, size=9, nrcpt=1 (queue active)",
+	    "Nov 22 06:25:03 mx postfix/smtp[10]: 5A5A5A5A5A: to=<r@x>, relay=127.0.0.1[127.0.0.1]:10024, status=sent (250 2.0.0 Ok: queued as 6B6B6B6B6B)",
+	    /* the content filter hands it back: the same recipient, not a new request */
+	    "Nov 22 06:25:03 mx postfix/smtpd[11]: 6B6B6B6B6B: client=localhost[127.0.0.1]:41000, orig_queue_id=5A5A5A5A5A, orig_client=c[198.51.100.7]",
+	    "Nov 22 06:25:03 mx postfix/qmgr[9]: 6B6B6B6B6B: from=<john@example.org>, size=99, nrcpt=1 (queue active)",
+	    "Nov 22 06:25:04 mx postfix/local[12]: 6B6B6B6B6B: to=<r@x>, relay=local, status=sent (delivered to mailbox)" },
+	  { "-", "-",
+	    "T=" T0 " src=queue was=accept client_address=198.51.100.7 client_name=c client_port=2525 " STD
+	    " queue_id=5A5A5A5A5A recipient=r@x reverse_client_name=c sasl_method=LOGIN "
+	    "sasl_sender=john@example.org sasl_username=Doe,_John sender=john@example.org size=9",
+	    "-", "-", "-" },
+	  "requests=1 messages=2 reinjected=1 orphans=0 duplicates=0 incomplete=0 window=0" },
 	{ "long queue IDs; IPv6 unknown client; a recipient rejected inside the transaction", 2024, 0, 0,
 	  { "Nov 22 06:25:01 mx postfix/smtpd[7]: 4jXZKr2G7Zz1bcPf: client=unknown[2001:db8::7]",
 	    "Nov 22 06:25:01 mx postfix/smtpd[7]: 4jXZKr2G7Zz1bcPf: reject: RCPT from unknown[2001:db8::7]: 554 5.7.1 <no@x>: Recipient address rejected: no; from=<s@y> to=<no@x> proto=ESMTP helo=<helo.test>",
@@ -260,7 +275,7 @@ static void check_stats(const char *name, const struct maillog_stats *st, const 
 #define F(n) { #n, offsetof(struct maillog_stats, n) }
 		F(lines), F(requests), F(from_reject), F(from_queue), F(from_mxacld), F(used),
 		F(ignored), F(unparsable), F(other_stage), F(messages), F(incomplete), F(evicted),
-		F(orphans), F(duplicates), F(window_peak), F(window), F(backwards),
+		F(orphans), F(duplicates), F(window_peak), F(window), F(backwards), F(reinjected),
 #undef F
 	};
 	char buf[512];
