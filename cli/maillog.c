@@ -963,7 +963,9 @@ static enum maillog_line queue_line(struct maillog *m, const char *qid, size_t q
 		return from_line(m, p + 5, end, qid, qidlen, t);
 	if (STARTS(p, end, "to=<"))
 		return to_line(m, p + 3, end, qid, qidlen, t, out);
-	if (end - p == 7 && !memcmp(p, "removed", 7)) {
+	/* the end of a message; pickup's "uid=N from=<S>" starts a new one
+	 * (sendmail(1)), so a message held under its queue ID is over too */
+	if ((end - p == 7 && !memcmp(p, "removed", 7)) || STARTS(p, end, "uid=")) {
 		struct ml_entry *e = win_find(m, qid, qidlen);
 		if (!e)
 			return MAILLOG_IGNORED;
