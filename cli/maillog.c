@@ -333,6 +333,15 @@ static void win_drop(struct maillog *m, struct ml_entry *e)
 	m->st.window--;
 }
 
+/* The message under queue ID qid is over: drop it if held; false if not. */
+static bool win_end(struct maillog *m, const char *qid, size_t n)
+{
+	struct ml_entry *e = win_find(m, qid, n);
+	if (e)
+		win_drop(m, e);
+	return e != NULL;
+}
+
 static void win_grow(struct maillog *m)
 {
 	size_t n = m->nbuckets * 2;
@@ -681,25 +690,18 @@ static enum maillog_line action_line(struct maillog *m, const char *p, const cha
 	while (p < end && ((*p >= 'A' && *p <= 'Z') || *p == '-'))
 		p++;
 	size_t slen = (size_t)(p - stage);
-	if (!slen || !STARTS(p, end, " from ")) {
-		/* cleanup's "reject: header ..." ends a message after RCPT */
-		if (qid && wlen == 6 && memcmp(w, "reject", 6) == 0) {
-			struct ml_entry *e = win_find(m, qid, qidlen);
-			if (e)
-				win_drop(m, e);
-		}
+	bool smtpd_stage = slen && STARTS(p, end, " from ");
+	if (!smtpd_stage || !(slen == 4 && memcmp(stage, "RCPT", 4) == 0)) {
+		if (smtpd_stage)
+			m->st.other_stage++;
+		/* cleanup's "reject: header ...", a DATA or END-OF-MESSAGE
+		 * reject, a milter's: the message ends without a delivery */
+		if (qid && ((wlen == 6 && !memcmp(w, "reject", 6)) ||
+			    (wlen == 13 && !memcmp(w, "milter-reject", 13))))
+			win_end(m, qid, qidlen);
 		return MAILLOG_IGNORED;
 	}
 	p += 6;
-	if (!(slen == 4 && memcmp(stage, "RCPT", 4) == 0)) {
-		m->st.other_stage++;
-		if (qid && wlen == 6 && memcmp(w, "reject", 6) == 0) {
-			struct ml_entry *e = win_find(m, qid, qidlen);
-			if (e)
-				win_drop(m, e);
-		}
-		return MAILLOG_IGNORED;
-	}
 	const char *name, *addr, *port;
 	size_t nlen, alen, plen;
 	if (!parse_client(&p, end, &name, &nlen, &addr, &alen, &port, &plen) ||
@@ -965,13 +967,8 @@ static enum maillog_line queue_line(struct maillog *m, const char *qid, size_t q
 		return to_line(m, p + 3, end, qid, qidlen, t, out);
 	/* the end of a message; pickup's "uid=N from=<S>" starts a new one
 	 * (sendmail(1)), so a message held under its queue ID is over too */
-	if ((end - p == 7 && !memcmp(p, "removed", 7)) || STARTS(p, end, "uid=")) {
-		struct ml_entry *e = win_find(m, qid, qidlen);
-		if (!e)
-			return MAILLOG_IGNORED;
-		win_drop(m, e);
-		return MAILLOG_USED;
-	}
+	if ((end - p == 7 && !memcmp(p, "removed", 7)) || STARTS(p, end, "uid="))
+		return win_end(m, qid, qidlen) ? MAILLOG_USED : MAILLOG_IGNORED;
 	return action_line(m, p, end, qid, qidlen, t, out);
 }
 

@@ -245,6 +245,11 @@ static const struct {
 	    "Nov 22 06:25:01 mx postfix/smtpd[1]: BBBBB3: client=a[192.0.2.1]" },
 	  { "-", "-", "-", "-", "-" },
 	  "incomplete=2 window=1 other_stage=1 messages=3" },
+	{ "a milter's reject at END-OF-MESSAGE ends the message too", 2024, 0, 0,
+	  { "Nov 22 06:25:01 mx postfix/smtpd[1]: BBBBB4: client=a[192.0.2.1]",
+	    "Nov 22 06:25:02 mx postfix/smtpd[1]: BBBBB4: milter-reject: END-OF-MESSAGE from a[192.0.2.1]: 5.7.1 spam; from=<s> to=<r> proto=ESMTP helo=<h>" },
+	  { "-", "-" },
+	  "incomplete=1 window=0 other_stage=1 messages=1" },
 };
 
 static int cmp_str(const void *a, const void *b)
