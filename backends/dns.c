@@ -380,9 +380,38 @@ static void deadline(evutil_socket_t fd, short what, void *arg)
 
 /* ---- lookups --------------------------------------------------------------- */
 
+/* Can name exist in the DNS: at most 253 bytes (a trailing dot not counted),
+ * labels of 1 to 63? libunbound refuses others (UB_SYNTAX). */
+static bool name_possible(const char *name)
+{
+	size_t n = strlen(name);
+	if (n > 0 && name[n - 1] == '.')
+		n--;
+	if (n == 0 || n > 253)
+		return false;
+	for (size_t i = 0, label = 0; i <= n; i++) {
+		if (i == n || name[i] == '.') {
+			if (label == 0 || label > 63)
+				return false;
+			label = 0;
+		} else {
+			label++;
+		}
+	}
+	return true;
+}
+
 void dns_lookup(struct dns *d, const char *name, enum dns_type type, dns_cb cb, void *arg)
 {
 	struct dns_result hit;
+	if (!name_possible(name)) {
+		/* no such name, for good: not a temporary failure (for SPF, RFC 7208
+		 * 4.3 makes a malformed domain "none"); nothing to cache or send */
+		struct dns_result r = { .status = DNS_NOTFOUND, .type = type, .name = name,
+					.nxdomain = true };
+		cb(arg, &r);
+		return;
+	}
 	if (!d->closing && dnscache_get(d->cache, name, type, mono_now(), &hit)) {
 		hit.name = name;
 		hit.type = type;

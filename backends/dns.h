@@ -13,7 +13,9 @@
  *
  * A lookup answers through its callback exactly once, with one of:
  *   DNS_FOUND     records of the type asked for (addresses or TXT strings)
- *   DNS_NOTFOUND  NXDOMAIN, or NOERROR without records of that type
+ *   DNS_NOTFOUND  NXDOMAIN, or NOERROR without records of that type; also,
+ *                 at once and with nothing sent, a name that cannot exist
+ *                 (over 253 bytes, an empty label or one over 63: nxdomain)
  *   DNS_TEMPFAIL  SERVFAIL, REFUSED or any other RCODE, a libunbound
  *                 error, our deadline (dns_opts.timeout_ms; the query is
  *                 then ub_cancel()ed), or dns_free while it was in flight

@@ -137,6 +137,11 @@ class TestSpfResults(SpfCase):
             ("192.0.2.7", "u@bad." + Z, "permerror"),          # /33
             ("192.0.2.7", "u@two." + Z, "permerror"),          # two records
             ("192.0.2.7", "u@loop." + Z, "permerror"),         # include loop
+            # a domain that cannot exist is none (RFC 7208 4.3), not a
+            # temperror: a 64-byte label, over 253 bytes, an empty label
+            ("192.0.2.7", "u@%s.%s" % ("a" * 64, Z), "none"),
+            ("192.0.2.7", "u@%s%s" % ("abcdefghi." * 23, "abcdefg." + Z), "none"),
+            ("192.0.2.7", "u@a..b." + Z, "none"),
         ])
 
     def test_null_sender_checks_helo(self):

@@ -345,6 +345,64 @@ START_TEST(test_free_in_flight)
 }
 END_TEST
 
+/* Names that cannot exist (a label over 63 bytes, more than 253 in all, an
+ * empty label) are not found, at once and for good: not a temporary failure
+ * (SPF: RFC 7208 4.3 makes a malformed domain "none"). */
+START_TEST(test_impossible_names)
+{
+	struct event_base *base = event_base_new();
+	struct dns *d = make(base, 2000);
+	char label64[96], long254[300];
+	memset(label64, 'a', 64);
+	strcpy(label64 + 64, ".bl.mxacl.example");
+	const struct {
+		const char *name;
+		bool ok;
+	} cases[] = {
+		{ label64, false },
+		{ label64 + 1, true },                  /* 63 bytes: a legal label */
+		{ "a..bl.mxacl.example", false },
+		{ ".bl.mxacl.example", false },
+		{ "", false },
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		struct got g;
+		lookup(d, base, cases[i].name, DNS_T_TXT, &g);
+		if (cases[i].ok) {
+			ck_assert_msg(g.status != DNS_TEMPFAIL || strcmp(g.why, "syntax error"),
+				      "'%s': %s", cases[i].name, g.why);
+			continue;
+		}
+		ck_assert_msg(g.status == DNS_NOTFOUND && g.nxdomain && g.inside,
+			      "'%.20s...' (%zu bytes): status %d nx %d inside %d (%s), want NOTFOUND "
+			      "nxdomain at once", cases[i].name, strlen(cases[i].name), g.status,
+			      g.nxdomain, g.inside, g.why);
+	}
+	/* 253 bytes is the most a name may have, a trailing dot not counted:
+	 * 23 labels of 9, one of 6 (or 7), then bl.mxacl.example */
+	for (int extra = 0; extra < 2; extra++) {
+		size_t k = 0;
+		for (int i = 0; i < 23; i++)
+			k += (size_t)snprintf(long254 + k, sizeof long254 - k, "abcdefghi.");
+		snprintf(long254 + k, sizeof long254 - k, "%s.bl.mxacl.example%s",
+			 extra ? "abcdefg" : "abcdef", extra ? "" : ".");
+		struct got g;
+		lookup(d, base, long254, DNS_T_TXT, &g);
+		if (!extra)
+			ck_assert_msg(g.status == DNS_NOTFOUND && !g.inside,
+				      "253 bytes and a dot: status %d inside %d (%s), want an NXDOMAIN "
+				      "from the server", g.status, g.inside, g.why);
+		else
+			ck_assert_msg(g.status == DNS_NOTFOUND && g.nxdomain && g.inside,
+				      "254 bytes: status %d nx %d inside %d (%s)", g.status, g.nxdomain,
+				      g.inside, g.why);
+	}
+	ck_assert_int_eq(dns_pending(d), 0);
+	dns_free(d);
+	event_base_free(base);
+}
+END_TEST
+
 /* A lookup started from inside another's callback (as rbl does for TXT). */
 struct chain {
 	struct dns *d;
@@ -444,6 +502,7 @@ Suite *dns_suite(void)
 	tcase_add_test(tc, test_timeout);
 	tcase_add_test(tc, test_free_in_flight);
 	tcase_add_test(tc, test_lookup_from_callback);
+	tcase_add_test(tc, test_impossible_names);
 	suite_add_tcase(s, tc);
 	return s;
 }
