@@ -196,6 +196,16 @@ static void add_rule(struct strbuf *b, const struct ruleset *s, long rule)
 	}
 }
 
+/* rule as a JSON string: "FILE:LINE", "default" or "tempfail". */
+static void json_rule(struct strbuf *b, const struct ruleset *s, long rule)
+{
+	struct strbuf r;
+	sb_init(&r);
+	add_rule(&r, s, rule);
+	json_str(b, r.s, r.len);
+	sb_free(&r);
+}
+
 static const char *attr_or_empty(const struct maillog_req *q, const char *name)
 {
 	const char *v = maillog_req_get(q, name);
@@ -318,12 +328,8 @@ static void json_decision(struct strbuf *b, const struct ruleset *s, const struc
 	json_str(b, d->action, d->action_len);
 	sb_adds(b, ",\"word\":");
 	json_str(b, d->action, d->word_len);
-	struct strbuf r;
-	sb_init(&r);
-	add_rule(&r, s, d->rule);
 	sb_adds(b, ",\"rule\":");
-	json_str(b, r.s, r.len);
-	sb_free(&r);
+	json_rule(b, s, d->rule);
 	sb_addc(b, '}');
 }
 
@@ -607,8 +613,6 @@ static void text_summary(struct replay *R, FILE *o)
 		return;
 	fprintf(o, "changes: %llu of %llu requests decided differently\n",
 		(unsigned long long)R->changed, (unsigned long long)R->compared);
-	if (R->ngroups)
-		qsort(R->groups, R->ngroups, sizeof *R->groups, cmp_group);
 	struct strbuf b;
 	sb_init(&b);
 	for (size_t i = 0; i < R->ngroups; i++) {
@@ -636,13 +640,9 @@ static void json_ruleset_summary(struct strbuf *b, struct ruleset *s)
 		sb_printf(b, ":%llu", (unsigned long long)s->acts[i].n);
 	}
 	sb_adds(b, "},\"lines\":[");
-	struct strbuf r;
-	sb_init(&r);
 	for (size_t i = 0; i < s->nrules; i++) {
-		sb_reset(&r);
-		add_rule(&r, s, (long)i);
 		sb_adds(b, i ? ",{\"rule\":" : "{\"rule\":");
-		json_str(b, r.s, r.len);
+		json_rule(b, s, (long)i);
 		sb_printf(b, ",\"count\":%llu}", (unsigned long long)s->per_rule[i]);
 	}
 	sb_printf(b, "],\"default\":%llu,\"tempfail\":%llu,\"never_matched\":[",
@@ -650,15 +650,12 @@ static void json_ruleset_summary(struct strbuf *b, struct ruleset *s)
 	bool first = true;
 	for (size_t i = 0; i < s->nrules; i++)
 		if (!s->per_rule[i]) {
-			sb_reset(&r);
-			add_rule(&r, s, (long)i);
 			if (!first)
 				sb_addc(b, ',');
 			first = false;
-			json_str(b, r.s, r.len);
+			json_rule(b, s, (long)i);
 		}
 	sb_adds(b, "]}");
-	sb_free(&r);
 }
 
 static void json_summary(struct replay *R, FILE *o)
@@ -687,22 +684,14 @@ static void json_summary(struct replay *R, FILE *o)
 	}
 	sb_addc(&b, ']');
 	if (R->diff) {
-		if (R->ngroups)
-			qsort(R->groups, R->ngroups, sizeof *R->groups, cmp_group);
 		sb_printf(&b, ",\"compared\":%llu,\"changed\":%llu,\"changes\":[",
 			  (unsigned long long)R->compared, (unsigned long long)R->changed);
-		struct strbuf r;
-		sb_init(&r);
 		for (size_t i = 0; i < R->ngroups; i++) {
 			struct change_group *g = &R->groups[i];
 			sb_adds(&b, i ? ",{\"old_rule\":" : "{\"old_rule\":");
-			sb_reset(&r);
-			add_rule(&r, &R->rs[0], g->old_rule);
-			json_str(&b, r.s, r.len);
+			json_rule(&b, &R->rs[0], g->old_rule);
 			sb_adds(&b, ",\"new_rule\":");
-			sb_reset(&r);
-			add_rule(&r, &R->rs[1], g->new_rule);
-			json_str(&b, r.s, r.len);
+			json_rule(&b, &R->rs[1], g->new_rule);
 			sb_printf(&b, ",\"count\":%llu,\"examples\":[", (unsigned long long)g->n);
 			for (size_t k = 0; k < g->nexamples; k++) {
 				if (k)
@@ -711,7 +700,6 @@ static void json_summary(struct replay *R, FILE *o)
 			}
 			sb_adds(&b, "]}");
 		}
-		sb_free(&r);
 		sb_addc(&b, ']');
 	}
 	sb_adds(&b, "}}\n");
@@ -928,6 +916,8 @@ int replay_main(int argc, char **argv)
 			rc = 1;
 	free(buf);
 	maillog_finish(R.ml);
+	if (R.ngroups)              /* largest group first, for both formats */
+		qsort(R.groups, R.ngroups, sizeof *R.groups, cmp_group);
 	if (R.json)
 		json_summary(&R, stdout);
 	else
