@@ -108,12 +108,14 @@ static const char *const ml_field_attr[F_COUNT] = {
 
 /* ---- small helpers ----------------------------------------------------- */
 
+/* Whether [p, end) begins with the n bytes of lit. */
 static bool starts(const char *p, const char *end, const char *lit, size_t n)
 {
 	return (size_t)(end - p) >= n && memcmp(p, lit, n) == 0;
 }
 #define STARTS(p, end, lit) starts((p), (end), (lit), sizeof(lit) - 1)
 
+/* An ASCII digit (isdigit() depends on the locale). */
 static bool is_digit(char c)
 {
 	return c >= '0' && c <= '9';
@@ -140,6 +142,7 @@ static int hexval(char c)
 	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
 }
 
+/* FNV-1a hash of n bytes: queue IDs, recipients, sessions. */
 static uint64_t fnv1a(const char *s, size_t n)
 {
 	uint64_t h = 0xcbf29ce484222325ull;
@@ -188,6 +191,7 @@ static time_t local_time(struct maillog *m, int y, int mo, int d, int h, int mi,
 	return m->min_base + s;
 }
 
+/* The month (1-12) of a three-letter English name at p, or 0. */
 static int month_of(const char *p)
 {
 	static const char names[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
@@ -280,6 +284,7 @@ static bool rfc3339_stamp(struct maillog *m, const char *p, const char *end, tim
 
 /* ---- the window -------------------------------------------------------- */
 
+/* Take e out of the least-recently-mentioned list. */
 static void lru_unlink(struct maillog *m, struct ml_entry *e)
 {
 	if (e->prev)
@@ -293,6 +298,7 @@ static void lru_unlink(struct maillog *m, struct ml_entry *e)
 	e->prev = e->next = NULL;
 }
 
+/* Put e at the recent end of the list. */
 static void lru_append(struct maillog *m, struct ml_entry *e)
 {
 	e->prev = m->lru_tail;
@@ -304,11 +310,13 @@ static void lru_append(struct maillog *m, struct ml_entry *e)
 	m->lru_tail = e;
 }
 
+/* The hash chain of hash h. */
 static struct ml_entry **bucket_of(struct maillog *m, uint64_t h)
 {
 	return &m->buckets[h & (m->nbuckets - 1)];
 }
 
+/* The held message with queue ID qid, or NULL. */
 static struct ml_entry *win_find(struct maillog *m, const char *qid, size_t n)
 {
 	uint64_t h = fnv1a(qid, n);
@@ -342,6 +350,7 @@ static bool win_end(struct maillog *m, const char *qid, size_t n)
 	return e != NULL;
 }
 
+/* Twice the buckets, so chains stay short as the window fills. */
 static void win_grow(struct maillog *m)
 {
 	size_t n = m->nbuckets * 2;
@@ -416,6 +425,7 @@ static void win_age(struct maillog *m)
 	}
 }
 
+/* Set field f of e to s (reusing its room when the new value fits). */
 static void ent_set(struct ml_entry *e, enum ml_field f, const char *s, size_t n)
 {
 	if ((e->set & (1u << f)) && n <= e->flen[f]) {
@@ -484,6 +494,7 @@ static void sess_end(struct maillog *m)
 
 /* ---- building the request ---------------------------------------------- */
 
+/* Empty the request area and *r for a new request. */
 static void out_reset(struct maillog *m, struct maillog_req *r)
 {
 	m->outlen = 0;
@@ -1113,6 +1124,7 @@ static bool tag_word(const char *w, const char *wend, const char **prog, size_t 
 	return true;
 }
 
+/* One line without its newline: stamp, [host,] tag, then by program. */
 static enum maillog_line feed(struct maillog *m, const char *p, const char *end,
 			      struct maillog_req *out)
 {
@@ -1186,6 +1198,7 @@ static enum maillog_line feed(struct maillog *m, const char *p, const char *end,
 
 /* ---- interface --------------------------------------------------------- */
 
+/* See maillog.h. */
 struct maillog *maillog_new(const struct maillog_opts *o)
 {
 	struct maillog *m = xcalloc(1, sizeof *m);
@@ -1203,6 +1216,7 @@ struct maillog *maillog_new(const struct maillog_opts *o)
 	return m;
 }
 
+/* Free a message and what it owns. */
 static void entry_free(struct ml_entry *e)
 {
 	free(e->buf);
@@ -1210,6 +1224,7 @@ static void entry_free(struct ml_entry *e)
 	free(e);
 }
 
+/* See maillog.h. */
 void maillog_free(struct maillog *m)
 {
 	if (!m)
@@ -1227,6 +1242,7 @@ void maillog_free(struct maillog *m)
 	free(m);
 }
 
+/* See maillog.h: count the line by what it was. */
 enum maillog_line maillog_feed(struct maillog *m, const char *line, size_t len,
 			       struct maillog_req *out)
 {
@@ -1256,22 +1272,26 @@ enum maillog_line maillog_feed(struct maillog *m, const char *line, size_t len,
 	return r;
 }
 
+/* See maillog.h. */
 void maillog_finish(struct maillog *m)
 {
 	while (m->lru_head)
 		win_drop(m, m->lru_head);
 }
 
+/* See maillog.h. */
 const struct maillog_stats *maillog_stats(const struct maillog *m)
 {
 	return &m->st;
 }
 
+/* See maillog.h. */
 time_t maillog_time(const struct maillog *m)
 {
 	return m->have_time ? m->last : 0;
 }
 
+/* See maillog.h (a linear search: a request has few attributes). */
 const char *maillog_req_get(const struct maillog_req *r, const char *name)
 {
 	for (size_t i = 0; i < r->nattrs; i++)

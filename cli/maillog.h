@@ -23,13 +23,16 @@
  *   - an accepted message: "QID: client=NAME[ADDR], sasl_method=...",
  *     later "QID: from=<S>, size=N, nrcpt=N" (qmgr), then one request per
  *     distinct recipient at its first "QID: to=<R>[, orig_to=<O>]" line,
- *     with the client= line's time and the outcome "accept";
+ *     with the client= line's time and the outcome "accept" (not for a
+ *     client= line with XFORWARD's orig_queue_id=/orig_client=: a content
+ *     filter handing back a message whose recipients were replayed);
  *   - mxacld "decision client=... rule=... action=WORD ..." lines: the
  *     attributes they list, the outcome WORD.
  *
  * The queue-ID window holds the messages between their client= line and
- * their last recipient (or qmgr's "removed"); it is bounded by count and
- * by idle log time, the least recently mentioned message going first.
+ * their last recipient (or qmgr's "removed", a reject after RCPT, or
+ * pickup's "uid=" reusing the ID); it is bounded by count and by idle log
+ * time, the least recently mentioned message going first.
  *
  * Not thread-safe; one struct maillog per input stream.
  */

@@ -89,6 +89,7 @@ struct replay {
 	int rc;
 };
 
+/* replay's usage and options, on f. */
 static void usage(FILE *f)
 {
 	fputs("usage: mxacl replay -c FILE [--diff OTHER] [--format text|json] [--fail-on-change]\n"
@@ -166,6 +167,7 @@ static void json_str(struct strbuf *b, const char *s, size_t n)
 	sb_addc(b, '"');
 }
 
+/* A NUL-terminated s as a JSON string. */
 static void json_strz(struct strbuf *b, const char *s)
 {
 	json_str(b, s, strlen(s));
@@ -206,6 +208,7 @@ static void json_rule(struct strbuf *b, const struct ruleset *s, long rule)
 	sb_free(&r);
 }
 
+/* q's attribute name, or "" when it has none. */
 static const char *attr_or_empty(const struct maillog_req *q, const char *name)
 {
 	const char *v = maillog_req_get(q, name);
@@ -214,6 +217,7 @@ static const char *attr_or_empty(const struct maillog_req *q, const char *name)
 
 /* ---- running requests -------------------------------------------------- */
 
+/* The VM may go on: a lookup it waited for has answered. */
 static void on_resume(struct vm *vm, void *arg)
 {
 	(void)vm;
@@ -289,6 +293,7 @@ static void text_head(struct replay *R, struct strbuf *b, const struct maillog_r
 	sb_adds(b, q->outcome[0] ? q->outcome : "-");
 }
 
+/* The request's who, when, attributes and logged outcome as JSON members. */
 static void json_head(struct replay *R, struct strbuf *b, const struct maillog_req *q)
 {
 	static const char *const src[] = { "reject", "queue", "mxacld" };
@@ -322,6 +327,7 @@ static void json_head(struct replay *R, struct strbuf *b, const struct maillog_r
 	}
 }
 
+/* One ruleset's decision as a JSON object. */
 static void json_decision(struct strbuf *b, const struct ruleset *s, const struct decision *d)
 {
 	sb_adds(b, "{\"action\":");
@@ -442,6 +448,7 @@ static void replay_request(struct replay *R, const struct maillog_req *q)
 
 /* ---- reading logs ------------------------------------------------------ */
 
+/* Feed one log line; run the request it completes, if any. */
 static void one_line(struct replay *R, const char *name, uint64_t lineno, const char *s,
 		     size_t n)
 {
@@ -541,6 +548,7 @@ static bool read_log(struct replay *R, const char *path, char *buf, size_t cap)
 
 /* ---- summary ----------------------------------------------------------- */
 
+/* One policy's counts per action and access line, as text. */
 static void text_ruleset_summary(struct replay *R, struct ruleset *s, FILE *o)
 {
 	(void)R;
@@ -576,12 +584,14 @@ static void text_ruleset_summary(struct replay *R, struct ruleset *s, FILE *o)
 	sb_free(&b);
 }
 
+/* qsort order of change groups: the largest first. */
 static int cmp_group(const void *a, const void *b)
 {
 	const struct change_group *x = a, *y = b;
 	return x->n < y->n ? 1 : x->n > y->n ? -1 : 0;
 }
 
+/* The summary after the text lines. */
 static void text_summary(struct replay *R, FILE *o)
 {
 	const struct maillog_stats *st = maillog_stats(R->ml);
@@ -628,6 +638,7 @@ static void text_summary(struct replay *R, FILE *o)
 	sb_free(&b);
 }
 
+/* One policy's counts as a JSON object. */
 static void json_ruleset_summary(struct strbuf *b, struct ruleset *s)
 {
 	sb_adds(b, "{\"config\":");
@@ -658,6 +669,7 @@ static void json_ruleset_summary(struct strbuf *b, struct ruleset *s)
 	sb_adds(b, "]}");
 }
 
+/* The end of the JSON document: the summary member. */
 static void json_summary(struct replay *R, FILE *o)
 {
 	const struct maillog_stats *st = maillog_stats(R->ml);
@@ -709,6 +721,7 @@ static void json_summary(struct replay *R, FILE *o)
 
 /* ---- set-up ------------------------------------------------------------ */
 
+/* Compile the policy at path, printing its diagnostics; NULL on errors. */
 static struct program *load(const char *path, const struct load_opts *o)
 {
 	struct diags d;
@@ -751,6 +764,7 @@ static bool ruleset_open(struct replay *R, struct ruleset *s, const char *path,
 	return true;
 }
 
+/* Free what ruleset_open made (also after it failed half-way). */
 static void ruleset_close(struct ruleset *s)
 {
 	runtime_free(s->rt);
@@ -774,6 +788,7 @@ static long long num_arg(const char *opt, const char *s, long long lo, long long
 	return v;
 }
 
+/* See replay.h: parse the options, open the policies, read the logs, summarise. */
 int replay_main(int argc, char **argv)
 {
 	static const struct option opts[] = {
