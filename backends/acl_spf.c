@@ -171,11 +171,14 @@ static SPF_dns_rr_t *layer_lookup(SPF_dns_server_t *server, const char *domain, 
 		bool noted = false;
 		for (size_t i = 0; i < c->nmiss && !noted; i++)
 			noted = c->miss[i].type == type && !strcasecmp(c->miss[i].name, domain);
-		if (!noted && c->nmiss < SPF_MAX_MISSES && c->nslots + c->nmiss < SPF_MAX_LOOKUPS) {
+		/* A full miss list is no overflow: a later pass notes the name
+		 * once these are in (%{p} asks for the A records of up to 10
+		 * PTR names in one run). */
+		if (!noted && c->nslots + c->nmiss >= SPF_MAX_LOOKUPS) {
+			c->overflow = true;
+		} else if (!noted && c->nmiss < SPF_MAX_MISSES) {
 			c->miss[c->nmiss].name = xstrdup(domain);
 			c->miss[c->nmiss++].type = type;
-		} else if (!noted) {
-			c->overflow = true;
 		}
 		return SPF_dns_rr_new_init(server, domain, t, 0, TRY_AGAIN);
 	}

@@ -43,7 +43,23 @@ RECORDS = [
     'helo.%s. 300 IN TXT "v=spf1 ip4:11.5.5.5 -all"' % Z,
     # a domain with many other TXT records besides its SPF record
     'many.%s. 300 IN TXT "v=spf1 ip4:11.6.6.0/24 -all"' % Z,
-] + ['many.%s. 300 IN TXT "site-verification-%02d=0123456789abcdef0123456789"' % (Z, i)
+    # exists: with macros: %{i} (dotted IPv4, nibbles for IPv6, in address
+    # order) and %{d}
+    'ex.%s. 300 IN TXT "v=spf1 exists:%%{i}.ip.%%{d} -all"' % Z,
+    '11.3.3.3.ip.ex.%s. 300 IN A 127.0.0.2' % Z,
+    '2.0.0.1.0.d.b.8.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.5.ip.ex.%s. 300 IN A 127.0.0.2'
+    % Z,
+    # a for an IPv6 client: the domain's AAAA
+    'a6.%s. 300 IN TXT "v=spf1 a -all"' % Z,
+    'a6.%s. 300 IN A 11.0.6.1' % Z,
+    'a6.%s. 300 IN AAAA 2001:db8:6::1' % Z,
+    # %{p}: the client's validated name, from 9 PTR names whose A records
+    # libspf2 asks for all in one run
+    'pm.%s. 300 IN TXT "v=spf1 exists:%%{p}.ok.%s -all"' % (Z, Z),
+    'h9.pm.%s.ok.%s. 300 IN A 127.0.0.2' % (Z, Z),
+] + ['9.3.2.11.in-addr.arpa. 300 IN PTR h%d.pm.%s.' % (i, Z) for i in range(1, 10)] \
+  + ['h%d.pm.%s. 300 IN A 11.2.3.%d' % (i, Z, 9 if i == 9 else 8) for i in range(1, 10)] \
+  + ['many.%s. 300 IN TXT "site-verification-%02d=0123456789abcdef0123456789"' % (Z, i)
      for i in range(48)]
 ZONES = [Z + ".", "3.2.11.in-addr.arpa."]
 
@@ -118,6 +134,24 @@ class TestSpfResults(SpfCase):
             ("11.0.1.2", "u@mx." + Z, "fail"),
             ("11.2.3.4", "u@ptr." + Z, "pass"),                # PTR, then its A back
             ("11.2.3.5", "u@ptr." + Z, "fail"),
+        ])
+
+    def test_exists_and_macros(self):
+        self.results([
+            ("11.3.3.3", "u@ex." + Z, "pass"),                 # %{i}.ip.%{d} has an A
+            ("11.3.3.4", "u@ex." + Z, "fail"),
+            ("2001:db8::5", "u@ex." + Z, "pass"),              # %{i} as 32 nibbles
+            ("2001:db8::6", "u@ex." + Z, "fail"),
+            ("11.2.3.9", "u@pm." + Z, "pass"),                 # %{p}: h9 of 9 PTR names
+            ("11.2.3.8", "u@pm." + Z, "fail"),                 # names, none validated
+        ])
+
+    def test_ipv6_client_a_is_aaaa(self):
+        self.results([
+            ("2001:db8:6::1", "u@a6." + Z, "pass"),            # a: the AAAA
+            ("2001:db8:6::2", "u@a6." + Z, "fail"),
+            ("11.0.6.1", "u@a6." + Z, "pass"),                 # a: the A
+            ("2001:db8::99", "U@IP6." + Z, "pass"),            # ip6:
         ])
 
     def test_include_and_redirect(self):
