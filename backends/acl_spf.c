@@ -19,10 +19,13 @@
 #include "backends/dns.h"
 #include "util/log.h"
 
-/* Bounds on one evaluation. libspf2 itself stops at 10 DNS mechanisms and
- * 10 MX or PTR names each; these only stop a runaway. */
-#define SPF_MAX_LOOKUPS 96
-#define SPF_MAX_PASSES 64
+/* Bounds on one evaluation. RFC 7208 4.6.4 allows 10 terms that look up,
+ * each mx or ptr then up to 10 addresses: with the record itself, exp= and
+ * %{p} (a PTR and 10 A), at most 123 lookups. libspf2 counts terms per
+ * record, not across include:, so it does not enforce that: more than
+ * SPF_MAX_LOOKUPS is beyond the RFC's limits, a permerror. Each run that
+ * goes on notes at least one new name, so runs are bounded too. */
+#define SPF_MAX_LOOKUPS 128
 #define SPF_MAX_MISSES 8        /* names noted in one pass */
 
 /* The results an acl may name, indexed by SPF_result_t. */
@@ -119,7 +122,6 @@ struct spf_call {
 	bool overflow;           /* a pass needed more than the bounds allow */
 	size_t outstanding;      /* lookups not yet answered (+1 while starting) */
 	bool running, done;
-	unsigned passes;
 	SPF_result_t result;
 	char *received;
 };
@@ -261,6 +263,18 @@ static void call_free(struct spf_call *c)
 	free(c);
 }
 
+/* ${spf_received}: libspf2's header value, or ours when it has none. */
+static void set_received(struct spf_call *c, const char *rec)
+{
+	free(c->received);
+	if (rec)
+		c->received = xstrdup(rec);
+	else
+		c->received = xasprintf("%s client-ip=%s; envelope-from=%s%s; helo=%s;",
+					result_names[c->result], c->ip, c->sender[0] ? "" : "postmaster@",
+					c->sender[0] ? c->sender : c->helo, c->helo);
+}
+
 /* One run of libspf2 over the answers so far; notes what it missed. */
 static void spf_pass(struct spf_call *c)
 {
@@ -291,13 +305,8 @@ static void spf_pass(struct spf_call *c)
 	if (c->result <= SPF_RESULT_INVALID || c->result >= NRESULTS)
 		c->result = err == SPF_E_DNS_ERROR ? SPF_RESULT_TEMPERROR : SPF_RESULT_PERMERROR;
 	const char *rec = resp ? SPF_response_get_received_spf_value(resp) : NULL;
-	free(c->received);
-	if (rec)
-		c->received = xstrdup(rec);
-	else                             /* libspf2 gives none for a record that does not compile */
-		c->received = xasprintf("%s client-ip=%s; envelope-from=%s%s; helo=%s;",
-					result_names[c->result], c->ip, c->sender[0] ? "" : "postmaster@",
-					c->sender[0] ? c->sender : c->helo, c->helo);
+	/* libspf2 gives none for a record that does not compile */
+	set_received(c, rec);
 	SPF_response_free(resp);
 	SPF_request_free(req);
 }
@@ -338,12 +347,13 @@ static void spf_run(struct spf_call *c)
 			call_finish(c);
 			return;
 		}
-		if (c->overflow || ++c->passes > SPF_MAX_PASSES) {
-			log_warning("spf: %s for client %s: more than %d lookups; temperror", c->sender[0] ? c->sender : c->helo,
-				    c->ip, SPF_MAX_LOOKUPS);
+		if (c->overflow) {
+			log_warning("spf: %s for client %s: more than %d DNS lookups; permerror",
+				    c->sender[0] ? c->sender : c->helo, c->ip, SPF_MAX_LOOKUPS);
 			for (size_t i = 0; i < c->nmiss; i++)
 				free((char *)c->miss[i].name);
-			c->result = SPF_RESULT_TEMPERROR;
+			c->result = SPF_RESULT_PERMERROR;
+			set_received(c, NULL);  /* the discarded run's said otherwise */
 			c->running = false;
 			call_finish(c);
 			return;

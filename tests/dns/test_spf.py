@@ -57,7 +57,21 @@ RECORDS = [
     # libspf2 asks for all in one run
     'pm.%s. 300 IN TXT "v=spf1 exists:%%{p}.ok.%s -all"' % (Z, Z),
     'h9.pm.%s.ok.%s. 300 IN A 127.0.0.2' % (Z, Z),
-] + ['9.3.2.11.in-addr.arpa. 300 IN PTR h%d.pm.%s.' % (i, Z) for i in range(1, 10)] \
+    # 7 mx: terms of 10 MX hosts each: 78 lookups, within RFC 7208's limits
+    'mx7.%s. 300 IN TXT "v=spf1 %s -all"' % (Z, " ".join("mx:m%d.mx7.%s" % (m, Z) for m in range(7))),
+    # 15 such terms, 7 of them in an include: (libspf2 counts per record):
+    # 156 lookups, beyond the RFC's limits
+    # (two strings each: one holds at most 255 bytes; SPF joins them)
+    'big.%s. 300 IN TXT "v=spf1 include:inc.big.%s %s " "%s -all"'
+    % (Z, Z, " ".join("mx:m%d.mx7.%s" % (m, Z) for m in range(4)),
+       " ".join("mx:m%d.mx7.%s" % (m, Z) for m in range(4, 8))),
+    'inc.big.%s. 300 IN TXT "v=spf1 %s " "%s -all"'
+    % (Z, " ".join("mx:m%d.mx7.%s" % (m, Z) for m in range(8, 12)),
+       " ".join("mx:m%d.mx7.%s" % (m, Z) for m in range(12, 15))),
+] + ['m%d.mx7.%s. 300 IN MX %d h%d.m%d.mx7.%s.' % (m, Z, h, h, m, Z)
+     for m in range(15) for h in range(10)] \
+  + ['h%d.m%d.mx7.%s. 300 IN A 11.7.%d.%d' % (h, m, Z, m, h) for m in range(15) for h in range(10)] \
+  + ['9.3.2.11.in-addr.arpa. 300 IN PTR h%d.pm.%s.' % (i, Z) for i in range(1, 10)] \
   + ['h%d.pm.%s. 300 IN A 11.2.3.%d' % (i, Z, 9 if i == 9 else 8) for i in range(1, 10)] \
   + ['many.%s. 300 IN TXT "site-verification-%02d=0123456789abcdef0123456789"' % (Z, i)
      for i in range(48)]
@@ -145,6 +159,20 @@ class TestSpfResults(SpfCase):
             ("11.2.3.9", "u@pm." + Z, "pass"),                 # %{p}: h9 of 9 PTR names
             ("11.2.3.8", "u@pm." + Z, "fail"),                 # names, none validated
         ])
+
+    def test_many_lookups_within_the_rfc_limits(self):
+        # libspf2 asks for the MX hosts' A records one run at a time: 79 runs
+        self.results([
+            ("11.7.6.9", "u@mx7." + Z, "pass"),                # the 70th A record
+            ("11.7.7.7", "u@mx7." + Z, "fail"),
+            ("11.7.9.9", "u@big." + Z, "pass"),                # found in the include
+            ("11.7.20.7", "u@big." + Z, "permerror"),          # more than 128 lookups
+        ])
+        conf = ("acl any spf pass fail permerror\n"
+                "action hdr PREPEND Received-SPF: ${spf_received}\naccess any hdr\n")
+        self.assertEqual(self.mxacl_test(conf, [req("11.7.20.7", "u@big." + Z)]),
+                         ["action=PREPEND Received-SPF: permerror client-ip=11.7.20.7; "
+                          "envelope-from=u@big.%s; helo=mx.client.example;" % Z])
 
     def test_ipv6_client_a_is_aaaa(self):
         self.results([
