@@ -17,9 +17,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli/common.h"
 #include "cli/grey.h"
 #include "cli/replay.h"
-#include "backends/dns.h"
 #include "engine/engine.h"
 #include "engine/testhooks.h"
 
@@ -55,21 +55,6 @@ static void usage(FILE *f)
 	      "                      set dns; default: /etc/resolv.conf)\n"
 	      "      --dns-timeout MS  give up on a DNS lookup after MS ms (default 2000)\n",
 	      f);
-}
-
-static struct program *load(const char *path, const struct load_opts *o, bool quiet_ok)
-{
-	struct diags d;
-	diags_init(&d);
-	struct program *p = program_load_opts(path, o, &d);
-	diags_print(&d, stderr);
-	if (!p)
-		fprintf(stderr, "mxacl: %s: %zu error%s\n", path, d.nerrors, d.nerrors == 1 ? "" : "s");
-	else if (!quiet_ok && d.nwarnings)
-		fprintf(stderr, "mxacl: %s: %zu warning%s\n", path, d.nwarnings,
-			d.nwarnings == 1 ? "" : "s");
-	diags_free(&d);
-	return p;
 }
 
 struct test_run {
@@ -193,17 +178,13 @@ int main(int argc, char **argv)
 		{ "config", required_argument, NULL, 'c' },
 		{ "explain", no_argument, NULL, 'e' },
 		{ "now", required_argument, NULL, 'n' },
-		{ "geoip", required_argument, NULL, 'g' },
-		{ "dns", required_argument, NULL, 'd' },
-		{ "dns-timeout", required_argument, NULL, 'T' },
+		CLI_LOOKUP_OPTIONS,
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *config = "/etc/mxacl/policy.conf";
-	struct load_opts lo = { 0 };
+	struct cli_lookups lk = { 0 };
 	struct test_run t = { .now = -1 };
-	const char *dns_servers[64];
-	struct dns_opts dnso = { .servers = dns_servers };
 	int c;
 	optind = 2;
 	while ((c = getopt_long(argc, argv, "c:eh", opts, NULL)) != -1) {
@@ -214,27 +195,6 @@ int main(int argc, char **argv)
 		case 'e':
 			t.explain = true;
 			break;
-		case 'g':
-			lo.geoip = optarg;
-			break;
-		case 'd':
-			if (dnso.nservers == ARRAY_LEN(dns_servers)) {
-				fprintf(stderr, "mxacl: at most %zu --dns servers\n", ARRAY_LEN(dns_servers));
-				return 2;
-			}
-			dns_servers[dnso.nservers++] = optarg;
-			break;
-		case 'T': {
-			char *end;
-			errno = 0;
-			long ms = strtol(optarg, &end, 10);
-			if (errno || *end || ms < 1 || ms > 600000) {
-				fprintf(stderr, "mxacl: --dns-timeout takes milliseconds (1..600000)\n");
-				return 2;
-			}
-			dnso.timeout_ms = (unsigned)ms;
-			break;
-		}
 		case 'n': {
 			char *end;
 			errno = 0;
@@ -249,6 +209,12 @@ int main(int argc, char **argv)
 			usage(stdout);
 			return 0;
 		default:
+			switch (cli_lookup_option(&lk, c, optarg, cmd)) {
+			case 1:
+				continue;
+			case -1:
+				return 2;
+			}
 			usage(stderr);
 			return 2;
 		}
@@ -259,7 +225,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	testhooks_register_from_env();
-	t.p = load(config, &lo, strcmp(cmd, "check") != 0);
+	t.p = cli_load(config, &lk.load, strcmp(cmd, "check") == 0);
 	if (!t.p)
 		return 1;
 	int rc = 0;
@@ -268,23 +234,11 @@ int main(int argc, char **argv)
 	} else if (!strcmp(cmd, "test")) {
 		t.base = event_base_new();
 		t.rt = runtime_new(t.base);
-		const struct settings *set = program_settings(t.p);
-		if (dnso.nservers == 0) {       /* --dns wins over "set dns" */
-			dnso.servers = set->dns;
-			dnso.nservers = set->ndns;
-		}
-		if (dnso.nservers || dnso.timeout_ms) {
-			char *err = NULL;
-			struct dns *d = dns_new(t.base, &dnso, &err);
-			if (!d) {
-				fprintf(stderr, "mxacl: %s\n", err);
-				free(err);
-				runtime_free(t.rt);
-				event_base_free(t.base);
-				program_unref(t.p);
-				return 2;
-			}
-			runtime_set_dns(t.rt, d);
+		if (!cli_lookups_apply(&lk, t.rt, t.base, program_settings(t.p))) {
+			runtime_free(t.rt);
+			event_base_free(t.base);
+			program_unref(t.p);
+			return 2;
 		}
 		if (optind == argc) {
 			rc = run_file(&t, stdin, "-") ? 0 : 1;

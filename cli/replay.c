@@ -21,7 +21,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#include "backends/dns.h"
+#include "cli/common.h"
 #include "cli/maillog.h"
 #include "engine/engine.h"
 #include "engine/strmap.h"
@@ -29,7 +29,6 @@
 
 #define REPLAY_READ_SIZE (1 << 20)   /* bytes per gzread */
 #define REPLAY_EXAMPLES 3            /* examples kept per group of changes */
-#define REPLAY_MAX_DNS 64
 
 enum { RULE_DEFAULT = -1, RULE_TEMPFAIL = -2 };
 
@@ -722,46 +721,18 @@ static void json_summary(struct replay *R, FILE *o)
 /* ---- set-up ------------------------------------------------------------ */
 
 /* Compile the policy at path, printing its diagnostics; NULL on errors. */
-static struct program *load(const char *path, const struct load_opts *o)
-{
-	struct diags d;
-	diags_init(&d);
-	struct program *p = program_load_opts(path, o, &d);
-	diags_print(&d, stderr);
-	if (!p)
-		fprintf(stderr, "mxacl: %s: %zu error%s\n", path, d.nerrors, d.nerrors == 1 ? "" : "s");
-	diags_free(&d);
-	return p;
-}
-
 /* Load path into s with its own runtime and resolver; false on errors. */
 static bool ruleset_open(struct replay *R, struct ruleset *s, const char *path,
-			 const struct load_opts *lo, const struct dns_opts *cli_dns)
+			 const struct cli_lookups *lk)
 {
 	s->path = path;
-	s->p = load(path, lo);
+	s->p = cli_load(path, &lk->load, false);
 	if (!s->p)
 		return false;
 	s->rt = runtime_new(R->base);
 	s->nrules = program_nrules(s->p);
 	s->per_rule = xcalloc(s->nrules ? s->nrules : 1, sizeof *s->per_rule);
-	struct dns_opts o = *cli_dns;
-	const struct settings *set = program_settings(s->p);
-	if (o.nservers == 0 && !o.offline) {     /* --dns wins over "set dns" */
-		o.servers = set->dns;
-		o.nservers = set->ndns;
-	}
-	if (o.nservers || o.timeout_ms || o.offline) {
-		char *err = NULL;
-		struct dns *d = dns_new(R->base, &o, &err);
-		if (!d) {
-			fprintf(stderr, "mxacl: %s\n", err);
-			free(err);
-			return false;
-		}
-		runtime_set_dns(s->rt, d);
-	}
-	return true;
+	return cli_lookups_apply(lk, s->rt, R->base, program_settings(s->p));
 }
 
 /* Free what ruleset_open made (also after it failed half-way). */
@@ -775,19 +746,6 @@ static void ruleset_close(struct ruleset *s)
 	free(s->acts);
 }
 
-/* A whole number in [lo, hi] from optarg, or -1 with a message. */
-static long long num_arg(const char *opt, const char *s, long long lo, long long hi)
-{
-	char *end;
-	errno = 0;
-	long long v = strtoll(s, &end, 10);
-	if (errno || *end || end == s || v < lo || v > hi) {
-		fprintf(stderr, "mxacl: replay: %s takes a number from %lld to %lld\n", opt, lo, hi);
-		return -1;
-	}
-	return v;
-}
-
 /* See replay.h: parse the options, open the policies, read the logs, summarise. */
 int replay_main(int argc, char **argv)
 {
@@ -799,9 +757,7 @@ int replay_main(int argc, char **argv)
 		{ "summary", no_argument, NULL, 's' },
 		{ "year", required_argument, NULL, 'y' },
 		{ "offline", no_argument, NULL, 'o' },
-		{ "dns", required_argument, NULL, 'd' },
-		{ "dns-timeout", required_argument, NULL, 'T' },
-		{ "geoip", required_argument, NULL, 'g' },
+		CLI_LOOKUP_OPTIONS,
 		{ "window", required_argument, NULL, 'W' },
 		{ "window-age", required_argument, NULL, 'A' },
 		{ "verbose", no_argument, NULL, 'v' },
@@ -810,9 +766,7 @@ int replay_main(int argc, char **argv)
 	};
 	struct replay R = { .first_item = true, .stamp_time = -1 };
 	const char *config = "/etc/mxacl/policy.conf", *other = NULL;
-	struct load_opts lo = { 0 };
-	const char *dns_servers[REPLAY_MAX_DNS];
-	struct dns_opts dnso = { .servers = dns_servers };
+	struct cli_lookups lk = { 0 };
 	long long v;
 	int c;
 	optind = 1;
@@ -839,35 +793,20 @@ int replay_main(int argc, char **argv)
 			R.summary_only = true;
 			break;
 		case 'y':
-			if ((v = num_arg("--year", optarg, 1970, 9999)) < 0)
+			if ((v = cli_number("replay", "--year", optarg, 1970, 9999)) < 0)
 				return 2;
 			R.mo.year = (int)v;
 			break;
 		case 'o':
-			dnso.offline = true;
-			break;
-		case 'd':
-			if (dnso.nservers == REPLAY_MAX_DNS) {
-				fprintf(stderr, "mxacl: replay: at most %d --dns servers\n", REPLAY_MAX_DNS);
-				return 2;
-			}
-			dns_servers[dnso.nservers++] = optarg;
-			break;
-		case 'T':
-			if ((v = num_arg("--dns-timeout", optarg, 1, 600000)) < 0)
-				return 2;
-			dnso.timeout_ms = (unsigned)v;
-			break;
-		case 'g':
-			lo.geoip = optarg;
+			lk.dns.offline = true;
 			break;
 		case 'W':
-			if ((v = num_arg("--window", optarg, 1, 100000000)) < 0)
+			if ((v = cli_number("replay", "--window", optarg, 1, 100000000)) < 0)
 				return 2;
 			R.mo.window = (size_t)v;
 			break;
 		case 'A':
-			if ((v = num_arg("--window-age", optarg, 1, 365LL * 86400)) < 0)
+			if ((v = cli_number("replay", "--window-age", optarg, 1, 365LL * 86400)) < 0)
 				return 2;
 			R.mo.window_age = (long)v;
 			break;
@@ -878,11 +817,17 @@ int replay_main(int argc, char **argv)
 			usage(stdout);
 			return 0;
 		default:
+			switch (cli_lookup_option(&lk, c, optarg, "replay")) {
+			case 1:
+				continue;
+			case -1:
+				return 2;
+			}
 			usage(stderr);
 			return 2;
 		}
 	}
-	if (dnso.offline && dnso.nservers) {
+	if (lk.dns.offline && lk.dns.nservers) {
 		fprintf(stderr, "mxacl: replay: --offline and --dns exclude each other\n");
 		return 2;
 	}
@@ -904,8 +849,8 @@ int replay_main(int argc, char **argv)
 	}
 	int rc = 0;
 	R.nrs = R.diff ? 2 : 1;
-	if (!ruleset_open(&R, &R.rs[0], config, &lo, &dnso) ||
-	    (R.diff && !ruleset_open(&R, &R.rs[1], other, &lo, &dnso))) {
+	if (!ruleset_open(&R, &R.rs[0], config, &lk) ||
+	    (R.diff && !ruleset_open(&R, &R.rs[1], other, &lk))) {
 		rc = 1;
 		goto out;
 	}
