@@ -68,7 +68,11 @@ RECORDS = [
     'inc.big.%s. 300 IN TXT "v=spf1 %s " "%s -all"'
     % (Z, " ".join("mx:m%d.mx7.%s" % (m, Z) for m in range(8, 12)),
        " ".join("mx:m%d.mx7.%s" % (m, Z) for m in range(12, 15))),
-] + ['m%d.mx7.%s. 300 IN MX %d h%d.m%d.mx7.%s.' % (m, Z, h, h, m, Z)
+] + ['c%d.%s. 300 IN TXT "v=spf1 a:h.c%d.%s include:i.c%d.%s -all"' % (n, Z, n, Z, n, Z)
+     for n in range(24)] \
+  + ['h.c%d.%s. 300 IN A 11.8.%d.1' % (n, Z, n) for n in range(24)] \
+  + ['i.c%d.%s. 300 IN TXT "v=spf1 ip4:11.9.%d.0/24 -all"' % (n, Z, n) for n in range(24)] \
+  + ['m%d.mx7.%s. 300 IN MX %d h%d.m%d.mx7.%s.' % (m, Z, h, h, m, Z)
      for m in range(15) for h in range(10)] \
   + ['h%d.m%d.mx7.%s. 300 IN A 11.7.%d.%d' % (h, m, Z, m, h) for m in range(15) for h in range(10)] \
   + ['9.3.2.11.in-addr.arpa. 300 IN PTR h%d.pm.%s.' % (i, Z) for i in range(1, 10)] \
@@ -327,6 +331,57 @@ class TestSpfDaemon(SpfCase):
             # stopping drops clients (smtpd then answers 4xx and the mail is retried)
             self.assertIsNone(waiting.recv_reply())
             waiting.close()
+
+
+class TestSpfDaemonConcurrent(SpfCase):
+    CONF = ("acl spf_any spf pass fail softfail neutral none permerror temperror\n"
+            "action say REJECT %s ${spf_result} for ${sender} from ${client_address}\n"
+            "access spf_any say\n")
+
+    def test_reload_while_spf_waits(self):
+        # an SPF evaluation waits (a: name that never answers) when mxacld
+        # reloads: that request finishes on the program it started with, the
+        # next one on the new
+        conf = lambda tag: self.CONF % tag
+        with Mxacld(conf("old"), extra_args=["--dns", self.dns.server,
+                                             "--dns-timeout", "1500"]) as d:
+            with PolicyConn(d.endpoint) as c, PolicyConn(d.endpoint) as c2:
+                c.send(req("11.9.9.9", "u@slow." + Z))
+                time.sleep(0.3)
+                self.assertTrue(d.reload(conf("new")))
+                self.assertEqual(c2.request(req("192.0.2.7", "u@ip4." + Z)),
+                                 "action=REJECT new pass for u@ip4.%s from 192.0.2.7" % Z)
+                self.assertEqual(c.recv_reply(), "action=REJECT old temperror for u@slow.%s "
+                                 "from 11.9.9.9" % Z)
+                self.assertEqual(c.request(req("11.9.9.9", "u@slow." + Z)),
+                                 "action=REJECT new temperror for u@slow.%s from 11.9.9.9" % Z)
+            d.stop()
+
+    def test_many_connections_interleaved(self):
+        # 8 connections, 3 rounds, each request a different domain (two or
+        # three lookups each: TXT, a:, include:'s TXT): answers interleave on
+        # the loop, and each request gets its own verdict and header values
+        conf = self.CONF % "v"
+        with Mxacld(conf, extra_args=["--dns", self.dns.server]) as d:
+            conns = [PolicyConn(d.endpoint) for _ in range(8)]
+            try:
+                for rnd in range(3):
+                    want = []
+                    for i, c in enumerate(conns):
+                        n = (rnd * 8 + i) % 24
+                        # pass by a:, pass by include:, or fail; never the
+                        # verdict of the neighbouring domain
+                        ip, verdict = [("11.8.%d.1" % n, "pass"), ("11.9.%d.7" % n, "pass"),
+                                       ("11.8.%d.1" % ((n + 1) % 24), "fail")][(i + rnd) % 3]
+                        sender = "u%d@c%d.%s" % (i, n, Z)
+                        c.send(req(ip, sender))
+                        want.append("action=REJECT v %s for %s from %s" % (verdict, sender, ip))
+                    got = [c.recv_reply() for c in conns]
+                    self.assertEqual(got, want, "round %d" % rnd)
+            finally:
+                for c in conns:
+                    c.close()
+            d.stop()
 
 
 if __name__ == "__main__":
