@@ -22,7 +22,9 @@
  * The callback may run INSIDE dns_lookup, before it returns (a cache hit,
  * or an immediate failure); otherwise it runs from the event loop. It may
  * start new lookups. The result and its strings are valid only during the
- * callback.
+ * callback, and only until it starts another lookup: a cache hit hands
+ * out the cached records themselves, and a lookup answered inside its
+ * call stores its answer, which may evict or replace them. Copy first.
  *
  * One struct dns per process, used only from the loop's thread. Its
  * configuration is fixed once made (a ub_ctx cannot be reconfigured after
