@@ -99,7 +99,6 @@ struct spf_slot {
 	struct spf_call *call;
 	char *name;
 	enum dns_type type;
-	bool answered;
 	int herrno;              /* NETDB_SUCCESS, HOST_NOT_FOUND, NO_DATA, TRY_AGAIN */
 	uint32_t ttl;
 	size_t n;
@@ -304,18 +303,18 @@ static void spf_pass(struct spf_call *c)
 	 * SPF_server_get_record reports as SPF_E_DNS_ERROR without a result. */
 	if (c->result <= SPF_RESULT_INVALID || c->result >= NRESULTS)
 		c->result = err == SPF_E_DNS_ERROR ? SPF_RESULT_TEMPERROR : SPF_RESULT_PERMERROR;
-	const char *rec = resp ? SPF_response_get_received_spf_value(resp) : NULL;
-	/* libspf2 gives none for a record that does not compile */
-	set_received(c, rec);
+	set_received(c, resp ? SPF_response_get_received_spf_value(resp) : NULL);
 	SPF_response_free(resp);
 	SPF_request_free(req);
 }
 
-static enum tri call_answer(const struct spf_call *c)
+/* What verdict result means for acl a: temperror is a temporary failure
+ * unless the acl names it. */
+static enum tri verdict_answer(const struct spf_acl *a, int result)
 {
-	if (c->a->want[c->result])
+	if (a->want[result])
 		return TRI_TRUE;
-	return c->result == SPF_RESULT_TEMPERROR ? TRI_TEMPFAIL : TRI_FALSE;
+	return result == SPF_RESULT_TEMPERROR ? TRI_TEMPFAIL : TRI_FALSE;
 }
 
 /* The verdict is in: hand it to the VM (from the loop) or to eval. */
@@ -327,7 +326,7 @@ static void call_finish(struct spf_call *c)
 	vm_wait_set_var(c->w, VAR_spf_result, result_names[c->result]);
 	if (c->received)
 		vm_wait_set_var(c->w, VAR_spf_received, c->received);
-	vm_wait_done(c->w, call_answer(c));
+	vm_wait_done(c->w, verdict_answer(c->a, c->result));
 	call_free(c);
 }
 
@@ -378,7 +377,6 @@ static void slot_answered(void *arg, const struct dns_result *r)
 {
 	struct spf_slot *s = arg;
 	struct spf_call *c = s->call;
-	s->answered = true;
 	s->ttl = r->ttl;
 	s->herrno = r->status == DNS_FOUND      ? NETDB_SUCCESS
 		    : r->status == DNS_TEMPFAIL ? TRY_AGAIN
@@ -408,7 +406,7 @@ static enum tri spf_eval(const struct acl_rt *acl, struct eval_ctx *e)
 	if (known) {
 		for (int k = 0; k < NRESULTS; k++)
 			if (result_names[k] && !strcmp(known, result_names[k]))
-				return a->want[k] ? TRI_TRUE : k == SPF_RESULT_TEMPERROR ? TRI_TEMPFAIL : TRI_FALSE;
+				return verdict_answer(a, k);
 	}
 	struct request *r = e->req;
 	if (!spf_domain(r))
@@ -427,7 +425,7 @@ static enum tri spf_eval(const struct acl_rt *acl, struct eval_ctx *e)
 	eval_set_var(e, VAR_spf_result, result_names[c->result]);
 	if (c->received)
 		eval_set_var(e, VAR_spf_received, c->received);
-	enum tri t = call_answer(c);
+	enum tri t = verdict_answer(a, c->result);
 	call_free(c);
 	return t;
 }
