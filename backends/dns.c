@@ -10,6 +10,7 @@
 #include <arpa/inet.h>
 #include <arpa/nameser.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <event2/event.h>
 #include <resolv.h>
 #include <stdio.h>
@@ -47,7 +48,13 @@ struct dns {
 	bool offline;
 	struct dnscache *cache;
 	uint32_t max_ttl, max_neg_ttl;
+	/* failed lookups, logged at most once a minute (STYLE: a slow DNS
+	 * server gets a clear line in the log, not one per request) */
+	uint64_t failed;            /* since the last warning */
+	uint64_t last_warning;      /* mono_now() of it; 0: none */
 };
+
+#define DNS_WARN_INTERVAL 60     /* s between warnings about failed lookups */
 
 /* Seconds of a clock that never steps back, for cache expiry. */
 static uint64_t mono_now(void)
@@ -222,6 +229,42 @@ static void query_free(struct dns_query *q)
 	free(q);
 }
 
+static const char *type_name(enum dns_type t)
+{
+	switch (t) {
+	case DNS_T_A:
+		return "A";
+	case DNS_T_AAAA:
+		return "AAAA";
+	case DNS_T_TXT:
+		return "TXT";
+	case DNS_T_MX:
+		return "MX";
+	case DNS_T_PTR:
+		return "PTR";
+	}
+	return "?";
+}
+
+/* Keep the log told of failed lookups: the first of a minute is a warning,
+ * with the count since the last one. (No "answers again" line: one dead
+ * list among working ones would make it flap.) */
+static void note_failure(struct dns *d, const struct dns_query *q, const struct dns_result *r)
+{
+	if (r->status != DNS_TEMPFAIL || d->closing || d->offline)
+		return;
+	d->failed++;
+	uint64_t now = mono_now();
+	if (d->last_warning && now - d->last_warning < DNS_WARN_INTERVAL)
+		return;
+	log_warning("dns: lookup of %s %s failed: %s (%" PRIu64 " failed lookup%s since %s); "
+		    "acls answer as their tempfail= says", q->name, type_name(q->type), r->why,
+		    d->failed, d->failed == 1 ? "" : "s",
+		    d->last_warning ? "the last warning" : "start");
+	d->failed = 0;
+	d->last_warning = now;
+}
+
 /* Call back once; the query is freed here unless ub_resolve_event is still
  * on the stack (dns_lookup frees it then). */
 static void answer(struct dns_query *q, struct dns_result *r)
@@ -234,6 +277,7 @@ static void answer(struct dns_query *q, struct dns_result *r)
 	d->npending--;
 	r->name = q->name;
 	r->type = q->type;
+	note_failure(d, q, r);
 	if (r->status != DNS_TEMPFAIL) {
 		uint32_t cap = r->status == DNS_FOUND ? d->max_ttl : d->max_neg_ttl;
 		dnscache_put(d->cache, r, r->ttl < cap ? r->ttl : cap, mono_now());
