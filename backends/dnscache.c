@@ -8,6 +8,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "util/util.h"
 
@@ -57,14 +58,14 @@ void dnscache_free(struct dnscache *c)
 
 static uint64_t key_hash(const char *name, enum dns_type type)
 {
-	return hash_bytes(name, strlen(name), false) * 31 + (uint64_t)type;
+	return hash_bytes(name, strlen(name), true) * 31 + (uint64_t)type;
 }
 
 /* The entry for (name, type) and the link that points to it. */
 static struct dc_entry **find(struct dnscache *c, const char *name, enum dns_type type, uint64_t h)
 {
 	struct dc_entry **p = &c->bucket[h & c->mask];
-	while (*p && !((*p)->hash == h && (*p)->type == type && !strcmp((*p)->name, name)))
+	while (*p && !((*p)->hash == h && (*p)->type == type && !strcasecmp((*p)->name, name)))
 		p = &(*p)->chain;
 	return p;
 }

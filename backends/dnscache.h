@@ -11,8 +11,8 @@
  * (docs/dns.md, "A first-level cache"); a hit here is a hash probe and a
  * copy-free answer. Temporary failures are never stored.
  *
- * Names are compared as given (callers lower-case them). Time is a
- * monotonic count of seconds the caller supplies.
+ * Names compare without regard to case, as in DNS. Time is a monotonic
+ * count of seconds the caller supplies.
  */
 #ifndef MXACL_DNSCACHE_H
 #define MXACL_DNSCACHE_H

@@ -36,6 +36,8 @@ START_TEST(test_hit_and_expiry)
 	ck_assert_msg(!dnscache_get(c, "2.0.0.127.bl.example", DNS_T_TXT, 1000, &out),
 		      "another type is another entry");
 	ck_assert(!dnscache_get(c, "3.0.0.127.bl.example", DNS_T_A, 1000, &out));
+	ck_assert_msg(dnscache_get(c, "2.0.0.127.BL.Example", DNS_T_A, 1000, &out),
+		      "names compare without regard to case");
 	dnscache_free(c);
 }
 END_TEST
