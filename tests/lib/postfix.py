@@ -51,6 +51,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import unittest
 
 try:
     import mxtest  # shared daemon harness (another module's owner)
@@ -577,3 +578,24 @@ def mxacld_ready():
     if not os.access(exe, os.X_OK):
         return "%s is not built" % exe
     return None
+
+
+def missing_tools():
+    """Why a private Postfix cannot run here, or None when it can."""
+    for tool in ("postfix", "postqueue", "postcat", "swaks", "script"):
+        if not shutil.which(tool, path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin"):
+            return "%s is not installed (scripts/deps installs it)" % tool
+    if os.geteuid() != 0:
+        return "a private Postfix instance needs root"
+    return None
+
+
+def require(mxacld=True):
+    """For setUpClass: skip when Postfix cannot run here (tools, root); fail
+    when the daemon under test is not built (mxacld: it is needed)."""
+    why = missing_tools()
+    if why:
+        raise unittest.SkipTest(why)
+    why = mxacld_ready() if mxacld else None
+    if why:
+        raise AssertionError(why + ": run make asan (or set MXACL_BUILD)")

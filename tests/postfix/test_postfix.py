@@ -17,7 +17,6 @@ goes on to the next restriction).
 """
 import os
 import re
-import shutil
 import stat
 import unittest
 
@@ -65,15 +64,6 @@ def use_fake():
     return os.environ.get("MXACL_POSTFIX_FAKE") == "1"
 
 
-def missing_tools():
-    for tool in ("postfix", "postqueue", "postcat", "swaks", "script"):
-        if not shutil.which(tool, path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin"):
-            return "%s is not installed (scripts/deps installs it)" % tool
-    if os.geteuid() != 0:
-        return "a private Postfix instance needs root"
-    return None
-
-
 class PolicyThroughPostfix:
     """The cases, run once per way Postfix reaches the policy server.
     Subclasses set up cls.postfix (PrivatePostfix) and cls.policy (an
@@ -84,13 +74,7 @@ class PolicyThroughPostfix:
 
     @classmethod
     def setUpClass(cls):
-        why = missing_tools()
-        if why:
-            raise unittest.SkipTest(why)
-        if not use_fake():
-            why = pf.mxacld_ready()
-            if why:
-                raise AssertionError(why + ": run make asan (or set MXACL_BUILD)")
+        pf.require(mxacld=not use_fake())
         try:
             cls.start_servers()
         except BaseException:

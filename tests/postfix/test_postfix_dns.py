@@ -35,13 +35,7 @@ access spf_seen spf_hdr
 class DnsThroughPostfix(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        from test_postfix import missing_tools   # the same preconditions
-        why = missing_tools()
-        if why:
-            raise unittest.SkipTest(why)
-        why = pf.mxacld_ready()
-        if why:
-            raise AssertionError(why + ": run make asan (or set MXACL_BUILD)")
+        pf.require()
         cls.dns = cls.policy = cls.postfix = None
         try:
             cls.dns = DnsServer(records=RECORDS, zones=ZONES).start()

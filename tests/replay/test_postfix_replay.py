@@ -45,24 +45,10 @@ access rcpt_state esmtp named loopback authed rej
 """.format(d=DOMAIN)
 
 
-def missing_tools():
-    for tool in ("postfix", "postqueue", "swaks", "script"):
-        if not shutil.which(tool, path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin"):
-            return "%s is not installed (scripts/deps installs it)" % tool
-    if os.geteuid() != 0:
-        return "a private Postfix instance needs root"
-    return None
-
-
 class PostfixRecordingTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        why = missing_tools()
-        if why:
-            raise unittest.SkipTest(why)
-        why = pf.mxacld_ready()
-        if why:
-            raise AssertionError(why + ": build it (or set MXACL_BUILD)")
+        pf.require()
         cls.dir = tempfile.mkdtemp(prefix="mxacl-replay-pf-")
         cls.decisions = os.path.join(cls.dir, "mxacld.log")
         cls.mxacld = cls.postfix = None
