@@ -9,14 +9,12 @@ end, against a real unbound on loopback:
   test and the memory store."""
 import os
 import re
-import shutil
 import subprocess
-import tempfile
 import time
 import unittest
 
-from dnsserver import DnsServer
-from mxtest import Mxacld, PolicyConn, mxacl_path, ROOT
+import dnsserver
+from mxtest import Mxacld, PolicyConn, ROOT
 
 MKMMDB = os.path.join(ROOT, "tests", "lib", "mkmmdb.pl")
 
@@ -36,18 +34,9 @@ def req(ip, sender="a@sender.example", rcpt="b@dest.example"):
             "sender": sender, "recipient": rcpt}
 
 
-def fmt(r):
-    return "".join("%s=%s\n" % kv for kv in r.items()) + "\n"
-
-
-class DnsTestCase(unittest.TestCase):
-    def setUp(self):
-        self.dns = DnsServer(records=RECORDS, zones=ZONES).start()
-        self.tmp = tempfile.mkdtemp(prefix="mxacl-prefetch-")
-
-    def tearDown(self):
-        self.dns.cleanup()
-        shutil.rmtree(self.tmp, ignore_errors=True)
+class DnsTestCase(dnsserver.DnsCase):
+    RECORDS, ZONES = RECORDS, ZONES
+    FRESH_SERVER = True     # queries are counted per test
 
     def asked(self, name):
         """How many times unbound was asked for name's A record (its query log)."""
@@ -77,13 +66,7 @@ access l3 rej3
 """
 
     def run_test(self, reqs):
-        path = os.path.join(self.tmp, "p.conf")
-        with open(path, "w") as f:
-            f.write(self.CONF)
-        p = subprocess.run([mxacl_path(), "test", "-c", path, "--dns", self.dns.server,
-                            "--explain"], input="".join(fmt(r) for r in reqs),
-                           capture_output=True, text=True, timeout=60)
-        self.assertEqual(p.returncode, 0, p.stderr)
+        p = self.mxacl_test_run(self.CONF, reqs, ["--explain"])
         return p.stdout.split("\n\n")[:-1], p.stderr
 
     def test_lines_ahead_are_asked_at_the_first_wait(self):

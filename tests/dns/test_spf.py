@@ -5,14 +5,11 @@ include loop) and temperror (a name that never answers, with the acl's
 tempfail modes); the HELO identity for the null sender; ${spf_result} and
 ${spf_received}; one verdict per request for several spf acls; and the
 same through mxacld."""
-import os
-import shutil
 import subprocess
-import tempfile
 import time
 import unittest
 
-from dnsserver import DnsServer
+import dnsserver
 from mxtest import Mxacld, PolicyConn, mxacl_path
 
 Z = "spf.mxacl.example"
@@ -92,35 +89,8 @@ def req(ip, sender, helo="mx.client.example"):
             "sender": sender, "recipient": "rcpt@dest.example"}
 
 
-def fmt(r):
-    return "".join("%s=%s\n" % kv for kv in r.items()) + "\n"
-
-
-class SpfCase(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.dns = DnsServer(records=RECORDS, zones=ZONES).start()
-        cls.tmp = tempfile.mkdtemp(prefix="mxacl-spf-")
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.dns.cleanup()
-        shutil.rmtree(cls.tmp, ignore_errors=True)
-
-    def write_conf(self, conf):
-        path = os.path.join(self.tmp, "policy.conf")
-        with open(path, "w") as f:
-            f.write(conf)
-        return path
-
-    def mxacl_test(self, conf, reqs, extra=()):
-        p = subprocess.run([mxacl_path(), "test", "-c", self.write_conf(conf), "--dns",
-                            self.dns.server] + list(extra),
-                           input="".join(fmt(r) for r in reqs), capture_output=True, text=True,
-                           timeout=60)
-        self.assertEqual(p.returncode, 0, p.stderr)
-        self.assertNotIn("Sanitizer", p.stderr)
-        return [l for l in p.stdout.split("\n") if l]
+class SpfCase(dnsserver.DnsCase):
+    RECORDS, ZONES = RECORDS, ZONES
 
     def results(self, cases, extra=()):
         got = self.mxacl_test(CONF_ALL, [req(ip, s) for ip, s, _ in cases], extra)
@@ -241,10 +211,7 @@ class TestSpfResults(SpfCase):
         # evaluation each, and the answers agree
         conf = ("acl p spf pass\nacl f spf fail\naction rej REJECT ${spf_result}\n"
                 "action no DUNNO\naccess p no\naccess f rej\n")
-        path = self.write_conf(conf)
-        p = subprocess.run([mxacl_path(), "test", "-c", path, "--dns", self.dns.server,
-                            "--explain"], input=fmt(req("198.18.0.1", "u@mx." + Z)),
-                           capture_output=True, text=True, timeout=60)
+        p = self.mxacl_test_run(conf, [req("198.18.0.1", "u@mx." + Z)], ["--explain"])
         self.assertEqual(p.stdout.strip(), "action=REJECT fail")
         self.assertIn("acl p answered: no match", p.stderr)
         self.assertRegex(p.stderr, r"acl f \(.*:2\) spf: match")

@@ -25,8 +25,9 @@ import socket
 import subprocess
 import tempfile
 import time
+import unittest
 
-from mxtest import free_port
+from mxtest import fmt_request, free_port, mxacl_path
 
 _PR_SET_PDEATHSIG = 1
 NEVER_ZONE = "never.mxacl.example."
@@ -141,3 +142,61 @@ class DnsServer:
 
     def __exit__(self, *exc):
         self.cleanup()
+
+
+class DnsCase(unittest.TestCase):
+    """Tests against one unbound per class serving RECORDS under ZONES (set
+    them in the subclass), with a private folder for policies and
+    `mxacl test --dns` to run requests."""
+    RECORDS = ()
+    ZONES = ()
+
+    FRESH_SERVER = False   # True: a new server for each test (for counting queries)
+
+    def _start(holder):
+        holder.dns = DnsServer(records=holder.RECORDS, zones=holder.ZONES).start()
+        holder.tmp = tempfile.mkdtemp(prefix="mxacl-dns-test-")
+
+    def _stop(holder):
+        holder.dns.cleanup()
+        shutil.rmtree(holder.tmp, ignore_errors=True)
+
+    @classmethod
+    def setUpClass(cls):
+        if not cls.FRESH_SERVER:
+            DnsCase._start(cls)
+
+    @classmethod
+    def tearDownClass(cls):
+        if not cls.FRESH_SERVER:
+            DnsCase._stop(cls)
+
+    def setUp(self):
+        if self.FRESH_SERVER:
+            DnsCase._start(self)
+
+    def tearDown(self):
+        if self.FRESH_SERVER:
+            DnsCase._stop(self)
+
+    def write_conf(self, conf):
+        path = os.path.join(self.tmp, "policy.conf")
+        with open(path, "w") as f:
+            f.write(conf)
+        return path
+
+    def mxacl_test_run(self, conf, reqs, extra=()):
+        """mxacl test on reqs (dicts); asserts exit 0 and no sanitizer
+        report; returns the CompletedProcess."""
+        p = subprocess.run([mxacl_path(), "test", "-c", self.write_conf(conf), "--dns",
+                            self.dns.server] + list(extra),
+                           input=b"".join(fmt_request(r) for r in reqs), capture_output=True,
+                           timeout=60)
+        p.stdout, p.stderr = p.stdout.decode(), p.stderr.decode()
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertNotIn("Sanitizer", p.stderr)
+        return p
+
+    def mxacl_test(self, conf, reqs, extra=()):
+        """The reply lines of mxacl test on reqs."""
+        return [l for l in self.mxacl_test_run(conf, reqs, extra).stdout.split("\n") if l]
