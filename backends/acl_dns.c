@@ -248,6 +248,7 @@ struct dnsl_answer {
 struct dnsl_call {
 	const struct dnsl_acl *d;
 	struct dns *dns;
+	uint64_t deadline;        /* the request's (eval_dns_deadline), also for the TXT */
 	struct vm_wait *w;        /* NULL while eval is on the stack */
 	size_t pending;           /* A answers still to come (+1 while starting) */
 	bool done;
@@ -320,7 +321,7 @@ static void all_answered(struct dnsl_call *call)
 	sb_free(&b);
 	char name[512];
 	snprintf(name, sizeof name, "%s.%s", call->key, d->z[call->listed].zone);
-	dns_lookup(call->dns, name, DNS_T_TXT, txt_answered, call);
+	dns_lookup_until(call->dns, name, DNS_T_TXT, call->deadline, txt_answered, call);
 }
 
 static int cmp_u32(const void *x, const void *y)
@@ -354,6 +355,7 @@ static enum tri dnsl_eval(const struct acl_rt *acl, struct eval_ctx *e)
 	struct dnsl_call *call = xcalloc(1, sizeof *call + d->nz * sizeof call->ans[0]);
 	call->d = d;
 	call->dns = runtime_dns(e->rt);
+	call->deadline = eval_dns_deadline(e);
 	snprintf(call->key, sizeof call->key, "%s", key);
 	call->pending = d->nz + 1;       /* +1: no decision while still starting */
 	for (size_t i = 0; i < d->nz; i++) {
@@ -365,7 +367,7 @@ static enum tri dnsl_eval(const struct acl_rt *acl, struct eval_ctx *e)
 			call->pending--;
 			continue;
 		}
-		dns_lookup(call->dns, name, DNS_T_A, a_answered, &call->ans[i]);
+		dns_lookup_until(call->dns, name, DNS_T_A, call->deadline, a_answered, &call->ans[i]);
 	}
 	if (--call->pending == 0)
 		all_answered(call);
@@ -393,7 +395,7 @@ static void dnsl_prefetch(const struct acl_rt *acl, struct eval_ctx *e)
 		return;
 	for (size_t i = 0; i < d->nz; i++)
 		if ((size_t)snprintf(name, sizeof name, "%s.%s", key, d->z[i].zone) <= 253)
-			dns_prefetch(runtime_dns(e->rt), name, DNS_T_A);
+			dns_prefetch(runtime_dns(e->rt), name, DNS_T_A, eval_dns_deadline(e));
 }
 
 static void dnsl_describe(const struct acl_rt *acl, struct strbuf *out)

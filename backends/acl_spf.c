@@ -109,6 +109,7 @@ struct spf_slot {
 struct spf_call {
 	const struct spf_acl *a;
 	struct dns *dns;
+	uint64_t deadline;       /* the request's: every pass's lookups end by it */
 	struct vm_wait *w;       /* NULL while eval is on the stack */
 	char *ip, *sender, *helo;
 	struct spf_slot *slot[SPF_MAX_LOOKUPS];
@@ -367,7 +368,8 @@ static void spf_run(struct spf_call *c)
 			c->slot[c->nslots++] = s;
 		}
 		for (size_t i = first; i < c->nslots; i++)
-			dns_lookup(c->dns, c->slot[i]->name, c->slot[i]->type, slot_answered, c->slot[i]);
+			dns_lookup_until(c->dns, c->slot[i]->name, c->slot[i]->type, c->deadline,
+					 slot_answered, c->slot[i]);
 		c->outstanding--;
 	}
 	c->running = false;
@@ -414,6 +416,7 @@ static enum tri spf_eval(const struct acl_rt *acl, struct eval_ctx *e)
 	struct spf_call *c = xcalloc(1, sizeof *c);
 	c->a = a;
 	c->dns = runtime_dns(e->rt);
+	c->deadline = eval_dns_deadline(e);
 	c->ip = xstrdup(r->v[ATTR_client_address].s);
 	c->sender = xstrdup(r->v[ATTR_sender].s);
 	c->helo = xstrdup(r->v[ATTR_helo_name].s);
@@ -436,7 +439,7 @@ static void spf_prefetch(const struct acl_rt *acl, struct eval_ctx *e)
 	(void)acl;
 	const char *dom = spf_domain(e->req);
 	if (dom)
-		dns_prefetch(runtime_dns(e->rt), dom, DNS_T_TXT);
+		dns_prefetch(runtime_dns(e->rt), dom, DNS_T_TXT, eval_dns_deadline(e));
 }
 
 static void spf_describe(const struct acl_rt *acl, struct strbuf *out)

@@ -1,6 +1,7 @@
 /*
  * dns - lookups over libunbound in event mode (see dns.h). Each lookup is a
- * struct dns_query on a list, with our own deadline timer. libunbound calls
+ * struct dns_query on a list, with a timer for the deadline its caller gave
+ * (the request's, shared by all its lookups). libunbound calls
  * back once per query unless it is ub_cancel()ed, so we answer each query
  * exactly once from one of three places: libunbound's callback, the
  * deadline (after ub_cancel), or dns_free (after ub_cancel).
@@ -41,7 +42,7 @@ struct dns_query {
 struct dns {
 	struct event_base *base;
 	struct ub_ctx *ctx;
-	struct timeval timeout;
+	unsigned timeout_ms;
 	struct dns_query *inflight;
 	size_t npending;
 	bool closing;
@@ -62,6 +63,14 @@ static uint64_t mono_now(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
 	return (uint64_t)ts.tv_sec;
+}
+
+/* Milliseconds of the monotonic clock, for deadlines. */
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 /* ---- configuration --------------------------------------------------------- */
@@ -196,9 +205,7 @@ struct dns *dns_new(struct event_base *base, const struct dns_opts *o, char **er
 	d->max_ttl = o->max_ttl ? o->max_ttl : DNS_DEFAULT_MAX_TTL;
 	d->max_neg_ttl = o->max_negative_ttl ? o->max_negative_ttl : DNS_DEFAULT_MAX_NEG_TTL;
 	d->ctx = ctx;
-	unsigned ms = o->timeout_ms ? o->timeout_ms : DNS_DEFAULT_TIMEOUT_MS;
-	d->timeout.tv_sec = ms / 1000;
-	d->timeout.tv_usec = (ms % 1000) * 1000;
+	d->timeout_ms = o->timeout_ms ? o->timeout_ms : DNS_DEFAULT_TIMEOUT_MS;
 	return d;
 }
 
@@ -413,7 +420,7 @@ static void ub_answered(void *arg, int rcode, void *pkt, int len, int sec, char 
 		parse_packet(q, pkt, len);
 }
 
-static void deadline(evutil_socket_t fd, short what, void *arg)
+static void expired(evutil_socket_t fd, short what, void *arg)
 {
 	struct dns_query *q = arg;
 	(void)fd;
@@ -445,7 +452,13 @@ static bool name_possible(const char *name)
 	return true;
 }
 
-void dns_lookup(struct dns *d, const char *name, enum dns_type type, dns_cb cb, void *arg)
+uint64_t dns_deadline(const struct dns *d)
+{
+	return mono_ms() + d->timeout_ms;
+}
+
+void dns_lookup_until(struct dns *d, const char *name, enum dns_type type, uint64_t deadline,
+		      dns_cb cb, void *arg)
 {
 	struct dns_result hit;
 	if (!name_possible(name)) {
@@ -474,6 +487,13 @@ void dns_lookup(struct dns *d, const char *name, enum dns_type type, dns_cb cb, 
 		fail(q, d->closing ? "shutdown" : "offline");
 		return;
 	}
+	uint64_t now = mono_ms();
+	if (now >= deadline) {
+		/* the request's time for DNS is used up (an earlier acl waited it
+		 * out): no query that nobody would wait for */
+		fail(q, "timeout");
+		return;
+	}
 	q->starting = true;
 	int e = ub_resolve_event(d->ctx, name, (int)type, ns_c_in, q, ub_answered, &q->id);
 	q->starting = false;
@@ -489,8 +509,20 @@ void dns_lookup(struct dns *d, const char *name, enum dns_type type, dns_cb cb, 
 	if (q->next)
 		q->next->prev = q;
 	d->inflight = q;
-	q->timer = evtimer_new(d->base, deadline, q);
-	evtimer_add(q->timer, &d->timeout);
+	/* libevent adds a relative timeout to its cached clock, which lags
+	 * by the time this loop pass has taken: refresh it, or the timer
+	 * fires that much early */
+	event_base_update_cache_time(d->base);
+	now = mono_ms();
+	uint64_t left = deadline > now ? deadline - now : 0;
+	struct timeval tv = { .tv_sec = (time_t)(left / 1000), .tv_usec = (suseconds_t)(left % 1000) * 1000 };
+	q->timer = evtimer_new(d->base, expired, q);
+	evtimer_add(q->timer, &tv);
+}
+
+void dns_lookup(struct dns *d, const char *name, enum dns_type type, dns_cb cb, void *arg)
+{
+	dns_lookup_until(d, name, type, dns_deadline(d), cb, arg);
 }
 
 static void prefetched(void *arg, const struct dns_result *r)
@@ -499,9 +531,9 @@ static void prefetched(void *arg, const struct dns_result *r)
 	(void)r;
 }
 
-void dns_prefetch(struct dns *d, const char *name, enum dns_type type)
+void dns_prefetch(struct dns *d, const char *name, enum dns_type type, uint64_t deadline)
 {
-	dns_lookup(d, name, type, prefetched, NULL);
+	dns_lookup_until(d, name, type, deadline, prefetched, NULL);
 }
 
 void dns_free(struct dns *d)

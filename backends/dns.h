@@ -17,8 +17,10 @@
  *                 at once and with nothing sent, a name that cannot exist
  *                 (over 253 bytes, an empty label or one over 63: nxdomain)
  *   DNS_TEMPFAIL  SERVFAIL, REFUSED or any other RCODE, a libunbound
- *                 error, our deadline (dns_opts.timeout_ms; the query is
- *                 then ub_cancel()ed), or dns_free while it was in flight
+ *                 error, the lookup's deadline (the query is then
+ *                 ub_cancel()ed; a lookup started after its deadline is
+ *                 answered from our cache or fails at once, nothing sent),
+ *                 or dns_free while it was in flight
  * The callback may run INSIDE dns_lookup, before it returns (a cache hit,
  * or an immediate failure); otherwise it runs from the event loop. It may
  * start new lookups. The result and its strings are valid only during the
@@ -71,7 +73,8 @@ typedef void (*dns_cb)(void *arg, const struct dns_result *r);
 struct dns_opts {
 	const char *const *servers; /* "HOST", "HOST:PORT", "[V6]:PORT"; none: resolv.conf */
 	size_t nservers;
-	unsigned timeout_ms;        /* our deadline per lookup; 0: DNS_DEFAULT_TIMEOUT_MS */
+	unsigned timeout_ms;        /* a request's deadline (dns_deadline); 0:
+				       DNS_DEFAULT_TIMEOUT_MS */
 	unsigned max_ttl;           /* cache-max-ttl; 0: DNS_DEFAULT_MAX_TTL */
 	unsigned max_negative_ttl;  /* cache-max-negative-ttl; 0: DNS_DEFAULT_MAX_NEG_TTL */
 	unsigned outgoing_range;    /* queries on the wire; 0: 1024, capped to half
@@ -109,18 +112,33 @@ struct dns *dns_new(struct event_base *base, const struct dns_opts *o, char **er
 void dns_free(struct dns *d);
 
 /*
- * Look name (no trailing dot needed) up for type; cb(arg, result) is
- * called exactly once, perhaps before this returns (see above). name is
- * copied.
+ * A deadline for lookups that start now: the configured timeout from now,
+ * in milliseconds of CLOCK_MONOTONIC. A request takes one when its first
+ * lookup starts and passes it to every lookup it makes (also those started
+ * ahead and SPF's later ones), so that it waits for DNS at most one
+ * timeout in all, however many acls it evaluates (docs/dns.md, "One
+ * deadline per request").
  */
+uint64_t dns_deadline(const struct dns *d);
+
+/*
+ * Look name (no trailing dot needed) up for type; cb(arg, result) is
+ * called exactly once, perhaps before this returns (see above), and at the
+ * latest at deadline (dns_deadline), with DNS_TEMPFAIL ("timeout") if
+ * nothing answered by then. name is copied.
+ */
+void dns_lookup_until(struct dns *d, const char *name, enum dns_type type, uint64_t deadline,
+		      dns_cb cb, void *arg);
+/* The same with a deadline of its own: dns_deadline(d). */
 void dns_lookup(struct dns *d, const char *name, enum dns_type type, dns_cb cb, void *arg);
 
 /*
  * Start a lookup whose answer nobody waits for, so that it is in
  * libunbound's cache, or in flight to be merged with, when a dns_lookup
- * for it comes.
+ * for it comes. It is cancelled at deadline, as the lookup that will wait
+ * for it would be.
  */
-void dns_prefetch(struct dns *d, const char *name, enum dns_type type);
+void dns_prefetch(struct dns *d, const char *name, enum dns_type type, uint64_t deadline);
 
 /* Lookups started and not yet answered (tests, shutdown). */
 size_t dns_pending(const struct dns *d);

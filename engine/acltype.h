@@ -135,6 +135,14 @@ const char *eval_get_var(struct eval_ctx *e, enum var_id var);
  * the request was abandoned. */
 void vm_wait_set_var(struct vm_wait *w, enum var_id var, const char *value);
 
+/*
+ * The request's DNS deadline (backends/dns.h, dns_deadline): set from the
+ * resolver's timeout by the first call in a request, the same afterwards.
+ * Every DNS lookup of the request, started ahead or not, and those its
+ * callbacks start later (keep the value), ends by it.
+ */
+uint64_t eval_dns_deadline(struct eval_ctx *e);
+
 /* Local time of the request's clock, computed once per request. */
 const struct tm *eval_localtime(struct eval_ctx *e);
 

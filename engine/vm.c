@@ -40,6 +40,7 @@ struct vm {
 	struct tm tm;
 	bool have_tm;
 	bool prefetched;         /* the lookups of lines ahead have been started */
+	uint64_t dns_deadline;   /* eval_dns_deadline; 0: no lookup yet */
 	const char *vars[VAR_END - VAR_BASE - 1];  /* lookup values, in the request arena */
 	struct vm *next;         /* pool link */
 };
@@ -141,6 +142,7 @@ struct vm *vm_new(struct runtime *rt, struct program *p, struct request *req,
 	vm->trace = NULL;
 	vm->have_tm = false;
 	vm->prefetched = false;
+	vm->dns_deadline = 0;
 	vm->ncand = vm->ccur = 0;
 	memset(vm->vars, 0, sizeof vm->vars);
 	return vm;
@@ -255,6 +257,14 @@ void vm_wait_set_var(struct vm_wait *w, enum var_id var, const char *value)
 {
 	if (!w->vm->abandoned)
 		vm_set_var(w->vm, var, value);
+}
+
+uint64_t eval_dns_deadline(struct eval_ctx *e)
+{
+	struct vm *vm = e->vm;
+	if (!vm->dns_deadline)
+		vm->dns_deadline = dns_deadline(runtime_dns(vm->rt));
+	return vm->dns_deadline;
 }
 
 const struct tm *eval_localtime(struct eval_ctx *e)

@@ -327,6 +327,61 @@ START_TEST(test_timeout)
 }
 END_TEST
 
+/* Two lookups given one deadline end together, at it, not each a timeout
+ * after its own start; a lookup started once it passed fails at once with
+ * nothing sent, unless our cache has the answer (docs/dns.md, "One
+ * deadline per request"). */
+START_TEST(test_shared_deadline)
+{
+	struct event_base *base = event_base_new();
+	struct dns *d = make(base, 5000);
+	struct got cached, g1, g2, late, hit;
+	lookup(d, base, "2.0.0.127.bl.mxacl.example", DNS_T_A, &cached);
+	ck_assert_msg(cached.status == DNS_FOUND, "status %d (%s)", cached.status, cached.why);
+	uint64_t deadline = dns_deadline(d) - 5000 + 300;    /* 0.3 s from now */
+	struct timeval t0, t1;
+	gettimeofday(&t0, NULL);
+	memset(&g1, 0, sizeof g1);
+	memset(&g2, 0, sizeof g2);
+	dns_lookup_until(d, "1.never.mxacl.example", DNS_T_A, deadline, got_cb, &g1);
+	/* the second starts 0.15 s later with the same deadline */
+	struct timeval pause = { 0, 150000 };
+	event_base_loopexit(base, &pause);
+	event_base_dispatch(base);
+	dns_lookup_until(d, "2.never.mxacl.example", DNS_T_A, deadline, got_cb, &g2);
+	g1.base = g2.base = base;
+	struct timeval cap = { 10, 0 };
+	event_base_loopexit(base, &cap);
+	while ((g1.calls == 0 || g2.calls == 0) && event_base_dispatch(base) == 0 &&
+	       !event_base_got_exit(base))
+		;
+	gettimeofday(&t1, NULL);
+	double dt = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_usec - t0.tv_usec) / 1e6;
+	ck_assert_msg(g1.calls == 1 && g2.calls == 1, "calls %d %d, want 1 1", g1.calls, g2.calls);
+	ck_assert_msg(g2.status == DNS_TEMPFAIL && !strcmp(g2.why, "timeout"), "status %d why %s",
+		      g2.status, g2.why);
+	/* the second ended at the shared deadline (0.3 s), not 0.3 s after its
+	 * start (0.45 s); the bound is loose, the difference is what counts */
+	ck_assert_msg(dt >= 0.25 && dt < 0.44, "answered after %.3f s, want the deadline's 0.3", dt);
+	/* past the deadline: answered inside the call, nothing in flight */
+	memset(&late, 0, sizeof late);
+	in_lookup = true;
+	dns_lookup_until(d, "3.never.mxacl.example", DNS_T_A, deadline, got_cb, &late);
+	in_lookup = false;
+	ck_assert_msg(late.calls == 1 && late.inside && late.status == DNS_TEMPFAIL &&
+		      !strcmp(late.why, "timeout"), "late: calls %d inside %d status %d why %s",
+		      late.calls, late.inside, late.status, late.why);
+	ck_assert_int_eq(dns_pending(d), 0);
+	/* ... but a cached answer is still an answer */
+	memset(&hit, 0, sizeof hit);
+	dns_lookup_until(d, "2.0.0.127.bl.mxacl.example", DNS_T_A, deadline, got_cb, &hit);
+	ck_assert_msg(hit.calls == 1 && hit.status == DNS_FOUND, "cached after the deadline: "
+		      "calls %d status %d (%s)", hit.calls, hit.status, hit.why);
+	dns_free(d);
+	event_base_free(base);
+}
+END_TEST
+
 START_TEST(test_free_in_flight)
 {
 	struct event_base *base = event_base_new();
@@ -500,6 +555,7 @@ Suite *dns_suite(void)
 	tcase_add_test(tc, test_mx_and_ptr);
 	tcase_add_test(tc, test_ttl_cap_expires);
 	tcase_add_test(tc, test_timeout);
+	tcase_add_test(tc, test_shared_deadline);
 	tcase_add_test(tc, test_free_in_flight);
 	tcase_add_test(tc, test_lookup_from_callback);
 	tcase_add_test(tc, test_impossible_names);
