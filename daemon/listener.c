@@ -8,6 +8,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -28,7 +29,9 @@
 struct listener {
 	char *spec;                 /* as the operator wrote it */
 	char *name;                 /* what was bound: "inet:127.0.0.1:10040" */
-	char *path;                 /* unix: the absolute path to remove */
+	char *path;                 /* unix: the absolute path, for messages */
+	int dirfd;                  /* unix: its directory (O_PATH), and */
+	char *base;                 /*   its name there, to remove it by */
 	dev_t dev;                  /* unix: the file we created, so that we */
 	ino_t ino;                  /*   never remove somebody else's */
 	int fd;
@@ -43,6 +46,7 @@ static struct listener *listener_new(const char *spec, int fd)
 	struct listener *l = xcalloc(1, sizeof *l);
 	l->spec = xstrdup(spec);
 	l->fd = fd;
+	l->dirfd = -1;
 	return l;
 }
 
@@ -51,6 +55,9 @@ static void listener_free(struct listener *l)
 	free(l->spec);
 	free(l->name);
 	free(l->path);
+	free(l->base);
+	if (l->dirfd >= 0)
+		close(l->dirfd);
 	free(l);
 }
 
@@ -190,14 +197,17 @@ static bool listener_open_inet(const char *spec, const char *rest, struct listen
 }
 
 /*
- * Remove path if it is a socket nobody accepts on (left by a crash); fail
- * when it is something else or a live socket: another mxacld may be using
- * it.
+ * Check what is at dir/name before a socket takes its place: nothing, or a
+ * socket nobody accepts on (left by a crash), which the rename in
+ * listener_open_unix replaces. Anything else is an error: a live socket
+ * (another mxacld may be using it) or a file that is not a socket. Nothing
+ * is removed here, so nothing can be removed that was swapped in since.
  */
-static bool listener_clear_stale(const char *path, struct strbuf *err)
+static bool listener_check_stale(int dirfd, const char *name, const char *path,
+				 struct strbuf *err)
 {
 	struct stat st;
-	if (lstat(path, &st) < 0)
+	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
 		return errno == ENOENT ? true
 				       : (sb_printf(err, "%s: %s", path, strerror(errno)), false);
 	if (!S_ISSOCK(st.st_mode)) {
@@ -206,7 +216,9 @@ static bool listener_clear_stale(const char *path, struct strbuf *err)
 	}
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
 	snprintf(sun.sun_path, sizeof sun.sun_path, "%s", path);
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	/* Non-blocking: a listener with a full backlog must not hold us up
+	 * (it answers EAGAIN, which means someone is listening). */
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
 		sb_printf(err, "socket: %s", strerror(errno));
 		return false;
@@ -214,32 +226,109 @@ static bool listener_clear_stale(const char *path, struct strbuf *err)
 	int rc = connect(fd, (struct sockaddr *)&sun, sizeof sun);
 	int e = errno;
 	close(fd);
-	if (rc == 0) {
+	if (rc == 0 || e == EAGAIN || e == EINPROGRESS) {
 		sb_printf(err, "another process is listening on %s", path);
 		return false;
 	}
-	if (e != ECONNREFUSED) {
+	if (e != ECONNREFUSED && e != ENOENT) {
 		sb_printf(err, "%s: %s", path, strerror(e));
-		return false;
-	}
-	if (unlink(path) < 0 && errno != ENOENT) {
-		sb_printf(err, "cannot remove stale socket %s: %s", path, strerror(errno));
 		return false;
 	}
 	return true;
 }
 
+/* Remove our private directory, if the name still leads to it. */
+static void listener_rmdir(int dirfd, const char *name, int tmpfd)
+{
+	struct stat a, b;
+	if (fstat(tmpfd, &a) == 0 && fstatat(dirfd, name, &b, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    a.st_dev == b.st_dev && a.st_ino == b.st_ino)
+		unlinkat(dirfd, name, AT_REMOVEDIR);
+}
+
+/*
+ * Make a directory inside dirfd that only we can enter, and open it: its
+ * name is in a directory others may write, so what we opened is checked
+ * to be the directory we made (ours, mode 0700) before anything goes in.
+ * Returns its descriptor and name, or -1 with a message in err.
+ */
+static int listener_private_dir(int dirfd, const char *dir, char *name, size_t namelen,
+				struct strbuf *err)
+{
+	static unsigned seq;
+	for (int tries = 0; tries < 100; tries++) {
+		snprintf(name, namelen, ".mxacld-%ld-%u-%lx", (long)getpid(), seq++,
+			 (unsigned long)random());
+		if (mkdirat(dirfd, name, 0700) < 0) {
+			if (errno == EEXIST)
+				continue;
+			sb_printf(err, "cannot create a directory in %s: %s", dir, strerror(errno));
+			return -1;
+		}
+		int fd = openat(dirfd, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		struct stat st;
+		if (fd >= 0 && fstat(fd, &st) == 0 && S_ISDIR(st.st_mode) &&
+		    st.st_uid == geteuid() && (st.st_mode & 077) == 0)
+			return fd;
+		if (fd >= 0)
+			close(fd);
+		sb_printf(err, "%s/%s was replaced as it was made: is %s writable by others?",
+			  dir, name, dir);
+		return -1;
+	}
+	sb_printf(err, "cannot create a directory in %s: too many names taken", dir);
+	return -1;
+}
+
+/* bind(fd) to name inside the directory tmpfd, under umask mask. */
+static int listener_bind_in(int fd, int tmpfd, const char *name, bool set_mask, mode_t mask)
+{
+	/* bind(2) takes a path, not a directory descriptor: bind relative to
+	 * the private directory, then go back. Start-up is single-threaded. */
+	int cwd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (cwd < 0)
+		return -1;
+	int rc = -1, e;
+	if (fchdir(tmpfd) == 0) {
+		struct sockaddr_un sun = { .sun_family = AF_UNIX };
+		snprintf(sun.sun_path, sizeof sun.sun_path, "%s", name);
+		mode_t old = set_mask ? umask(mask) : 0;
+		rc = bind(fd, (struct sockaddr *)&sun, sizeof sun);
+		e = errno;
+		if (set_mask)
+			umask(old);
+		if (fchdir(cwd) < 0)
+			fatal_abort("cannot return to the working directory: %s", strerror(errno));
+		errno = e;
+	}
+	e = errno;
+	close(cwd);
+	errno = e;
+	return rc;
+}
+
+/*
+ * A unix socket at path, made so that a local user who can write path's
+ * directory (Postfix's private/ is the postfix user's; the control socket's
+ * may be --user's) cannot turn our chmod and chown on the socket into
+ * changes to another file: the socket is bound in a fresh directory only
+ * we can write, given its mode and owner there, set listening, and then
+ * renamed into place. rename(2) replaces whatever is at the name without
+ * following it, and nothing is done by path in the shared directory after
+ * that (apart from removing our own socket at exit, by directory
+ * descriptor, after checking it is still ours).
+ */
 static bool listener_open_unix(const char *spec, const char *path,
 			       const struct listener_perms *perms, struct listener ***v,
 			       size_t *n, size_t *cap, struct strbuf *err)
 {
-	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	struct sockaddr_un sun;
 	char *abs;
 	if (!path[0]) {
 		sb_printf(err, "want unix:PATH");
 		return false;
 	}
-	/* Absolute, so that it can be removed after a daemon chdir("/"). */
+	/* Absolute, so that it can be named after a daemon chdir("/"). */
 	if (path[0] == '/') {
 		abs = xstrdup(path);
 	} else {
@@ -256,56 +345,87 @@ static bool listener_open_unix(const char *spec, const char *path,
 		free(abs);
 		return false;
 	}
-	memcpy(sun.sun_path, abs, strlen(abs) + 1);
-	if (!listener_clear_stale(abs, err)) {
-		free(abs);
-		return false;
-	}
-
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0) {
-		sb_printf(err, "socket: %s", strerror(errno));
-		free(abs);
-		return false;
-	}
-	/* Create the file no more open than asked, then set the exact mode. */
-	mode_t old = perms->mode >= 0 ? umask(0177) : 0;
-	int rc = bind(fd, (struct sockaddr *)&sun, sizeof sun);
-	int e = errno;
-	if (perms->mode >= 0)
-		umask(old);
-	if (rc < 0) {
-		sb_printf(err, "cannot bind %s: %s", abs, strerror(e));
+	char *slash = strrchr(abs, '/');
+	const char *base = slash + 1;
+	char *dir = slash == abs ? xstrdup("/") : xstrndup(abs, (size_t)(slash - abs));
+	char tmpname[64];
+	int dirfd = -1, tmpfd = -1, fd = -1;
+	bool bound = false;
+	if (!*base || strcmp(base, ".") == 0 || strcmp(base, "..") == 0) {
+		sb_printf(err, "%s: want a file name after the last '/'", abs);
 		goto fail;
 	}
+	dirfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (dirfd < 0) {
+		sb_printf(err, "%s: %s", dir, strerror(errno));
+		goto fail;
+	}
+	if (!listener_check_stale(dirfd, base, abs, err))
+		goto fail;
+	tmpfd = listener_private_dir(dirfd, dir, tmpname, sizeof tmpname, err);
+	if (tmpfd < 0)
+		goto fail;
+
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		sb_printf(err, "socket: %s", strerror(errno));
+		goto fail;
+	}
+	/* No more open than asked, even in our own directory. */
+	if (listener_bind_in(fd, tmpfd, "s", perms->mode >= 0, 0177) < 0) {
+		sb_printf(err, "cannot bind %s: %s", abs, strerror(errno));
+		goto fail;
+	}
+	bound = true;
+	if (perms->mode >= 0 && fchmodat(tmpfd, "s", (mode_t)perms->mode, 0) < 0) {
+		sb_printf(err, "chmod %s: %s", abs, strerror(errno));
+		goto fail;
+	}
+	if ((perms->uid != (uid_t)-1 || perms->gid != (gid_t)-1) &&
+	    fchownat(tmpfd, "s", perms->uid, perms->gid, AT_SYMLINK_NOFOLLOW) < 0) {
+		sb_printf(err, "chown %s: %s", abs, strerror(errno));
+		goto fail;
+	}
+	struct stat st;
+	if (fstatat(tmpfd, "s", &st, AT_SYMLINK_NOFOLLOW) < 0) {
+		sb_printf(err, "%s: %s", abs, strerror(errno));
+		goto fail;
+	}
+	/* Listening before it appears: a client never finds it refusing. */
+	if (listen(fd, SOMAXCONN) < 0) {
+		sb_printf(err, "listen %s: %s", abs, strerror(errno));
+		goto fail;
+	}
+	if (renameat(tmpfd, "s", dirfd, base) < 0) {
+		sb_printf(err, "cannot move the socket to %s: %s", abs, strerror(errno));
+		goto fail;
+	}
+	bound = false;
+	listener_rmdir(dirfd, tmpname, tmpfd);
+	close(tmpfd);
+
 	struct listener *l = listener_new(spec, fd);
 	l->path = abs;
 	l->name = xasprintf("unix:%s", abs);
-	struct stat st;
-	if (lstat(abs, &st) == 0) {
-		l->dev = st.st_dev;
-		l->ino = st.st_ino;
-	}
-	if (perms->mode >= 0 && chmod(abs, (mode_t)perms->mode) < 0) {
-		sb_printf(err, "chmod %s: %s", abs, strerror(errno));
-		listener_close(l);
-		return false;
-	}
-	if ((perms->uid != (uid_t)-1 || perms->gid != (gid_t)-1) &&
-	    chown(abs, perms->uid, perms->gid) < 0) {
-		sb_printf(err, "chown %s: %s", abs, strerror(errno));
-		listener_close(l);
-		return false;
-	}
-	if (listen(fd, SOMAXCONN) < 0) {
-		sb_printf(err, "listen %s: %s", abs, strerror(errno));
-		listener_close(l);
-		return false;
-	}
+	l->dirfd = dirfd;
+	l->base = xstrdup(base);
+	l->dev = st.st_dev;
+	l->ino = st.st_ino;
 	VEC_PUSH(*v, *n, *cap, l);
+	free(dir);
 	return true;
 fail:
-	close(fd);
+	if (fd >= 0)
+		close(fd);
+	if (tmpfd >= 0) {
+		if (bound)
+			unlinkat(tmpfd, "s", 0);
+		listener_rmdir(dirfd, tmpname, tmpfd);
+		close(tmpfd);
+	}
+	if (dirfd >= 0)
+		close(dirfd);
+	free(dir);
 	free(abs);
 	return false;
 }
@@ -381,9 +501,12 @@ void listener_close(struct listener *l)
 		close(l->fd);
 	if (l->pause_ev)
 		event_free(l->pause_ev);
+	/* By directory descriptor and name, and only our own socket: the
+	 * directory may be somebody else's to change meanwhile. */
 	struct stat st;
-	if (l->path && lstat(l->path, &st) == 0 && st.st_dev == l->dev && st.st_ino == l->ino &&
-	    unlink(l->path) < 0)
+	if (l->dirfd >= 0 && fstatat(l->dirfd, l->base, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    S_ISSOCK(st.st_mode) && st.st_dev == l->dev && st.st_ino == l->ino &&
+	    unlinkat(l->dirfd, l->base, 0) < 0)
 		log_warning("cannot remove %s: %s", l->path, strerror(errno));
 	listener_free(l);
 }

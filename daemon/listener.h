@@ -9,6 +9,12 @@
  * Opening happens at start-up, before privileges are dropped, so that a
  * unix socket can be given its owner; accepting happens later on an event
  * loop. A unix socket's file is removed when its listener is closed.
+ *
+ * A unix socket's directory may be writable by another user (Postfix's
+ * private/ belongs to postfix): the socket is bound, given its mode and
+ * owner, and set listening in a fresh directory only mxacld can write
+ * (made inside that directory and removed again), then renamed into place,
+ * so no chmod or chown ever follows a name somebody else can change.
  */
 #ifndef MXACL_LISTENER_H
 #define MXACL_LISTENER_H
@@ -39,7 +45,7 @@ typedef void (*listener_accept_fn)(int fd, const char *peer, void *arg);
 /*
  * Bind and listen on spec, appending one listener per address to *v (a
  * host name may give several). A stale unix socket file (one nobody
- * accepts on) is removed first; any other file in the way is an error.
+ * accepts on) is replaced; any other file in the way is an error.
  * Returns false with a message in err (nothing appended) when spec is
  * malformed or a socket cannot be set up.
  */
@@ -58,7 +64,8 @@ const char *listener_name(const struct listener *l);
 bool listener_start(struct listener *l, struct event_base *base,
 		    listener_accept_fn cb, void *arg);
 
-/* Close the socket and remove a unix socket's file. NULL is a no-op. */
+/* Close the socket and remove a unix socket's file if it is still the one
+ * this listener made. NULL is a no-op. */
 void listener_close(struct listener *l);
 
 #endif

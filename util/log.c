@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <syslog.h>
 #include <time.h>
 #include <unistd.h>
@@ -220,6 +221,39 @@ static char *log_abs_path(const char *path)
 	return xasprintf("%s/%s", cwd, path);
 }
 
+/*
+ * Open the log file for appending. The directory may be writable by
+ * somebody else (or become so): a symlink there would have root append to
+ * (or create) any file, and a FIFO would hang the daemon on open. So the
+ * name must not be a symlink (as the pid file), and what it names must be
+ * a regular file or a character device (/dev/null, a terminal).
+ */
+static int log_open_file(const char *path, const char *verb, char *err, size_t errlen)
+{
+	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW |
+			     O_NONBLOCK, 0640);
+	if (fd < 0) {
+		if (errno == ELOOP)
+			snprintf(err, errlen, "cannot %s log file %s: it is a symbolic link (refused: "
+				 "give the file itself)", verb, path);
+		else
+			snprintf(err, errlen, "cannot %s log file %s: %s", verb, path,
+				 strerror(errno));
+		return -1;
+	}
+	struct stat st;
+	if (fstat(fd, &st) < 0 || !(S_ISREG(st.st_mode) || S_ISCHR(st.st_mode))) {
+		snprintf(err, errlen, "cannot %s log file %s: not a regular file", verb, path);
+		close(fd);
+		return -1;
+	}
+	/* Blocking again: a line is written whole or not at all. */
+	int fl = fcntl(fd, F_GETFL);
+	if (fl >= 0)
+		fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+	return fd;
+}
+
 /* Leave the current destination (its lines flushed first). */
 static void log_leave(void)
 {
@@ -259,11 +293,9 @@ bool log_open(const char *dest, const char *ident, const char *facility,
 		log_leave();
 		lg.kind = LOG_KIND_SYSLOG;
 	} else {
-		int fd = open(dest, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0640);
-		if (fd < 0) {
-			snprintf(err, errlen, "cannot open log file %s: %s", dest, strerror(errno));
+		int fd = log_open_file(dest, "open", err, errlen);
+		if (fd < 0)
 			return false;
-		}
 		log_leave();
 		lg.kind = LOG_KIND_FILE;
 		lg.fd = fd;
@@ -280,11 +312,9 @@ bool log_reopen(char *err, size_t errlen)
 {
 	if (lg.kind != LOG_KIND_FILE)
 		return true;
-	int fd = open(lg.path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0640);
-	if (fd < 0) {
-		snprintf(err, errlen, "cannot reopen log file %s: %s", lg.path, strerror(errno));
+	int fd = log_open_file(lg.path, "reopen", err, errlen);
+	if (fd < 0)
 		return false;
-	}
 	log_flush();
 	close(lg.fd);
 	lg.fd = fd;

@@ -29,7 +29,8 @@
 
 /*
  * Send the log to dest: "stderr", "syslog", or a file path (opened for
- * appending, created 0640). ident names the program in each line;
+ * appending, created 0640; a symlink or anything but a regular file or a
+ * character device is refused, here and on reopen). ident names the program in each line;
  * facility is a syslog facility name ("mail", "daemon", "user",
  * "local0".."local7"; NULL: "mail"), checked whatever dest is.
  * On failure returns false with a message in err and the previous
@@ -37,7 +38,8 @@
  */
 bool log_open(const char *dest, const char *ident, const char *facility,
 	      char *err, size_t errlen);
-/* Reopen a log file by its path (after rotation); true for other kinds. */
+/* Reopen a log file by its path (after rotation); true for other kinds.
+ * On failure (err says why) the file already open stays in use. */
 bool log_reopen(char *err, size_t errlen);
 /* Take the new PID for line prefixes; call in the child after fork. */
 void log_refresh_pid(void);
