@@ -3,7 +3,7 @@
  * start-up in the order a daemon needs (load the policy, open the log,
  * bind, detach, write the pid file, drop root, then the event loop), the
  * control socket (control.h), and the signals: SIGHUP reloads the policy,
- * SIGTERM and SIGINT stop.
+ * SIGUSR1 reopens the log file, SIGTERM and SIGINT stop.
  *
  * Start-up problems are fatal (a message on stderr, exit 1); once serving,
  * nothing a client or a reload does stops the daemon.
@@ -84,7 +84,7 @@ struct daemon {
 	size_t nls, capls;
 	struct listener *control_ls;   /* --control; NULL: none */
 	struct control *control;
-	struct event *sig_ev[3];
+	struct event *sig_ev[4];       /* SIGHUP, SIGTERM, SIGINT, SIGUSR1 */
 	struct event *flush_ev;
 	char *state_file;              /* absolute; NULL: none */
 	struct event *state_ev;        /* periodic save of the memory store */
@@ -120,8 +120,8 @@ static void usage(FILE *out)
 		"                            the user mxacld runs as)\n"
 		"  -h, --help                this text\n"
 		"  -V, --version             the version\n"
-		"Flags override the config's \"set\" statements. SIGHUP reloads the policy;\n"
-		"SIGTERM stops.\n");
+		"Flags override the config's \"set\" statements. SIGHUP reloads the policy\n"
+		"(and reopens the log file); SIGUSR1 only reopens the log file; SIGTERM stops.\n");
 }
 
 /* Whether the log goes somewhere else than stderr. */
@@ -489,10 +489,18 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 	struct daemon *d = arg;
 	if (!d->pool)
 		return;     /* stopping: signals caught in the same pass */
-	if (sig == SIGHUP)
+	if (sig == SIGHUP) {
 		reload(arg);
-	else
+	} else if (sig == SIGUSR1) {
+		/* logrotate's convention: reopen the log file, nothing else. */
+		char err[512];
+		if (log_reopen(err, sizeof err))
+			log_info("log reopened on SIGUSR1");
+		else
+			log_warning("SIGUSR1: %s; still logging to the file already open", err);
+	} else {
 		stop(arg, (int)sig);
+	}
 }
 
 static void flush_cb(evutil_socket_t fd, short what, void *arg)
@@ -619,6 +627,7 @@ int main(int argc, char **argv)
 	sigaddset(&sigs, SIGHUP);
 	sigaddset(&sigs, SIGTERM);
 	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGUSR1);
 	sigprocmask(SIG_BLOCK, &sigs, &oldsigs);
 
 	parse_args(argc, argv, o);
@@ -710,7 +719,7 @@ int main(int argc, char **argv)
 		if (!listener_start(d.control_ls, d.base, control_accept, d.control))
 			die("cannot accept on %s", listener_name(d.control_ls));
 	}
-	static const int sig_list[] = { SIGHUP, SIGTERM, SIGINT };
+	static const int sig_list[] = { SIGHUP, SIGTERM, SIGINT, SIGUSR1 };
 	for (size_t i = 0; i < ARRAY_LEN(sig_list); i++) {
 		d.sig_ev[i] = evsignal_new(d.base, sig_list[i], signal_cb, &d);
 		if (!d.sig_ev[i] || evsignal_add(d.sig_ev[i], NULL) < 0)

@@ -260,6 +260,42 @@ class ProcessTest(unittest.TestCase):
         self.assertIn("action=OK", open(logfile + ".1").read())
         self.assertIn("action=REJECT", open(logfile).read())
 
+    def test_log_file_reopened_on_sigusr1(self):
+        # logrotate's signal: reopen the log, log a line, go on serving;
+        # the policy is not reloaded
+        d = Mxacld(pol.policy())
+        self.addCleanup(d.cleanup)
+        logfile = os.path.join(d.tmpdir, "file.log")
+        d.log_mode = logfile
+        d.start()
+        d.query(VIP)
+        os.rename(logfile, logfile + ".1")
+        d.write_conf(pol.policy("v2"))
+        d.signal(signal.SIGUSR1)
+        deadline = time.monotonic() + 20
+        while not (os.path.exists(logfile) and
+                   "log reopened on SIGUSR1" in open(logfile).read()):
+            self.assertTrue(d.running(), "mxacld died of SIGUSR1:\n%s" % d.log_text())
+            self.assertLess(time.monotonic(), deadline, "no reopen line in the new file")
+            time.sleep(0.02)
+        self.assertEqual(d.query({"sender": pol.SPAM_SENDER}), "action=REJECT spam sender v1")
+        d.stop()
+        old, new = open(logfile + ".1").read(), open(logfile).read()
+        self.assertIn("action=OK", old)
+        self.assertNotIn("action=REJECT", old)
+        self.assertIn("action=REJECT spam sender v1", new)
+        self.assertNotIn("reload", old + new)
+
+    def test_sigusr1_with_log_on_stderr(self):
+        d = Mxacld(pol.policy())
+        self.addCleanup(d.cleanup)
+        d.start()
+        for i in range(3):      # one at a time: pending signals merge
+            d.signal(signal.SIGUSR1)
+            d.wait_log("log reopened on SIGUSR1", count=i + 1)
+        self.assertEqual(d.query(VIP), "action=OK")
+        self.assertEqual(d.stop(), 0)
+
     def test_broken_config_at_startup(self):
         tmp = self.tmpdir()
         conf = self.write(os.path.join(tmp, "policy.conf"), pol.BROKEN)
