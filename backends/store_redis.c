@@ -41,6 +41,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <event2/event.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <netdb.h>
 #include <stdint.h>
@@ -68,6 +69,8 @@
 #define REDIS_BACKOFF_MAX_MS 5000
 /* Connecting and the handshake get at least this long (slow links). */
 #define REDIS_HANDSHAKE_MIN_MS 1000
+#define REDIS_ERR_LOG_S 60            /* error replies: a line a minute at most, and
+					 a minute without one ends their outage */
 /* Keys asked for per SCAN step (list, flush). */
 #define REDIS_SCAN_COUNT "1000"
 #define REDIS_PREFIX_MAX 256
@@ -212,7 +215,12 @@ struct store_redis {
 	unsigned backoff_ms;
 	bool outage;                  /* logged as lost, not yet back */
 	bool ever_up;
-	bool cmd_failing;             /* an error reply was logged, no success since */
+	/* error replies (OOM, READONLY, ...), logged per outage (cmd_failed) */
+	bool cmd_failing;             /* in an outage: an error reply within REDIS_ERR_LOG_S */
+	uint64_t cmd_logged_at;       /* mono_s() of its last line */
+	uint64_t cmd_last_error;      /* mono_s() of its latest error reply */
+	uint64_t cmd_errors, cmd_oks; /* replies since its last line */
+	uint64_t cmd_errors_all;      /* error replies in the whole outage */
 	char sha_grey[41], sha_rate[41]; /* empty until a SCRIPT LOAD answered */
 
 	struct rreq *head, *tail;     /* unanswered requests, oldest first */
@@ -423,32 +431,68 @@ static bool reply_live(redisAsyncContext *ac, void *reply, struct rreq *r)
 	return true;
 }
 
-/* An error reply (or a reply of the wrong shape) fails one request; it is
- * logged once, until a command succeeds again. */
-static void cmd_failed(struct store_redis *s, const redisReply *rp)
+/* Seconds of a clock that never steps back, for the error outage. */
+static uint64_t mono_s(void)
 {
-	if (s->cmd_failing)
-		return;
-	s->cmd_failing = true;
-	if (rp->type == REDIS_REPLY_ERROR)
-		log_warning("store %s: command failed: %.*s; greylist and rate acls answer as "
-			    "temporary failures", s->display, (int)rp->len, rp->str);
-	else
-		log_warning("store %s: unexpected reply (type %d); greylist and rate acls answer as "
-			    "temporary failures", s->display, rp->type);
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (uint64_t)ts.tv_sec;
 }
 
-/* A command worked: end a logged run of errors. */
+/*
+ * An error reply (or a reply of the wrong shape) fails one request. Error
+ * replies are logged per outage, as a lost connection is, but an outage
+ * of errors has no clean end: at maxmemory with noeviction, Redis refuses
+ * the greylist's writes while the rate script (which frees before it adds)
+ * goes through, so errors and successes alternate request after request.
+ * The first error starts an outage (a warning); while errors go on, a
+ * warning a minute at most, with counts; a success after a minute without
+ * errors ends it (one line, with the count).
+ */
+static void cmd_failed(struct store_redis *s, const redisReply *rp)
+{
+	uint64_t now = mono_s();
+	char what[160];
+	if (rp->type == REDIS_REPLY_ERROR)
+		snprintf(what, sizeof what, "%.*s", (int)(rp->len < 150 ? rp->len : 150), rp->str);
+	else
+		snprintf(what, sizeof what, "unexpected reply (type %d)", rp->type);
+	s->cmd_last_error = now;
+	s->cmd_errors++;
+	s->cmd_errors_all++;
+	if (!s->cmd_failing) {
+		s->cmd_failing = true;
+		s->cmd_errors_all = 1;
+		log_warning("store %s: command failed: %s; greylist and rate acls answer as "
+			    "temporary failures", s->display, what);
+	} else if (now - s->cmd_logged_at >= REDIS_ERR_LOG_S) {
+		log_warning("store %s: commands still failing: %" PRIu64 " failed and %" PRIu64
+			    " succeeded since the last warning, the latest: %s; greylist and rate "
+			    "acls answer as temporary failures", s->display, s->cmd_errors,
+			    s->cmd_oks, what);
+	} else {
+		return;
+	}
+	s->cmd_logged_at = now;
+	s->cmd_errors = s->cmd_oks = 0;
+}
+
+/* A command worked: end an outage of error replies after a quiet minute. */
 static void cmd_succeeded(struct store_redis *s)
 {
-	if (s->cmd_failing) {
-		s->cmd_failing = false;
-		log_info("store %s: commands succeed again", s->display);
-	}
+	if (!s->cmd_failing)
+		return;
+	s->cmd_oks++;
+	if (mono_s() - s->cmd_last_error < REDIS_ERR_LOG_S)
+		return;
+	s->cmd_failing = false;
+	log_info("store %s: commands succeed again: none failed for %d s (%" PRIu64 " failed "
+		 "command%s in this outage)", s->display, REDIS_ERR_LOG_S, s->cmd_errors_all,
+		 s->cmd_errors_all == 1 ? "" : "s");
 }
 
 /* The end of a command: answer when the reply had the expected shape, else
- * fail it (cmd_failed logs once per run of failures). */
+ * fail it (cmd_failed logs per outage of failures). */
 static void cmd_done(struct store_redis *s, struct rreq *r, const redisReply *rp, bool ok,
 		     const void *answer)
 {
