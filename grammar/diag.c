@@ -127,41 +127,71 @@ void diag_format(const struct diags *d, const struct diag *r, struct strbuf *b)
 	sb_addc(b, '\n');
 }
 
-/* Order of a record: its file (in the order files were read), line, column. */
-static const struct diags *sort_d;
+/*
+ * The printed order of the records: file (in the order files were read),
+ * line, column, then the order they were made. The passes make records in
+ * their own order (resolve's "never used" warnings come after every
+ * statement, compile's after those), so printing and logging both sort.
+ * The keys are computed before qsort, so no comparison needs global state
+ * and a load on another thread may sort at the same time.
+ */
+struct diag_key {
+	size_t file, seq;
+	int line, col;
+};
 
-static size_t source_index(const struct diags *d, const char *file)
+static int diag_key_cmp(const void *a, const void *b)
 {
-	for (size_t i = 0; i < d->nsrc; i++)
-		if (d->src[i]->path == file)
-			return i;
-	return d->nsrc;
+	const struct diag_key *x = a, *y = b;
+	if (x->file != y->file)
+		return x->file < y->file ? -1 : 1;
+	if (x->line != y->line)
+		return x->line < y->line ? -1 : 1;
+	if (x->col != y->col)
+		return x->col < y->col ? -1 : 1;
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
-static int diag_cmp(const void *a, const void *b)
+/* The record indexes of d in printed order (malloc'ed, d->n entries). */
+static size_t *diag_order(const struct diags *d)
 {
-	const struct diag *x = *(const struct diag *const *)a, *y = *(const struct diag *const *)b;
-	size_t fx = source_index(sort_d, x->loc.file), fy = source_index(sort_d, y->loc.file);
-	if (fx != fy)
-		return fx < fy ? -1 : 1;
-	if (x->loc.line != y->loc.line)
-		return x->loc.line < y->loc.line ? -1 : 1;
-	if (x->loc.col != y->loc.col)
-		return x->loc.col < y->loc.col ? -1 : 1;
-	return x < y ? -1 : x > y;       /* stable: the order they were made */
+	struct diag_key *k = xmalloc((d->n ? d->n : 1) * sizeof *k);
+	for (size_t i = 0; i < d->n; i++) {
+		const struct diag *r = &d->v[i];
+		size_t f = d->nsrc;
+		for (size_t j = 0; j < d->nsrc; j++)
+			if (d->src[j]->path == r->loc.file) {
+				f = j;
+				break;
+			}
+		k[i] = (struct diag_key){ .file = f, .seq = i, .line = r->loc.line, .col = r->loc.col };
+	}
+	qsort(k, d->n, sizeof *k, diag_key_cmp);
+	size_t *order = xmalloc((d->n ? d->n : 1) * sizeof *order);
+	for (size_t i = 0; i < d->n; i++)
+		order[i] = k[i].seq;
+	free(k);
+	return order;
+}
+
+void diags_sort(struct diags *d)
+{
+	size_t *order = diag_order(d);
+	struct diag *v = xmalloc((d->n ? d->n : 1) * sizeof *v);
+	for (size_t i = 0; i < d->n; i++)
+		v[i] = d->v[order[i]];
+	memcpy(d->v, v, d->n * sizeof *v);
+	free(v);
+	free(order);
 }
 
 void diags_print(const struct diags *d, FILE *out)
 {
 	struct strbuf b;
 	sb_init(&b);
-	const struct diag **order = xmalloc((d->n ? d->n : 1) * sizeof *order);
+	size_t *order = diag_order(d);
 	for (size_t i = 0; i < d->n; i++)
-		order[i] = &d->v[i];
-	sort_d = d;
-	qsort(order, d->n, sizeof *order, diag_cmp);
-	for (size_t i = 0; i < d->n; i++)
-		diag_format(d, order[i], &b);
+		diag_format(d, &d->v[order[i]], &b);
 	free(order);
 	size_t max = d->max_errors ? d->max_errors : 100;
 	if (d->nerrors > max)

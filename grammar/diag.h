@@ -65,8 +65,16 @@ void diag_note(struct diags *d, struct loc loc, const char *fmt, ...) PRINTF_LIK
 /* A location for a whole file (no line to quote). */
 struct loc loc_file(const char *file);
 
-/* Print every record, in the order they were made. */
+/*
+ * Print every record in source order: by file (in the order the files were
+ * read), line and column; records at one place in the order they were made.
+ */
 void diags_print(const struct diags *d, FILE *out);
+/*
+ * Put d's records in the order diags_print prints them (for callers that
+ * walk d->v themselves, such as mxacld logging a reload's diagnostics).
+ */
+void diags_sort(struct diags *d);
 /* Print one record (with its source line and carets) into b. */
 void diag_format(const struct diags *d, const struct diag *r, struct strbuf *b);
 
