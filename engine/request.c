@@ -20,6 +20,11 @@ enum req_scan req_scan(const char *buf, size_t len, size_t *reqlen, const char *
 			break;
 		size_t content = linelen && buf[pos + linelen - 1] == '\r' ? linelen - 1 : linelen;
 		pos += linelen + 1;
+		/* Before the end test: the limit counts the empty line too. */
+		if (pos > REQ_MAX_SIZE) {
+			*err = "request too large";
+			return REQ_SCAN_ERROR;
+		}
 		if (content == 0) {
 			if (lines == 0) {
 				*err = "empty request";
@@ -30,10 +35,6 @@ enum req_scan req_scan(const char *buf, size_t len, size_t *reqlen, const char *
 		}
 		if (++lines > REQ_MAX_ATTRS) {
 			*err = "too many attributes";
-			return REQ_SCAN_ERROR;
-		}
-		if (pos > REQ_MAX_SIZE) {
-			*err = "request too large";
 			return REQ_SCAN_ERROR;
 		}
 	}

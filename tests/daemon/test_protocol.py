@@ -136,6 +136,36 @@ class ProtocolTest(unittest.TestCase):
         self.assertLess(n, REQ_MAX_ATTRS)
         self.bad_input_closes_only_its_connection(line * n + b"\n", "request too big")
 
+    def sized_request(self, total, eol):
+        """A request for the VIP of exactly total bytes, the empty line
+        included, every line ended by eol."""
+        head = b"recipient=" + pol.VIP.encode() + eol
+        body = total - len(eol) - len(head)
+        lines = []
+        while body > 0:
+            n = 4000 if body >= 4100 else body
+            lines.append(b"ccert_subject=" + b"a" * (n - 14 - len(eol)) + eol)
+            body -= n
+        data = head + b"".join(lines) + eol
+        self.assertEqual(len(data), total)
+        return data
+
+    def test_request_size_boundary(self):
+        # docs/protocol.md: at most REQ_MAX_SIZE bytes with the empty line
+        d = self.daemon()
+        for eol in (b"\n", b"\r\n"):
+            with d.conn() as c:
+                c.send_raw(self.sized_request(REQ_MAX_SIZE, eol))
+                self.assertEqual(c.recv_reply(), "action=OK", "%r, %d bytes" % (eol, REQ_MAX_SIZE))
+                # and the connection goes on
+                self.assertEqual(c.request({"recipient": pol.VIP}), "action=OK")
+            with d.conn() as c:
+                send_quietly(c, self.sized_request(REQ_MAX_SIZE + 1, eol))
+                self.assertEqual(c.recv_all(), b"", "%r, %d bytes answered"
+                                 % (eol, REQ_MAX_SIZE + 1))
+        d.wait_log("bad request: request too large", count=2)
+        d.stop()
+
     def test_empty_request(self):
         # a lone empty line is no request; Postfix never sends one
         self.bad_input_closes_only_its_connection(b"\n", "empty request")

@@ -66,6 +66,62 @@ START_TEST(test_scan_limits)
 }
 END_TEST
 
+/* A request of exactly total bytes, the empty line included, with eol
+ * ("\n" or "\r\n") ending every line; lines within REQ_MAX_LINE. */
+static void make_sized_request(struct strbuf *b, size_t total, const char *eol)
+{
+	size_t el = strlen(eol), body = total - el;
+	sb_reset(b);
+	while (b->len < body) {
+		size_t left = body - b->len;
+		/* a full line, unless the rest is too short to leave a line */
+		size_t line = left >= 4000 + 100 ? 4000 : left;
+		sb_adds(b, "ccert_subject=");
+		for (size_t i = strlen("ccert_subject=") + el; i < line; i++)
+			sb_adds(b, "a");
+		sb_adds(b, eol);
+	}
+	sb_adds(b, eol);
+	ck_assert_uint_eq(b->len, total);
+}
+
+/* The limit is on the whole request, the empty line included: 65,536
+ * bytes are accepted, 65,537 refused, with either line ending. */
+START_TEST(test_scan_size_boundary)
+{
+	static const char *const eols[] = { "\n", "\r\n" };
+	struct strbuf b;
+	sb_init(&b);
+	for (size_t e = 0; e < 2; e++) {
+		const char *err = NULL;
+		size_t len = 0;
+		make_sized_request(&b, REQ_MAX_SIZE, eols[e]);
+		ck_assert_msg(req_scan(b.s, b.len, &len, &err) == REQ_SCAN_COMPLETE,
+			      "eol %zu: %d bytes refused (%s)", e, REQ_MAX_SIZE, err ? err : "");
+		ck_assert_uint_eq(len, REQ_MAX_SIZE);
+		struct request *r = req_new();
+		ck_assert(req_parse(r, b.s, b.len, &err));
+		ck_assert(r->v[ATTR_ccert_subject].present);
+		req_free(r);
+		/* with the next request behind it */
+		sb_adds(&b, "sender=a\n\n");
+		ck_assert_int_eq(req_scan(b.s, b.len, &len, &err), REQ_SCAN_COMPLETE);
+		ck_assert_uint_eq(len, REQ_MAX_SIZE);
+
+		err = NULL;
+		make_sized_request(&b, REQ_MAX_SIZE + 1, eols[e]);
+		enum req_scan got = req_scan(b.s, b.len, &len, &err);
+		ck_assert_msg(got == REQ_SCAN_ERROR, "eol %zu: %d bytes: got %d (len %zu), want "
+			      "an error", e, REQ_MAX_SIZE + 1, got, len);
+		ck_assert_str_eq(err, "request too large");
+		/* its first REQ_MAX_SIZE bytes wait for more */
+		err = NULL;
+		ck_assert_int_eq(req_scan(b.s, REQ_MAX_SIZE, &len, &err), REQ_SCAN_MORE);
+	}
+	sb_free(&b);
+}
+END_TEST
+
 START_TEST(test_parse)
 {
 	const char *in = "request=smtpd_access_policy\nsender=Joe@X.example\nunknown_attr=1\n"
@@ -124,6 +180,7 @@ Suite *request_suite(void)
 	TCase *tc = tcase_create("request");
 	tcase_add_test(tc, test_scan);
 	tcase_add_test(tc, test_scan_limits);
+	tcase_add_test(tc, test_scan_size_boundary);
 	tcase_add_test(tc, test_parse);
 	tcase_add_test(tc, test_clock);
 	suite_add_tcase(s, tc);
