@@ -105,11 +105,72 @@ static bool is_ctl(char c)
 	return u < 0x20 || u == 0x7f;
 }
 
-static void clean_bytes(char *s, size_t n)
+/*
+ * The length of the UTF-8 sequence that starts s (n bytes available): 1
+ * for ASCII, 2 to 4, or 0 when it is not a well-formed one (RFC 3629: a
+ * bad lead or continuation byte, too few bytes, an overlong form, a
+ * surrogate, a code point past U+10FFFF).
+ */
+static size_t utf8_seq(const unsigned char *s, size_t n)
 {
-	for (size_t i = 0; i < n; i++)
-		if (is_ctl(s[i]))
-			s[i] = ' ';
+	unsigned char c = s[0], lo = 0x80, hi = 0xbf;
+	size_t len;
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xc2 && c <= 0xdf) {
+		len = 2;
+	} else if (c >= 0xe0 && c <= 0xef) {
+		len = 3;
+		if (c == 0xe0)
+			lo = 0xa0;          /* overlong */
+		else if (c == 0xed)
+			hi = 0x9f;          /* surrogates */
+	} else if (c >= 0xf0 && c <= 0xf4) {
+		len = 4;
+		if (c == 0xf0)
+			lo = 0x90;          /* overlong */
+		else if (c == 0xf4)
+			hi = 0x8f;          /* past U+10FFFF */
+	} else {
+		return 0;
+	}
+	if (n < len || s[1] < lo || s[1] > hi)
+		return 0;
+	for (size_t i = 2; i < len; i++)
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+	return len;
+}
+
+/*
+ * Clean text for a reply, in place (dst, n bytes, a copy of src): Postfix
+ * turns what is not printable in a reply into spaces itself (smtpd's
+ * printable()), so we send only what it and an SMTP client can take. A
+ * control character (C0, DEL, or C1 written in UTF-8) becomes a space for
+ * each of its bytes; each byte that is not part of a well-formed UTF-8
+ * sequence becomes '?' (the next byte is tried afresh, as Postfix does);
+ * well-formed UTF-8 is kept. src has srclen >= n bytes, so a sequence that
+ * n cuts is judged whole (action_emit's cut then drops it).
+ */
+static void clean_text(char *dst, const char *src, size_t n, size_t srclen)
+{
+	for (size_t i = 0; i < n;) {
+		const unsigned char *p = (const unsigned char *)src + i;
+		size_t l = utf8_seq(p, srclen - i);
+		if (l == 0) {
+			dst[i++] = '?';
+		} else if (l == 1) {
+			if (is_ctl(src[i]))
+				dst[i] = ' ';
+			i++;
+		} else if (l == 2 && p[0] == 0xc2 && p[1] < 0xa0) {
+			dst[i++] = ' ';     /* U+0080..U+009F */
+			if (i < n)
+				dst[i++] = ' ';
+		} else {
+			i += l;
+		}
+	}
 }
 
 /*
@@ -244,8 +305,13 @@ static bool tpl_compile(struct arena *a, const char *text, size_t start,
 			continue;
 		}
 		if (!starts_var(text, i, end)) {
-			lit[nlit++] = is_ctl(text[i]) ? ' ' : text[i];
-			i++;
+			/* one character, cleaned as values are */
+			size_t l = utf8_seq((const unsigned char *)text + i, end - i);
+			l = l ? l : 1;
+			memcpy(lit + nlit, text + i, l);
+			clean_text(lit + nlit, text + i, l, end - i);
+			nlit += l;
+			i += l;
 			continue;
 		}
 		size_t name = i + 2, j = name;
@@ -565,7 +631,7 @@ static void action_emit(const struct action *act, tpl_lookup_fn lookup,
 		size_t n = vlen < room ? vlen : room;
 		size_t at = out->len;
 		sb_add(out, v, n);
-		clean_bytes(out->s + at, n);
+		clean_text(out->s + at, v, n, vlen);
 	}
 
 	/* an empty value at the end must not leave "WARN odd " behind */

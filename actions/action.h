@@ -10,8 +10,8 @@
  *
  * Template syntax: "${name}" with name of [A-Za-z0-9_]+ is a variable;
  * "$$" is a literal "$"; any other "$" is literal too ("$5 fee"). Literal
- * text is cleaned once at compile time (control bytes become spaces), so
- * the reply path only has to clean variable values.
+ * text is cleaned once at compile time, as values are (below), so the
+ * reply path only has to clean variable values.
  */
 #ifndef MXACL_ACTION_H
 #define MXACL_ACTION_H
@@ -112,8 +112,12 @@ bool action_compile(struct arena *a, const char *type, const char *text,
 
 /*
  * Append the reply for act to out: "action=WORD[ text]\n\n", variables
- * expanded through lookup. Expanded text is cleaned so it cannot break the
- * protocol (CR, LF and other control bytes become spaces) and the text is
+ * expanded through lookup. Expanded text is cleaned so that it cannot
+ * break the protocol and is printable text an SMTP reply can carry:
+ * control characters (CR, LF, the other C0 bytes, DEL, and C1 written in
+ * UTF-8) become a space per byte, each byte that is not part of
+ * well-formed UTF-8 (Latin-1, binary, a cut or overlong sequence) becomes
+ * '?', well-formed UTF-8 stays; the length never changes. The text is
  * cut at ACTION_MAX_TEXT bytes, never inside a UTF-8 sequence. Blanks
  * that expanded values leave at the end are dropped, and when the text
  * expands to nothing, no space follows WORD. lookup may be NULL: each

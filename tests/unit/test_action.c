@@ -479,9 +479,31 @@ static const struct reply_case reply_cases[] = {
 	  .val = { [V_A] = "\r\n" } },
 	{ "REJECT", "${a}", "action=REJECT a b\n\n",
 	  .val = { [V_A] = "a\0b" }, .len = { [V_A] = 3 } },
-	/* UTF-8 and other high bytes pass through */
+	/* well-formed UTF-8 passes through (U+00A0 and a 4-byte one too) */
 	{ "REJECT", "${a}", "action=REJECT h\xc3\xa9llo \xe2\x82\xac\n\n",
 	  .val = { [V_A] = "h\xc3\xa9llo \xe2\x82\xac" } },
+	{ "REJECT", "<${a}>", "action=REJECT <\xc2\xa0\xf0\x9f\x98\x80\xf4\x8f\xbf\xbf>\n\n",
+	  .val = { [V_A] = "\xc2\xa0\xf0\x9f\x98\x80\xf4\x8f\xbf\xbf" } },
+	/* every byte that is not well-formed UTF-8 becomes '?' (issue 9):
+	 * Latin-1, binary TXT bytes, a lone continuation byte, a sequence cut
+	 * short (also at the end of the value), overlong forms, surrogates,
+	 * code points past U+10FFFF, bytes that never lead */
+	{ "REJECT", "${a}", "action=REJECT M?ller\n\n", .val = { [V_A] = "M\xfcller" } },
+	{ "REJECT", "<${a}>", "action=REJECT <?\?\?\?>\n\n", .val = { [V_A] = "\x80\xff\xfe\xbf" } },
+	{ "REJECT", "<${a}>", "action=REJECT <?\?x>\n\n", .val = { [V_A] = "\xe2\x82x" } },
+	{ "REJECT", "<${a}>", "action=REJECT <ab?>\n\n", .val = { [V_A] = "ab\xc3" } },
+	{ "REJECT", "<${a}>", "action=REJECT <?\?\?\?\?>\n\n", .val = { [V_A] = "\xc0\xaf\xe0\x80\xaf" } },
+	{ "REJECT", "<${a}>", "action=REJECT <?\?\?>\n\n", .val = { [V_A] = "\xed\xa0\x80" } },
+	{ "REJECT", "<${a}>", "action=REJECT <?\?\?\?\?>\n\n", .val = { [V_A] = "\xf4\x90\x80\x80\xf5" } },
+	{ "REJECT", "<${a}>", "action=REJECT <?\xc3\xa9?>\n\n", .val = { [V_A] = "\xc3\xc3\xa9\xa9" } },
+	/* C1 controls written in UTF-8 (NEL, CSI) are controls: spaces */
+	{ "REJECT", "a${a}b", "action=REJECT a    b\n\n", .val = { [V_A] = "\xc2\x85\xc2\x9b" } },
+	/* mixed: a binary TXT record in the middle of text */
+	{ "450", "4.7.1 listed: ${rbl_txt}", "action=450 4.7.1 listed: see   http://x/ ?\?\n\n",
+	  .val = { [V_RBL_TXT] = "see \x01 http://x/ \x92\xe9" } },
+	/* literal text in the config is cleaned the same way */
+	{ "REJECT", "f\xfcr ${a} \xc3\xa9t\xc3", "action=REJECT f?r x \xc3\xa9t?\n\n",
+	  .val = { [V_A] = "x" } },
 	/* values are not templates */
 	{ "REJECT", "${a}", "action=REJECT ${b} $$\n\n",
 	  .val = { [V_A] = "${b} $$" } },
@@ -569,6 +591,8 @@ struct cut_case {
 	const char *val; /* value of a, repeated rep times */
 	size_t rep;
 	size_t want;     /* bytes of text kept */
+	char clean;      /* 0: the value's bytes are kept as they are; else
+			    each became this byte */
 };
 
 #define EACUTE "\xc3\xa9"        /* 2 bytes */
@@ -576,24 +600,25 @@ struct cut_case {
 #define GRIN "\xf0\x9f\x98\x80"  /* 4 bytes */
 
 static const struct cut_case cut_cases[] = {
-	{ 990, "a", 10, 1000 },          /* exactly full: nothing cut */
-	{ 990, "a", 11, 1000 },          /* one ASCII byte too many */
-	{ 0, "a", 100000, 1000 },        /* a huge value */
-	{ 998, EACUTE, 1, 1000 },        /* 2-byte sequence ends at the limit */
-	{ 999, EACUTE, 1, 999 },         /* ... straddles it: dropped whole */
-	{ 0, EACUTE, 600, 1000 },        /* limit falls between sequences */
-	{ 1, EACUTE, 600, 999 },         /* limit falls inside one */
-	{ 997, EURO, 1, 1000 },
-	{ 998, EURO, 1, 998 },
-	{ 999, EURO, 1, 999 },
-	{ 996, GRIN, 1, 1000 },
-	{ 997, GRIN, 1, 997 },
-	{ 998, GRIN, 1, 998 },
-	{ 999, GRIN, 1, 999 },
-	{ 0, GRIN, 300, 1000 },
-	{ 2, GRIN, 300, 998 },
-	{ 0, "\xa9", 2000, 1000 },       /* not UTF-8 (Latin-1): cut hard */
-	{ 999, "\xa9", 5, 1000 },
+	{ 990, "a", 10, 1000, 0 },          /* exactly full: nothing cut */
+	{ 990, "a", 11, 1000, 0 },          /* one ASCII byte too many */
+	{ 0, "a", 100000, 1000, 0 },        /* a huge value */
+	{ 998, EACUTE, 1, 1000, 0 },        /* 2-byte sequence ends at the limit */
+	{ 999, EACUTE, 1, 999, 0 },         /* ... straddles it: dropped whole */
+	{ 0, EACUTE, 600, 1000, 0 },        /* limit falls between sequences */
+	{ 1, EACUTE, 600, 999, 0 },         /* limit falls inside one */
+	{ 997, EURO, 1, 1000, 0 },
+	{ 998, EURO, 1, 998, 0 },
+	{ 999, EURO, 1, 999, 0 },
+	{ 996, GRIN, 1, 1000, 0 },
+	{ 997, GRIN, 1, 997, 0 },
+	{ 998, GRIN, 1, 998, 0 },
+	{ 999, GRIN, 1, 999, 0 },
+	{ 0, GRIN, 300, 1000, 0 },
+	{ 2, GRIN, 300, 998, 0 },
+	{ 0, "\xa9", 2000, 1000, '?' },  /* not UTF-8 (Latin-1): '?' each, cut hard */
+	{ 999, "\xa9", 5, 1000, '?' },
+	{ 999, "\xc3", 5, 1000, '?' },   /* lead bytes without continuation */
 };
 
 START_TEST(test_reply_cut)
@@ -625,8 +650,9 @@ START_TEST(test_reply_cut)
 		      "bad framing: '%s'", esc(0, b.s, b.len > 40 ? 40 : b.len));
 	/* what is kept is the start of the full text, unchanged */
 	ck_assert(memcmp(b.s + head, text, c->lit < got ? c->lit : got) == 0);
-	if (got > c->lit)
-		ck_assert(memcmp(b.s + head + c->lit, val, got - c->lit) == 0);
+	for (size_t i = c->lit; i < got; i++)
+		ck_assert_msg(b.s[head + i] == (c->clean ? c->clean : val[i - c->lit]),
+			      "text byte %zu: got '%s'", i, esc(0, b.s + head + i, 1));
 
 	sb_free(&b);
 	free(val);
