@@ -105,6 +105,7 @@ struct store_entry {
 /*
  * Called once per entry, then once with e == NULL (the end, or st ==
  * STORE_FAIL). Order is unspecified; entries dead at list's now are skipped.
+ * e and its key live only for the call.
  */
 typedef void (*store_list_cb)(void *arg, enum store_status st, const struct store_entry *e);
 typedef void (*store_done_cb)(void *arg, enum store_status st, unsigned long changed);
@@ -129,6 +130,18 @@ struct store_ops {
 	void (*grey)(struct store *s, const struct grey_query *q, grey_cb cb, void *arg);
 	void (*rate)(struct store *s, const struct rate_query *q, rate_cb cb, void *arg);
 	void (*list)(struct store *s, time_t now, store_list_cb cb, void *arg);
+	/*
+	 * Optional (NULL: use list). A listing in slices, for a store that
+	 * answers at once and could otherwise hold the loop for a whole big
+	 * table: from *cursor (0 to begin) visits about max slots, calls cb
+	 * per live entry, and advances *cursor; when the cursor comes back to
+	 * 0 (or on failure) cb is called once more with e == NULL. Entries
+	 * that live through the whole listing are listed exactly once;
+	 * entries added or removed between slices may or may not be (a
+	 * listing is not a snapshot).
+	 */
+	void (*list_slice)(struct store *s, unsigned long *cursor, size_t max, time_t now,
+			   store_list_cb cb, void *arg);
 	/* p is required for WHITELIST and PASS; NULL is fine for the others. */
 	void (*edit)(struct store *s, enum store_edit op, const char *key, time_t now,
 		     const struct grey_params *p, store_done_cb cb, void *arg);
@@ -151,9 +164,77 @@ extern const struct store_ops store_memory_ops;
 extern const struct store_ops store_redis_ops;
 extern const struct store_ops store_redis_unix_ops;
 
-/* The memory store's persistence (--state-file): atomic write, and load. */
-bool store_memory_save(struct store *s, const char *path, char **err);
-bool store_memory_load(struct store *s, const char *path, time_t now, char **err);
 bool store_is_memory(const struct store *s);
+
+/* ---- the memory store's persistence (--state-file) ------------------------ */
+
+struct store_load_result {
+	unsigned long loaded;          /* live entries taken */
+	unsigned long expired;         /* entries dead by now, dropped */
+	unsigned long skipped;         /* bad lines skipped */
+	unsigned long first_bad;       /* line number of the first, or 0 */
+	const char *aside;             /* where the original was kept (bad lines,
+					  or error), or NULL */
+	const char *error;             /* why loading stopped before the end of
+					  the file ("not an mxacl state file",
+					  a read error), or NULL */
+	double seconds;
+};
+typedef void (*store_load_cb)(void *arg, const struct store_load_result *r);
+
+/*
+ * Load path into the (empty) memory store s on a thread of its own: the
+ * loop goes on, and until the load is complete every operation of s
+ * answers STORE_FAIL and saves are refused. The loop then swaps the
+ * loaded table in and calls cb (pointers in r live for the call only).
+ * Lines that are not entries are skipped and counted; then, or when the
+ * file is not a state file, the original is kept as PATH.bad-TIMESTAMP
+ * (a hard link, else a copy) before any save can replace it.
+ * Returns 1 (started; cb comes later, never before this returns), 0 (no
+ * such file: nothing to load, no cb), or -1 with *err (malloc'ed): path
+ * is a directory, a symbolic link, not a regular file, or unreadable.
+ * store_close during a load stops the thread promptly and drops its work.
+ * Test hook: with MXACL_TEST_HOOKS=1, MXACL_TEST_STATE_LOAD_MS=N makes the
+ * thread wait N ms first (cancellable).
+ */
+int store_memory_load_start(struct store *s, const char *path, time_t now, store_load_cb cb,
+			    void *arg, char **err);
+
+struct store_save_result {
+	bool ok;
+	unsigned long entries;         /* written (ok) */
+	const char *error;             /* !ok: why */
+	double fork_ms;                /* the loop's pause to fork */
+	double seconds;                /* from fork to the child's end */
+	long pid;                      /* the child's */
+};
+typedef void (*store_save_cb)(void *arg, const struct store_save_result *r);
+
+/*
+ * Save s to path from a forked child, which writes a snapshot (the
+ * copy-on-write image at the fork) to a mkstemp() file next to path
+ * (mode 0600; a name planted there is never followed), fsyncs it and
+ * renames it over path. The loop does not wait: cb is called from it
+ * when the child has ended (a failed child's temporary file is removed).
+ * Returns 1 (started), 0 (a save is already running: skipped, no cb), or
+ * -1 with *err (loading, or mkstemp/pipe/fork failed; no cb).
+ */
+int store_memory_save_start(struct store *s, const char *path, store_save_cb cb, void *arg,
+			    char **err);
+
+/*
+ * Save s to path now, in this process (the final save at exit): the same
+ * file handling; a background save still running is killed first (this
+ * one supersedes it). false with *err when it fails or s is loading (the
+ * file is then left as it was).
+ */
+bool store_memory_save(struct store *s, const char *path, char **err);
+
+struct store_memory_stats {
+	size_t entries, buckets;       /* buckets of both tables while growing */
+	bool growing;                  /* an incremental rehash is under way */
+	bool loading, saving;
+};
+void store_memory_stats(const struct store *s, struct store_memory_stats *st);
 
 #endif

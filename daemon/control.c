@@ -8,6 +8,8 @@
  *              line (a trickling client cannot hold a slot for ever)
  *   running    a store operation is in flight: no read, no timer (the
  *              store has its own timeouts and always answers)
+ *   listing    a listing in slices: no read; the next slice once the
+ *              answer so far is out; the idle timer as when writing
  *   writing    an answer the client has not read yet: write, no read;
  *              the idle timer, restarted whenever bytes go out
  *   draining   after a line too long: the error is out and our side shut;
@@ -23,6 +25,15 @@
  * the answer and activate an event: nothing is flushed or closed while a
  * store frame may be on the stack (the memory store answers inside the
  * call).
+ *
+ * A listing from a store that answers at once (the memory store, whose
+ * table may hold millions of entries) goes in slices (store.h,
+ * list_slice): one slice of CONTROL_LIST_SLICE buckets per loop pass, and
+ * the next only once the client has taken the answer so far. The loop
+ * never holds more than a slice, nor the buffer more than a slice's lines;
+ * a client that stops reading stops its listing (and is dropped by the
+ * idle timer). Such a listing is not a snapshot: entries that change
+ * meanwhile may or may not be in it.
  */
 #include "daemon/control.h"
 #include "daemon/sockio.h"
@@ -43,6 +54,9 @@
 #include "util/log.h"
 #include "util/util.h"
 
+/* Buckets of the memory store listed per loop pass: well under a millisecond. */
+#define CONTROL_LIST_SLICE 1024
+
 /* Edits without expire=/awl= take postgrey's defaults (--max-age 35,
  * --auto-whitelist-clients 5): the daemon cannot see inside its acls. */
 #define CONTROL_DEFAULT_EXPIRE (35u * 86400u)
@@ -55,6 +69,10 @@ struct control_op {
 	char *cmd;                   /* the command, for the log line */
 	unsigned long n;             /* entries listed so far */
 	bool done;                   /* the store's final call came */
+	bool slicing;                /* a listing in slices: no store call is
+					pending between them */
+	unsigned long cursor;        /* where the next slice starts */
+	time_t now;                  /* the listing's time */
 };
 
 struct control_conn {
@@ -64,6 +82,7 @@ struct control_conn {
 	char *peer;
 	struct event *rev, *wev, *tev;
 	struct event *done_ev;       /* runs the end of a command from the loop */
+	struct event *slice_ev;      /* the next slice of a listing, next pass */
 	bool reading, writing, timing;
 	bool eof;                    /* the client will send no more */
 	bool closing;                /* drain and close once the answer is out */
@@ -96,7 +115,7 @@ static void control_close(struct control_conn *c)
 {
 	struct control *ctl = c->ctl;
 	if (c->op) {
-		if (c->op->done)
+		if (c->op->done || c->op->slicing)
 			control_op_free(c->op);
 		else
 			c->op->c = NULL;     /* the store's last call frees it */
@@ -105,6 +124,7 @@ static void control_close(struct control_conn *c)
 	event_free(c->wev);
 	event_free(c->tev);
 	event_free(c->done_ev);
+	event_free(c->slice_ev);
 	close(c->fd);
 	sb_free(&c->out);
 	free(c->peer);
@@ -251,6 +271,29 @@ static bool control_params(char **rest, bool awl_ok, struct grey_params *p, cons
 	}
 }
 
+/* Run the next slice of a listing on a later loop pass: a timer, not
+ * event_active, so that the loop polls its sockets in between. */
+static void control_slice_next(struct control_conn *c)
+{
+	static const struct timeval now = { 0, 0 };
+	evtimer_add(c->slice_ev, &now);
+}
+
+static void control_serve(struct control_conn *c);
+
+/* One slice of a listing, once the previous one has gone out. */
+static void control_slice_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct control_conn *c = arg;
+	struct control_op *o = c->op;
+	if (!o || !o->slicing || o->done || sockio_pending(&c->out, c->out_off))
+		return;
+	struct store *s = runtime_store(c->ctl->rt);
+	s->ops->list_slice(s, &o->cursor, CONTROL_LIST_SLICE, o->now, control_list_cb, o);
+	if (!o->done)
+		control_serve(c);
+}
+
 /*
  * Run one command line (NUL-terminated, no LF). Either answers at once
  * (a bad command) or starts a store operation that answers later.
@@ -312,7 +355,11 @@ static void control_exec(struct control_conn *c, char *line, size_t len)
 	event_base_gettimeofday_cached(ctl->base, &now);
 	struct store *s = runtime_store(ctl->rt);
 	/* May call back before it returns (memory) or later (Redis). */
-	if (list)
+	if (list && s->ops->list_slice) {
+		o->slicing = true;
+		o->now = now.tv_sec;
+		control_slice_next(c);
+	} else if (list)
 		s->ops->list(s, now.tv_sec, control_list_cb, o);
 	else
 		s->ops->edit(s, op, op == STORE_FLUSH ? NULL : rest, now.tv_sec, &p,
@@ -364,7 +411,7 @@ static void control_update(struct control_conn *c)
 	bool want_read = c->draining || (!c->op && !pending && !c->closing && !c->eof);
 	sockio_watch(c->rev, &c->reading, want_read);
 	sockio_watch(c->wev, &c->writing, pending);
-	if (c->op) {
+	if (c->op && !c->op->slicing) {
 		if (c->timing)
 			event_del(c->tev);
 		c->timing = false;
@@ -389,6 +436,8 @@ static void control_serve(struct control_conn *c)
 			break;
 		control_exec(c, line, len);
 	}
+	if (c->op && c->op->slicing && !c->op->done && !sockio_pending(&c->out, c->out_off))
+		control_slice_next(c);       /* all taken: the next slice */
 	if (!c->op && !sockio_pending(&c->out, c->out_off)) {
 		if (c->closing && !c->eof && !c->draining) {
 			shutdown(c->fd, SHUT_WR);
@@ -479,7 +528,8 @@ void control_accept(int fd, const char *peer, void *arg)
 	c->wev = event_new(ctl->base, fd, EV_WRITE | EV_PERSIST, control_write_cb, c);
 	c->tev = evtimer_new(ctl->base, control_timeout_cb, c);
 	c->done_ev = event_new(ctl->base, -1, 0, control_done_ev_cb, c);
-	if (!c->rev || !c->wev || !c->tev || !c->done_ev)
+	c->slice_ev = evtimer_new(ctl->base, control_slice_cb, c);
+	if (!c->rev || !c->wev || !c->tev || !c->done_ev || !c->slice_ev)
 		fatal_abort("out of memory for control connection events");
 	sb_init(&c->out);
 	c->next = ctl->head;

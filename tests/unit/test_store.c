@@ -1161,6 +1161,85 @@ START_TEST(test_close_inside_callback)
 }
 END_TEST
 
+/* ---- the memory store --------------------------------------------------------- */
+
+/* A key of n bytes: a triplet-like prefix, then filler, unique per tag. */
+static char *long_key(size_t n, char tag)
+{
+	char *k = xmalloc(n + 1);
+	for (size_t i = 0; i < n; i++)
+		k[i] = (char)('a' + (i * 7 + (size_t)tag) % 26);
+	if (n)
+		k[0] = tag;
+	k[n] = 0;
+	return k;
+}
+
+/* One greylist check without the auto-whitelist (it would pass twins). */
+static struct rec grey_noawl(struct fix *f, const char *trip, time_t now)
+{
+	struct rec r = { 0 };
+	struct grey_query q = { .triplet = trip, .triplet_len = strlen(trip), .net = "n",
+				.net_len = 1, .now = now, .p = P_NOAWL };
+	f->s->ops->grey(f->s, &q, grey_done, &r);
+	ck_assert_msg(run_until(f->base, &r.calls, 1, 5000), "no answer");
+	return r;
+}
+
+/* Keys at and around the old 1,024-byte cut, and up to a whole request:
+ * each is found again (a triplet passes after the delay, and stays one
+ * entry however often it is asked), counted by a rate limit, listed whole;
+ * two keys equal in their first 1,024 bytes stay apart. Both backends. */
+START_TEST(test_long_keys)
+{
+	static const size_t sizes[] = { 1023, 1024, 1025, 1030, 4096, 65536 };
+	struct fix f;
+	fix_open(&f, _i == 1);
+	const char *be = _i ? "redis" : "memory";
+	for (size_t k = 0; k < ARRAY_LEN(sizes); k++) {
+		size_t n = sizes[k];
+		char *key = long_key(n, (char)('A' + k));
+		char *twin = xstrdup(key);
+		twin[n - 1] = twin[n - 1] == 'z' ? 'y' : 'z';   /* same first n - 1 bytes */
+		for (int t = 0; t < 4; t++) {
+			struct rec r = grey_noawl(&f, key, T0 + (t ? 60 + t : 0));
+			ck_assert_msg(r.st == STORE_OK && r.g.greylisted == (t == 0),
+				      "%s: %zu-byte triplet, request %d at %d s: got greylisted=%d, "
+				      "want %d", be, n, t + 1, t ? 60 + t : 0, r.g.greylisted, t == 0);
+		}
+		struct rec r = grey_noawl(&f, twin, T0 + 70);
+		ck_assert_msg(r.g.greylisted && r.g.age == 0,
+			      "%s: %zu-byte twin of a passed triplet: got greylisted=%d age=%u, "
+			      "want a new triplet", be, n, r.g.greylisted, r.g.age);
+		for (unsigned c = 1; c <= 3; c++) {
+			struct rec q = { 0 };
+			struct rate_query rq = { .key = key, .key_len = n, .limit = 2, .window = 3600,
+						 .now = T0 + 100 };
+			f.s->ops->rate(f.s, &rq, rate_done, &q);
+			ck_assert(run_until(f.base, &q.calls, 1, 5000) && q.st == STORE_OK);
+			ck_assert_msg(q.r.count == c && q.r.over == (c > 2),
+				      "%s: %zu-byte rate key, event %u: got count=%u over=%d", be, n,
+				      c, q.r.count, q.r.over);
+		}
+		struct rec l = { 0 };
+		f.s->ops->list(f.s, T0 + 100, list_done, &l);
+		ck_assert(run_until(f.base, &l.calls, 1, 10000) && l.st == STORE_OK);
+		int want = (int)(2 * (k + 1));   /* the key and its twin per size */
+		ck_assert_msg(l.entries == want, "%s: after %zu-byte keys: %d entries listed, want %d",
+			      be, n, l.entries, want);
+		bool whole = false;
+		for (int i = 0; i < l.nlines; i++)
+			whole |= strncmp(l.lines[i], "g:", 2) == 0 &&
+				 strncmp(l.lines[i] + 2, key, n) == 0 && l.lines[i][2 + n] == ' ';
+		ck_assert_msg(whole, "%s: the %zu-byte key is not listed whole", be, n);
+		rec_free(&l);
+		free(key);
+		free(twin);
+	}
+	fix_close(&f);
+}
+END_TEST
+
 Suite *store_suite(void)
 {
 	Suite *s = suite_create("store");
@@ -1171,6 +1250,7 @@ Suite *store_suite(void)
 	tcase_add_loop_test(tc, test_awl, 0, 2);
 	tcase_add_loop_test(tc, test_rate, 0, 2);
 	tcase_add_loop_test(tc, test_edit, 0, 2);
+	tcase_add_loop_test(tc, test_long_keys, 0, 2);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("redis");
 	tcase_set_timeout(tc, 60);
