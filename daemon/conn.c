@@ -17,6 +17,18 @@
  *              lookups have their own
  *   blocked    replies the client has not read: write, do not read;
  *              request timer
+ *
+ * A client may close its sending side after its last request (a script's
+ * `printf ... | nc`): at end of file the connection stops reading, answers
+ * every request it holds in full (waiting for their lookups), sends the
+ * replies and only then closes.
+ *
+ * When max_conns are open, a new client takes the place of the connection
+ * idle the longest (or, when none is idle, the one whose request has been
+ * arriving the longest): two lists, oldest at the tail, kept in step with
+ * the states above, so that finding it is O(1). A request received whole
+ * (running, suspended, or its reply unsent) is never dropped for another
+ * client; with every connection busy so, the new one is refused.
  */
 #include "daemon/conn.h"
 #include "daemon/sockio.h"
@@ -46,6 +58,14 @@
 
 enum conn_timer { CONN_TIMER_NONE, CONN_TIMER_IDLE, CONN_TIMER_REQUEST };
 
+/* Which eviction list a connection is on: the idle, the partial, none. */
+enum conn_class { CONN_BUSY, CONN_IDLE, CONN_PARTIAL };
+
+/* A list of connections, newest at the head, oldest at the tail. */
+struct conn_list {
+	struct conn *head, *tail;
+};
+
 struct conn {
 	struct conn_pool *pool;
 	struct conn *prev, *next;
@@ -56,6 +76,10 @@ struct conn {
 	struct event *tev;           /* the idle or request timer */
 	struct event *resume_ev;     /* runs a resumed VM from the loop */
 	bool reading, writing;       /* rev / wev added */
+	bool eof;                    /* the client sent its last byte */
+	enum conn_class cls;         /* the eviction list c is on */
+	struct conn *lru_prev, *lru_next;
+	struct timeval since;        /* idle, or partial, since then */
 	enum conn_timer timer;
 	bool progress;               /* a request ended since the timer was set */
 	char *in;                    /* unprocessed input: in[in_off..in_len) */
@@ -76,8 +100,12 @@ struct conn_pool {
 	struct conn *head;
 	size_t count;
 	struct strbuf line;                /* the decision line being logged */
+	struct conn_list idle;             /* idle connections, by idle time */
+	struct conn_list partial;          /* half-received requests, by age */
 	time_t refused_logged;             /* last second a refusal was logged */
 	unsigned long refused_quiet;       /* refusals since, not logged */
+	time_t evicted_logged;             /* the same for connections closed */
+	unsigned long evicted_quiet;       /*   to make room */
 };
 
 static double conn_secs(const struct timeval *tv)
@@ -85,10 +113,51 @@ static double conn_secs(const struct timeval *tv)
 	return (double)tv->tv_sec + (double)tv->tv_usec / 1e6;
 }
 
+static struct conn_list *conn_class_list(struct conn_pool *pool, enum conn_class cls)
+{
+	return cls == CONN_IDLE ? &pool->idle : cls == CONN_PARTIAL ? &pool->partial : NULL;
+}
+
+/* Take c off its eviction list, if any. */
+static void conn_lru_unlink(struct conn *c)
+{
+	struct conn_list *l = conn_class_list(c->pool, c->cls);
+	if (!l)
+		return;
+	if (c->lru_prev)
+		c->lru_prev->lru_next = c->lru_next;
+	else
+		l->head = c->lru_next;
+	if (c->lru_next)
+		c->lru_next->lru_prev = c->lru_prev;
+	else
+		l->tail = c->lru_prev;
+	c->lru_prev = c->lru_next = NULL;
+	c->cls = CONN_BUSY;
+}
+
+/* Put c at the head (the newest end) of the list for cls, from now. */
+static void conn_lru_push(struct conn *c, enum conn_class cls)
+{
+	conn_lru_unlink(c);
+	struct conn_list *l = conn_class_list(c->pool, cls);
+	if (!l)
+		return;
+	c->cls = cls;
+	c->lru_next = l->head;
+	if (l->head)
+		l->head->lru_prev = c;
+	else
+		l->tail = c;
+	l->head = c;
+	event_base_gettimeofday_cached(c->pool->base, &c->since);
+}
+
 /* Close and free c. Nothing may use c afterwards. */
 static void conn_close(struct conn *c)
 {
 	struct conn_pool *pool = c->pool;
+	conn_lru_unlink(c);
 	vm_free(c->vm);   /* abandons its lookups; resume is not called */
 	event_free(c->rev);
 	event_free(c->wev);
@@ -113,7 +182,11 @@ static void conn_close(struct conn *c)
 static bool conn_flush(struct conn *c)
 {
 	if (sockio_send(c->fd, &c->out, &c->out_off) < 0) {
-		log_warning("%s: write: %s; closing the connection", c->peer, strerror(errno));
+		if (c->eof && (errno == EPIPE || errno == ECONNRESET))
+			log_info("%s: the client left before reading its replies", c->peer);
+		else
+			log_warning("%s: write: %s; closing the connection", c->peer,
+				    strerror(errno));
 		conn_close(c);
 		return false;
 	}
@@ -207,12 +280,23 @@ static void conn_set_timer(struct conn *c)
 {
 	struct conn_pool *pool = c->pool;
 	enum conn_timer want;
+	bool pending = sockio_pending(&c->out, c->out_off);
 	if (c->vm)
 		want = CONN_TIMER_NONE;
-	else if (sockio_pending(&c->out, c->out_off) || c->in_len > c->in_off)
+	else if (pending || c->in_len > c->in_off)
 		want = CONN_TIMER_REQUEST;
 	else
 		want = CONN_TIMER_IDLE;
+
+	/* The eviction lists follow the same rules as the timers: activity
+	 * makes an idle connection the newest; a partial request keeps its
+	 * age until a request completes. */
+	if (c->vm || pending || c->eof)
+		conn_lru_unlink(c);
+	else if (want == CONN_TIMER_IDLE)
+		conn_lru_push(c, CONN_IDLE);
+	else if (c->cls != CONN_PARTIAL || c->progress)
+		conn_lru_push(c, CONN_PARTIAL);
 
 	if (want == CONN_TIMER_NONE) {
 		if (c->timer != CONN_TIMER_NONE)
@@ -256,7 +340,8 @@ static void conn_update(struct conn *c)
 	bool blocked = sockio_pending(&c->out, c->out_off);
 	/* Blocked: stop reading, so that a client that does not read its
 	 * replies cannot make us buffer without bound. */
-	bool want_read = !blocked && (c->in_cap < CONN_IN_MAX || c->in_len - c->in_off < CONN_IN_MAX);
+	bool want_read = !blocked && !c->eof &&
+			 (c->in_cap < CONN_IN_MAX || c->in_len - c->in_off < CONN_IN_MAX);
 	sockio_watch(c->rev, &c->reading, want_read);
 	sockio_watch(c->wev, &c->writing, blocked);
 	conn_set_timer(c);
@@ -267,6 +352,13 @@ static void conn_serve(struct conn *c)
 {
 	if (!conn_process(c) || !conn_flush(c))
 		return;
+	if (c->eof && !c->vm && !sockio_pending(&c->out, c->out_off)) {
+		/* Every whole request answered and its reply sent. */
+		if (c->in_len > c->in_off)
+			log_warning("%s: connection closed in the middle of a request", c->peer);
+		conn_close(c);
+		return;
+	}
 	conn_update(c);
 }
 
@@ -285,12 +377,15 @@ static void conn_read_cb(evutil_socket_t fd, short what, void *arg)
 	}
 	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
 		return;
-	if (n < 0)
+	if (n < 0) {
 		log_warning("%s: read: %s; closing the connection", c->peer, strerror(errno));
-	else if (c->in_len > c->in_off && !c->vm)
-		log_warning("%s: connection closed in the middle of a request", c->peer);
-	/* A suspended request is abandoned: nobody is left to answer. */
-	conn_close(c);
+		conn_close(c);
+		return;
+	}
+	/* End of file: perhaps only the client's sending side is closed, and
+	 * it waits for its replies. Answer what arrived whole, then close. */
+	c->eof = true;
+	conn_serve(c);
 }
 
 static void conn_write_cb(evutil_socket_t fd, short what, void *arg)
@@ -325,7 +420,8 @@ static void conn_timeout_cb(evutil_socket_t fd, short what, void *arg)
 	conn_close(c);
 }
 
-/* Refuse a client over the limit, logging at most once a second. */
+/* Refuse a client over the limit with every connection busy, logging at
+ * most once a second. */
 static void conn_refuse(struct conn_pool *pool, int fd, const char *peer)
 {
 	close(fd);
@@ -335,20 +431,53 @@ static void conn_refuse(struct conn_pool *pool, int fd, const char *peer)
 		return;
 	}
 	if (pool->refused_quiet)
-		log_warning("%s: connection refused: %zu connections open, the limit "
-			    "(and %lu more refused since the last such line)",
+		log_warning("%s: connection refused: %zu connections open, the limit, none "
+			    "idle (and %lu more refused since the last such line)",
 			    peer, pool->count, pool->refused_quiet);
 	else
-		log_warning("%s: connection refused: %zu connections open, the limit", peer,
-			    pool->count);
+		log_warning("%s: connection refused: %zu connections open, the limit, none idle",
+			    peer, pool->count);
 	pool->refused_logged = now;
 	pool->refused_quiet = 0;
+}
+
+/*
+ * Make room for a new client at the limit: close the connection idle the
+ * longest, or else the one whose request has been arriving the longest (a
+ * flood of idle or trickling connections must not lock Postfix out).
+ * Logged at most once a second. False when every connection is busy.
+ */
+static bool conn_evict(struct conn_pool *pool, const char *peer)
+{
+	struct conn *v = pool->idle.tail ? pool->idle.tail : pool->partial.tail;
+	if (!v)
+		return false;
+	time_t now = time(NULL);
+	if (now == pool->evicted_logged) {
+		pool->evicted_quiet++;
+	} else {
+		struct timeval tv;
+		event_base_gettimeofday_cached(pool->base, &tv);
+		double age = conn_secs(&tv) - conn_secs(&v->since);
+		char more[96] = "";
+		if (pool->evicted_quiet)
+			snprintf(more, sizeof more, " (and %lu more since the last such line)",
+				 pool->evicted_quiet);
+		log_warning("%s: %zu connections open, the limit: closing the connection "
+			    "%s for %.1f s to serve %s%s", v->peer, pool->count,
+			    v->cls == CONN_IDLE ? "idle" : "with a request half received",
+			    age < 0 ? 0 : age, peer, more);
+		pool->evicted_logged = now;
+		pool->evicted_quiet = 0;
+	}
+	conn_close(v);
+	return true;
 }
 
 void conn_pool_accept(int fd, const char *peer, void *arg)
 {
 	struct conn_pool *pool = arg;
-	if (pool->count >= pool->lim.max_conns) {
+	if (pool->count >= pool->lim.max_conns && !conn_evict(pool, peer)) {
 		conn_refuse(pool, fd, peer);
 		return;
 	}
@@ -387,6 +516,7 @@ struct conn_pool *conn_pool_new(struct event_base *base, struct runtime *rt,
 	if (!pool->idle_tv || !pool->request_tv)
 		fatal_abort("cannot set up connection timeouts");
 	pool->refused_logged = -1;
+	pool->evicted_logged = -1;
 	sb_init(&pool->line);
 	return pool;
 }
