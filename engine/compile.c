@@ -720,14 +720,16 @@ struct loc program_rule_loc(const struct program *p, size_t i)
 	return p->rules[i].loc;
 }
 
+/* Atomic: a reload drops the program it replaced on its own thread
+ * (daemon/reload.c) while VMs on the loop may drop theirs. */
 void program_ref(struct program *p)
 {
-	p->refs++;
+	__atomic_add_fetch(&p->refs, 1, __ATOMIC_RELAXED);
 }
 
 void program_unref(struct program *p)
 {
-	if (!p || --p->refs > 0)
+	if (!p || __atomic_sub_fetch(&p->refs, 1, __ATOMIC_ACQ_REL) > 0)
 		return;
 	vm_pool_free(p->pool);
 	for (uint32_t i = 0; i < p->nacls; i++)

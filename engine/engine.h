@@ -59,6 +59,8 @@ struct load_opts {
 struct program *program_load_opts(const char *path, const struct load_opts *o, struct diags *d);
 /* The same from a string, named name in diagnostics (tests, -e). */
 struct program *program_load_string(const char *name, const char *text, struct diags *d);
+/* References may be taken and dropped on any thread (atomically); the
+ * thread that drops the last one frees the program. */
 void program_ref(struct program *p);
 void program_unref(struct program *p);          /* NULL is a no-op */
 const struct settings *program_settings(const struct program *p);
