@@ -176,6 +176,8 @@ static size_t *diag_order(const struct diags *d)
 
 void diags_sort(struct diags *d)
 {
+	if (d->n < 2)
+		return;
 	size_t *order = diag_order(d);
 	struct diag *v = xmalloc((d->n ? d->n : 1) * sizeof *v);
 	for (size_t i = 0; i < d->n; i++)
