@@ -131,9 +131,30 @@ void proc_daemon_ready(int ready_fd, bool keep_stderr)
 
 bool proc_write_pidfile(const char *path, struct strbuf *err)
 {
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+	/* Its directory may be writable by somebody else: never through a
+	 * symlink, never into a file with another name (a hard link), and
+	 * truncated only once it is known to be a plain file of its own. */
+	int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0644);
 	if (fd < 0) {
-		sb_printf(err, "cannot create pid file %s: %s", path, strerror(errno));
+		if (errno == ELOOP)
+			sb_printf(err, "cannot create pid file %s: it is a symbolic link", path);
+		else
+			sb_printf(err, "cannot create pid file %s: %s", path, strerror(errno));
+		return false;
+	}
+	struct stat st;
+	const char *why = NULL;
+	if (fstat(fd, &st) < 0)
+		why = strerror(errno);
+	else if (!S_ISREG(st.st_mode))
+		why = "not a regular file";
+	else if (st.st_nlink != 1)
+		why = "it has other names (hard links)";
+	else if (ftruncate(fd, 0) < 0)
+		why = strerror(errno);
+	if (why) {
+		sb_printf(err, "cannot create pid file %s: %s", path, why);
+		close(fd);
 		return false;
 	}
 	char buf[32];

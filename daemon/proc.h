@@ -32,7 +32,9 @@ bool proc_daemonize(int *ready_fd, struct strbuf *err);
  * keep_stderr (the log goes there). */
 void proc_daemon_ready(int ready_fd, bool keep_stderr);
 
-/* Write our PID to path (created 0644, replaced if there). */
+/* Write our PID to path (created 0644, overwritten if there). A symlink,
+ * a file that is not a regular file or one with other names (hard links)
+ * is refused: the directory may be writable by somebody else. */
 bool proc_write_pidfile(const char *path, struct strbuf *err);
 /* Remove path if it still holds our PID; false with err on failure. */
 bool proc_remove_pidfile(const char *path, struct strbuf *err);

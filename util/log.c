@@ -226,7 +226,8 @@ static char *log_abs_path(const char *path)
  * somebody else (or become so): a symlink there would have root append to
  * (or create) any file, and a FIFO would hang the daemon on open. So the
  * name must not be a symlink (as the pid file), and what it names must be
- * a regular file or a character device (/dev/null, a terminal).
+ * a regular file with no other name (a hard link could be to any file) or
+ * a character device (/dev/null, a terminal).
  */
 static int log_open_file(const char *path, const char *verb, char *err, size_t errlen)
 {
@@ -244,6 +245,14 @@ static int log_open_file(const char *path, const char *verb, char *err, size_t e
 	struct stat st;
 	if (fstat(fd, &st) < 0 || !(S_ISREG(st.st_mode) || S_ISCHR(st.st_mode))) {
 		snprintf(err, errlen, "cannot %s log file %s: not a regular file", verb, path);
+		close(fd);
+		return -1;
+	}
+	/* A second name for the file may be a hard link made to some other
+	 * file in the same directory's file system: do not write into it. */
+	if (S_ISREG(st.st_mode) && st.st_nlink > 1) {
+		snprintf(err, errlen, "cannot %s log file %s: it has %lu hard links (refused: "
+			 "a log file has one name)", verb, path, (unsigned long)st.st_nlink);
 		close(fd);
 		return -1;
 	}

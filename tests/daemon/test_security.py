@@ -192,6 +192,37 @@ class SocketPermsTest(unittest.TestCase):
         self.assertTrue(os.path.islink(sock), "somebody else's file was removed")
 
 
+class PidFileTest(unittest.TestCase):
+    """--pidfile never writes through a symlink or a hard link."""
+
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="mxacld-pid-")
+        self.addCleanup(lambda: __import__("shutil").rmtree(self.dir, ignore_errors=True))
+        self.victim = os.path.join(self.dir, "victim")
+        with open(self.victim, "w") as f:
+            f.write("precious\n")
+        self.conf = os.path.join(self.dir, "policy.conf")
+        with open(self.conf, "w") as f:
+            f.write(pol.policy())
+
+    def refused(self, make, why):
+        from mxtest import free_port, run_mxacld
+        pid = os.path.join(self.dir, "mxacld.pid")
+        make(self.victim, pid)
+        r = run_mxacld(["-d", "-c", self.conf, "-l", "inet:127.0.0.1:%d" % free_port(),
+                        "--pidfile", pid, "--log", os.path.join(self.dir, "log")], timeout=60)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertRegex(r.stderr, r"cannot create pid file .*mxacld\.pid: " + why)
+        with open(self.victim) as f:
+            self.assertEqual(f.read(), "precious\n")
+
+    def test_symlink_refused(self):
+        self.refused(os.symlink, "it is a symbolic link")
+
+    def test_hard_link_refused(self):
+        self.refused(os.link, r"it has other names \(hard links\)")
+
+
 class LogFileSymlinkTest(unittest.TestCase):
     """--log FILE refuses a symlink, at start and when reopened."""
 
@@ -212,6 +243,21 @@ class LogFileSymlinkTest(unittest.TestCase):
         r = run_mxacld(["-c", conf, "-l", "inet:127.0.0.1:%d" % free_port(), "--log", log])
         self.assertEqual(r.returncode, 1, r.stderr)
         self.assertRegex(r.stderr, r"cannot open log file .*mxacld\.log: .*symbolic link")
+        with open(self.victim) as f:
+            self.assertEqual(f.read(), "precious\n")
+
+    def test_hard_link_refused_at_start(self):
+        # a second name for some other file, made in a writable directory
+        from mxtest import free_port, run_mxacld
+        conf = os.path.join(self.dir, "policy.conf")
+        with open(conf, "w") as f:
+            f.write(pol.policy())
+        log = os.path.join(self.dir, "mxacld.log")
+        os.link(self.victim, log)
+        r = run_mxacld(["-c", conf, "-l", "inet:127.0.0.1:%d" % free_port(), "--log", log],
+                       timeout=60)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertRegex(r.stderr, r"cannot open log file .*mxacld\.log: it has 2 hard links")
         with open(self.victim) as f:
             self.assertEqual(f.read(), "precious\n")
 
