@@ -92,6 +92,11 @@ struct mem_store {
 #define MEM_REHASH_STEP 8         /* buckets moved per operation while growing */
 #define MEM_FIRST_SIZE 1024
 #define MEM_WBUF (1u << 20)       /* a save's write buffer */
+/* Walks over the whole table (save, free) ask for the entry this many
+ * buckets ahead: entries are scattered allocations, and waiting for each
+ * in turn is most of the time such a walk takes. */
+#define MEM_PREFETCH 16
+#define MEM_MAX_PRESIZE (1u << 26) /* buckets a load starts with, at most */
 
 static struct mem_store *mem(struct store *s)
 {
@@ -107,11 +112,15 @@ static uint32_t mem_hash(char kind, const char *key, size_t len)
 
 /* ---- the table ------------------------------------------------------------ */
 
-static void dict_init(struct mem_dict *d)
+/* An empty table of at least size buckets (a power of two). */
+static void dict_init(struct mem_dict *d, size_t size)
 {
+	size_t n = MEM_FIRST_SIZE;
+	while (n < size)
+		n *= 2;
 	memset(d, 0, sizeof *d);
-	d->t[0].b = xcalloc(MEM_FIRST_SIZE, sizeof *d->t[0].b);
-	d->t[0].mask = MEM_FIRST_SIZE - 1;
+	d->t[0].b = xcalloc(n, sizeof *d->t[0].b);
+	d->t[0].mask = n - 1;
 }
 
 static void mem_entry_free(struct mem_entry *e)
@@ -126,6 +135,8 @@ static void dict_free(struct mem_dict *d)
 		if (!d->t[t].b)
 			continue;
 		for (size_t i = 0; i <= d->t[t].mask; i++) {
+			if (i + MEM_PREFETCH <= d->t[t].mask && d->t[t].b[i + MEM_PREFETCH])
+				__builtin_prefetch(d->t[t].b[i + MEM_PREFETCH]);
 			for (struct mem_entry *e = d->t[t].b[i], *next; e; e = next) {
 				next = e->next;
 				mem_entry_free(e);
@@ -235,12 +246,15 @@ static void dict_sweep(struct mem_dict *d, uint32_t now)
 	}
 }
 
+/* v with its bits in reverse order (Redis's rev(): log2(bits) steps). */
 static unsigned long rev_bits(unsigned long v)
 {
-	unsigned long r = 0;
-	for (size_t i = 0; i < sizeof v * CHAR_BIT; i++, v >>= 1)
-		r = (r << 1) | (v & 1);
-	return r;
+	unsigned long s = CHAR_BIT * sizeof v, mask = ~0UL;
+	while ((s >>= 1) > 0) {
+		mask ^= mask << s;
+		v = ((v >> s) & mask) | ((v << s) & ~mask);
+	}
+	return v;
 }
 
 typedef void (*dict_visit_fn)(const struct mem_entry *e, void *arg);
@@ -540,7 +554,7 @@ static struct store *mem_open(struct event_base *base, const char *url, char **e
 	struct mem_store *m = xcalloc(1, sizeof *m);
 	m->base.ops = &store_memory_ops;
 	m->evb = base;
-	dict_init(&m->d);
+	dict_init(&m->d, 0);
 	return &m->base;
 }
 
@@ -665,17 +679,22 @@ static void mem_write_entry(const struct mem_entry *e, void *arg)
 	wb_add(w, "\n", 1);
 }
 
-/* Write every entry of d to fd and fsync it; 0 or an errno. */
+/* Write every entry of d to fd and fsync it; 0 or an errno. Bucket by
+ * bucket: d does not change meanwhile (a child's snapshot, or the exit). */
 static int mem_write_all(const struct mem_dict *d, int fd, char *buf, size_t cap,
 			 unsigned long *n)
 {
 	struct wbuf w = { .fd = fd, .b = buf, .cap = cap };
 	wb_add(&w, MEM_HEADER, strlen(MEM_HEADER));
-	unsigned long v = 0;
-	size_t buckets = 0;
-	do
-		v = dict_scan(d, v, mem_write_entry, &w, &buckets);
-	while (v && !w.err);
+	for (int t = 0; t < 2 && d->t[t].b && !w.err; t++) {
+		const struct mem_table *tb = &d->t[t];
+		for (size_t i = 0; i <= tb->mask && !w.err; i++) {
+			if (i + MEM_PREFETCH <= tb->mask && tb->b[i + MEM_PREFETCH])
+				__builtin_prefetch(tb->b[i + MEM_PREFETCH]);
+			for (const struct mem_entry *e = tb->b[i]; e; e = e->next)
+				mem_write_entry(e, &w);
+		}
+	}
 	wb_flush(&w);
 	*n = d->count;
 	if (!w.err && fsync(fd) < 0)
@@ -933,6 +952,7 @@ struct mem_loader {
 	int pipe[2];              /* the thread writes a byte when done */
 	struct event *ev;
 	char *path;
+	size_t size;              /* of the file, at open */
 	uint32_t now;
 	unsigned long pause_ms;   /* test hook: wait before loading */
 	atomic_int cancel;
@@ -1070,7 +1090,9 @@ static void *mem_loader_main(void *arg)
 	struct mem_loader *ld = arg;
 	for (unsigned long w = 0; w < ld->pause_ms && !atomic_load(&ld->cancel); w += 10)
 		nanosleep(&(struct timespec){ 0, 10 * 1000 * 1000 }, NULL);
-	dict_init(&ld->d);
+	/* Sized for the file's lines (about 100 bytes each), so that loading
+	 * does not grow the table on the way. */
+	dict_init(&ld->d, ld->size / 100 < MEM_MAX_PRESIZE ? ld->size / 100 : MEM_MAX_PRESIZE);
 	size_t cap = 1u << 20, len = 0, off = 0;
 	char *buf = xmalloc(cap);
 	unsigned long lineno = 0;
@@ -1224,6 +1246,7 @@ int store_memory_load_start(struct store *s, const char *path, time_t now, store
 	ld->m = m;
 	ld->fd = fd;
 	ld->path = xstrdup(path);
+	ld->size = (size_t)st.st_size;
 	ld->now = t32(now);
 	ld->cb = cb;
 	ld->arg = arg;

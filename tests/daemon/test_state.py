@@ -102,6 +102,22 @@ class StateTest(unittest.TestCase):
         self.assertEqual(p.returncode, 1, p.stderr)
         self.assertIn("--state-file keeps the memory store", p.stderr)
 
+    def test_long_sender_is_counted_and_passes(self):
+        """Issue 9.3, end to end: a 1,030-byte sender is counted by a rate
+        limit, and its triplet passes after the delay (it was greylisted for
+        ever, one new entry per request)."""
+        sender = "s" * 1017 + "@long.example"
+        self.assertEqual(len(sender), 1030)
+        user = dict(USER, sender=sender, sasl_username="l" * 1030)
+        long_req = dict(REQ, sender=sender)
+        with Mxacld(CONF) as d:
+            self.assertEqual(d.query(long_req), "action=DEFER_IF_PERMIT wait 1s")
+            self.assertTrue(d.query(user).startswith("action="))
+            self.assertTrue(d.query(user).startswith("action="))
+            self.assertEqual(d.query(user), "action=REJECT too many (3)")
+            time.sleep(1.2)
+            self.assertTrue(d.query(long_req).startswith("action=PREPEND X-Greylist: delayed "))
+
     def test_state_file_is_private_and_tmp_symlinks_are_not_followed(self):
         """Issue 9.2, as a real race: while mxacld saves every 20 ms, another
         process keeps planting symlinks to a victim file at the temporary

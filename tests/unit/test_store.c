@@ -7,6 +7,7 @@
  * callbacks called exactly once when the store closes under them.
  */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <event2/event.h>
 #include <fcntl.h>
@@ -1240,6 +1241,413 @@ START_TEST(test_long_keys)
 }
 END_TEST
 
+
+/* A memory store on its own loop, for the tests below. */
+static struct store *mem_open_ok(struct event_base **base)
+{
+	*base = event_base_new();
+	return open_ok(*base, "memory");
+}
+
+static struct store_memory_stats mem_stats(const struct store *s)
+{
+	struct store_memory_stats st;
+	store_memory_stats(s, &st);
+	return st;
+}
+
+/* Growing is incremental: the insert that crosses load factor 1 only
+ * starts a second table; later operations move the buckets; every entry
+ * is found at every step of the way. */
+START_TEST(test_mem_growth_is_incremental)
+{
+	struct event_base *base;
+	struct fix f = { 0 };
+	f.s = mem_open_ok(&base);
+	f.base = base;
+	char key[32];
+	size_t first = mem_stats(f.s).buckets;
+	for (size_t i = 0; i < first; i++) {
+		snprintf(key, sizeof key, "t%zu", i);
+		ck_assert(grey_noawl(&f, key, T0).g.greylisted);
+	}
+	ck_assert_msg(!mem_stats(f.s).growing, "growing before load factor 1");
+	ck_assert(grey_noawl(&f, "one more", T0).g.greylisted);
+	struct store_memory_stats st = mem_stats(f.s);
+	ck_assert_msg(st.growing && st.buckets == first * 3,
+		      "after the insert past load factor 1: growing=%d buckets=%zu, want 1 and %zu",
+		      st.growing, st.buckets, first * 3);
+	int ops = 0;
+	for (size_t i = 0; i < first; i++) {
+		snprintf(key, sizeof key, "t%zu", i);
+		struct rec r = grey_noawl(&f, key, T0 + 10);
+		ck_assert_msg(r.g.greylisted && r.g.age == 10,
+			      "%s during growth: got greylisted=%d age=%u, want the entry from T0",
+			      key, r.g.greylisted, r.g.age);
+		if (mem_stats(f.s).growing)
+			ops++;
+	}
+	st = mem_stats(f.s);
+	ck_assert_msg(!st.growing && st.buckets == first * 2 && st.entries == first + 1,
+		      "after growth: growing=%d buckets=%zu entries=%zu", st.growing, st.buckets,
+		      st.entries);
+	ck_assert_msg(ops > 1, "growth finished within %d operations: not incremental", ops);
+	store_close(f.s);
+	event_base_free(base);
+}
+END_TEST
+
+struct seen {
+	int *count;                     /* per key index */
+	int n, ends;
+	enum store_status st;
+};
+
+static void seen_cb(void *arg, enum store_status st, const struct store_entry *e)
+{
+	struct seen *sn = arg;
+	if (!e) {
+		sn->ends++;
+		sn->st = st;
+		return;
+	}
+	int i;
+	if (sscanf(e->key, "t%d", &i) == 1 && i >= 0 && i < sn->n)
+		sn->count[i]++;
+}
+
+/* A listing in slices lists each entry that lives through it exactly
+ * once, although the table grows (twice) between its slices. */
+START_TEST(test_mem_list_slices_during_growth)
+{
+	struct event_base *base;
+	struct fix f = { 0 };
+	f.s = mem_open_ok(&base);
+	f.base = base;
+	enum { N = 3000 };
+	char key[32];
+	for (int i = 0; i < N; i++) {
+		snprintf(key, sizeof key, "t%d", i);
+		grey_noawl(&f, key, T0);
+	}
+	struct seen sn = { .count = xcalloc(N, sizeof(int)), .n = N };
+	unsigned long cursor = 0;
+	int slices = 0, added = 0;
+	bool grew = false;
+	do {
+		f.s->ops->list_slice(f.s, &cursor, 16, T0, seen_cb, &sn);
+		slices++;
+		for (int k = 0; k < 20; k++, added++) {   /* new keys between slices */
+			snprintf(key, sizeof key, "new%d", added);
+			grey_noawl(&f, key, T0);
+		}
+		grew |= mem_stats(f.s).growing;
+	} while (cursor);
+	ck_assert_int_eq(sn.ends, 1);
+	ck_assert(sn.st == STORE_OK);
+	ck_assert_msg(grew && slices > 10, "the table did not grow during the listing");
+	for (int i = 0; i < N; i++)
+		ck_assert_msg(sn.count[i] == 1, "t%d listed %d times, want once", i, sn.count[i]);
+	free(sn.count);
+	store_close(f.s);
+	event_base_free(base);
+}
+END_TEST
+
+struct loadrec {
+	int calls;
+	struct store_load_result r;
+	char aside[512], error[256];
+};
+
+static void load_cb(void *arg, const struct store_load_result *r)
+{
+	struct loadrec *l = arg;
+	l->calls++;
+	l->r = *r;
+	snprintf(l->aside, sizeof l->aside, "%s", r->aside ? r->aside : "");
+	snprintf(l->error, sizeof l->error, "%s", r->error ? r->error : "");
+	l->r.aside = l->r.error = NULL;
+}
+
+/* Load path into a new memory store; run the loop until it is loaded. */
+static struct store *load_ok(struct event_base *base, const char *path, time_t now,
+			     struct loadrec *l)
+{
+	struct store *s = open_ok(base, "memory");
+	char *err = NULL;
+	int r = store_memory_load_start(s, path, now, load_cb, l, &err);
+	ck_assert_msg(r == 1, "load_start(%s): %d %s", path, r, err ? err : "");
+	ck_assert_int_eq(l->calls, 0);
+	ck_assert_msg(run_until(base, &l->calls, 1, 60000), "the load did not end");
+	ck_assert(!mem_stats(s).loading);
+	return s;
+}
+
+static char *slurp(const char *path)
+{
+	FILE *fp = fopen(path, "r");
+	ck_assert_msg(fp != NULL, "%s: %s", path, strerror(errno));
+	struct strbuf b;
+	sb_init(&b);
+	char buf[65536];
+	size_t n;
+	while ((n = fread(buf, 1, sizeof buf, fp)) > 0)
+		sb_add(&b, buf, n);
+	fclose(fp);
+	return b.s;
+}
+
+static void spit(const char *path, const char *text)
+{
+	FILE *fp = fopen(path, "w");
+	ck_assert(fp != NULL);
+	fputs(text, fp);
+	fclose(fp);
+}
+
+/* Saved and loaded again: triplets (one of 64 KiB), networks and rate logs
+ * come back as they were, the expired stay out; the file is mode 0600. */
+START_TEST(test_mem_save_load_roundtrip)
+{
+	char dir[] = "/tmp/mxacl-state-XXXXXX";
+	ck_assert(mkdtemp(dir) != NULL);
+	char *path = xasprintf("%s/state", dir);
+	struct event_base *base;
+	struct fix f = { 0 };
+	f.s = mem_open_ok(&base);
+	f.base = base;
+	char *big = long_key(65536, 'Q');
+	struct grey_query q = { .triplet = big, .triplet_len = 65536, .net = "192.0.2",
+				.net_len = 7, .now = T0, .p = P };
+	struct rec r = { 0 };
+	f.s->ops->grey(f.s, &q, grey_done, &r);
+	q.now = T0 + 60;
+	f.s->ops->grey(f.s, &q, grey_done, &r);            /* passes: AWL 1 */
+	grey_noawl(&f, "waiting", T0 + 50);
+	grey_noawl(&f, "dead", T0 - 100000);                  /* long expired by T0 + 60 */
+	for (int i = 0; i < 2; i++) {
+		struct rate_query rq = { .key = "k", .key_len = 1, .limit = 3, .window = 3600,
+					 .now = T0 + i };
+		f.s->ops->rate(f.s, &rq, rate_done, &r);
+	}
+	umask(022);
+	char *err = NULL;
+	ck_assert_msg(store_memory_save(f.s, path, &err), "save: %s", err);
+	struct stat st;
+	ck_assert(stat(path, &st) == 0);
+	ck_assert_msg((st.st_mode & 07777) == 0600, "state file mode %o, want 600",
+		      (unsigned)(st.st_mode & 07777));
+	store_close(f.s);
+
+	struct loadrec l = { 0 };
+	f.s = load_ok(base, path, T0 + 60, &l);
+	ck_assert_msg(l.r.loaded == 4 && l.r.expired == 1 && l.r.skipped == 0 && !l.aside[0] &&
+			      !l.error[0],
+		      "loaded=%lu expired=%lu skipped=%lu aside=%s error=%s", l.r.loaded,
+		      l.r.expired, l.r.skipped, l.aside, l.error);
+	struct rec a = { 0 };
+	q.now = T0 + 70;
+	f.s->ops->grey(f.s, &q, grey_done, &a);
+	ck_assert_msg(a.st == STORE_OK && !a.g.greylisted && a.g.age == 70,
+		      "the 64 KiB triplet after a restart: greylisted=%d age=%u", a.g.greylisted,
+		      a.g.age);
+	struct rec w = grey_noawl(&f, "waiting", T0 + 70);
+	ck_assert_msg(w.g.greylisted && w.g.age == 20, "waiting: age %u, want 20", w.g.age);
+	struct rec rr = { 0 };
+	struct rate_query rq = { .key = "k", .key_len = 1, .limit = 3, .window = 3600,
+				 .now = T0 + 70 };
+	f.s->ops->rate(f.s, &rq, rate_done, &rr);
+	ck_assert_msg(rr.r.count == 3, "rate after a restart: count %u, want 3", rr.r.count);
+	store_close(f.s);
+	event_base_free(base);
+	unlink(path);
+	rmdir(dir);
+	free(path);
+	free(big);
+}
+END_TEST
+
+/* Bad lines are skipped and counted, the entries after them load, and the
+ * original is kept aside byte for byte; a file that is not a state file
+ * is kept aside too. A directory or a symbolic link is refused at once. */
+START_TEST(test_mem_load_bad_lines)
+{
+	char dir[] = "/tmp/mxacl-state-XXXXXX";
+	ck_assert(mkdtemp(dir) != NULL);
+	char *path = xasprintf("%s/state", dir);
+	struct event_base *base = event_base_new();
+	static const char text[] =
+		"mxacl-state 1\n"
+		"g 1700000000 1700000000 1800000000 0 first\n"
+		"g 1700000000 1700000000\n"
+		"g 1700000000 1700000000 1800000000 7 passed-twice\n"
+		"z 1 2 3 4 what\n"
+		"g 1700000000 1700000000 99999999999 0 overflow\n"
+		"r 1 2 1800000000 2 1,2,3 three-in-two\n"
+		"g 1700000000 1700000000 1800000000 1 after\n"
+		"r 1700000000 1700000000 1800000000 2 1700000000 rate\n"
+		"a 1700000000 1700000000 1800000000 5 net";   /* no final LF */
+	spit(path, text);
+	struct loadrec l = { 0 };
+	struct store *s = load_ok(base, path, T0, &l);
+	ck_assert_msg(l.r.loaded == 4 && l.r.skipped == 5 && l.r.first_bad == 3,
+		      "loaded=%lu skipped=%lu first_bad=%lu, want 4, 5, 3", l.r.loaded,
+		      l.r.skipped, l.r.first_bad);
+	ck_assert_msg(l.aside[0] && strncmp(l.aside, path, strlen(path)) == 0 &&
+			      strstr(l.aside, ".bad-"),
+		      "aside: \"%s\"", l.aside);
+	char *kept = slurp(l.aside);
+	ck_assert_str_eq(kept, text);
+	free(kept);
+	struct fix f = { .base = base, .s = s };
+	ck_assert_msg(!grey_noawl(&f, "after", T0).g.greylisted, "an entry after bad lines is lost");
+	unlink(l.aside);
+	store_close(s);
+
+	spit(path, "something else\ng 1 2 3 0 x\n");
+	memset(&l, 0, sizeof l);
+	s = load_ok(base, path, T0, &l);
+	ck_assert_msg(l.r.loaded == 0 && strstr(l.error, "not an mxacl state file") && l.aside[0],
+		      "loaded=%lu error=%s aside=%s", l.r.loaded, l.error, l.aside);
+	unlink(l.aside);
+	store_close(s);
+
+	s = open_ok(base, "memory");
+	char *err = NULL;
+	ck_assert_int_eq(store_memory_load_start(s, dir, T0, load_cb, &l, &err), -1);
+	ck_assert_msg(strstr(err, "is a directory"), "%s", err);
+	free(err);
+	err = NULL;
+	char *link_path = xasprintf("%s/link", dir);
+	ck_assert(symlink(path, link_path) == 0);
+	ck_assert_int_eq(store_memory_load_start(s, link_path, T0, load_cb, &l, &err), -1);
+	ck_assert_msg(strstr(err, "symbolic link"), "%s", err);
+	free(err);
+	err = NULL;
+	unlink(link_path);
+	free(link_path);
+	unlink(path);
+	ck_assert_int_eq(store_memory_load_start(s, path, T0, load_cb, &l, &err), 0);
+	store_close(s);
+	event_base_free(base);
+	rmdir(dir);
+	free(path);
+}
+END_TEST
+
+/* While loading, every operation fails and saves are refused; closing the
+ * store stops the loader at once (held here by the test hook). */
+START_TEST(test_mem_loading_fails_and_close_stops_it)
+{
+	char dir[] = "/tmp/mxacl-state-XXXXXX";
+	ck_assert(mkdtemp(dir) != NULL);
+	char *path = xasprintf("%s/state", dir);
+	spit(path, "mxacl-state 1\ng 1700000000 1700000000 1800000000 1 k\n");
+	setenv("MXACL_TEST_HOOKS", "1", 1);
+	setenv("MXACL_TEST_STATE_LOAD_MS", "600000", 1);
+	struct event_base *base;
+	struct fix f = { 0 };
+	f.s = mem_open_ok(&base);
+	f.base = base;
+	struct loadrec l = { 0 };
+	char *err = NULL;
+	ck_assert_int_eq(store_memory_load_start(f.s, path, T0, load_cb, &l, &err), 1);
+	unsetenv("MXACL_TEST_STATE_LOAD_MS");
+	unsetenv("MXACL_TEST_HOOKS");
+	run_for(base, 50);
+	ck_assert(mem_stats(f.s).loading && l.calls == 0);
+	struct rec r = { 0 };
+	struct grey_query q = { .triplet = "k", .triplet_len = 1, .net = "n", .net_len = 1,
+				.now = T0, .p = P };
+	f.s->ops->grey(f.s, &q, grey_done, &r);
+	ck_assert(r.calls == 1 && r.st == STORE_FAIL);
+	struct rec e = { 0 };
+	f.s->ops->edit(f.s, STORE_PASS, "x", T0, &P, edit_done, &e);
+	ck_assert(e.calls == 1 && e.st == STORE_FAIL);
+	struct rec li = { 0 };
+	f.s->ops->list(f.s, T0, list_done, &li);
+	ck_assert(li.calls == 1 && li.st == STORE_FAIL);
+	ck_assert(!store_memory_save(f.s, path, &err));
+	ck_assert_msg(strstr(err, "still loading"), "%s", err);
+	free(err);
+	err = NULL;
+	ck_assert_int_eq(store_memory_save_start(f.s, path, NULL, NULL, &err), -1);
+	free(err);
+	double t = now_s();
+	store_close(f.s);
+	ck_assert_msg(now_s() - t < 5, "close took %.1f s with a load under way", now_s() - t);
+	ck_assert_int_eq(l.calls, 0);
+	event_base_free(base);
+	char *text = slurp(path);
+	ck_assert_str_eq(text, "mxacl-state 1\ng 1700000000 1700000000 1800000000 1 k\n");
+	free(text);
+	unlink(path);
+	rmdir(dir);
+	free(path);
+}
+END_TEST
+
+struct saverec {
+	int calls;
+	bool ok;
+	unsigned long entries;
+	long pid;
+};
+
+static void save_cb(void *arg, const struct store_save_result *r)
+{
+	struct saverec *sv = arg;
+	sv->calls++;
+	sv->ok = r->ok;
+	sv->entries = r->entries;
+	sv->pid = r->pid;
+}
+
+/* A background save runs in a child (another pid), a second one is
+ * skipped meanwhile, the loop learns of its end; and the file loads. */
+START_TEST(test_mem_save_in_a_child)
+{
+	char dir[] = "/tmp/mxacl-state-XXXXXX";
+	ck_assert(mkdtemp(dir) != NULL);
+	char *path = xasprintf("%s/state", dir);
+	struct event_base *base;
+	struct fix f = { 0 };
+	f.s = mem_open_ok(&base);
+	f.base = base;
+	char key[32];
+	for (int i = 0; i < 5000; i++) {
+		snprintf(key, sizeof key, "t%d", i);
+		grey_noawl(&f, key, T0);
+	}
+	struct saverec sv = { 0 };
+	char *err = NULL;
+	ck_assert_int_eq(store_memory_save_start(f.s, path, save_cb, &sv, &err), 1);
+	ck_assert(mem_stats(f.s).saving);
+	ck_assert_int_eq(store_memory_save_start(f.s, path, save_cb, &sv, &err), 0);
+	ck_assert(run_until(base, &sv.calls, 1, 30000));
+	ck_assert_msg(sv.ok && sv.entries == 5000 && sv.pid != getpid() && sv.pid > 0,
+		      "ok=%d entries=%lu pid=%ld", sv.ok, sv.entries, sv.pid);
+	ck_assert(!mem_stats(f.s).saving);
+	store_close(f.s);
+	struct loadrec l = { 0 };
+	f.s = load_ok(base, path, T0, &l);
+	ck_assert_int_eq(l.r.loaded, 5000);
+	store_close(f.s);
+	DIR *dp = opendir(dir);
+	struct dirent *de;
+	int files = 0;
+	while ((de = readdir(dp)))
+		files += de->d_name[0] != '.';
+	closedir(dp);
+	ck_assert_msg(files == 1, "%d files in the state directory, want only the state", files);
+	event_base_free(base);
+	unlink(path);
+	rmdir(dir);
+	free(path);
+}
+END_TEST
+
 Suite *store_suite(void)
 {
 	Suite *s = suite_create("store");
@@ -1251,6 +1659,15 @@ Suite *store_suite(void)
 	tcase_add_loop_test(tc, test_rate, 0, 2);
 	tcase_add_loop_test(tc, test_edit, 0, 2);
 	tcase_add_loop_test(tc, test_long_keys, 0, 2);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("memory");
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, test_mem_growth_is_incremental);
+	tcase_add_test(tc, test_mem_list_slices_during_growth);
+	tcase_add_test(tc, test_mem_save_load_roundtrip);
+	tcase_add_test(tc, test_mem_load_bad_lines);
+	tcase_add_test(tc, test_mem_loading_fails_and_close_stops_it);
+	tcase_add_test(tc, test_mem_save_in_a_child);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("redis");
 	tcase_set_timeout(tc, 60);
