@@ -253,8 +253,8 @@ static void load_include(struct load *l, const struct ast_stmt *s, const struct 
 }
 
 /* Append a file's statements to out, each include replaced by its files. */
-static void load_splice(struct load *l, const struct ast_list *stmts, const struct load_frame *fr,
-		   int depth, struct ast_list *out)
+static void load_splice(struct load *l, const struct ast_list *stmts,
+			const struct load_frame *fr, int depth, struct ast_list *out)
 {
 	struct ast_stmt *s, *next;
 	for (s = stmts->head; s; s = next) {

@@ -32,9 +32,13 @@ void parse_buffer(struct parse_ctx *ctx, const char *text, size_t len);
 
 /*
  * Read path and everything it includes. Returns the statements in order
- * (includes spliced in place) in *out. Errors (unreadable files, include
- * cycles, nesting deeper than 16, syntax errors) go to d. Statements and
- * words live in arena a.
+ * (includes spliced in place) in *out. Each file is read at most once
+ * (told apart by device and inode); a later include of it adds nothing.
+ * Errors (unreadable files, a glob in a missing directory, an include
+ * cycle through a plain path, nesting deeper than 16, syntax errors) and
+ * warnings (a glob match that would close a cycle, skipped) go to d.
+ * Statements and words live in arena a. Keeps no static state: loads may
+ * run on several threads at once.
  */
 void parse_file(struct arena *a, struct diags *d, const char *path, struct ast_list *out);
 
