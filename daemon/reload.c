@@ -96,6 +96,7 @@ struct reload_job {
 	double seconds;         /* how long the compile took */
 	struct program *old;    /* the program prog replaced, for the worker
 	                           to drop off the loop */
+	long test_delay_ms;     /* see reload_new */
 };
 
 struct reload {
@@ -109,6 +110,7 @@ struct reload {
 	struct event *wake_ev;
 	struct reload_job *job; /* the compile running, or NULL */
 	bool again;             /* a request came while job ran */
+	long test_delay_ms;     /* see reload_new */
 };
 
 static double now_seconds(void)
@@ -128,6 +130,7 @@ static struct reload_job *job_new(const struct reload *r)
 	j->geoip = r->geoip ? xstrdup(r->geoip) : NULL;
 	j->opts = r->opts;
 	j->opts.geoip = j->geoip;
+	j->test_delay_ms = r->test_delay_ms;
 	diags_init(&j->diags);
 	return j;
 }
@@ -148,6 +151,11 @@ static void job_free(struct reload_job *j)
 static void job_compile(struct reload_job *j)
 {
 	double t0 = now_seconds();
+	if (j->test_delay_ms > 0) {
+		struct timespec ts = { j->test_delay_ms / 1000, j->test_delay_ms % 1000 * 1000000 };
+		while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+			;
+	}
 	j->prog = program_load_opts(j->path, &j->opts, &j->diags);
 	diags_sort(&j->diags);
 	j->seconds = now_seconds() - t0;
@@ -297,6 +305,13 @@ struct reload *reload_new(struct event_base *base, const char *path, const struc
 	r->opts.geoip = r->geoip;
 	r->ready = ready;
 	r->arg = arg;
+	/* Test hook: with MXACL_TEST_HOOKS=1, MXACL_TEST_RELOAD_MS=N makes each
+	 * compile take N ms longer, so that a test's signals surely arrive
+	 * during one, however fast the machine. Read here: getenv is not for
+	 * threads. */
+	const char *hooks = getenv("MXACL_TEST_HOOKS"), *delay = getenv("MXACL_TEST_RELOAD_MS");
+	if (hooks && !strcmp(hooks, "1") && delay)
+		r->test_delay_ms = strtol(delay, NULL, 10);
 	if (pipe2(r->pipe, O_CLOEXEC | O_NONBLOCK) < 0) {
 		int e = errno;
 		free(r->path);
