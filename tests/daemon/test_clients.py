@@ -107,6 +107,38 @@ class HalfCloseTest(unittest.TestCase):
         self.d.stop()
 
 
+class HalfCloseDnsTest(unittest.TestCase):
+    """The same with a real DNS server (unbound, tests/lib/dnsserver.py):
+    one lookup answered, one that never is (the request waits out
+    --dns-timeout)."""
+
+    def test_half_closed_client_gets_dns_answers(self):
+        import dnsserver
+        if not dnsserver.unbound_path():
+            self.skipTest("unbound is not installed")
+        dns = dnsserver.DnsServer(records=["2.0.0.127.bl.mxacl.example. 300 IN A 127.0.0.2"],
+                                  zones=["bl.mxacl.example."])
+        dns.start()
+        self.addCleanup(dns.cleanup)
+        conf = ("acl bl rbl bl.mxacl.example\n"
+                "acl never rbl one.%s tempfail=match\n"
+                "action listed REJECT listed\n"
+                "action late DEFER no answer\n"
+                "access bl listed\naccess never late\n" % dnsserver.NEVER_ZONE.rstrip("."))
+        d = Mxacld(conf, extra_args=["--dns", dns.server, "--dns-timeout", "500"])
+        self.addCleanup(d.cleanup)
+        d.start()
+        reqs = [{"client_address": "127.0.0.2", "sender": "a@x"},
+                {"client_address": "192.0.2.9", "sender": "b@x"}]
+        with PolicyConn(d.endpoint, 20) as c:
+            c.send_raw(b"".join(fmt_request(r) for r in reqs))
+            c.sock.shutdown(socket.SHUT_WR)
+            got = c.recv_all()
+        self.assertEqual(got, b"action=REJECT listed\n\naction=DEFER no answer\n\n")
+        d.wait_log(r"decision .*action=DEFER no answer")
+        d.stop()
+
+
 class FullPoolTest(unittest.TestCase):
     """--max-connections 4: the pool full of idle or half-sent connections."""
 
