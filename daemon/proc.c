@@ -171,17 +171,27 @@ bool proc_write_pidfile(const char *path, struct strbuf *err)
 
 bool proc_remove_pidfile(const char *path, struct strbuf *err)
 {
-	/* Another mxacld may have taken the file over since: leave it. */
-	FILE *f = fopen(path, "r");
+	/* Another mxacld may have taken the file over since: leave it. So
+	 * may somebody who can write the directory: a symlink is not
+	 * followed, and a FIFO must not hang us on open. */
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 	long pid = 0;
-	if (!f) {
+	if (fd < 0) {
 		if (errno == ENOENT)
 			return true;
-		sb_printf(err, "cannot read pid file %s: %s", path, strerror(errno));
+		sb_printf(err, "cannot read pid file %s: %s; left in place", path, strerror(errno));
 		return false;
 	}
-	bool ours = fscanf(f, "%ld", &pid) == 1 && pid == (long)getpid();
-	fclose(f);
+	char buf[32];
+	struct stat st;
+	ssize_t n = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) ? read(fd, buf, sizeof buf - 1) : -1;
+	close(fd);
+	if (n > 0) {
+		buf[n] = 0;
+		char *end;
+		pid = strtol(buf, &end, 10);
+	}
+	bool ours = n > 0 && pid == (long)getpid();
 	if (ours && unlink(path) < 0) {
 		sb_printf(err, "cannot remove pid file %s: %s", path, strerror(errno));
 		return false;

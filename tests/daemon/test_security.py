@@ -223,6 +223,20 @@ class PidFileTest(unittest.TestCase):
         self.refused(os.link, r"it has other names \(hard links\)")
 
 
+    def test_fifo_in_its_place_does_not_hang_the_exit(self):
+        # somebody who can write the directory swaps the pid file for a
+        # FIFO while mxacld runs: reading it must not block the exit
+        from mxtest import Mxacld
+        pid = os.path.join(self.dir, "mxacld.pid")
+        d = Mxacld(pol.policy(), extra_args=["--pidfile", pid])
+        self.addCleanup(d.cleanup)
+        d.start()
+        os.unlink(pid)
+        os.mkfifo(pid)
+        self.assertEqual(d.stop(timeout=20), 0)
+        self.assertTrue(stat.S_ISFIFO(os.lstat(pid).st_mode), "not ours: left in place")
+
+
 class LogFileSymlinkTest(unittest.TestCase):
     """--log FILE refuses a symlink, at start and when reopened."""
 
