@@ -218,6 +218,7 @@ typedef void (*store_save_cb)(void *arg, const struct store_save_result *r);
  * when the child has ended (a failed child's temporary file is removed).
  * Returns 1 (started), 0 (a save is already running: skipped, no cb), or
  * -1 with *err (loading, or mkstemp/pipe/fork failed; no cb).
+ * store_close while the child runs kills it and removes its file (no cb).
  */
 int store_memory_save_start(struct store *s, const char *path, store_save_cb cb, void *arg,
 			    char **err);

@@ -777,6 +777,7 @@ static void NORETURN mem_save_child(const struct mem_dict *d, int fd, const char
 	signal(SIGTERM, SIG_DFL);
 	signal(SIGINT, SIG_DFL);
 	signal(SIGHUP, SIG_DFL);
+	signal(SIGUSR1, SIG_DFL);
 	int e = mem_write_all(d, fd, buf, MEM_WBUF, &n);
 	if (!e && close(fd) < 0)
 		e = errno;
