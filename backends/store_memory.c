@@ -1086,6 +1086,29 @@ static char *mem_keep_aside(struct mem_loader *ld)
 	return aside;
 }
 
+/* Skip the rest of an overlong line (counted as a bad line), chunk by
+ * chunk; false at the end of the file. */
+static bool mem_skip_line(struct mem_loader *ld, unsigned long lineno)
+{
+	char chunk[65536];
+	ld->skipped++;
+	if (!ld->first_bad)
+		ld->first_bad = lineno;
+	for (;;) {
+		ssize_t k = read(ld->fd, chunk, sizeof chunk);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			return false;
+		char *lf = memchr(chunk, '\n', (size_t)k);
+		if (lf) {
+			/* back to just after the LF: the next line starts there */
+			off_t back = (off_t)(k - (lf + 1 - chunk));
+			return lseek(ld->fd, -back, SEEK_CUR) >= 0;
+		}
+	}
+}
+
 static void *mem_loader_main(void *arg)
 {
 	struct mem_loader *ld = arg;
@@ -1106,18 +1129,15 @@ static void *mem_loader_main(void *arg)
 		}
 		if (len == cap) {
 			if (cap >= 2 * (size_t)MEM_MAX_KEY) {
-				/* a line with no end in sight: skip up to its LF */
-				ld->skipped++;
-				if (!ld->first_bad)
-					ld->first_bad = lineno + 1;
-				len = 0;
-				char c = 0;
-				ssize_t k;
-				while ((k = read(ld->fd, &c, 1)) == 1 && c != '\n')
-					;
-				lineno++;
-				if (k <= 0)
+				/* a line with no end in sight: not an entry */
+				if (!header) {
+					ld->error = xstrdup("not an mxacl state file");
+					break;
+				}
+				if (!mem_skip_line(ld, lineno + 1))
 					eof = true;
+				len = 0;
+				lineno++;
 				continue;
 			}
 			cap *= 2;

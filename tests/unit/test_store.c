@@ -1505,6 +1505,24 @@ START_TEST(test_mem_load_bad_lines)
 	unlink(l.aside);
 	store_close(s);
 
+	/* a line longer than any key (3 MiB), between two good ones */
+	FILE *fp = fopen(path, "w");
+	ck_assert(fp != NULL);
+	fputs("mxacl-state 1\ng 1700000000 1700000000 1800000000 1 before\ng 1 2 3 0 ", fp);
+	for (int i = 0; i < 3 << 20; i++)
+		fputc('x', fp);
+	fputs("\ng 1700000000 1700000000 1800000000 1 behind\n", fp);
+	fclose(fp);
+	memset(&l, 0, sizeof l);
+	s = load_ok(base, path, T0, &l);
+	ck_assert_msg(l.r.loaded == 2 && l.r.skipped == 1 && l.r.first_bad == 3,
+		      "overlong line: loaded=%lu skipped=%lu first_bad=%lu, want 2, 1, 3",
+		      l.r.loaded, l.r.skipped, l.r.first_bad);
+	f.s = s;
+	ck_assert(!grey_noawl(&f, "behind", T0).g.greylisted);
+	unlink(l.aside);
+	store_close(s);
+
 	spit(path, "something else\ng 1 2 3 0 x\n");
 	memset(&l, 0, sizeof l);
 	s = load_ok(base, path, T0, &l);
