@@ -260,12 +260,15 @@ class BigStateTest(unittest.TestCase):
         big_state(self.state, 20000)
         with open(self.state, "rb") as f:
             before = f.read()
+        hooks = os.environ.get("MXACL_TEST_HOOKS")  # other suites set it too
         os.environ["MXACL_TEST_HOOKS"] = "1"        # inherited by mxacld
         os.environ["MXACL_TEST_STATE_LOAD_MS"] = "60000"
         try:
             d = Mxacld(BIG_CONF, extra_args=["--state-file", self.state]).start()
         finally:
-            del os.environ["MXACL_TEST_HOOKS"], os.environ["MXACL_TEST_STATE_LOAD_MS"]
+            del os.environ["MXACL_TEST_STATE_LOAD_MS"]
+            if hooks is None:
+                del os.environ["MXACL_TEST_HOOKS"]
         try:
             self.assertEqual(d.query(BIG_REQ), "action=DEFER_IF_PERMIT wait")
             d.wait_log(r"state: loading ")
