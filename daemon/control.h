@@ -15,7 +15,9 @@
  *
  * Keys are taken verbatim (the rest of the line). A command runs to its
  * end before the next line of that client is read; a store that answers
- * later (Redis) keeps only that client waiting, never the event loop.
+ * later (Redis) keeps only that client waiting, never the event loop, and
+ * a listing of a store that answers at once (memory) goes in slices, the
+ * next when the client has read the last (store.h, list_slice).
  *
  * The socket itself is a listener (listener.h): main opens it with mode
  * 0600 and the runtime user as owner, and hands accepted clients to
