@@ -25,6 +25,7 @@
 #include "daemon/control.h"
 #include "daemon/listener.h"
 #include "daemon/proc.h"
+#include "daemon/reload.h"
 #include "backends/dns.h"
 #include "backends/store.h"
 #include "engine/engine.h"
@@ -88,6 +89,7 @@ struct daemon {
 	struct event *flush_ev;
 	char *state_file;              /* absolute; NULL: none */
 	struct event *state_ev;        /* periodic save of the memory store */
+	struct reload *reload;         /* SIGHUP's compiles, off the loop */
 };
 
 static void usage(FILE *out)
@@ -405,59 +407,63 @@ static void warn_startup_changes(const struct daemon *d, const struct settings *
 				    "restarted", s[i].name);
 }
 
-/* Each diagnostic as one log line, its level as the line's level. */
-static void log_diags(const struct diags *dg)
+/* A reload compiled (reload.h): serve it from now on; the reloader frees
+ * the old one off the loop. */
+static struct program *reload_ready(struct program *p, void *arg)
 {
-	for (size_t i = 0; i < dg->n; i++) {
-		const struct diag *r = &dg->v[i];
-		char where[PATH_MAX + 32];
-		if (r->loc.line > 0)
-			snprintf(where, sizeof where, "%s:%d:%d", r->loc.file, r->loc.line,
-				 r->loc.col);
-		else
-			snprintf(where, sizeof where, "%s", r->loc.file);
-		if (r->level == DIAG_ERROR)
-			log_error("%s: %s", where, r->msg);
-		else if (r->level == DIAG_WARNING)
-			log_warning("%s: %s", where, r->msg);
-		else
-			log_info("%s: note: %s", where, r->msg);
-	}
+	struct daemon *d = arg;
+	struct program *old = conn_pool_program(d->pool);
+	program_ref(old);
+	warn_startup_changes(d, program_settings(p));
+	conn_pool_set_program(d->pool, p);
+	return old;
 }
 
 /*
- * SIGHUP: compile the config again; switch to it only when it loads
- * without errors. Requests in flight finish on the program they started
- * on (their VMs hold it).
+ * SIGHUP: reopen the log, compile the config again off the loop
+ * (reload.h); it is switched to only when it loads without errors.
+ * Requests in flight finish on the program they started on (their VMs
+ * hold it).
  */
 static void reload(struct daemon *d)
 {
 	char err[512];
-	struct diags dg;
-	diags_init(&dg);
 	if (!log_reopen(err, sizeof err))
 		log_warning("reload: %s", err);
-	struct program *p = program_load_opts(d->config_path, &d->opts.load, &dg);
-	log_diags(&dg);
-	if (!p) {
-		log_error("reload: %s has errors; still serving the previous policy",
-			  d->config_path);
-		diags_free(&dg);
-		return;
-	}
-	diags_free(&dg);
-	warn_startup_changes(d, program_settings(p));
-	conn_pool_set_program(d->pool, p);
-	log_info("reload: %s loaded", d->config_path);
+	reload_request(d->reload);
 }
 
-/* Write the memory store to the state file (atomically: tmp + rename). */
+/* A background save has ended (store_memory_save_start). */
+static void state_saved(void *arg, const struct store_save_result *r)
+{
+	struct daemon *d = arg;
+	if (r->ok)
+		log_info("state: saved %lu entries to %s in %.2f s (process %ld; the loop paused "
+			 "%.1f ms to fork)", r->entries, d->state_file, r->seconds, r->pid,
+			 r->fork_ms);
+	else
+		log_error("state: %s", r->error);
+}
+
+/*
+ * The periodic save: a forked child writes a snapshot (tmp + fsync +
+ * rename) while the loop serves on; skipped while one is still running
+ * or while the file is still loading.
+ */
 static void save_state(struct daemon *d)
 {
 	char *err = NULL;
-	if (!d->state_file)
+	if (!d->state_file || !store_is_memory(runtime_store(d->rt)))
 		return;
-	if (!store_memory_save(runtime_store(d->rt), d->state_file, &err)) {
+	struct store_memory_stats st;
+	store_memory_stats(runtime_store(d->rt), &st);
+	if (st.loading)
+		return;
+	int r = store_memory_save_start(runtime_store(d->rt), d->state_file, state_saved, d, &err);
+	if (r == 0)
+		log_warning("state: the previous save of %s is still running; skipping this one",
+			    d->state_file);
+	if (r < 0) {
 		log_error("state: %s", err);
 		free(err);
 	}
@@ -468,10 +474,66 @@ static void state_cb(evutil_socket_t fd, short what, void *arg)
 	save_state(arg);
 }
 
+/*
+ * The final save at exit, in this process. Never over a file that has not
+ * finished loading: the store holds only part of it (or nothing).
+ */
+static void save_state_final(struct daemon *d)
+{
+	char *err = NULL;
+	if (!d->state_file)
+		return;
+	struct store_memory_stats st;
+	store_memory_stats(runtime_store(d->rt), &st);
+	if (st.loading) {
+		log_warning("state: not saved: %s had not finished loading; it is left as it was",
+			    d->state_file);
+		return;
+	}
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	if (!store_memory_save(runtime_store(d->rt), d->state_file, &err)) {
+		log_error("state: %s", err);
+		free(err);
+		return;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	log_info("state: saved %zu entries to %s in %.2f s", st.entries, d->state_file,
+		 (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+}
+
+/* The state file is loaded: log what came of it. */
+static void state_loaded(void *arg, const struct store_load_result *r)
+{
+	struct daemon *d = arg;
+	struct strbuf b;
+	sb_init(&b);
+	sb_printf(&b, "state: loaded %lu entr%s from %s in %.2f s (%lu expired dropped",
+		  r->loaded, r->loaded == 1 ? "y" : "ies", d->state_file, r->seconds, r->expired);
+	if (r->skipped)
+		sb_printf(&b, ", %lu bad line%s skipped, the first at line %lu", r->skipped,
+			  r->skipped == 1 ? "" : "s", r->first_bad);
+	sb_addc(&b, ')');
+	if (r->error)
+		sb_printf(&b, "; stopped early: %s", r->error);
+	if (r->aside)
+		sb_printf(&b, "; the original kept as %s", r->aside);
+	else if (r->skipped || r->error)
+		sb_adds(&b, "; the original could not be kept aside, the next save replaces it");
+	sb_adds(&b, "; greylist and rate acls answer from the store again");
+	if (r->skipped || r->error)
+		log_error("%s", b.s);
+	else
+		log_info("%s", b.s);
+	sb_free(&b);
+}
+
 /* SIGTERM, SIGINT: stop accepting, drop the clients, leave the loop. */
 static void stop(struct daemon *d, int sig)
 {
 	log_info("stopping on %s", strsignal(sig));
+	reload_free(d->reload);        /* a compile running is abandoned */
+	d->reload = NULL;
 	for (size_t i = 0; i < d->nls; i++)
 		listener_close(d->ls[i]);
 	d->nls = 0;
@@ -575,12 +637,18 @@ static void open_store(struct daemon *d, const char *url, const char *state_file
 	if (!state_file)
 		return;
 	d->state_file = abs ? proc_abs_path(state_file) : xstrdup(state_file);
-	if (!store_memory_load(runtime_store(d->rt), d->state_file, time(NULL), &err)) {
-		log_error("state: %s; starting with an empty store", err);
-		free(err);
-	} else {
-		log_info("state: kept in %s", d->state_file);
-	}
+	/* Loaded by a thread: the loop serves meanwhile, the acls answer per
+	 * tempfail=, and SIGTERM is honoured (the file is then left alone). */
+	int r = store_memory_load_start(runtime_store(d->rt), d->state_file, time(NULL),
+					state_loaded, d, &err);
+	if (r < 0)
+		die("--state-file: %s", err);
+	log_info("state: kept in %s", d->state_file);
+	if (r > 0)
+		log_info("state: loading %s; greylist and rate acls answer as temporary failures "
+			 "until it is loaded", d->state_file);
+	else
+		log_info("state: no file yet; starting with an empty store");
 	double every = d->opts.state_interval > 0 ? d->opts.state_interval : MXACLD_STATE_INTERVAL;
 	struct timeval tv = { (time_t)every, (suseconds_t)((every - (double)(time_t)every) * 1e6) };
 	d->state_ev = event_new(d->base, -1, EV_PERSIST, state_cb, d);
@@ -711,6 +779,9 @@ int main(int argc, char **argv)
 		   o->state_file ? o->state_file : set->state_file, daemonize);
 	open_dns(&d, set);
 	d.pool = conn_pool_new(d.base, d.rt, prog, &o->lim);
+	d.reload = reload_new(d.base, d.config_path, &o->load, reload_ready, &d);
+	if (!d.reload)
+		die("reload: %s", strerror(errno));
 	for (size_t i = 0; i < d.nls; i++)
 		if (!listener_start(d.ls[i], d.base, conn_pool_accept, d.pool))
 			die("cannot accept on %s", listener_name(d.ls[i]));
@@ -745,13 +816,14 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < d.nls; i++)
 		listener_close(d.ls[i]);
 	listener_close(d.control_ls);
+	reload_free(d.reload);
 	conn_pool_free(d.pool);
 	control_free(d.control);
 	log_set_flush_hook(NULL, NULL);
 	event_free(d.flush_ev);
 	for (size_t i = 0; i < ARRAY_LEN(d.sig_ev); i++)
 		event_free(d.sig_ev[i]);
-	save_state(&d);
+	save_state_final(&d);
 	if (d.state_ev)
 		event_free(d.state_ev);
 	free(d.state_file);
