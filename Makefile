@@ -26,7 +26,7 @@ CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null)
 
 WARN     = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
            -Wno-unused-parameter
-CPPFLAGS = -D_GNU_SOURCE -I. -I$(B)/gen $(PKG_CFLAGS)
+CPPFLAGS = -D_GNU_SOURCE $(HOOKS_DEF) -I. -I$(B)/gen $(PKG_CFLAGS)
 ifeq ($(SAN),1)
 OPT      = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
            -fno-sanitize-recover=undefined
@@ -39,10 +39,16 @@ else
 OPT      = -O2 -g
 LDSAN    =
 endif
+# Test builds (sanitised, fuzz) carry the test hooks (util/testhooks.h);
+# the production build does not.
+ifneq ($(SAN),0)
+HOOKS_DEF = -DMXACL_TESTHOOKS
+HOOKS_SRC = $(wildcard tests/hooks/*.c)
+endif
 CFLAGS  ?=
 ALL_CFLAGS = -std=c11 $(OPT) $(WARN) $(CPPFLAGS) $(CFLAGS)
 
-LIB_SRC  = $(wildcard util/*.c grammar/*.c engine/*.c actions/*.c backends/*.c)
+LIB_SRC  = $(wildcard util/*.c grammar/*.c engine/*.c actions/*.c backends/*.c) $(HOOKS_SRC)
 GEN_SRC  = $(B)/gen/parser.c $(B)/gen/lexer.c
 LIB_OBJ  = $(patsubst %.c,$(B)/obj/%.o,$(LIB_SRC)) $(B)/obj/gen/parser.o $(B)/obj/gen/lexer.o
 DAEMON_OBJ = $(patsubst %.c,$(B)/obj/%.o,$(wildcard daemon/*.c))

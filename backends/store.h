@@ -194,7 +194,7 @@ typedef void (*store_load_cb)(void *arg, const struct store_load_result *r);
  * such file: nothing to load, no cb), or -1 with *err (malloc'ed): path
  * is a directory, a symbolic link, not a regular file, or unreadable.
  * store_close during a load stops the thread promptly and drops its work.
- * Test hook: with MXACL_TEST_HOOKS=1, MXACL_TEST_STATE_LOAD_MS=N makes the
+ * Test hook (test builds only, util/testhooks.h): MXACL_TEST_STATE_LOAD_MS=N makes the
  * thread wait N ms first (cancellable).
  */
 int store_memory_load_start(struct store *s, const char *path, time_t now, store_load_cb cb,

@@ -39,6 +39,7 @@
 #include <event2/event.h>
 
 #include "backends/store.h"
+#include "util/testhooks.h"
 #include "util/util.h"
 
 enum mem_kind { MEM_TRIPLET = 'g', MEM_AWL = 'a', MEM_RATE = 'r' };
@@ -1272,9 +1273,7 @@ int store_memory_load_start(struct store *s, const char *path, time_t now, store
 	ld->cb = cb;
 	ld->arg = arg;
 	clock_gettime(CLOCK_MONOTONIC, &ld->t0);
-	const char *hooks = getenv("MXACL_TEST_HOOKS"), *pause = getenv("MXACL_TEST_STATE_LOAD_MS");
-	if (hooks && !strcmp(hooks, "1") && pause)
-		ld->pause_ms = strtoul(pause, NULL, 10);
+	ld->pause_ms = testhooks_ms("MXACL_TEST_STATE_LOAD_MS");
 	if (pipe2(ld->pipe, O_CLOEXEC) < 0) {
 		*err = xasprintf("cannot load %s: pipe: %s", path, strerror(errno));
 		ld->pipe[0] = ld->pipe[1] = -1;

@@ -21,7 +21,7 @@
 #include "cli/grey.h"
 #include "cli/replay.h"
 #include "engine/engine.h"
-#include "engine/testhooks.h"
+#include "util/testhooks.h"
 
 #define MXACL_VERSION "0.1"
 

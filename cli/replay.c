@@ -25,7 +25,7 @@
 #include "cli/maillog.h"
 #include "engine/engine.h"
 #include "engine/strmap.h"
-#include "engine/testhooks.h"
+#include "util/testhooks.h"
 
 #define REPLAY_READ_SIZE (1 << 20)   /* bytes per gzread */
 #define REPLAY_EXAMPLES 3            /* examples kept per group of changes */

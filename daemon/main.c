@@ -29,7 +29,7 @@
 #include "backends/dns.h"
 #include "backends/store.h"
 #include "engine/engine.h"
-#include "engine/testhooks.h"
+#include "util/testhooks.h"
 #include "grammar/diag.h"
 #include "util/log.h"
 #include "util/util.h"

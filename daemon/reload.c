@@ -75,6 +75,7 @@
 #include "engine/engine.h"
 #include "grammar/diag.h"
 #include "util/log.h"
+#include "util/testhooks.h"
 #include "util/util.h"
 
 /* The worker's stack: what the start-up compile has on the main thread. */
@@ -309,9 +310,7 @@ struct reload *reload_new(struct event_base *base, const char *path, const struc
 	 * compile take N ms longer, so that a test's signals surely arrive
 	 * during one, however fast the machine. Read here: getenv is not for
 	 * threads. */
-	const char *hooks = getenv("MXACL_TEST_HOOKS"), *delay = getenv("MXACL_TEST_RELOAD_MS");
-	if (hooks && !strcmp(hooks, "1") && delay)
-		r->test_delay_ms = strtol(delay, NULL, 10);
+	r->test_delay_ms = (long)testhooks_ms("MXACL_TEST_RELOAD_MS");
 	if (pipe2(r->pipe, O_CLOEXEC | O_NONBLOCK) < 0) {
 		int e = errno;
 		free(r->path);

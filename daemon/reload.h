@@ -15,7 +15,7 @@
  * Falls back to compiling on the loop, as before, if no thread can be
  * started (logged).
  *
- * Test hook: with MXACL_TEST_HOOKS=1, MXACL_TEST_RELOAD_MS=N in the
+ * Test hook (test builds only, util/testhooks.h): MXACL_TEST_RELOAD_MS=N in the
  * environment makes every compile take N ms longer.
  */
 #ifndef MXACL_RELOAD_H

@@ -3,11 +3,13 @@ test_sleep acl, a libevent timer, enabled by MXACL_TEST_HOOKS=1) must not
 hold up other connections; replies on its own connection stay in request
 order; a client that leaves while its request waits costs nothing."""
 import os
+import subprocess
+import tempfile
 import threading
 import time
 import unittest
 
-from mxtest import Mxacld, PolicyConn, fmt_request
+from mxtest import ROOT, Mxacld, PolicyConn, fmt_request, mxacl_path
 
 os.environ["MXACL_TEST_HOOKS"] = "1"
 
@@ -82,3 +84,25 @@ class SuspendTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class ProductionBuildTest(unittest.TestCase):
+    """The test hooks are linked into test builds only (util/testhooks.h):
+    the production mxacl, built by `make` (make check builds it first),
+    knows no test_sleep acl even with MXACL_TEST_HOOKS=1."""
+
+    def test_production_build_has_no_test_hooks(self):
+        exe = os.path.join(ROOT, "build", "mxacl")
+        self.assertTrue(os.path.exists(exe), "%s is not built (make)" % exe)
+        with tempfile.NamedTemporaryFile("w", suffix=".conf") as f:
+            f.write("acl nap test_sleep 10\naction no REJECT\naccess nap no\n")
+            f.flush()
+            env = dict(os.environ, MXACL_TEST_HOOKS="1")
+            prod = subprocess.run([exe, "check", "-c", f.name], env=env,
+                                  capture_output=True, text=True)
+            self.assertEqual(prod.returncode, 1, prod.stderr)
+            self.assertIn("unknown acl type 'test_sleep'", prod.stderr)
+            # and the build under test does have them
+            test = subprocess.run([mxacl_path(), "check", "-c", f.name], env=env,
+                                  capture_output=True, text=True)
+            self.assertEqual(test.returncode, 0, test.stderr)

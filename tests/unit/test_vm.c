@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "engine/program.h"
-#include "engine/testhooks.h"
+#include "util/testhooks.h"
 #include "tests/unit/unit.h"
 
 /* ---- helpers ------------------------------------------------------------- */

@@ -1,7 +1,8 @@
 /*
- * testhooks - acl types for tests (see testhooks.h).
+ * testhooks - the test hooks of util/testhooks.h; linked only into test
+ * builds (the Makefile adds tests/hooks/ when it defines MXACL_TESTHOOKS).
  */
-#include "engine/testhooks.h"
+#include "util/testhooks.h"
 
 #include <event2/event.h>
 #include <stdlib.h>
@@ -95,11 +96,23 @@ void testhooks_register(void)
 	done = true;
 }
 
-int testhooks_register_from_env(void)
+/* Whether the environment asks for the hooks. */
+static bool testhooks_on(void)
 {
 	const char *v = getenv("MXACL_TEST_HOOKS");
-	if (!v || strcmp(v, "1"))
+	return v && strcmp(v, "1") == 0;
+}
+
+int testhooks_register_from_env(void)
+{
+	if (!testhooks_on())
 		return 0;
 	testhooks_register();
 	return 1;
+}
+
+unsigned long testhooks_ms(const char *var)
+{
+	const char *v = getenv(var);
+	return testhooks_on() && v ? strtoul(v, NULL, 10) : 0;
 }
