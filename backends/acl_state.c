@@ -15,36 +15,6 @@
 
 /* ---- parameters -------------------------------------------------------- */
 
-bool duration_parse(const char *s, size_t len, uint32_t *out)
-{
-	uint64_t v = 0, mult = 1;
-	size_t i = 0;
-	if (len == 0)
-		return false;
-	for (; i < len && s[i] >= '0' && s[i] <= '9'; i++) {
-		v = v * 10 + (uint64_t)(s[i] - '0');
-		if (v > UINT32_MAX)
-			return false;
-	}
-	if (i == 0)
-		return false;
-	if (i < len) {
-		switch (ascii_lower(s[i])) {
-		case 's': mult = 1; break;
-		case 'm': mult = 60; break;
-		case 'h': mult = 3600; break;
-		case 'd': mult = 86400; break;
-		default: return false;
-		}
-		if (++i != len)
-			return false;
-	}
-	if (v * mult > UINT32_MAX)
-		return false;
-	*out = (uint32_t)(v * mult);
-	return true;
-}
-
 /* The parts a greylist key can be made of. */
 enum grey_part { GP_CLIENT_NET, GP_CLIENT_ADDRESS, GP_SENDER, GP_SENDER_DOMAIN, GP_RECIPIENT,
 		 GP_RECIPIENT_DOMAIN, GP_HELO_NAME, GP_CLIENT_NAME };

@@ -29,7 +29,4 @@ extern const struct acl_type acl_rate_type;
  */
 void grey_normalize_sender(const char *s, size_t len, char *out, size_t size);
 
-/* Parse a duration: a number with s, m, h or d (bare: seconds). */
-bool duration_parse(const char *s, size_t len, uint32_t *out);
-
 #endif

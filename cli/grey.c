@@ -27,7 +27,6 @@
 
 #include <event2/event.h>
 
-#include "backends/acl_state.h"
 #include "backends/store.h"
 #include "engine/cidr.h"
 #include "util/log.h"

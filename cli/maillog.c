@@ -142,17 +142,6 @@ static int hexval(char c)
 	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
 }
 
-/* FNV-1a hash of n bytes: queue IDs, recipients, sessions. */
-static uint64_t fnv1a(const char *s, size_t n)
-{
-	uint64_t h = 0xcbf29ce484222325ull;
-	for (size_t i = 0; i < n; i++) {
-		h ^= (unsigned char)s[i];
-		h *= 0x100000001b3ull;
-	}
-	return h;
-}
-
 /* The last occurrence of lit (n bytes) in [p, end), or NULL. */
 static const char *rfind(const char *p, const char *end, const char *lit, size_t n)
 {
@@ -319,7 +308,7 @@ static struct ml_entry **bucket_of(struct maillog *m, uint64_t h)
 /* The held message with queue ID qid, or NULL. */
 static struct ml_entry *win_find(struct maillog *m, const char *qid, size_t n)
 {
-	uint64_t h = fnv1a(qid, n);
+	uint64_t h = hash_bytes(qid, n, false);
 	for (struct ml_entry *e = *bucket_of(m, h); e; e = e->hnext)
 		if (e->hash == h && e->qidlen == n && memcmp(e->qid, qid, n) == 0)
 			return e;
@@ -387,7 +376,7 @@ static struct ml_entry *win_add(struct maillog *m, const char *qid, size_t n, ti
 	memcpy(e->qid, qid, n);
 	e->qid[n] = 0;
 	e->qidlen = n;
-	e->hash = fnv1a(qid, n);
+	e->hash = hash_bytes(qid, n, false);
 	e->time = e->seen = t;
 	e->nrcpt = -1;
 	e->ndelivered = e->nreplayed = 0;
@@ -777,7 +766,7 @@ static enum maillog_line action_line(struct maillog *m, const char *p, const cha
 		 * delivery line must not replay it a second time */
 		if (!qid && f[1] && outcome && strcmp(outcome, "reject") && strcmp(outcome, "defer") &&
 		    se->nrcpts < ML_SESSION_RCPTS)
-			se->rcpts[se->nrcpts++] = fnv1a(f[1], fl[1]);
+			se->rcpts[se->nrcpts++] = hash_bytes(f[1], fl[1], false);
 	}
 	if (e) {
 		/* the session's login, from its client= line */
@@ -791,7 +780,7 @@ static enum maillog_line action_line(struct maillog *m, const char *p, const cha
 		if (f[2])
 			ent_set(e, F_PROTO, f[2], fl[2]);
 		if (f[1]) {
-			unsigned *fl2 = ent_rcpt(e, fnv1a(f[1], fl[1]));
+			unsigned *fl2 = ent_rcpt(e, hash_bytes(f[1], fl[1], false));
 			if (fl2)
 				*fl2 |= RCPT_REPLAYED;
 		}
@@ -917,7 +906,7 @@ static enum maillog_line to_line(struct maillog *m, const char *p, const char *e
 		return MAILLOG_USED;
 	}
 	win_touch(m, e, t);
-	unsigned *flags = ent_rcpt(e, fnv1a(rc, rclen));
+	unsigned *flags = ent_rcpt(e, hash_bytes(rc, rclen, false));
 	if (!flags) {
 		m->st.duplicates++;      /* past MAILLOG_MAX_RCPTS: cannot tell */
 		return MAILLOG_USED;
@@ -1174,7 +1163,7 @@ static enum maillog_line feed(struct maillog *m, const char *p, const char *end,
 	p = sp + 1;
 	m->cur_session = 0;
 	if (plen == 5 && !memcmp(prog, "smtpd", 5) && pid) {
-		m->cur_session = (fnv1a(host, hostlen) ^ (pid * 0x9e3779b97f4a7c15ull)) | 1;
+		m->cur_session = (hash_bytes(host, hostlen, false) ^ (pid * 0x9e3779b97f4a7c15ull)) | 1;
 		if (STARTS(p, end, "connect from ") || STARTS(p, end, "disconnect from ")) {
 			sess_end(m);
 			return MAILLOG_IGNORED;

@@ -48,7 +48,6 @@
 
 #include <event2/event.h>
 
-#include "backends/acl_state.h"
 #include "backends/store.h"
 #include "engine/engine.h"
 #include "util/log.h"

@@ -288,6 +288,37 @@ void ascii_lower_copy(char *dst, const char *src, size_t n)
 		dst[i] = ascii_lower(src[i]);
 }
 
+/* s, m, h, d multiply; a bare number is seconds; more than 2^32-1 s is refused. */
+bool duration_parse(const char *s, size_t len, uint32_t *out)
+{
+	uint64_t v = 0, mult = 1;
+	size_t i = 0;
+	if (len == 0)
+		return false;
+	for (; i < len && s[i] >= '0' && s[i] <= '9'; i++) {
+		v = v * 10 + (uint64_t)(s[i] - '0');
+		if (v > UINT32_MAX)
+			return false;
+	}
+	if (i == 0)
+		return false;
+	if (i < len) {
+		switch (ascii_lower(s[i])) {
+		case 's': mult = 1; break;
+		case 'm': mult = 60; break;
+		case 'h': mult = 3600; break;
+		case 'd': mult = 86400; break;
+		default: return false;
+		}
+		if (++i != len)
+			return false;
+	}
+	if (v * mult > UINT32_MAX)
+		return false;
+	*out = (uint32_t)(v * mult);
+	return true;
+}
+
 uint64_t hash_bytes(const char *s, size_t n, bool fold)
 {
 	uint64_t h = 1469598103934665603ULL;

@@ -95,7 +95,12 @@ void ascii_lower_copy(char *dst, const char *src, size_t n);
 const char *suggest_word(const char *w, size_t n, const char *(*cand)(size_t i, void *ctx),
 			 void *ctx);
 
-/* FNV-1a style 64-bit hash of n bytes, folded to lower case when fold. */
+/* Parse a duration: a number with s, m, h or d (bare: seconds), n bytes of s;
+ * false for anything else or more than 2^32-1 seconds. */
+bool duration_parse(const char *s, size_t len, uint32_t *out);
+
+/* FNV-1a style 64-bit hash of n bytes, folded to lower case when fold; the
+ * one hash of the tree (tables, the memory store, mxacl replay). */
 uint64_t hash_bytes(const char *s, size_t n, bool fold);
 
 #endif

@@ -379,8 +379,6 @@ class RedisStoreTest(unittest.TestCase):
     mxacld's control socket on a store that answers later."""
 
     def setUp(self):
-        if not os.path.exists(os.path.join(ROOT, "backends", "store_redis.c")):
-            self.skipTest("backends/store_redis.c does not exist yet: no Redis store to test")
         self.redis_bin = shutil.which("redis-server")
         if not self.redis_bin:
             self.skipTest("redis-server is not installed")
