@@ -107,6 +107,9 @@ struct acl_type {
 const struct acl_type *acl_type_find(const char *name);
 /* The known type closest to an unknown name, or NULL (for hints). */
 const char *acl_type_suggest(const char *name);
+/* Append the names of the built-in types that are not request attributes
+ * ("day, time, country, ..."), for the hint of an unknown type. */
+void acl_type_list_named(struct strbuf *out);
 /* Add a type (not copied; must outlive every program). Tests and backends. */
 void acl_type_register(const struct acl_type *t);
 

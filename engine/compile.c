@@ -220,12 +220,16 @@ static void compile_acls(struct compiler *c)
 			if (hint)
 				diag_error(c->d, pa->type->loc, "unknown acl type '%s'; did you mean '%s'?",
 					   pa->type->s, hint);
-			else
+			else {
+				struct strbuf types;
+				sb_init(&types);
+				acl_type_list_named(&types);
 				diag_error(c->d, pa->type->loc,
 					   "unknown acl type '%s'; use a request attribute (sender, "
-					   "client_address, ...) or day, time, country, greylist, "
-					   "rate, rbl, dnswl, rhsbl (docs/language.md lists them)",
-					   pa->type->s);
+					   "client_address, ...) or %s (docs/language.md lists them)",
+					   pa->type->s, types.s);
+				sb_free(&types);
+			}
 			continue;
 		}
 		if (acl->type->attr >= 0)

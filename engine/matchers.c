@@ -751,68 +751,88 @@ void acl_type_register(const struct acl_type *t)
 	VEC_PUSH(extra, nextra, capextra, t);
 }
 
-const struct acl_type *acl_type_find(const char *name)
+/*
+ * The acl types that are not request attributes: the one list of them.
+ * Lookup, typo suggestions and the "unknown acl type" hint all read it
+ * (a new type is a row here plus its file).
+ */
+static const struct acl_type *const named_types[] = {
+	&day_type, &time_type, &country_type,
+	&acl_greylist_type, &acl_greylisting_type, &acl_rate_type,
+	&acl_rbl_type, &acl_dnswl_type, &acl_rhsbl_type, &acl_rhsbl_helo_type,
+	&acl_rhsbl_client_type, &acl_spf_type,
+};
+
+/* Give the attribute types their matcher functions (once). */
+static void attr_types_init(void)
 {
 	static bool ready;
-	if (!ready) {
-		for (int i = 0; i < ATTR_COUNT; i++) {
-			struct acl_type *t = &attr_types[i];
-			if (attr_is_addr(i)) {
-				t->eval = addr_eval;
-				t->describe = addr_describe;
-				t->free = addr_free;
-			} else if (attr_is_num(i)) {
-				t->eval = num_eval;
-				t->describe = num_describe;
-				t->free = num_free;
-			} else {
-				t->eval = str_eval;
-				t->describe = str_describe;
-				t->free = str_free;
-			}
+	if (ready)
+		return;
+	for (int i = 0; i < ATTR_COUNT; i++) {
+		struct acl_type *t = &attr_types[i];
+		if (attr_is_addr(i)) {
+			t->eval = addr_eval;
+			t->describe = addr_describe;
+			t->free = addr_free;
+		} else if (attr_is_num(i)) {
+			t->eval = num_eval;
+			t->describe = num_describe;
+			t->free = num_free;
+		} else {
+			t->eval = str_eval;
+			t->describe = str_describe;
+			t->free = str_free;
 		}
-		ready = true;
 	}
+	ready = true;
+}
+
+/* policy_test_time is set by mxacl replay, never matched on: "day" and
+ * "time" are the acls for the request's clock. */
+static bool attr_type_hidden(size_t i)
+{
+	return i == ATTR_policy_test_time;
+}
+
+const struct acl_type *acl_type_find(const char *name)
+{
+	attr_types_init();
 	for (int i = 0; i < ATTR_COUNT; i++)
-		if (i != ATTR_policy_test_time && ascii_ieq(name, attr_types[i].name))
+		if (!attr_type_hidden((size_t)i) && ascii_ieq(name, attr_types[i].name))
 			return &attr_types[i];
-	if (ascii_ieq(name, "day"))
-		return &day_type;
-	if (ascii_ieq(name, "time"))
-		return &time_type;
-	if (ascii_ieq(name, "country"))
-		return &country_type;
-	static const struct acl_type *const state_types[] = {
-		&acl_greylist_type, &acl_greylisting_type, &acl_rate_type,
-		&acl_rbl_type, &acl_dnswl_type, &acl_rhsbl_type, &acl_rhsbl_helo_type,
-		&acl_rhsbl_client_type, &acl_spf_type,
-	};
-	for (size_t i = 0; i < ARRAY_LEN(state_types); i++)
-		if (ascii_ieq(name, state_types[i]->name))
-			return state_types[i];
+	for (size_t i = 0; i < ARRAY_LEN(named_types); i++)
+		if (ascii_ieq(name, named_types[i]->name))
+			return named_types[i];
 	for (size_t i = nextra; i-- > 0;)
 		if (ascii_ieq(name, extra[i]->name))
 			return extra[i];
 	return NULL;
 }
 
+/* Every type's name by index (attributes, named types, registered ones);
+ * NULL past the end. A hidden attribute answers "" (never suggested). */
 static const char *acl_type_name_at(size_t i, void *ctx)
 {
 	(void)ctx;
 	if (i < ATTR_COUNT)
-		return i == ATTR_policy_test_time ? "day" : attr_types[i].name;
-	static const char *const more[] = { "time", "country", "greylist", "greylisting", "rate",
-					     "rbl", "dnswl", "rhsbl", "rhsbl_helo", "rhsbl_client" };
+		return attr_type_hidden(i) ? "" : attr_types[i].name;
 	i -= ATTR_COUNT;
-	if (i < ARRAY_LEN(more))
-		return more[i];
-	i -= ARRAY_LEN(more);
+	if (i < ARRAY_LEN(named_types))
+		return named_types[i]->name;
+	i -= ARRAY_LEN(named_types);
 	return i < nextra ? extra[i]->name : NULL;
 }
 
 const char *acl_type_suggest(const char *name)
 {
 	return suggest_word(name, strlen(name), acl_type_name_at, NULL);
+}
+
+void acl_type_list_named(struct strbuf *out)
+{
+	for (size_t i = 0; i < ARRAY_LEN(named_types); i++)
+		sb_printf(out, "%s%s", i ? ", " : "", named_types[i]->name);
 }
 
 void *acl_data(const struct acl_rt *acl)

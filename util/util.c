@@ -375,7 +375,7 @@ const char *suggest_word(const char *w, size_t n, const char *(*cand)(size_t i, 
 	const char *c;
 	for (size_t i = 0; (c = cand(i, ctx)) != NULL; i++) {
 		size_t m = strlen(c);
-		if (m > SUGGEST_MAX || m > n + limit || n > m + limit)
+		if (m == 0 || m > SUGGEST_MAX || m > n + limit || n > m + limit)
 			continue;
 		size_t d = edit_distance(w, n, c, m);
 		if (d < best_d) {

@@ -90,7 +90,8 @@ void ascii_lower_copy(char *dst, const char *src, size_t n);
  * The candidate closest to the unknown word w (n bytes), ignoring case, for
  * "did you mean" hints; NULL when none is close: at most two edits away, and
  * fewer for short words (a third of the length, rounded up, as clang does).
- * cand(i, ctx) gives the i-th candidate, NULL after the last.
+ * cand(i, ctx) gives the i-th candidate, NULL after the last; an empty
+ * candidate is never suggested.
  */
 const char *suggest_word(const char *w, size_t n, const char *(*cand)(size_t i, void *ctx),
 			 void *ctx);
