@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <sys/resource.h>
 #include <time.h>
 #include <unbound-event.h>
@@ -28,7 +29,8 @@
 
 struct dns_query {
 	struct dns *d;
-	struct dns_query *prev, *next;  /* in flight; not linked while starting */
+	TAILQ_ENTRY(dns_query) link;    /* in flight; not linked while starting */
+	bool linked;            /* on d->inflight */
 	struct event *timer;
 	char *name;
 	enum dns_type type;
@@ -43,7 +45,7 @@ struct dns {
 	struct event_base *base;
 	struct ub_ctx *ctx;
 	unsigned timeout_ms;
-	struct dns_query *inflight;
+	TAILQ_HEAD(, dns_query) inflight;
 	size_t npending;
 	bool closing;
 	bool offline;
@@ -199,6 +201,7 @@ struct dns *dns_new(struct event_base *base, const struct dns_opts *o, char **er
 		return NULL;
 	}
 	struct dns *d = xcalloc(1, sizeof *d);
+	TAILQ_INIT(&d->inflight);
 	d->base = base;
 	d->offline = o->offline;
 	d->cache = dnscache_new(o->cache_entries ? o->cache_entries : DNS_DEFAULT_CACHE);
@@ -216,16 +219,12 @@ size_t dns_pending(const struct dns *d)
 
 /* ---- answers --------------------------------------------------------------- */
 
+/* Take q off the in-flight list, if it is on it. */
 static void unlink_query(struct dns_query *q)
 {
-	struct dns *d = q->d;
-	if (q->prev)
-		q->prev->next = q->next;
-	else if (d->inflight == q)
-		d->inflight = q->next;
-	if (q->next)
-		q->next->prev = q->prev;
-	q->prev = q->next = NULL;
+	if (q->linked)
+		TAILQ_REMOVE(&q->d->inflight, q, link);
+	q->linked = false;
 }
 
 static void query_free(struct dns_query *q)
@@ -505,10 +504,8 @@ void dns_lookup_until(struct dns *d, const char *name, enum dns_type type, uint6
 		fail(q, ub_strerror(e));
 		return;
 	}
-	q->next = d->inflight;
-	if (q->next)
-		q->next->prev = q;
-	d->inflight = q;
+	TAILQ_INSERT_HEAD(&d->inflight, q, link);
+	q->linked = true;
 	/* libevent adds a relative timeout to its cached clock, which lags
 	 * by the time this loop pass has taken: refresh it, or the timer
 	 * fires that much early */
@@ -541,8 +538,8 @@ void dns_free(struct dns *d)
 	if (!d)
 		return;
 	d->closing = true;
-	while (d->inflight) {
-		struct dns_query *q = d->inflight;
+	while (!TAILQ_EMPTY(&d->inflight)) {
+		struct dns_query *q = TAILQ_FIRST(&d->inflight);
 		ub_cancel(d->ctx, q->id);
 		fail(q, "shutdown");
 	}

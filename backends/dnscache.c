@@ -9,12 +9,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/queue.h>
 
 #include "util/util.h"
 
 struct dc_entry {
 	struct dc_entry *chain;          /* same bucket */
-	struct dc_entry *older, *newer;  /* store order */
+	TAILQ_ENTRY(dc_entry) age;       /* store order, oldest first */
 	uint64_t hash;
 	uint64_t expires;
 	enum dns_type type;
@@ -29,13 +30,14 @@ struct dnscache {
 	struct dc_entry **bucket;
 	size_t mask;
 	size_t count, max;
-	struct dc_entry *oldest, *newest;
+	TAILQ_HEAD(, dc_entry) by_age;
 };
 
 struct dnscache *dnscache_new(size_t max_entries)
 {
 	struct dnscache *c = xcalloc(1, sizeof *c);
 	c->max = max_entries ? max_entries : 1;
+	TAILQ_INIT(&c->by_age);
 	size_t nb = 16;
 	while (nb < c->max)
 		nb <<= 1;
@@ -48,8 +50,9 @@ void dnscache_free(struct dnscache *c)
 {
 	if (!c)
 		return;
-	for (struct dc_entry *e = c->oldest, *next; e; e = next) {
-		next = e->newer;
+	struct dc_entry *e;
+	while ((e = TAILQ_FIRST(&c->by_age)) != NULL) {
+		TAILQ_REMOVE(&c->by_age, e, age);
 		free(e);
 	}
 	free(c->bucket);
@@ -87,14 +90,7 @@ bool dnscache_get(struct dnscache *c, const char *name, enum dns_type type, uint
 static void unlink_entry(struct dnscache *c, struct dc_entry **link, struct dc_entry *e)
 {
 	*link = e->chain;
-	if (e->older)
-		e->older->newer = e->newer;
-	else
-		c->oldest = e->newer;
-	if (e->newer)
-		e->newer->older = e->older;
-	else
-		c->newest = e->older;
+	TAILQ_REMOVE(&c->by_age, e, age);
 	c->count--;
 	free(e);
 }
@@ -109,7 +105,7 @@ void dnscache_put(struct dnscache *c, const struct dns_result *r, uint32_t ttl, 
 	if (*link)
 		unlink_entry(c, link, *link);
 	else if (c->count == c->max) {
-		struct dc_entry *old = c->oldest;
+		struct dc_entry *old = TAILQ_FIRST(&c->by_age);
 		unlink_entry(c, find(c, old->name, old->type, old->hash), old);
 		link = find(c, r->name, r->type, h);   /* the chain may have changed */
 	}
@@ -142,12 +138,7 @@ void dnscache_put(struct dnscache *c, const struct dns_result *r, uint32_t ttl, 
 	e->n = n;
 	e->chain = *link;
 	*link = e;
-	e->older = c->newest;
-	if (c->newest)
-		c->newest->newer = e;
-	else
-		c->oldest = e;
-	c->newest = e;
+	TAILQ_INSERT_TAIL(&c->by_age, e, age);
 	c->count++;
 }
 

@@ -48,6 +48,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -223,7 +224,7 @@ struct store_redis {
 	uint64_t cmd_errors_all;      /* error replies in the whole outage */
 	char sha_grey[41], sha_rate[41]; /* empty until a SCRIPT LOAD answered */
 
-	struct rreq *head, *tail;     /* unanswered requests, oldest first */
+	TAILQ_HEAD(, rreq) pending;   /* unanswered requests, oldest first */
 	int busy;                     /* loop entries and close() on the stack */
 	bool closing;
 
@@ -236,7 +237,7 @@ enum rkind { RK_GREY, RK_RATE, RK_LIST, RK_EDIT, RK_FLUSH };
 #define RREQ_MAXARG 10
 
 struct rreq {
-	struct rreq *prev, *next;     /* on s's pending list while unanswered */
+	TAILQ_ENTRY(rreq) link;       /* on s's pending list while unanswered */
 	struct store_redis *s;        /* NULL once answered */
 	enum rkind kind;
 	bool answered;
@@ -274,7 +275,7 @@ static void conn_drop(struct store_redis *s, const char *why, bool hiredis_frees
 /* Free s for good: nothing may be pending and no connection left. */
 static void store_free(struct store_redis *s)
 {
-	assert(!s->head && !s->ac);
+	assert(TAILQ_EMPTY(&s->pending) && !s->ac);
 	if (s->reconnect_ev)
 		event_free(s->reconnect_ev);
 	if (s->handshake_ev)
@@ -315,12 +316,7 @@ static struct rreq *rreq_new(struct store_redis *s, enum rkind kind, size_t extr
 	struct rreq *r = xcalloc(1, sizeof *r + extra);
 	r->s = s;
 	r->kind = kind;
-	r->prev = s->tail;
-	if (s->tail)
-		s->tail->next = r;
-	else
-		s->head = r;
-	s->tail = r;
+	TAILQ_INSERT_TAIL(&s->pending, r, link);
 	r->timer = evtimer_new(s->evb, on_cmd_timeout, r);
 	if (!r->timer)
 		fatal_abort("store redis: cannot create a timer");
@@ -328,25 +324,23 @@ static struct rreq *rreq_new(struct store_redis *s, enum rkind kind, size_t extr
 	return r;
 }
 
-/* Take r off the pending list: from here on it is answered, whatever
- * hiredis still has to say about it. The callback comes separately. */
-static void rreq_settle(struct rreq *r)
+/* Mark r answered, whatever hiredis still has to say about it (r is off
+ * the pending list already). */
+static void rreq_answered(struct rreq *r)
 {
-	struct store_redis *s = r->s;
-	assert(!r->answered && s);
-	if (r->prev)
-		r->prev->next = r->next;
-	else
-		s->head = r->next;
-	if (r->next)
-		r->next->prev = r->prev;
-	else
-		s->tail = r->prev;
-	r->prev = r->next = NULL;
 	r->answered = true;
 	r->s = NULL;
 	event_free(r->timer);
 	r->timer = NULL;
+}
+
+/* Take r off the pending list: from here on it is answered. The callback
+ * comes separately. */
+static void rreq_settle(struct rreq *r)
+{
+	assert(!r->answered && r->s);
+	TAILQ_REMOVE(&r->s->pending, r, link);
+	rreq_answered(r);
 }
 
 /* The one final callback. answer: the typed answer, NULL on failure. */
@@ -537,15 +531,15 @@ static bool store_ready(const struct store_redis *s)
 static void conn_drop(struct store_redis *s, const char *why, bool hiredis_frees)
 {
 	redisAsyncContext *ac = s->ac;
-	struct rreq *list = s->head;
+	TAILQ_HEAD(, rreq) dropped = TAILQ_HEAD_INITIALIZER(dropped);
+	TAILQ_CONCAT(&dropped, &s->pending, link);
 	s->ac = NULL;
 	s->state = CONN_DOWN;
 	evtimer_del(s->handshake_ev);
-	for (struct rreq *r = list, *next; r; r = next) {
-		next = r->next;
+	struct rreq *r;
+	TAILQ_FOREACH(r, &dropped, link) {
 		r->inflight++;            /* ours until its callback below */
-		rreq_settle(r);
-		r->next = next;           /* keep our own walk */
+		rreq_answered(r);
 	}
 	if (ac) {
 		ac->data = NULL;
@@ -564,9 +558,8 @@ static void conn_drop(struct store_redis *s, const char *why, bool hiredis_frees
 		s->backoff_ms = s->backoff_ms * 2 > REDIS_BACKOFF_MAX_MS ? REDIS_BACKOFF_MAX_MS
 									  : s->backoff_ms * 2;
 	}
-	for (struct rreq *r = list, *next; r; r = next) {
-		next = r->next;
-		r->next = NULL;
+	while ((r = TAILQ_FIRST(&dropped)) != NULL) {
+		TAILQ_REMOVE(&dropped, r, link);
 		rreq_notify(r, STORE_FAIL, NULL);
 		rreq_put(r);
 	}
@@ -1336,6 +1329,7 @@ static char *url_parse(struct store_redis *s, const char *url)
 static struct store *redis_open(struct event_base *base, const char *url, char **err)
 {
 	struct store_redis *s = xcalloc(1, sizeof *s);
+	TAILQ_INIT(&s->pending);
 	s->prefix = xstrdup(REDIS_DEFAULT_PREFIX);
 	s->timeout_ms = REDIS_DEFAULT_TIMEOUT_MS;
 	char *why = url_parse(s, url);

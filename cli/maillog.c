@@ -8,6 +8,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 
 #include "util/util.h"
 
@@ -42,7 +43,7 @@ struct ml_entry {
 	size_t qidlen;
 	uint64_t hash;
 	struct ml_entry *hnext;          /* bucket chain */
-	struct ml_entry *prev, *next;    /* least recently mentioned first */
+	TAILQ_ENTRY(ml_entry) lru;       /* least recently mentioned first */
 	time_t time;                     /* of the client= line */
 	time_t seen;                     /* last mention */
 	long nrcpt;                      /* qmgr's nrcpt=; -1 not yet */
@@ -92,7 +93,7 @@ struct maillog {
 	/* window */
 	struct ml_entry **buckets;
 	size_t nbuckets;
-	struct ml_entry *lru_head, *lru_tail;
+	TAILQ_HEAD(ml_lru, ml_entry) lru;
 	struct ml_entry *free_list;
 	struct ml_session *sessions;     /* ML_SESSIONS, made on first use */
 	uint64_t cur_session;            /* the line's smtpd host+PID, or 0 */
@@ -276,27 +277,13 @@ static bool rfc3339_stamp(struct maillog *m, const char *p, const char *end, tim
 /* Take e out of the least-recently-mentioned list. */
 static void lru_unlink(struct maillog *m, struct ml_entry *e)
 {
-	if (e->prev)
-		e->prev->next = e->next;
-	else
-		m->lru_head = e->next;
-	if (e->next)
-		e->next->prev = e->prev;
-	else
-		m->lru_tail = e->prev;
-	e->prev = e->next = NULL;
+	TAILQ_REMOVE(&m->lru, e, lru);
 }
 
 /* Put e at the recent end of the list. */
 static void lru_append(struct maillog *m, struct ml_entry *e)
 {
-	e->prev = m->lru_tail;
-	e->next = NULL;
-	if (m->lru_tail)
-		m->lru_tail->next = e;
-	else
-		m->lru_head = e;
-	m->lru_tail = e;
+	TAILQ_INSERT_TAIL(&m->lru, e, lru);
 }
 
 /* The hash chain of hash h. */
@@ -364,9 +351,9 @@ static struct ml_entry *win_add(struct maillog *m, const char *qid, size_t n, ti
 	struct ml_entry *e = win_find(m, qid, n);
 	if (e)
 		win_drop(m, e);
-	while (m->st.window >= m->o.window && m->lru_head) {
+	while (m->st.window >= m->o.window && !TAILQ_EMPTY(&m->lru)) {
 		m->st.evicted++;
-		win_drop(m, m->lru_head);
+		win_drop(m, TAILQ_FIRST(&m->lru));
 	}
 	e = m->free_list;
 	if (e)
@@ -399,7 +386,7 @@ static struct ml_entry *win_add(struct maillog *m, const char *qid, size_t n, ti
 static void win_touch(struct maillog *m, struct ml_entry *e, time_t t)
 {
 	e->seen = t > e->seen ? t : e->seen;
-	if (m->lru_tail != e) {
+	if (TAILQ_LAST(&m->lru, ml_lru) != e) {
 		lru_unlink(m, e);
 		lru_append(m, e);
 	}
@@ -408,9 +395,9 @@ static void win_touch(struct maillog *m, struct ml_entry *e, time_t t)
 /* Drop messages not mentioned for window_age seconds of log time. */
 static void win_age(struct maillog *m)
 {
-	while (m->lru_head && m->high - m->lru_head->seen > m->o.window_age) {
+	while (!TAILQ_EMPTY(&m->lru) && m->high - TAILQ_FIRST(&m->lru)->seen > m->o.window_age) {
 		m->st.evicted++;
-		win_drop(m, m->lru_head);
+		win_drop(m, TAILQ_FIRST(&m->lru));
 	}
 }
 
@@ -1191,6 +1178,7 @@ static enum maillog_line feed(struct maillog *m, const char *p, const char *end,
 struct maillog *maillog_new(const struct maillog_opts *o)
 {
 	struct maillog *m = xcalloc(1, sizeof *m);
+	TAILQ_INIT(&m->lru);
 	if (o)
 		m->o = *o;
 	if (!m->o.window)
@@ -1218,9 +1206,10 @@ void maillog_free(struct maillog *m)
 {
 	if (!m)
 		return;
-	for (struct ml_entry *e = m->lru_head, *next; e; e = next) {
-		next = e->next;
-		entry_free(e);
+	struct ml_entry *live;
+	while ((live = TAILQ_FIRST(&m->lru)) != NULL) {
+		TAILQ_REMOVE(&m->lru, live, lru);
+		entry_free(live);
 	}
 	for (struct ml_entry *e = m->free_list, *next; e; e = next) {
 		next = e->hnext;
@@ -1264,8 +1253,8 @@ enum maillog_line maillog_feed(struct maillog *m, const char *line, size_t len,
 /* See maillog.h. */
 void maillog_finish(struct maillog *m)
 {
-	while (m->lru_head)
-		win_drop(m, m->lru_head);
+	while (!TAILQ_EMPTY(&m->lru))
+		win_drop(m, TAILQ_FIRST(&m->lru));
 }
 
 /* See maillog.h. */

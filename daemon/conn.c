@@ -38,6 +38,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -61,14 +62,13 @@ enum conn_timer { CONN_TIMER_NONE, CONN_TIMER_IDLE, CONN_TIMER_REQUEST };
 /* Which eviction list a connection is on: the idle, the partial, none. */
 enum conn_class { CONN_BUSY, CONN_IDLE, CONN_PARTIAL };
 
-/* A list of connections, newest at the head, oldest at the tail. */
-struct conn_list {
-	struct conn *head, *tail;
-};
+/* A list of connections (sys/queue.h), newest at the head, oldest at
+ * the tail. */
+TAILQ_HEAD(conn_list, conn);
 
 struct conn {
 	struct conn_pool *pool;
-	struct conn *prev, *next;
+	TAILQ_ENTRY(conn) link;      /* on the pool's list of all */
 	int fd;
 	char *peer;                  /* for log lines */
 	struct event *rev;           /* EV_READ | EV_PERSIST */
@@ -78,7 +78,7 @@ struct conn {
 	bool reading, writing;       /* rev / wev added */
 	bool eof;                    /* the client sent its last byte */
 	enum conn_class cls;         /* the eviction list c is on */
-	struct conn *lru_prev, *lru_next;
+	TAILQ_ENTRY(conn) lru;       /* on that list */
 	struct timeval since;        /* idle, or partial, since then */
 	enum conn_timer timer;
 	bool progress;               /* a request ended since the timer was set */
@@ -97,7 +97,7 @@ struct conn_pool {
 	struct conn_limits lim;
 	const struct timeval *idle_tv;     /* libevent common timeouts: O(1) */
 	const struct timeval *request_tv;  /*   re-arming for every request */
-	struct conn *head;
+	struct conn_list all;
 	size_t count;
 	struct strbuf line;                /* the decision line being logged */
 	struct conn_list idle;             /* idle connections, by idle time */
@@ -124,15 +124,7 @@ static void conn_lru_unlink(struct conn *c)
 	struct conn_list *l = conn_class_list(c->pool, c->cls);
 	if (!l)
 		return;
-	if (c->lru_prev)
-		c->lru_prev->lru_next = c->lru_next;
-	else
-		l->head = c->lru_next;
-	if (c->lru_next)
-		c->lru_next->lru_prev = c->lru_prev;
-	else
-		l->tail = c->lru_prev;
-	c->lru_prev = c->lru_next = NULL;
+	TAILQ_REMOVE(l, c, lru);
 	c->cls = CONN_BUSY;
 }
 
@@ -144,12 +136,7 @@ static void conn_lru_push(struct conn *c, enum conn_class cls)
 	if (!l)
 		return;
 	c->cls = cls;
-	c->lru_next = l->head;
-	if (l->head)
-		l->head->lru_prev = c;
-	else
-		l->tail = c;
-	l->head = c;
+	TAILQ_INSERT_HEAD(l, c, lru);
 	event_base_gettimeofday_cached(c->pool->base, &c->since);
 }
 
@@ -168,12 +155,7 @@ static void conn_close(struct conn *c)
 	sb_free(&c->out);
 	free(c->in);
 	free(c->peer);
-	if (c->prev)
-		c->prev->next = c->next;
-	else
-		pool->head = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
+	TAILQ_REMOVE(&pool->all, c, link);
 	pool->count--;
 	free(c);
 }
@@ -449,7 +431,9 @@ static void conn_refuse(struct conn_pool *pool, int fd, const char *peer)
  */
 static bool conn_evict(struct conn_pool *pool, const char *peer)
 {
-	struct conn *v = pool->idle.tail ? pool->idle.tail : pool->partial.tail;
+	struct conn *v = TAILQ_LAST(&pool->idle, conn_list);
+	if (!v)
+		v = TAILQ_LAST(&pool->partial, conn_list);
 	if (!v)
 		return false;
 	time_t now = time(NULL);
@@ -495,10 +479,7 @@ void conn_pool_accept(int fd, const char *peer, void *arg)
 	c->in = xmalloc(c->in_cap);
 	sb_init(&c->out);
 	c->req = req_new();
-	c->next = pool->head;
-	if (pool->head)
-		pool->head->prev = c;
-	pool->head = c;
+	TAILQ_INSERT_HEAD(&pool->all, c, link);
 	pool->count++;
 	conn_update(c);
 }
@@ -511,6 +492,9 @@ struct conn_pool *conn_pool_new(struct event_base *base, struct runtime *rt,
 	pool->rt = rt;
 	pool->program = program;
 	pool->lim = *lim;
+	TAILQ_INIT(&pool->all);
+	TAILQ_INIT(&pool->idle);
+	TAILQ_INIT(&pool->partial);
 	pool->idle_tv = event_base_init_common_timeout(base, &pool->lim.idle);
 	pool->request_tv = event_base_init_common_timeout(base, &pool->lim.request);
 	if (!pool->idle_tv || !pool->request_tv)
@@ -525,8 +509,8 @@ void conn_pool_free(struct conn_pool *pool)
 {
 	if (!pool)
 		return;
-	while (pool->head)
-		conn_close(pool->head);
+	while (!TAILQ_EMPTY(&pool->all))
+		conn_close(TAILQ_FIRST(&pool->all));
 	program_unref(pool->program);
 	sb_free(&pool->line);
 	free(pool);

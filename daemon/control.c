@@ -43,6 +43,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -76,7 +77,7 @@ struct control_op {
 
 struct control_conn {
 	struct control *ctl;
-	struct control_conn *prev, *next;
+	TAILQ_ENTRY(control_conn) link;
 	int fd;
 	char *peer;
 	struct event *rev, *wev, *tev;
@@ -99,7 +100,7 @@ struct control {
 	struct runtime *rt;
 	struct timeval idle;
 	const struct timeval *idle_tv;
-	struct control_conn *head;
+	TAILQ_HEAD(, control_conn) conns;
 	size_t count;
 };
 
@@ -127,12 +128,7 @@ static void control_close(struct control_conn *c)
 	close(c->fd);
 	sb_free(&c->out);
 	free(c->peer);
-	if (c->prev)
-		c->prev->next = c->next;
-	else
-		ctl->head = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
+	TAILQ_REMOVE(&ctl->conns, c, link);
 	ctl->count--;
 	free(c);
 }
@@ -531,10 +527,7 @@ void control_accept(int fd, const char *peer, void *arg)
 	if (!c->rev || !c->wev || !c->tev || !c->done_ev || !c->slice_ev)
 		fatal_abort("out of memory for control connection events");
 	sb_init(&c->out);
-	c->next = ctl->head;
-	if (ctl->head)
-		ctl->head->prev = c;
-	ctl->head = c;
+	TAILQ_INSERT_HEAD(&ctl->conns, c, link);
 	ctl->count++;
 	control_update(c);
 }
@@ -544,6 +537,7 @@ struct control *control_new(struct event_base *base, struct runtime *rt)
 	struct control *ctl = xcalloc(1, sizeof *ctl);
 	ctl->base = base;
 	ctl->rt = rt;
+	TAILQ_INIT(&ctl->conns);
 	ctl->idle.tv_sec = CONTROL_IDLE_TIMEOUT;
 	ctl->idle_tv = event_base_init_common_timeout(base, &ctl->idle);
 	if (!ctl->idle_tv)
@@ -555,8 +549,8 @@ void control_free(struct control *ctl)
 {
 	if (!ctl)
 		return;
-	while (ctl->head)
-		control_close(ctl->head);
+	while (!TAILQ_EMPTY(&ctl->conns))
+		control_close(TAILQ_FIRST(&ctl->conns));
 	free(ctl);
 }
 
