@@ -35,7 +35,7 @@
  *   compiles, and reload_new compiles a one-line policy on the loop thread
  *   so both are made before any worker exists; the loop reads them only
  *   for programs handed over through the job's mutex. The registry of
- *   extra acl types (engine/testhooks.c) is written at start-up only.
+ *   extra acl types (tests/hooks/testhooks.c, test builds only) is written at start-up only.
  * - engine/verify.c returns its reason in a static buffer: only compiles
  *   use it, and one compile runs at a time (mxacld compiles nothing on the
  *   loop once the worker exists; the start-up compile is over by then).
@@ -306,7 +306,7 @@ struct reload *reload_new(struct event_base *base, const char *path, const struc
 	r->opts.geoip = r->geoip;
 	r->ready = ready;
 	r->arg = arg;
-	/* Test hook: with MXACL_TEST_HOOKS=1, MXACL_TEST_RELOAD_MS=N makes each
+	/* Test hook (util/testhooks.h): MXACL_TEST_RELOAD_MS=N makes each
 	 * compile take N ms longer, so that a test's signals surely arrive
 	 * during one, however fast the machine. Read here: getenv is not for
 	 * threads. */

@@ -4,7 +4,7 @@ also for requests that wait; a flood of idle or trickling connections at
 the connection limit does not lock a new client (Postfix) out, and a
 connection with a request in progress is never the one closed to make room.
 
-Waiting requests come from the test_sleep acl (engine/testhooks.h, enabled
+Waiting requests come from the test_sleep acl (util/testhooks.h, enabled
 by MXACL_TEST_HOOKS=1): a libevent timer, as a DNS or Redis answer would be.
 """
 import os
