@@ -240,7 +240,10 @@ class ProcessTest(unittest.TestCase):
                          r"spam sender v1\n" % (stamp, d.pid, re.escape(pol.SPAM_SENDER)))
         self.assertEqual(d.log_text(), "", "nothing on stderr")
 
-    def test_log_file_reopened_on_sighup(self):
+    def rotate_log(self, sig, line, before=None):
+        """Start mxacld logging to a file, answer one request, rename the
+        file as logrotate does (call before(d) then), send sig and wait for
+        line in the new file. Returns (daemon, path of the new file)."""
         d = Mxacld(pol.policy())
         self.addCleanup(d.cleanup)
         logfile = os.path.join(d.tmpdir, "file.log")
@@ -248,13 +251,18 @@ class ProcessTest(unittest.TestCase):
         d.start()
         d.query(VIP)
         os.rename(logfile, logfile + ".1")
-        d.signal(signal.SIGHUP)
+        if before:
+            before(d)
+        d.signal(sig)
         deadline = time.monotonic() + 20
-        while True:
-            if os.path.exists(logfile) and "reload: " in open(logfile).read():
-                break
-            self.assertLess(time.monotonic(), deadline, "no reload line in the new file")
+        while not (os.path.exists(logfile) and line in open(logfile).read()):
+            self.assertTrue(d.running(), "mxacld died of %s:\n%s" % (sig.name, d.log_text()))
+            self.assertLess(time.monotonic(), deadline, "no %r line in the new file" % line)
             time.sleep(0.02)
+        return d, logfile
+
+    def test_log_file_reopened_on_sighup(self):
+        d, logfile = self.rotate_log(signal.SIGHUP, "reload: ")
         d.query({"sender": pol.SPAM_SENDER})
         d.stop()
         self.assertIn("action=OK", open(logfile + ".1").read())
@@ -263,21 +271,8 @@ class ProcessTest(unittest.TestCase):
     def test_log_file_reopened_on_sigusr1(self):
         # logrotate's signal: reopen the log, log a line, go on serving;
         # the policy is not reloaded
-        d = Mxacld(pol.policy())
-        self.addCleanup(d.cleanup)
-        logfile = os.path.join(d.tmpdir, "file.log")
-        d.log_mode = logfile
-        d.start()
-        d.query(VIP)
-        os.rename(logfile, logfile + ".1")
-        d.write_conf(pol.policy("v2"))
-        d.signal(signal.SIGUSR1)
-        deadline = time.monotonic() + 20
-        while not (os.path.exists(logfile) and
-                   "log reopened on SIGUSR1" in open(logfile).read()):
-            self.assertTrue(d.running(), "mxacld died of SIGUSR1:\n%s" % d.log_text())
-            self.assertLess(time.monotonic(), deadline, "no reopen line in the new file")
-            time.sleep(0.02)
+        d, logfile = self.rotate_log(signal.SIGUSR1, "log reopened on SIGUSR1",
+                                     before=lambda d: d.write_conf(pol.policy("v2")))
         self.assertEqual(d.query({"sender": pol.SPAM_SENDER}), "action=REJECT spam sender v1")
         d.stop()
         old, new = open(logfile + ".1").read(), open(logfile).read()

@@ -1398,6 +1398,29 @@ static char *slurp(const char *path)
 	return b.s;
 }
 
+/* A fresh directory for a state file; path is DIR/state (owned by sd). */
+struct state_dir {
+	char dir[32];
+	char *path;
+};
+
+static char *state_dir_make(struct state_dir *sd)
+{
+	snprintf(sd->dir, sizeof sd->dir, "/tmp/mxacl-state-XXXXXX");
+	ck_assert(mkdtemp(sd->dir) != NULL);
+	sd->path = xasprintf("%s/state", sd->dir);
+	return sd->path;
+}
+
+/* Remove the state file (if still there) and the directory, which must
+ * hold nothing else by then. */
+static void state_dir_remove(struct state_dir *sd)
+{
+	unlink(sd->path);
+	ck_assert_msg(rmdir(sd->dir) == 0, "%s: %s", sd->dir, strerror(errno));
+	free(sd->path);
+}
+
 static void spit(const char *path, const char *text)
 {
 	FILE *fp = fopen(path, "w");
@@ -1410,9 +1433,8 @@ static void spit(const char *path, const char *text)
  * come back as they were, the expired stay out; the file is mode 0600. */
 START_TEST(test_mem_save_load_roundtrip)
 {
-	char dir[] = "/tmp/mxacl-state-XXXXXX";
-	ck_assert(mkdtemp(dir) != NULL);
-	char *path = xasprintf("%s/state", dir);
+	struct state_dir sd;
+	char *path = state_dir_make(&sd);
 	struct event_base *base;
 	struct fix f = { 0 };
 	f.s = mem_open_ok(&base);
@@ -1461,9 +1483,7 @@ START_TEST(test_mem_save_load_roundtrip)
 	ck_assert_msg(rr.r.count == 3, "rate after a restart: count %u, want 3", rr.r.count);
 	store_close(f.s);
 	event_base_free(base);
-	unlink(path);
-	rmdir(dir);
-	free(path);
+	state_dir_remove(&sd);
 	free(big);
 }
 END_TEST
@@ -1473,9 +1493,8 @@ END_TEST
  * is kept aside too. A directory or a symbolic link is refused at once. */
 START_TEST(test_mem_load_bad_lines)
 {
-	char dir[] = "/tmp/mxacl-state-XXXXXX";
-	ck_assert(mkdtemp(dir) != NULL);
-	char *path = xasprintf("%s/state", dir);
+	struct state_dir sd;
+	char *path = state_dir_make(&sd);
 	struct event_base *base = event_base_new();
 	static const char text[] =
 		"mxacl-state 1\n"
@@ -1533,11 +1552,11 @@ START_TEST(test_mem_load_bad_lines)
 
 	s = open_ok(base, "memory");
 	char *err = NULL;
-	ck_assert_int_eq(store_memory_load_start(s, dir, T0, load_cb, &l, &err), -1);
+	ck_assert_int_eq(store_memory_load_start(s, sd.dir, T0, load_cb, &l, &err), -1);
 	ck_assert_msg(strstr(err, "is a directory"), "%s", err);
 	free(err);
 	err = NULL;
-	char *link_path = xasprintf("%s/link", dir);
+	char *link_path = xasprintf("%s/link", sd.dir);
 	ck_assert(symlink(path, link_path) == 0);
 	ck_assert_int_eq(store_memory_load_start(s, link_path, T0, load_cb, &l, &err), -1);
 	ck_assert_msg(strstr(err, "symbolic link"), "%s", err);
@@ -1549,8 +1568,7 @@ START_TEST(test_mem_load_bad_lines)
 	ck_assert_int_eq(store_memory_load_start(s, path, T0, load_cb, &l, &err), 0);
 	store_close(s);
 	event_base_free(base);
-	rmdir(dir);
-	free(path);
+	state_dir_remove(&sd);
 }
 END_TEST
 
@@ -1558,9 +1576,8 @@ END_TEST
  * store stops the loader at once (held here by the test hook). */
 START_TEST(test_mem_loading_fails_and_close_stops_it)
 {
-	char dir[] = "/tmp/mxacl-state-XXXXXX";
-	ck_assert(mkdtemp(dir) != NULL);
-	char *path = xasprintf("%s/state", dir);
+	struct state_dir sd;
+	char *path = state_dir_make(&sd);
 	spit(path, "mxacl-state 1\ng 1700000000 1700000000 1800000000 1 k\n");
 	setenv("MXACL_TEST_HOOKS", "1", 1);
 	setenv("MXACL_TEST_STATE_LOAD_MS", "600000", 1);
@@ -1600,9 +1617,7 @@ START_TEST(test_mem_loading_fails_and_close_stops_it)
 	char *text = slurp(path);
 	ck_assert_str_eq(text, "mxacl-state 1\ng 1700000000 1700000000 1800000000 1 k\n");
 	free(text);
-	unlink(path);
-	rmdir(dir);
-	free(path);
+	state_dir_remove(&sd);
 }
 END_TEST
 
@@ -1626,9 +1641,8 @@ static void save_cb(void *arg, const struct store_save_result *r)
  * skipped meanwhile, the loop learns of its end; and the file loads. */
 START_TEST(test_mem_save_in_a_child)
 {
-	char dir[] = "/tmp/mxacl-state-XXXXXX";
-	ck_assert(mkdtemp(dir) != NULL);
-	char *path = xasprintf("%s/state", dir);
+	struct state_dir sd;
+	char *path = state_dir_make(&sd);
 	struct event_base *base;
 	struct fix f = { 0 };
 	f.s = mem_open_ok(&base);
@@ -1652,7 +1666,7 @@ START_TEST(test_mem_save_in_a_child)
 	f.s = load_ok(base, path, T0, &l);
 	ck_assert_int_eq(l.r.loaded, 5000);
 	store_close(f.s);
-	DIR *dp = opendir(dir);
+	DIR *dp = opendir(sd.dir);
 	struct dirent *de;
 	int files = 0;
 	while ((de = readdir(dp)))
@@ -1660,9 +1674,7 @@ START_TEST(test_mem_save_in_a_child)
 	closedir(dp);
 	ck_assert_msg(files == 1, "%d files in the state directory, want only the state", files);
 	event_base_free(base);
-	unlink(path);
-	rmdir(dir);
-	free(path);
+	state_dir_remove(&sd);
 }
 END_TEST
 
