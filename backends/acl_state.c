@@ -407,7 +407,7 @@ static enum tri grey_eval(const struct acl_rt *acl, struct eval_ctx *e)
 				.net_len = strlen(net), .now = r->now, .p = g->p };
 	struct store *s = runtime_store(e->rt);
 	struct state_call *call = xcalloc(1, sizeof *call);
-	s->ops->grey(s, &q, grey_answered, call);
+	store_grey(s, &q, grey_answered, call);
 	sb_free(&key);
 	if (call->done) {
 		enum tri t = grey_result(e, NULL, call->st, &call->grey);
@@ -531,7 +531,7 @@ static enum tri rate_eval(const struct acl_rt *acl, struct eval_ctx *e)
 				.window = ra->window, .now = e->req->now };
 	struct store *s = runtime_store(e->rt);
 	struct state_call *call = xcalloc(1, sizeof *call);
-	s->ops->rate(s, &q, rate_answered, call);
+	store_rate(s, &q, rate_answered, call);
 	sb_free(&key);
 	if (call->done) {
 		enum tri t = rate_result(e, NULL, call->st, &call->rate);

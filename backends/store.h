@@ -121,6 +121,7 @@ enum store_edit {
 
 struct store_ops {
 	const char *scheme;     /* "memory", "redis", "redis+unix" */
+	const char *form;       /* the URL's form, for the hint of an unknown one */
 	/* NULL with *err (malloc'ed) on a bad URL; a server that is down is not
 	 * an error here: the backend reconnects on its own. */
 	struct store *(*open)(struct event_base *base, const char *url, char **err);
@@ -147,6 +148,18 @@ struct store_ops {
 		     const struct grey_params *p, store_done_cb cb, void *arg);
 };
 
+/*
+ * The backends: one row each (its file defines store_NAME_ops). store_open
+ * tries them in this order; the hint for an unknown URL lists their forms.
+ */
+#define STORE_BACKENDS(X) \
+	X(memory)         \
+	X(redis)          \
+	X(redis_unix)
+#define X(name) extern const struct store_ops store_##name##_ops;
+STORE_BACKENDS(X)
+#undef X
+
 /* Every store begins with this. */
 struct store {
 	const struct store_ops *ops;
@@ -154,15 +167,32 @@ struct store {
 
 /*
  * Open the store a URL names ("memory" when url is NULL). NULL with *err
- * (malloc'ed) for an unknown scheme or a bad URL.
+ * (malloc'ed) for an unknown scheme or a bad URL. The backends are the
+ * rows of one table in store.c: a new store is its file plus that row.
  */
 struct store *store_open(struct event_base *base, const char *url, char **err);
 void store_close(struct store *s);     /* NULL is a no-op */
 
-/* The built-in backends. */
-extern const struct store_ops store_memory_ops;
-extern const struct store_ops store_redis_ops;
-extern const struct store_ops store_redis_unix_ops;
+/*
+ * Every call into a store goes through these, never through s->ops: they
+ * are the one place where calls can be counted, timed or routed. Each
+ * forwards to the backend's row, with its contract above (the callback is
+ * called exactly once, possibly before the function returns).
+ */
+void store_grey(struct store *s, const struct grey_query *q, grey_cb cb, void *arg);
+void store_rate(struct store *s, const struct rate_query *q, rate_cb cb, void *arg);
+void store_list(struct store *s, time_t now, store_list_cb cb, void *arg);
+/*
+ * A listing in slices (store_ops.list_slice). A backend without slices
+ * lists everything in the first call (the cursor stays 0 and the end is
+ * called), so callers need only one loop.
+ */
+void store_list_slice(struct store *s, unsigned long *cursor, size_t max, time_t now,
+		      store_list_cb cb, void *arg);
+/* Whether store_list_slice really goes in slices (else one call lists all). */
+bool store_slices(const struct store *s);
+void store_edit(struct store *s, enum store_edit op, const char *key, time_t now,
+		const struct grey_params *p, store_done_cb cb, void *arg);
 
 bool store_is_memory(const struct store *s);
 

@@ -573,6 +573,7 @@ static void mem_close(struct store *s)
 
 const struct store_ops store_memory_ops = {
 	.scheme = "memory",
+	.form = "memory",
 	.open = mem_open,
 	.close = mem_close,
 	.grey = mem_grey,

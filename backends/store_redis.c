@@ -1379,6 +1379,7 @@ static void redis_close(struct store *st)
 
 const struct store_ops store_redis_ops = {
 	.scheme = "redis",
+	.form = "redis://HOST:PORT[/DB]",
 	.open = redis_open,
 	.close = redis_close,
 	.grey = redis_grey,
@@ -1389,6 +1390,7 @@ const struct store_ops store_redis_ops = {
 
 const struct store_ops store_redis_unix_ops = {
 	.scheme = "redis+unix",
+	.form = "redis+unix:///PATH",
 	.open = redis_open,
 	.close = redis_close,
 	.grey = redis_grey,

@@ -570,9 +570,9 @@ static int grey_cli_store(struct grey_cli *g)
 						   : STORE_FLUSH;
 	/* Either may answer before returning; the loop runs until it has. */
 	if (g->cmd == GC_LIST)
-		s->ops->list(s, now, grey_cli_list_cb, g);
+		store_list(s, now, grey_cli_list_cb, g);
 	else
-		s->ops->edit(s, op, g->key, now, &g->p, grey_cli_done_cb, g);
+		store_edit(s, op, g->key, now, &g->p, grey_cli_done_cb, g);
 	bool timed_out = false;
 	while (!g->done) {
 		int r = event_base_loop(base, EVLOOP_ONCE);

@@ -284,7 +284,7 @@ static void control_slice_cb(evutil_socket_t fd, short what, void *arg)
 	if (!o || !o->slicing || o->done || sockio_pending(&c->out, c->out_off))
 		return;
 	struct store *s = runtime_store(c->ctl->rt);
-	s->ops->list_slice(s, &o->cursor, CONTROL_LIST_SLICE, o->now, control_list_cb, o);
+	store_list_slice(s, &o->cursor, CONTROL_LIST_SLICE, o->now, control_list_cb, o);
 	if (!o->done)
 		control_serve(c);
 }
@@ -350,14 +350,14 @@ static void control_exec(struct control_conn *c, char *line, size_t len)
 	event_base_gettimeofday_cached(ctl->base, &now);
 	struct store *s = runtime_store(ctl->rt);
 	/* May call back before it returns (memory) or later (Redis). */
-	if (list && s->ops->list_slice) {
+	if (list && store_slices(s)) {
 		o->slicing = true;
 		o->now = now.tv_sec;
 		control_slice_next(c);
 	} else if (list)
-		s->ops->list(s, now.tv_sec, control_list_cb, o);
+		store_list(s, now.tv_sec, control_list_cb, o);
 	else
-		s->ops->edit(s, op, op == STORE_FLUSH ? NULL : rest, now.tv_sec, &p,
+		store_edit(s, op, op == STORE_FLUSH ? NULL : rest, now.tv_sec, &p,
 			     control_done_cb, o);
 }
 

@@ -371,7 +371,7 @@ static bool wait_ready(struct event_base *base, struct store *s, int max_ms)
 		struct rec r = { 0 };
 		struct grey_query q = { .triplet = "probe", .triplet_len = 5, .net = "probe",
 					.net_len = 5, .now = T0, .p = p };
-		s->ops->grey(s, &q, grey_done, &r);
+		store_grey(s, &q, grey_done, &r);
 		ck_assert(run_until(base, &r.calls, 1, 5000));
 		if (r.st == STORE_OK)
 			return true;
@@ -538,13 +538,13 @@ static void run_steps(struct fix *f, const char *name, const struct step *steps,
 			struct grey_query q = { .triplet = st->key, .triplet_len = strlen(st->key),
 						.net = st->net, .net_len = strlen(st->net),
 						.now = now, .p = *p };
-			f->s->ops->grey(f->s, &q, grey_done, &r);
+			store_grey(f->s, &q, grey_done, &r);
 			break;
 		}
 		case OP_RATE: {
 			struct rate_query q = { .key = st->key, .key_len = strlen(st->key),
 						.limit = st->limit, .window = st->window, .now = now };
-			f->s->ops->rate(f->s, &q, rate_done, &r);
+			store_rate(f->s, &q, rate_done, &r);
 			break;
 		}
 		case OP_WHITELIST:
@@ -555,11 +555,11 @@ static void run_steps(struct fix *f, const char *name, const struct step *steps,
 							      [OP_PASS] = STORE_PASS,
 							      [OP_FORGET] = STORE_FORGET,
 							      [OP_FLUSH] = STORE_FLUSH };
-			f->s->ops->edit(f->s, ed[st->op], st->key, now, p, edit_done, &r);
+			store_edit(f->s, ed[st->op], st->key, now, p, edit_done, &r);
 			break;
 		}
 		case OP_LIST:
-			f->s->ops->list(f->s, now, list_done, &r);
+			store_list(f->s, now, list_done, &r);
 			break;
 		}
 		ck_assert_msg(run_until(f->base, &r.calls, 1, 5000), "%s %s step %zu (%s): no answer",
@@ -666,7 +666,7 @@ static struct rec grey_once(struct event_base *base, struct store *s, const char
 	struct rec r = { 0 };
 	struct grey_query q = { .triplet = trip, .triplet_len = strlen(trip), .net = "n",
 				.net_len = 1, .now = now, .p = P };
-	s->ops->grey(s, &q, grey_done, &r);
+	store_grey(s, &q, grey_done, &r);
 	ck_assert_msg(run_until(base, &r.calls, 1, max_ms), "no answer within %d ms", max_ms);
 	return r;
 }
@@ -807,7 +807,7 @@ START_TEST(test_stalled_server_times_out)
 				.now = T0, .p = P };
 	double t = now_s();
 	for (int i = 0; i < 3; i++)
-		s->ops->grey(s, &q, grey_done, &r[i]);
+		store_grey(s, &q, grey_done, &r[i]);
 	ck_assert(run_until(base, &r[2].calls, 1, 5000));
 	double took = now_s() - t;
 	for (int i = 0; i < 3; i++)
@@ -852,14 +852,14 @@ START_TEST(test_auth_db_prefix)
 		      ttl);
 	struct rate_query rq = { .key = "rk", .key_len = 2, .limit = 5, .window = 90, .now = T0 };
 	struct rec rr = { 0 };
-	s->ops->rate(s, &rq, rate_done, &rr);
+	store_rate(s, &rq, rate_done, &rr);
 	ck_assert(run_until(base, &rr.calls, 1, 2000) && rr.st == STORE_OK && rr.r.count == 1);
 	ttl = rsrv_int(&srv, 3, "TTL %s", "t:x:r:rk");
 	ck_assert_msg(ttl > 0 && ttl <= 90, "rate TTL %lld, want the window", ttl);
 	/* the list and flush see only our prefix */
 	freeReplyObject(rsrv_cmd(&srv, 3, "HSET %s first 1", "other:g:x"));
 	struct rec l = { 0 };
-	s->ops->list(s, T0, list_done, &l);
+	store_list(s, T0, list_done, &l);
 	ck_assert(run_until(base, &l.calls, 1, 2000));
 	ck_assert_int_eq(l.entries, 2);   /* trip and the probe */
 	rec_free(&l);
@@ -925,7 +925,7 @@ START_TEST(test_noscript_recovers)
 	freeReplyObject(rsrv_cmd(&f.srv, 0, "SCRIPT FLUSH"));
 	struct rate_query q = { .key = "k", .key_len = 1, .limit = 1, .window = 60, .now = T0 };
 	struct rec rr = { 0 };
-	f.s->ops->rate(f.s, &q, rate_done, &rr);
+	store_rate(f.s, &q, rate_done, &rr);
 	ck_assert(run_until(f.base, &rr.calls, 1, 2000) && rr.st == STORE_OK && rr.r.count == 1);
 	fix_close(&f);
 }
@@ -976,7 +976,7 @@ START_TEST(test_two_gateways_race)
 	struct grey_query q = { .triplet = "race", .triplet_len = 4, .net = "198.51.100",
 				.net_len = 10, .now = T0, .p = pa };
 	for (int i = 0; i < N; i++)
-		gw[i % 2]->ops->grey(gw[i % 2], &q, grey_done, &r[i]);
+		store_grey(gw[i % 2], &q, grey_done, &r[i]);
 	for (int i = 0; i < N; i++) {
 		ck_assert(run_until(f.base, &r[i].calls, 1, 5000));
 		ck_assert(r[i].st == STORE_OK && r[i].g.greylisted);
@@ -985,7 +985,7 @@ START_TEST(test_two_gateways_race)
 	memset(r, 0, sizeof r);
 	q.now = T0 + 60;
 	for (int i = 0; i < N; i++)
-		gw[i % 2]->ops->grey(gw[i % 2], &q, grey_done, &r[i]);
+		store_grey(gw[i % 2], &q, grey_done, &r[i]);
 	for (int i = 0; i < N; i++) {
 		ck_assert(run_until(f.base, &r[i].calls, 1, 5000));
 		ck_assert(r[i].st == STORE_OK && !r[i].g.greylisted && !r[i].g.awl);
@@ -1000,7 +1000,7 @@ START_TEST(test_two_gateways_race)
 	memset(r, 0, sizeof r);
 	struct rate_query rq = { .key = "shared", .key_len = 6, .limit = 7, .window = 60, .now = T0 };
 	for (int i = 0; i < N; i++)
-		gw[i % 2]->ops->rate(gw[i % 2], &rq, rate_done, &r[i]);
+		store_rate(gw[i % 2], &rq, rate_done, &r[i]);
 	int under = 0;
 	for (int i = 0; i < N; i++) {
 		ck_assert(run_until(f.base, &r[i].calls, 1, 5000));
@@ -1028,19 +1028,19 @@ START_TEST(test_list_and_flush_many)
 		snprintf(key, sizeof key, "t%d", i);
 		struct grey_query q = { .triplet = key, .triplet_len = strlen(key), .net = "n",
 					.net_len = 1, .now = T0, .p = P };
-		f.s->ops->grey(f.s, &q, grey_done, &r[i]);
+		store_grey(f.s, &q, grey_done, &r[i]);
 	}
 	ck_assert(run_until(f.base, &r[N - 1].calls, 1, 10000));
 	for (int i = 0; i < N; i++)
 		ck_assert(r[i].calls == 1 && r[i].st == STORE_OK);
 	struct rec l = { 0 };
-	f.s->ops->list(f.s, T0, list_done, &l);
+	store_list(f.s, T0, list_done, &l);
 	ck_assert(run_until(f.base, &l.calls, 1, 10000));
 	ck_assert(l.st == STORE_OK);
 	ck_assert_int_eq(l.entries, N);
 	rec_free(&l);
 	struct rec e = { 0 };
-	f.s->ops->edit(f.s, STORE_FLUSH, NULL, T0, NULL, edit_done, &e);
+	store_edit(f.s, STORE_FLUSH, NULL, T0, NULL, edit_done, &e);
 	ck_assert(run_until(f.base, &e.calls, 1, 10000));
 	ck_assert(e.st == STORE_OK);
 	ck_assert_int_eq(e.changed, N);
@@ -1060,9 +1060,9 @@ START_TEST(test_close_answers_pending)
 	struct grey_query q = { .triplet = "c", .triplet_len = 1, .net = "n", .net_len = 1,
 				.now = T0, .p = P };
 	for (int i = 0; i < N - 2; i++)
-		f.s->ops->grey(f.s, &q, grey_done, &r[i]);
-	f.s->ops->list(f.s, T0, list_done, &r[N - 2]);
-	f.s->ops->edit(f.s, STORE_FLUSH, NULL, T0, NULL, edit_done, &r[N - 1]);
+		store_grey(f.s, &q, grey_done, &r[i]);
+	store_list(f.s, T0, list_done, &r[N - 2]);
+	store_edit(f.s, STORE_FLUSH, NULL, T0, NULL, edit_done, &r[N - 1]);
 	store_close(f.s);
 	f.s = NULL;
 	for (int i = 0; i < N; i++)
@@ -1077,7 +1077,7 @@ START_TEST(test_close_answers_pending)
 	struct store *s = open_ok(f.base, url);
 	memset(r, 0, sizeof r);
 	for (int i = 0; i < N; i++)
-		s->ops->grey(s, &q, grey_done, &r[i]);
+		store_grey(s, &q, grey_done, &r[i]);
 	store_close(s);
 	run_for(f.base, 200);
 	for (int i = 0; i < N; i++)
@@ -1102,7 +1102,7 @@ START_TEST(test_close_inside_callback)
 	memset(r, 0, sizeof r);
 	r[0].close_me = &f.s;
 	for (int i = 0; i < N; i++)
-		f.s->ops->grey(f.s, &q, grey_done, &r[i]);
+		store_grey(f.s, &q, grey_done, &r[i]);
 	ck_assert(run_until(f.base, &r[0].calls, 1, 2000));
 	ck_assert(f.s == NULL && r[0].st == STORE_OK);
 	for (int i = 1; i < N; i++)
@@ -1117,7 +1117,7 @@ START_TEST(test_close_inside_callback)
 	ck_assert(wait_ready(f.base, s, 5000));
 	struct rec l = { 0 };
 	l.close_me = &s;
-	s->ops->list(s, T0, list_done, &l);
+	store_list(s, T0, list_done, &l);
 	ck_assert(run_until(f.base, &l.calls, 1, 2000));
 	ck_assert(s == NULL && l.st == STORE_FAIL && l.entries == 1);
 	rec_free(&l);
@@ -1131,7 +1131,7 @@ START_TEST(test_close_inside_callback)
 	memset(r, 0, sizeof r);
 	r[0].close_me = &s;
 	for (int i = 0; i < N; i++)
-		s->ops->grey(s, &q, grey_done, &r[i]);
+		store_grey(s, &q, grey_done, &r[i]);
 	ck_assert(run_until(f.base, &r[N - 1].calls, 1, 3000));
 	ck_assert(s == NULL);
 	for (int i = 0; i < N; i++)
@@ -1149,7 +1149,7 @@ START_TEST(test_close_inside_callback)
 	memset(r, 0, sizeof r);
 	r[0].close_me = &s;
 	for (int i = 0; i < N; i++)
-		s->ops->grey(s, &q, grey_done, &r[i]);
+		store_grey(s, &q, grey_done, &r[i]);
 	rsrv_signal(&f.srv, SIGKILL);
 	ck_assert(run_until(f.base, &r[N - 1].calls, 1, 3000));
 	run_for(f.base, 200);
@@ -1182,7 +1182,7 @@ static struct rec grey_noawl(struct fix *f, const char *trip, time_t now)
 	struct rec r = { 0 };
 	struct grey_query q = { .triplet = trip, .triplet_len = strlen(trip), .net = "n",
 				.net_len = 1, .now = now, .p = P_NOAWL };
-	f->s->ops->grey(f->s, &q, grey_done, &r);
+	store_grey(f->s, &q, grey_done, &r);
 	ck_assert_msg(run_until(f->base, &r.calls, 1, 5000), "no answer");
 	return r;
 }
@@ -1216,14 +1216,14 @@ START_TEST(test_long_keys)
 			struct rec q = { 0 };
 			struct rate_query rq = { .key = key, .key_len = n, .limit = 2, .window = 3600,
 						 .now = T0 + 100 };
-			f.s->ops->rate(f.s, &rq, rate_done, &q);
+			store_rate(f.s, &rq, rate_done, &q);
 			ck_assert(run_until(f.base, &q.calls, 1, 5000) && q.st == STORE_OK);
 			ck_assert_msg(q.r.count == c && q.r.over == (c > 2),
 				      "%s: %zu-byte rate key, event %u: got count=%u over=%d", be, n,
 				      c, q.r.count, q.r.over);
 		}
 		struct rec l = { 0 };
-		f.s->ops->list(f.s, T0 + 100, list_done, &l);
+		store_list(f.s, T0 + 100, list_done, &l);
 		ck_assert(run_until(f.base, &l.calls, 1, 10000) && l.st == STORE_OK);
 		int want = (int)(2 * (k + 1));   /* the key and its twin per size */
 		ck_assert_msg(l.entries == want, "%s: after %zu-byte keys: %d entries listed, want %d",
@@ -1335,7 +1335,7 @@ START_TEST(test_mem_list_slices_during_growth)
 	int slices = 0, added = 0;
 	bool grew = false;
 	do {
-		f.s->ops->list_slice(f.s, &cursor, 16, T0, seen_cb, &sn);
+		store_list_slice(f.s, &cursor, 16, T0, seen_cb, &sn);
 		slices++;
 		for (int k = 0; k < 20; k++, added++) {   /* new keys between slices */
 			snprintf(key, sizeof key, "new%d", added);
@@ -1443,15 +1443,15 @@ START_TEST(test_mem_save_load_roundtrip)
 	struct grey_query q = { .triplet = big, .triplet_len = 65536, .net = "192.0.2",
 				.net_len = 7, .now = T0, .p = P };
 	struct rec r = { 0 };
-	f.s->ops->grey(f.s, &q, grey_done, &r);
+	store_grey(f.s, &q, grey_done, &r);
 	q.now = T0 + 60;
-	f.s->ops->grey(f.s, &q, grey_done, &r);            /* passes: AWL 1 */
+	store_grey(f.s, &q, grey_done, &r);            /* passes: AWL 1 */
 	grey_noawl(&f, "waiting", T0 + 50);
 	grey_noawl(&f, "dead", T0 - 100000);                  /* long expired by T0 + 60 */
 	for (int i = 0; i < 2; i++) {
 		struct rate_query rq = { .key = "k", .key_len = 1, .limit = 3, .window = 3600,
 					 .now = T0 + i };
-		f.s->ops->rate(f.s, &rq, rate_done, &r);
+		store_rate(f.s, &rq, rate_done, &r);
 	}
 	umask(022);
 	char *err = NULL;
@@ -1470,7 +1470,7 @@ START_TEST(test_mem_save_load_roundtrip)
 		      l.r.expired, l.r.skipped, l.aside, l.error);
 	struct rec a = { 0 };
 	q.now = T0 + 70;
-	f.s->ops->grey(f.s, &q, grey_done, &a);
+	store_grey(f.s, &q, grey_done, &a);
 	ck_assert_msg(a.st == STORE_OK && !a.g.greylisted && a.g.age == 70,
 		      "the 64 KiB triplet after a restart: greylisted=%d age=%u", a.g.greylisted,
 		      a.g.age);
@@ -1479,7 +1479,7 @@ START_TEST(test_mem_save_load_roundtrip)
 	struct rec rr = { 0 };
 	struct rate_query rq = { .key = "k", .key_len = 1, .limit = 3, .window = 3600,
 				 .now = T0 + 70 };
-	f.s->ops->rate(f.s, &rq, rate_done, &rr);
+	store_rate(f.s, &rq, rate_done, &rr);
 	ck_assert_msg(rr.r.count == 3, "rate after a restart: count %u, want 3", rr.r.count);
 	store_close(f.s);
 	event_base_free(base);
@@ -1595,13 +1595,13 @@ START_TEST(test_mem_loading_fails_and_close_stops_it)
 	struct rec r = { 0 };
 	struct grey_query q = { .triplet = "k", .triplet_len = 1, .net = "n", .net_len = 1,
 				.now = T0, .p = P };
-	f.s->ops->grey(f.s, &q, grey_done, &r);
+	store_grey(f.s, &q, grey_done, &r);
 	ck_assert(r.calls == 1 && r.st == STORE_FAIL);
 	struct rec e = { 0 };
-	f.s->ops->edit(f.s, STORE_PASS, "x", T0, &P, edit_done, &e);
+	store_edit(f.s, STORE_PASS, "x", T0, &P, edit_done, &e);
 	ck_assert(e.calls == 1 && e.st == STORE_FAIL);
 	struct rec li = { 0 };
-	f.s->ops->list(f.s, T0, list_done, &li);
+	store_list(f.s, T0, list_done, &li);
 	ck_assert(li.calls == 1 && li.st == STORE_FAIL);
 	ck_assert(!store_memory_save(f.s, path, &err));
 	ck_assert_msg(strstr(err, "still loading"), "%s", err);
