@@ -2,9 +2,8 @@
  * acl_dns - rbl, dnswl and rhsbl acls (see acl_dns.h). An evaluation starts
  * one A query per zone, collects the answers in a struct dnsl_call, then,
  * when a zone lists the key, fetches that listing's TXT. Answers may come
- * inside dns_lookup (libunbound's cache) or later from the loop; like the
- * store's state_call, the call finishes in eval when everything answered
- * at once, and through vm_wait_done otherwise.
+ * inside dns_lookup (libunbound's cache) or later from the loop; either
+ * way the call ends in vm_wait_done (the VM tells the two apart).
  */
 #include "backends/acl_dns.h"
 
@@ -249,9 +248,8 @@ struct dnsl_call {
 	const struct dnsl_acl *d;
 	struct dns *dns;
 	uint64_t deadline;        /* the request's (eval_dns_deadline), also for the TXT */
-	struct vm_wait *w;        /* NULL while eval is on the stack */
+	struct vm_wait *w;
 	size_t pending;           /* A answers still to come (+1 while starting) */
-	bool done;
 	enum tri result;
 	int listed;               /* first listing zone, or -1 */
 	char *vars[3];            /* zone, answer, txt: malloc'd */
@@ -259,12 +257,10 @@ struct dnsl_call {
 	struct dnsl_answer ans[];
 };
 
+/* The answer is complete: hand it to the VM (at once or from the loop). */
 static void call_finish(struct dnsl_call *call)
 {
 	static const enum var_id ids[3] = { VAR_rbl_zone, VAR_rbl_answer, VAR_rbl_txt };
-	call->done = true;
-	if (!call->w)                    /* eval takes it from here */
-		return;
 	for (int i = 0; i < 3; i++)
 		if (call->vars[i])
 			vm_wait_set_var(call->w, ids[i], call->vars[i]);
@@ -357,6 +353,7 @@ static enum tri dnsl_eval(const struct acl_rt *acl, struct eval_ctx *e)
 	call->dns = runtime_dns(e->rt);
 	call->deadline = eval_dns_deadline(e);
 	snprintf(call->key, sizeof call->key, "%s", key);
+	call->w = vm_wait_begin(e);
 	call->pending = d->nz + 1;       /* +1: no decision while still starting */
 	for (size_t i = 0; i < d->nz; i++) {
 		char name[512];
@@ -370,19 +367,7 @@ static enum tri dnsl_eval(const struct acl_rt *acl, struct eval_ctx *e)
 		dns_lookup_until(call->dns, name, DNS_T_A, call->deadline, a_answered, &call->ans[i]);
 	}
 	if (--call->pending == 0)
-		all_answered(call);
-	if (call->done) {
-		static const enum var_id ids[3] = { VAR_rbl_zone, VAR_rbl_answer, VAR_rbl_txt };
-		enum tri t = call->result;
-		for (int i = 0; i < 3; i++) {
-			if (call->vars[i])
-				eval_set_var(e, ids[i], call->vars[i]);
-			free(call->vars[i]);
-		}
-		free(call);
-		return t;
-	}
-	call->w = vm_wait_begin(e);
+		all_answered(call);      /* may finish, and free call */
 	return TRI_PENDING;
 }
 

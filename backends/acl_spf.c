@@ -110,7 +110,7 @@ struct spf_call {
 	const struct spf_acl *a;
 	struct dns *dns;
 	uint64_t deadline;       /* the request's: every pass's lookups end by it */
-	struct vm_wait *w;       /* NULL while eval is on the stack */
+	struct vm_wait *w;
 	char *ip, *sender, *helo;
 	struct spf_slot *slot[SPF_MAX_LOOKUPS];
 	size_t nslots;
@@ -121,7 +121,7 @@ struct spf_call {
 	size_t nmiss;
 	bool overflow;           /* a pass needed more than the bounds allow */
 	size_t outstanding;      /* lookups not yet answered (+1 while starting) */
-	bool running, done;
+	bool running;
 	SPF_result_t result;
 	char *received;
 };
@@ -318,12 +318,9 @@ static enum tri verdict_answer(const struct spf_acl *a, int result)
 	return result == SPF_RESULT_TEMPERROR ? TRI_TEMPFAIL : TRI_FALSE;
 }
 
-/* The verdict is in: hand it to the VM (from the loop) or to eval. */
+/* The verdict is in: hand it to the VM (at once or from the loop). */
 static void call_finish(struct spf_call *c)
 {
-	c->done = true;
-	if (!c->w)                       /* eval is on the stack and takes it */
-		return;
 	vm_wait_set_var(c->w, VAR_spf_result, result_names[c->result]);
 	if (c->received)
 		vm_wait_set_var(c->w, VAR_spf_received, c->received);
@@ -420,17 +417,9 @@ static enum tri spf_eval(const struct acl_rt *acl, struct eval_ctx *e)
 	c->ip = xstrdup(r->v[ATTR_client_address].s);
 	c->sender = xstrdup(r->v[ATTR_sender].s);
 	c->helo = xstrdup(r->v[ATTR_helo_name].s);
-	spf_run(c);
-	if (!c->done) {
-		c->w = vm_wait_begin(e);
-		return TRI_PENDING;
-	}
-	eval_set_var(e, VAR_spf_result, result_names[c->result]);
-	if (c->received)
-		eval_set_var(e, VAR_spf_received, c->received);
-	enum tri t = verdict_answer(a, c->result);
-	call_free(c);
-	return t;
+	c->w = vm_wait_begin(e);
+	spf_run(c);                      /* may finish, and free c */
+	return TRI_PENDING;
 }
 
 /* Start the first lookup (the domain's TXT) before the acl is reached. */

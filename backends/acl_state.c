@@ -345,49 +345,26 @@ static void grey_part(const struct grey_acl *g, enum grey_part part, struct requ
 
 /* ---- asking the store ------------------------------------------------------ */
 
-/* One store call: answered at once (memory) or later (Redis). */
-struct state_call {
-	struct vm_wait *w;       /* NULL while the eval is still on the stack */
-	bool done;
-	enum store_status st;
-	struct grey_answer grey;
-	struct rate_answer rate;
-};
-
-static void u32_var(struct eval_ctx *e, struct vm_wait *w, enum var_id var, uint32_t v)
+/* ${var} = v, for the request waiting on w. */
+static void u32_var(struct vm_wait *w, enum var_id var, uint32_t v)
 {
 	char buf[16];
 	snprintf(buf, sizeof buf, "%u", v);
-	if (w)
-		vm_wait_set_var(w, var, buf);
-	else
-		eval_set_var(e, var, buf);
+	vm_wait_set_var(w, var, buf);
 }
 
-static enum tri grey_result(struct eval_ctx *e, struct vm_wait *w, enum store_status st,
-			    const struct grey_answer *a)
-{
-	if (st != STORE_OK)
-		return TRI_TEMPFAIL;
-	u32_var(e, w, VAR_greylist_age, a->age);
-	if (a->greylisted)
-		u32_var(e, w, VAR_greylist_remaining, a->remaining);
-	return a->greylisted ? TRI_TRUE : TRI_FALSE;
-}
-
+/* The store's answer, at once (memory) or later (Redis): arg is the wait. */
 static void grey_answered(void *arg, enum store_status st, const struct grey_answer *a)
 {
-	struct state_call *call = arg;
-	if (!call->w) {                 /* still inside eval: it takes the answer */
-		call->done = true;
-		call->st = st;
-		if (a)
-			call->grey = *a;
+	struct vm_wait *w = arg;
+	if (st != STORE_OK) {
+		vm_wait_done(w, TRI_TEMPFAIL);
 		return;
 	}
-	enum tri t = grey_result(NULL, call->w, st, a);
-	vm_wait_done(call->w, t);
-	free(call);
+	u32_var(w, VAR_greylist_age, a->age);
+	if (a->greylisted)
+		u32_var(w, VAR_greylist_remaining, a->remaining);
+	vm_wait_done(w, a->greylisted ? TRI_TRUE : TRI_FALSE);
 }
 
 static enum tri grey_eval(const struct acl_rt *acl, struct eval_ctx *e)
@@ -405,16 +382,8 @@ static enum tri grey_eval(const struct acl_rt *acl, struct eval_ctx *e)
 	client_net(g, &r->v[ATTR_client_address], net, sizeof net);
 	struct grey_query q = { .triplet = key.s, .triplet_len = key.len, .net = net,
 				.net_len = strlen(net), .now = r->now, .p = g->p };
-	struct store *s = runtime_store(e->rt);
-	struct state_call *call = xcalloc(1, sizeof *call);
-	store_grey(s, &q, grey_answered, call);
+	store_grey(runtime_store(e->rt), &q, grey_answered, vm_wait_begin(e));
 	sb_free(&key);
-	if (call->done) {
-		enum tri t = grey_result(e, NULL, call->st, &call->grey);
-		free(call);
-		return t;
-	}
-	call->w = vm_wait_begin(e);
 	return TRI_PENDING;
 }
 
@@ -493,28 +462,15 @@ static bool rate_compile(struct acl_compile *c)
 	return true;
 }
 
-static enum tri rate_result(struct eval_ctx *e, struct vm_wait *w, enum store_status st,
-			    const struct rate_answer *a)
-{
-	if (st != STORE_OK)
-		return TRI_TEMPFAIL;
-	u32_var(e, w, VAR_rate_count, a->count);
-	return a->over ? TRI_TRUE : TRI_FALSE;
-}
-
 static void rate_answered(void *arg, enum store_status st, const struct rate_answer *a)
 {
-	struct state_call *call = arg;
-	if (!call->w) {
-		call->done = true;
-		call->st = st;
-		if (a)
-			call->rate = *a;
+	struct vm_wait *w = arg;
+	if (st != STORE_OK) {
+		vm_wait_done(w, TRI_TEMPFAIL);
 		return;
 	}
-	enum tri t = rate_result(NULL, call->w, st, a);
-	vm_wait_done(call->w, t);
-	free(call);
+	u32_var(w, VAR_rate_count, a->count);
+	vm_wait_done(w, a->over ? TRI_TRUE : TRI_FALSE);
 }
 
 static enum tri rate_eval(const struct acl_rt *acl, struct eval_ctx *e)
@@ -529,16 +485,8 @@ static enum tri rate_eval(const struct acl_rt *acl, struct eval_ctx *e)
 	}
 	struct rate_query q = { .key = key.s, .key_len = key.len, .limit = ra->limit,
 				.window = ra->window, .now = e->req->now };
-	struct store *s = runtime_store(e->rt);
-	struct state_call *call = xcalloc(1, sizeof *call);
-	store_rate(s, &q, rate_answered, call);
+	store_rate(runtime_store(e->rt), &q, rate_answered, vm_wait_begin(e));
 	sb_free(&key);
-	if (call->done) {
-		enum tri t = rate_result(e, NULL, call->st, &call->rate);
-		free(call);
-		return t;
-	}
-	call->w = vm_wait_begin(e);
 	return TRI_PENDING;
 }
 

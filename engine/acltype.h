@@ -118,11 +118,15 @@ void *acl_data(const struct acl_rt *acl);
 const char *acl_name(const struct acl_rt *acl);
 
 /*
- * Suspend the current request on this acl. The caller starts its lookup,
- * keeps the returned wait, and returns TRI_PENDING from eval. When the
- * answer arrives, vm_wait_done(w, answer) records it and schedules the
- * request to resume from the event loop; w is invalid afterwards. If the
- * request was abandoned meanwhile, vm_wait_done just frees w.
+ * Suspend the current request on this acl: call it first, then start the
+ * lookup, keep the returned wait, and return TRI_PENDING from eval. The
+ * answer goes to vm_wait_done(w, answer), with its ${vars} set before
+ * through vm_wait_set_var, the same way whenever it comes: before eval
+ * returns (a store or cache that answers at once: the VM takes it from
+ * there and goes on at once) or later from the loop (the request resumes
+ * from the loop). w is invalid after vm_wait_done. If the request was
+ * abandoned meanwhile, vm_wait_done only counts it. Beginning a wait
+ * allocates nothing.
  */
 struct vm_wait;
 struct vm_wait *vm_wait_begin(struct eval_ctx *e);

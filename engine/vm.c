@@ -42,9 +42,12 @@ struct vm {
 	bool prefetched;         /* the lookups of lines ahead have been started */
 	uint64_t dns_deadline;   /* eval_dns_deadline; 0: no lookup yet */
 	const char *vars[VAR_END - VAR_BASE - 1];  /* lookup values, in the request arena */
+	struct vm_wait *waits;   /* per acl: what vm_wait_begin hands out */
 	struct vm *next;         /* pool link */
 };
 
+/* A wait is a slot of its VM (an acl is evaluated at most once per
+ * request), so beginning one allocates nothing. */
 struct vm_wait {
 	struct vm *vm;
 	uint32_t acl;
@@ -122,6 +125,7 @@ struct vm *vm_new(struct runtime *rt, struct program *p, struct request *req,
 		vm->memo = xcalloc(p->nacls ? p->nacls : 1, sizeof *vm->memo);
 		vm->run_gen = xcalloc(p->nruns ? p->nruns : 1, sizeof *vm->run_gen);
 		vm->cand = xmalloc((p->max_cand ? p->max_cand : 1) * sizeof *vm->cand);
+		vm->waits = xmalloc((p->nacls ? p->nacls : 1) * sizeof *vm->waits);
 	}
 	if (++vm->gen >= (1u << 30)) {       /* wrapped: clear for real */
 		memset(vm->memo, 0, (p->nacls ? p->nacls : 1) * sizeof *vm->memo);
@@ -181,6 +185,7 @@ void vm_pool_free(struct vm *pool)
 		free(pool->memo);
 		free(pool->run_gen);
 		free(pool->cand);
+		free(pool->waits);
 		free(pool);
 		pool = next;
 	}
@@ -205,21 +210,24 @@ static void vm_wake(evutil_socket_t fd, short what, void *arg)
 struct vm_wait *vm_wait_begin(struct eval_ctx *e)
 {
 	struct vm *vm = e->vm;
-	struct vm_wait *w = xmalloc(sizeof *w);
+	struct vm_wait *w = &vm->waits[e->acl];
 	w->vm = vm;
 	w->acl = (uint32_t)e->acl;
 	vm->memo[e->acl] = vm->gen << 2 | TRI_PENDING;
 	vm->nwait++;
-	if (!vm->wake)
-		vm->wake = event_new(vm->rt->base, -1, 0, vm_wake, vm);
 	return w;
 }
 
+/*
+ * An answer, now or later. While the VM is still running, the answer came
+ * before the type's eval returned (a store or cache that answers at once):
+ * vm_acl finds it in the memo. Otherwise the VM is waiting for it and
+ * resumes from the loop.
+ */
 void vm_wait_done(struct vm_wait *w, enum tri answer)
 {
 	struct vm *vm = w->vm;
 	uint32_t acl = w->acl;
-	free(w);
 	vm->nwait--;
 	if (vm->abandoned) {
 		if (vm->nwait == 0)
@@ -229,12 +237,13 @@ void vm_wait_done(struct vm_wait *w, enum tri answer)
 	if (answer == TRI_PENDING)      /* a source must answer; treat as failure */
 		answer = TRI_TEMPFAIL;
 	vm->memo[acl] = vm->gen << 2 | answer;
+	if (vm->state != VM_WAITING)
+		return;
 	if (vm->trace)
 		fprintf(vm->trace, "  acl %s answered: %s\n", vm->p->acls[acl].name,
 			answer == TRI_TRUE ? "match" : answer == TRI_FALSE ? "no match" : "temporary failure");
 	/* resume from the loop, never from inside the source's callback */
-	if (vm->state == VM_WAITING)
-		event_active(vm->wake, 0, 0);
+	event_active(vm->wake, 0, 0);
 }
 
 static void vm_set_var(struct vm *vm, enum var_id var, const char *value)
@@ -300,7 +309,7 @@ static enum tri vm_acl(struct vm *vm, uint32_t i)
 		struct eval_ctx e = { .req = vm->req, .rt = vm->rt, .vm = vm, .acl = (int)i };
 		r = acl->type->eval(acl, &e);
 		if (r == TRI_PENDING) {
-			m = vm->memo[i];         /* answered synchronously after all? */
+			m = vm->memo[i];         /* answered before eval returned? */
 			if (m >> 2 == vm->gen && (m & 3) != TRI_PENDING)
 				r = (enum tri)(m & 3);
 			else
@@ -420,6 +429,8 @@ enum vm_status vm_run(struct vm *vm)
 				enum tri r = vm_acl(vm, a);
 				if (r == TRI_PENDING) {
 					vm->state = VM_WAITING;
+					if (!vm->wake)
+						vm->wake = event_new(vm->rt->base, -1, 0, vm_wake, vm);
 					if (!vm->prefetched)
 						vm_prefetch(vm);
 					return VM_SUSPENDED;

@@ -1,6 +1,7 @@
 /*
  * VM tests: evaluation order and memo, SWITCH runs against the plain code,
- * and suspension on a real asynchronous source (a libevent timer).
+ * suspension on a real asynchronous source (a libevent timer), and an
+ * answer that comes before the type's eval returns.
  */
 #include <event2/event.h>
 #include <stdlib.h>
@@ -250,6 +251,68 @@ START_TEST(test_tempfail_modes)
 }
 END_TEST
 
+/* A waiting type whose answer comes before its eval returns, as the memory
+ * store's does: it begins a wait, sets a ${var}, answers, returns PENDING. */
+static enum tri now_eval(const struct acl_rt *acl, struct eval_ctx *e)
+{
+	(void)acl;
+	struct vm_wait *w = vm_wait_begin(e);
+	vm_wait_set_var(w, VAR_rate_count, "7");
+	vm_wait_done(w, TRI_TRUE);
+	return TRI_PENDING;
+}
+
+static bool now_compile(struct acl_compile *c)
+{
+	c->data = NULL;
+	return true;
+}
+
+static const struct acl_type now_type = {
+	.name = "test_now", .attr = -1, .values_optional = true, .compile = now_compile,
+	.eval = now_eval,
+};
+
+START_TEST(test_answered_at_once)
+{
+	static bool registered;
+	if (!registered)
+		acl_type_register(&now_type);
+	registered = true;
+	struct event_base *base = event_base_new();
+	struct runtime *rt = runtime_new(base);
+	struct program *p = compile_ok("acl n test_now\n"
+				       "action r REJECT count ${rate_count}\n"
+				       "access n r\n");
+	int susp = -1;
+	char *got = run(rt, base, p, "sender=x@y\n\n", &susp);
+	ck_assert_str_eq(got, "action=REJECT count 7\n\n");
+	ck_assert_int_eq(susp, 0);
+	free(got);
+
+	/* the trace shows one evaluation, not a late answer */
+	struct request *r = req_new();
+	const char *err;
+	ck_assert(req_parse(r, "sender=x@y\n\n", 12, &err));
+	req_set_clock(r, true, 0);
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	struct vm *vm = vm_new(rt, p, r, NULL, NULL);
+	vm_set_trace(vm, f);
+	ck_assert_int_eq(vm_run(vm), VM_DONE);
+	vm_free(vm);
+	fclose(f);
+	ck_assert_msg(strstr(buf, "test_now: match") != NULL, "trace:\n%s", buf);
+	ck_assert_msg(strstr(buf, "answered") == NULL, "trace:\n%s", buf);
+	free(buf);
+	req_free(r);
+	program_unref(p);
+	runtime_free(rt);
+	event_base_free(base);
+}
+END_TEST
+
 START_TEST(test_verifier_rejects)
 {
 	struct program *p = compile_ok("acl a sender a@x\nacl b sender b@x\naction r REJECT\n"
@@ -290,6 +353,7 @@ Suite *vm_suite(void)
 	tcase_add_test(tc, test_suspend_on_timer);
 	tcase_add_test(tc, test_many_suspended_and_abandoned);
 	tcase_add_test(tc, test_tempfail_modes);
+	tcase_add_test(tc, test_answered_at_once);
 	tcase_add_test(tc, test_verifier_rejects);
 	suite_add_tcase(s, tc);
 	return s;
