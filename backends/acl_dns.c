@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "backends/dns.h"
+#include "backends/runtime.h"
 
 enum dnsl_key { KEY_CLIENT_ADDRESS, KEY_SENDER_DOMAIN, KEY_HELO_NAME, KEY_CLIENT_NAME };
 
@@ -351,7 +352,7 @@ static enum tri dnsl_eval(const struct acl_rt *acl, struct eval_ctx *e)
 	struct dnsl_call *call = xcalloc(1, sizeof *call + d->nz * sizeof call->ans[0]);
 	call->d = d;
 	call->dns = runtime_dns(e->rt);
-	call->deadline = eval_dns_deadline(e);
+	call->deadline = runtime_dns_deadline(e->rt, eval_deadline(e));
 	snprintf(call->key, sizeof call->key, "%s", key);
 	call->w = vm_wait_begin(e);
 	call->pending = d->nz + 1;       /* +1: no decision while still starting */
@@ -380,7 +381,8 @@ static void dnsl_prefetch(const struct acl_rt *acl, struct eval_ctx *e)
 		return;
 	for (size_t i = 0; i < d->nz; i++)
 		if ((size_t)snprintf(name, sizeof name, "%s.%s", key, d->z[i].zone) <= 253)
-			dns_prefetch(runtime_dns(e->rt), name, DNS_T_A, eval_dns_deadline(e));
+			dns_prefetch(runtime_dns(e->rt), name, DNS_T_A,
+				     runtime_dns_deadline(e->rt, eval_deadline(e)));
 }
 
 static void dnsl_describe(const struct acl_rt *acl, struct strbuf *out)

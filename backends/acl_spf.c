@@ -17,6 +17,7 @@
 #include <spf2/spf_dns.h>
 
 #include "backends/dns.h"
+#include "backends/runtime.h"
 #include "util/log.h"
 
 /* Bounds on one evaluation. RFC 7208 4.6.4 allows 10 terms that look up,
@@ -413,7 +414,7 @@ static enum tri spf_eval(const struct acl_rt *acl, struct eval_ctx *e)
 	struct spf_call *c = xcalloc(1, sizeof *c);
 	c->a = a;
 	c->dns = runtime_dns(e->rt);
-	c->deadline = eval_dns_deadline(e);
+	c->deadline = runtime_dns_deadline(e->rt, eval_deadline(e));
 	c->ip = xstrdup(r->v[ATTR_client_address].s);
 	c->sender = xstrdup(r->v[ATTR_sender].s);
 	c->helo = xstrdup(r->v[ATTR_helo_name].s);
@@ -428,7 +429,8 @@ static void spf_prefetch(const struct acl_rt *acl, struct eval_ctx *e)
 	(void)acl;
 	const char *dom = spf_domain(e->req);
 	if (dom)
-		dns_prefetch(runtime_dns(e->rt), dom, DNS_T_TXT, eval_dns_deadline(e));
+		dns_prefetch(runtime_dns(e->rt), dom, DNS_T_TXT,
+			     runtime_dns_deadline(e->rt, eval_deadline(e)));
 }
 
 static void spf_describe(const struct acl_rt *acl, struct strbuf *out)

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backends/runtime.h"
 #include "backends/store.h"
 #include "engine/cidr.h"
 

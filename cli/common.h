@@ -9,6 +9,7 @@
 #include <stdbool.h>
 
 #include "backends/dns.h"
+#include "backends/runtime.h"
 #include "engine/engine.h"
 
 #define CLI_MAX_DNS 64

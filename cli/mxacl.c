@@ -20,6 +20,7 @@
 #include "cli/common.h"
 #include "cli/grey.h"
 #include "cli/replay.h"
+#include "backends/runtime.h"
 #include "engine/engine.h"
 #include "util/testhooks.h"
 

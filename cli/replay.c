@@ -23,6 +23,7 @@
 
 #include "cli/common.h"
 #include "cli/maillog.h"
+#include "backends/runtime.h"
 #include "engine/engine.h"
 #include "engine/strmap.h"
 #include "util/testhooks.h"

@@ -49,6 +49,7 @@
 
 #include <event2/event.h>
 
+#include "backends/runtime.h"
 #include "backends/store.h"
 #include "engine/engine.h"
 #include "util/log.h"

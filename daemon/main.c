@@ -27,6 +27,7 @@
 #include "daemon/proc.h"
 #include "daemon/reload.h"
 #include "backends/dns.h"
+#include "backends/runtime.h"
 #include "backends/store.h"
 #include "engine/engine.h"
 #include "util/testhooks.h"

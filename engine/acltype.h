@@ -131,9 +131,6 @@ const char *acl_name(const struct acl_rt *acl);
 struct vm_wait;
 struct vm_wait *vm_wait_begin(struct eval_ctx *e);
 void vm_wait_done(struct vm_wait *w, enum tri answer);
-/* The event loop of the runtime (for timers and sockets of lookups). */
-struct event_base *runtime_base(struct runtime *rt);
-
 /* Give ${var} a value for this request (copied into the request's arena). */
 void eval_set_var(struct eval_ctx *e, enum var_id var, const char *value);
 /* The value of ${var} set so far in this request, or NULL. */
@@ -143,12 +140,11 @@ const char *eval_get_var(struct eval_ctx *e, enum var_id var);
 void vm_wait_set_var(struct vm_wait *w, enum var_id var, const char *value);
 
 /*
- * The request's DNS deadline (backends/dns.h, dns_deadline): set from the
- * resolver's timeout by the first call in a request, the same afterwards.
- * Every DNS lookup of the request, started ahead or not, and those its
- * callbacks start later (keep the value), ends by it.
+ * The request's deadline slot (0 until a lookup sets it), so that every
+ * lookup of one request ends by the same instant: see
+ * runtime_dns_deadline (backends/runtime.h).
  */
-uint64_t eval_dns_deadline(struct eval_ctx *e);
+uint64_t *eval_deadline(struct eval_ctx *e);
 
 /* Local time of the request's clock, computed once per request. */
 const struct tm *eval_localtime(struct eval_ctx *e);

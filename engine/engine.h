@@ -5,9 +5,9 @@
  *
  * Lifetimes: a program is reference-counted; a reload compiles a new one
  * and swaps it in, while VMs started on the old one keep their reference
- * until they finish (STYLE rule 6). A runtime lives as long as the process:
- * it holds the event loop and the backends (state store, DNS) that survive
- * reloads. A VM lives for one request.
+ * until they finish (STYLE rule 6). A VM lives for one request; it carries
+ * the runtime (backends/runtime.h: the loop, the store, the resolver, which
+ * survive reloads) as an opaque handle for the acl types.
  */
 #ifndef MXACL_ENGINE_H
 #define MXACL_ENGINE_H
@@ -69,40 +69,18 @@ void program_dump(const struct program *p, FILE *out);
 /* The main config file the program came from. */
 const char *program_path(const struct program *p);
 
-/*
- * base: the event loop asynchronous lookups run on (not owned). The runtime
- * starts with an embedded memory store.
- */
-struct runtime *runtime_new(struct event_base *base);
-void runtime_free(struct runtime *rt);          /* NULL is a no-op; closes the store
-                                                   and the resolver */
-struct store;
-/* Replace the state store (the runtime owns it; the old one is closed). */
-void runtime_set_store(struct runtime *rt, struct store *s);
-/* The runtime's state store (never NULL: memory unless set otherwise). */
-struct store *runtime_store(struct runtime *rt);
-struct dns;
-/*
- * Replace the DNS resolver (backends/dns.h; the runtime owns it, the old one
- * is freed, answering its lookups in flight with a temporary failure).
- */
-void runtime_set_dns(struct runtime *rt, struct dns *d);
-/*
- * The runtime's resolver, never NULL. Without runtime_set_dns it is made on
- * first use with the defaults (/etc/resolv.conf), so a program without DNS
- * acls never creates one; that happens on the loop, after daemonising.
- */
-struct dns *runtime_dns(struct runtime *rt);
-
 enum vm_status {
 	VM_DONE,        /* a verdict: vm_reply / vm_log_line may be called */
 	VM_SUSPENDED,   /* waiting for a lookup; resume_fn will be called */
 };
 
 /*
- * Called from the event loop (never from inside vm_run) when a suspended
- * VM can go on; the callee calls vm_run again. Called at most once per
- * suspension, and never after vm_free.
+ * Called when a suspended VM can go on: from inside the callback of the
+ * lookup that answered (never from inside vm_run), at most once per
+ * suspension, and never after vm_free. The callee must not run or free
+ * the VM there: it schedules vm_run from its own loop (an event, or a flag
+ * its loop checks), so that no lookup's frame is on the stack when the
+ * request goes on or its owner closes.
  */
 typedef void (*vm_resume_fn)(struct vm *vm, void *arg);
 

@@ -8,12 +8,9 @@
  * acl evaluated at most once per request. It is tagged with a generation
  * number, so a VM taken from the program's pool needs no clearing.
  */
-#include <event2/event.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "backends/dns.h"
-#include "backends/store.h"
 #include "engine/program.h"
 
 enum vm_state { VM_RUNNING, VM_WAITING, VM_FINISHED };
@@ -35,12 +32,11 @@ struct vm {
 	bool by_tempfail;
 	int nwait;               /* lookups not yet answered */
 	bool abandoned;          /* vm_free called while lookups were pending */
-	struct event *wake;
 	FILE *trace;
 	struct tm tm;
 	bool have_tm;
 	bool prefetched;         /* the lookups of lines ahead have been started */
-	uint64_t dns_deadline;   /* eval_dns_deadline; 0: no lookup yet */
+	uint64_t deadline;       /* eval_deadline's slot; 0: not set yet */
 	const char *vars[VAR_END - VAR_BASE - 1];  /* lookup values, in the request arena */
 	struct vm_wait *waits;   /* per acl: what vm_wait_begin hands out */
 	struct vm *next;         /* pool link */
@@ -52,65 +48,6 @@ struct vm_wait {
 	struct vm *vm;
 	uint32_t acl;
 };
-
-struct runtime {
-	struct event_base *base;
-	struct store *store;
-	struct dns *dns;         /* NULL until set or first used */
-};
-
-struct runtime *runtime_new(struct event_base *base)
-{
-	struct runtime *rt = xcalloc(1, sizeof *rt);
-	rt->base = base;
-	char *err = NULL;
-	rt->store = store_open(base, "memory", &err);
-	if (!rt->store)
-		fatal_abort("cannot open the memory store: %s", err);
-	return rt;
-}
-
-void runtime_free(struct runtime *rt)
-{
-	if (!rt)
-		return;
-	store_close(rt->store);
-	dns_free(rt->dns);
-	free(rt);
-}
-
-void runtime_set_store(struct runtime *rt, struct store *s)
-{
-	store_close(rt->store);
-	rt->store = s;
-}
-
-struct store *runtime_store(struct runtime *rt)
-{
-	return rt->store;
-}
-
-void runtime_set_dns(struct runtime *rt, struct dns *d)
-{
-	dns_free(rt->dns);
-	rt->dns = d;
-}
-
-struct dns *runtime_dns(struct runtime *rt)
-{
-	if (!rt->dns) {
-		char *err = NULL;
-		rt->dns = dns_new(rt->base, NULL, &err);
-		if (!rt->dns)           /* only a bad option can fail: a bug here */
-			fatal_abort("cannot make the DNS resolver: %s", err);
-	}
-	return rt->dns;
-}
-
-struct event_base *runtime_base(struct runtime *rt)
-{
-	return rt->base;
-}
 
 /* ---- life cycle ---------------------------------------------------------- */
 
@@ -146,7 +83,7 @@ struct vm *vm_new(struct runtime *rt, struct program *p, struct request *req,
 	vm->trace = NULL;
 	vm->have_tm = false;
 	vm->prefetched = false;
-	vm->dns_deadline = 0;
+	vm->deadline = 0;
 	vm->ncand = vm->ccur = 0;
 	memset(vm->vars, 0, sizeof vm->vars);
 	return vm;
@@ -155,10 +92,6 @@ struct vm *vm_new(struct runtime *rt, struct program *p, struct request *req,
 static void vm_release(struct vm *vm)
 {
 	struct program *p = vm->p;
-	if (vm->wake) {
-		event_free(vm->wake);
-		vm->wake = NULL;
-	}
 	vm->next = p->pool;
 	p->pool = vm;
 	vm->p = NULL;
@@ -171,8 +104,6 @@ void vm_free(struct vm *vm)
 		return;
 	if (vm->nwait > 0) {
 		vm->abandoned = true;           /* freed when the last answer arrives */
-		if (vm->wake)
-			event_del(vm->wake);
 		return;
 	}
 	vm_release(vm);
@@ -198,15 +129,6 @@ void vm_set_trace(struct vm *vm, FILE *f)
 
 /* ---- asynchronous answers ------------------------------------------------ */
 
-static void vm_wake(evutil_socket_t fd, short what, void *arg)
-{
-	struct vm *vm = arg;
-	(void)fd;
-	(void)what;
-	if (vm->state == VM_WAITING && !vm->abandoned)
-		vm->resume(vm, vm->arg);
-}
-
 struct vm_wait *vm_wait_begin(struct eval_ctx *e)
 {
 	struct vm *vm = e->vm;
@@ -221,8 +143,9 @@ struct vm_wait *vm_wait_begin(struct eval_ctx *e)
 /*
  * An answer, now or later. While the VM is still running, the answer came
  * before the type's eval returned (a store or cache that answers at once):
- * vm_acl finds it in the memo. Otherwise the VM is waiting for it and
- * resumes from the loop.
+ * vm_acl finds it in the memo. Otherwise the VM is waiting for it: its
+ * owner's resume function schedules the run (engine.h), so the VM needs
+ * no event loop of its own.
  */
 void vm_wait_done(struct vm_wait *w, enum tri answer)
 {
@@ -242,8 +165,8 @@ void vm_wait_done(struct vm_wait *w, enum tri answer)
 	if (vm->trace)
 		fprintf(vm->trace, "  acl %s answered: %s\n", vm->p->acls[acl].name,
 			answer == TRI_TRUE ? "match" : answer == TRI_FALSE ? "no match" : "temporary failure");
-	/* resume from the loop, never from inside the source's callback */
-	event_active(vm->wake, 0, 0);
+	if (vm->resume)
+		vm->resume(vm, vm->arg);
 }
 
 static void vm_set_var(struct vm *vm, enum var_id var, const char *value)
@@ -268,12 +191,9 @@ void vm_wait_set_var(struct vm_wait *w, enum var_id var, const char *value)
 		vm_set_var(w->vm, var, value);
 }
 
-uint64_t eval_dns_deadline(struct eval_ctx *e)
+uint64_t *eval_deadline(struct eval_ctx *e)
 {
-	struct vm *vm = e->vm;
-	if (!vm->dns_deadline)
-		vm->dns_deadline = dns_deadline(runtime_dns(vm->rt));
-	return vm->dns_deadline;
+	return &e->vm->deadline;
 }
 
 const struct tm *eval_localtime(struct eval_ctx *e)
@@ -429,8 +349,6 @@ enum vm_status vm_run(struct vm *vm)
 				enum tri r = vm_acl(vm, a);
 				if (r == TRI_PENDING) {
 					vm->state = VM_WAITING;
-					if (!vm->wake)
-						vm->wake = event_new(vm->rt->base, -1, 0, vm_wake, vm);
 					if (!vm->prefetched)
 						vm_prefetch(vm);
 					return VM_SUSPENDED;

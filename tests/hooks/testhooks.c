@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backends/runtime.h"
 #include "engine/acltype.h"
 
 unsigned long testhooks_sleep_evals;

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backends/runtime.h"
 #include "engine/program.h"
 #include "util/testhooks.h"
 #include "tests/unit/unit.h"
