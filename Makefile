@@ -48,7 +48,7 @@ endif
 CFLAGS  ?=
 ALL_CFLAGS = -std=c11 $(OPT) $(WARN) $(CPPFLAGS) $(CFLAGS)
 
-LIB_SRC  = $(wildcard util/*.c grammar/*.c engine/*.c actions/*.c backends/*.c) $(HOOKS_SRC)
+LIB_SRC  = $(wildcard util/*.c grammar/*.c engine/*.c acl/*.c actions/*.c backends/*.c) $(HOOKS_SRC)
 GEN_SRC  = $(B)/gen/parser.c $(B)/gen/lexer.c
 LIB_OBJ  = $(patsubst %.c,$(B)/obj/%.o,$(LIB_SRC)) $(B)/obj/gen/parser.o $(B)/obj/gen/lexer.o
 DAEMON_OBJ = $(patsubst %.c,$(B)/obj/%.o,$(wildcard daemon/*.c))

@@ -12,7 +12,7 @@ struct program *cli_load(const char *path, const struct load_opts *o, bool count
 {
 	struct diags d;
 	diags_init(&d);
-	struct program *p = program_load_opts(path, o, &d);
+	struct program *p = compile_file(path, o, &d);
 	diags_print(&d, stderr);
 	if (!p)
 		fprintf(stderr, "mxacl: %s: %zu error%s\n", path, d.nerrors, d.nerrors == 1 ? "" : "s");

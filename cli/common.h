@@ -10,7 +10,7 @@
 
 #include "backends/dns.h"
 #include "backends/runtime.h"
-#include "engine/engine.h"
+#include "engine/compile.h"
 
 #define CLI_MAX_DNS 64
 

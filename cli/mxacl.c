@@ -21,7 +21,9 @@
 #include "cli/grey.h"
 #include "cli/replay.h"
 #include "backends/runtime.h"
-#include "engine/engine.h"
+#include "engine/compile.h"
+#include "engine/disasm.h"
+#include "engine/vm.h"
 #include "util/testhooks.h"
 
 #define MXACL_VERSION "0.1"
@@ -231,7 +233,7 @@ int main(int argc, char **argv)
 		return 1;
 	int rc = 0;
 	if (!strcmp(cmd, "dump")) {
-		program_dump(t.p, stdout);
+		disasm_program(t.p, stdout);
 	} else if (!strcmp(cmd, "test")) {
 		t.base = event_base_new();
 		t.rt = runtime_new(t.base);

@@ -24,7 +24,8 @@
 #include "cli/common.h"
 #include "cli/maillog.h"
 #include "backends/runtime.h"
-#include "engine/engine.h"
+#include "engine/compile.h"
+#include "engine/vm.h"
 #include "engine/strmap.h"
 #include "util/testhooks.h"
 

@@ -45,7 +45,7 @@
 
 #include <event2/event.h>
 
-#include "engine/engine.h"
+#include "engine/vm.h"
 #include "engine/request.h"
 #include "util/log.h"
 #include "util/util.h"

@@ -51,7 +51,7 @@
 
 #include "backends/runtime.h"
 #include "backends/store.h"
-#include "engine/engine.h"
+#include "engine/program.h"
 #include "util/log.h"
 #include "util/util.h"
 

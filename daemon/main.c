@@ -29,7 +29,7 @@
 #include "backends/dns.h"
 #include "backends/runtime.h"
 #include "backends/store.h"
-#include "engine/engine.h"
+#include "engine/compile.h"
 #include "util/testhooks.h"
 #include "grammar/diag.h"
 #include "util/log.h"
@@ -707,7 +707,7 @@ int main(int argc, char **argv)
 	/* The policy first: everything else may come from its settings. */
 	struct diags dg;
 	diags_init(&dg);
-	struct program *prog = program_load_opts(o->config, &o->load, &dg);
+	struct program *prog = compile_file(o->config, &o->load, &dg);
 	if (dg.n)
 		diags_print(&dg, stderr);
 	if (!prog) {

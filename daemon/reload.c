@@ -72,7 +72,7 @@
 #include <event2/event.h>
 
 #include "engine/attrs.h"
-#include "engine/engine.h"
+#include "engine/compile.h"
 #include "grammar/diag.h"
 #include "util/log.h"
 #include "util/testhooks.h"
@@ -157,7 +157,7 @@ static void job_compile(struct reload_job *j)
 		while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
 			;
 	}
-	j->prog = program_load_opts(j->path, &j->opts, &j->diags);
+	j->prog = compile_file(j->path, &j->opts, &j->diags);
 	diags_sort(&j->diags);
 	j->seconds = now_seconds() - t0;
 }
@@ -332,7 +332,7 @@ struct reload *reload_new(struct event_base *base, const char *path, const struc
 	attr_lookup("sender", 6);
 	struct diags dg;
 	diags_init(&dg);
-	program_unref(program_load_string("(reload warm-up)",
+	program_unref(compile_string("(reload warm-up)",
 					  "acl a sender /^a$/\naccess a\n", &dg));
 	diags_free(&dg);
 	return r;

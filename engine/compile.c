@@ -14,9 +14,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backends/dns.h"
 #include "engine/geoip.h"
-#include "engine/program.h"
+#include "backends/dns.h"
+#include "engine/compile.h"
+#include "engine/verify.h"
 #include "grammar/parse.h"
 #include "grammar/policy.h"
 
@@ -53,7 +54,9 @@ static void open_geoip(struct compiler *c, const struct load_opts *o, const char
 	}
 }
 
-int program_var_resolve(void *ctx, const char *name, size_t len)
+/* Template variables: ids 0..ATTR_COUNT-1 are request attributes, then
+ * the lookup values of VAR_LIST (acl.h). */
+static int var_resolve(void *ctx, const char *name, size_t len)
 {
 	static const char *const vars[] = {
 #define X(n) #n,
@@ -70,30 +73,6 @@ int program_var_resolve(void *ctx, const char *name, size_t len)
 		if (strlen(vars[i]) == len && memcmp(vars[i], name, len) == 0)
 			return VAR_BASE + 1 + (int)i;
 	return -1;
-}
-
-bool acl_tempfail_option(struct acl_compile *c, const struct ast_word *w, bool *ok)
-{
-	if (strncmp(w->s, "tempfail=", 9))
-		return false;
-	if (!tempfail_parse(w->s + 9, &c->tempfail)) {
-		diag_error(c->diags, w->loc, "tempfail takes match, nomatch or default");
-		*ok = false;
-	}
-	return true;
-}
-
-bool tempfail_parse(const char *v, int *mode)
-{
-	if (!strcmp(v, "nomatch"))
-		*mode = TEMPFAIL_NOMATCH;
-	else if (!strcmp(v, "match"))
-		*mode = TEMPFAIL_MATCH;
-	else if (!strcmp(v, "default"))
-		*mode = TEMPFAIL_DEFAULT;
-	else
-		return false;
-	return true;
 }
 
 /* ---- settings ------------------------------------------------------------ */
@@ -172,7 +151,7 @@ static void compile_set(struct compiler *c, const struct ast_stmt *s)
 	} else if (strcmp(name, "control") == 0) {
 		st->control = arena_strdup(a, v->s);
 	} else if (strcmp(name, "tempfail") == 0) {
-		if (!tempfail_parse(v->s, &st->tempfail))
+		if (!acl_tempfail_parse(v->s, &st->tempfail))
 			diag_error(c->d, v->loc, "tempfail takes match, nomatch or default");
 	} else if (strcmp(name, "syslog_facility") == 0) {
 		static const char *fac[] = { "mail", "daemon", "user", "local0", "local1", "local2",
@@ -238,7 +217,8 @@ static void compile_acls(struct compiler *c)
 			diag_error(c->d, pa->loc, "acl '%s' has no values", pa->name);
 			continue;
 		}
-		struct acl_compile ac = { .arena = p->arena, .diags = c->d, .acl = pa, .tempfail = -1,
+		struct acl_compile ac = { .arena = p->arena, .diags = c->d, .acl = pa,
+					  .attr = acl->type->attr, .tempfail = -1,
 					  .geoip = p->geoip, .geoip_failed = c->geoip_failed };
 		size_t errors = c->d->nerrors;
 		bool ok = acl->type->compile(&ac);
@@ -267,7 +247,7 @@ static void compile_actions(struct compiler *c)
 		const char *type = pa->type ? pa->type->s : "DUNNO";
 		const char *text = pa->text ? pa->text->s : NULL;
 		struct action_error err = { 0 };
-		if (action_compile(p->arena, type, text, program_var_resolve, p, &ar->act, &err))
+		if (action_compile(p->arena, type, text, var_resolve, p, &ar->act, &err))
 			continue;
 		struct loc loc = pa->type ? pa->type->loc : pa->loc;
 		if (!err.in_type && pa->text) {
@@ -428,8 +408,8 @@ static bool run_eligible(struct compiler *c, size_t i, int *attr)
 	const struct acl_rt *acl = &c->p->acls[r->terms[0].acl];
 	struct strmap *const *sets;
 	bool empty;
-	if (!acl->indexable || !acl->type || acl->type->attr < 0 ||
-	    !str_acl_literals(acl, &sets, &empty))
+	if (!acl->indexable || !acl->type || acl->type->attr < 0 || !acl->type->literals ||
+	    !acl->type->literals(acl, &sets, &empty))
 		return false;
 	*attr = acl->type->attr;
 	return true;
@@ -462,7 +442,7 @@ static void build_run_index(struct compiler *c, struct run *run)
 		const struct acl_rt *acl = &p->acls[run->first_acl[j]];
 		struct strmap *const *sets;
 		bool empty;
-		str_acl_literals(acl, &sets, &empty);
+		acl->type->literals(acl, &sets, &empty);
 		for (int f = 0; f < FORM_COUNT; f++) {
 			/* FORM_EMPTY has no set: its one key is "" when the acl has "" */
 			size_t nk = f == FORM_EMPTY ? (empty ? 1 : 0) : strmap_count(sets[f]);
@@ -655,7 +635,7 @@ static struct program *program_build(struct arena *a, struct diags *d, struct as
 		}
 		generate(&c);
 		list_prefetch(p);
-		const char *why = program_verify(p);
+		const char *why = verify_program(p);
 		if (why)
 			diag_error(d, loc_file(path), "internal error: compiled program is unsound: %s",
 				   why);
@@ -681,7 +661,7 @@ static struct program *program_build(struct arena *a, struct diags *d, struct as
 	return p;
 }
 
-struct program *program_load_opts(const char *path, const struct load_opts *o, struct diags *d)
+struct program *compile_file(const char *path, const struct load_opts *o, struct diags *d)
 {
 	struct arena *a = arena_new(1 << 16);
 	size_t src0 = d->nsrc, errors = d->nerrors;
@@ -690,68 +670,11 @@ struct program *program_load_opts(const char *path, const struct load_opts *o, s
 	return program_build(a, d, &l, path, src0, errors, o);
 }
 
-struct program *program_load(const char *path, struct diags *d)
-{
-	return program_load_opts(path, NULL, d);
-}
-
-struct program *program_load_string(const char *name, const char *text, struct diags *d)
+struct program *compile_string(const char *name, const char *text, struct diags *d)
 {
 	struct arena *a = arena_new(1 << 16);
 	size_t src0 = d->nsrc, errors = d->nerrors;
 	struct ast_list l;
 	parse_string(a, d, name, text, &l);
 	return program_build(a, d, &l, name, src0, errors, NULL);
-}
-
-const struct settings *program_settings(const struct program *p)
-{
-	return &p->settings;
-}
-
-const char *program_path(const struct program *p)
-{
-	return p->path;
-}
-
-size_t program_nrules(const struct program *p)
-{
-	return p->nrules;
-}
-
-struct loc program_rule_loc(const struct program *p, size_t i)
-{
-	return p->rules[i].loc;
-}
-
-/* Atomic: a reload drops the program it replaced on its own thread
- * (daemon/reload.c) while VMs on the loop may drop theirs. */
-void program_ref(struct program *p)
-{
-	__atomic_add_fetch(&p->refs, 1, __ATOMIC_RELAXED);
-}
-
-void program_unref(struct program *p)
-{
-	if (!p || __atomic_sub_fetch(&p->refs, 1, __ATOMIC_ACQ_REL) > 0)
-		return;
-	vm_pool_free(p->pool);
-	for (uint32_t i = 0; i < p->nacls; i++)
-		if (p->acls[i].type && p->acls[i].type->free && p->acls[i].data)
-			p->acls[i].type->free(p->acls[i].data);
-	for (uint32_t i = 0; i < p->nruns; i++)
-		for (int f = 0; f < FORM_COUNT; f++)
-			strmap_free(p->runs[i].index[f]);
-	free(p->runs);
-	free(p->acls);
-	free(p->actions);
-	free(p->code);
-	free(p->code_rule);
-	free(p->settings.listen);
-	free(p->settings.dns);
-	geoip_close(p->geoip);
-	free(p->path);
-	diags_free(&p->sources);
-	arena_free(p->arena);
-	free(p);
 }

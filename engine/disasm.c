@@ -4,7 +4,7 @@
  */
 #include <string.h>
 
-#include "engine/program.h"
+#include "engine/disasm.h"
 
 const char *opcode_name(enum opcode op)
 {
@@ -36,7 +36,7 @@ static void source_text(const struct program *p, const struct loc *l, struct str
 	sb_add(out, q, (size_t)(e - q));
 }
 
-void program_dump(const struct program *p, FILE *f)
+void disasm_program(const struct program *p, FILE *f)
 {
 	struct strbuf b;
 	sb_init(&b);

@@ -1,7 +1,9 @@
 /*
- * program - a compiled policy: the engine's private view, shared by the
- * compiler, the verifier, the disassembler and the VM. Immutable once
- * built; reference-counted (engine.h).
+ * program - a compiled policy: what the compiler (compile.h) builds, the
+ * verifier checks, the disassembler prints and the VM runs. Immutable once
+ * built, and reference-counted: a reload compiles a new one and swaps it
+ * in, while VMs started on the old one keep their reference until they
+ * finish (STYLE rule 6). References may be taken and dropped on any thread.
  */
 #ifndef MXACL_PROGRAM_H
 #define MXACL_PROGRAM_H
@@ -9,17 +11,33 @@
 #include <stdint.h>
 
 #include "actions/action.h"
-#include "engine/acltype.h"
-#include "engine/engine.h"
+#include "engine/acl.h"
 #include "engine/opcodes.h"
+#include "engine/strkey.h"
 #include "engine/strmap.h"
 
-/* What a temporary failure of an acl means. */
-enum tempfail_mode {
-	TEMPFAIL_NOMATCH,   /* the acl does not match (fail open: default) */
-	TEMPFAIL_MATCH,     /* the acl matches */
-	TEMPFAIL_DEFAULT,   /* the request gets the default action at once */
+struct vm;
+
+/* Values of "set NAME VALUE..." statements; flags override them. */
+struct settings {
+	const char **listen;        /* endpoints "inet:HOST:PORT" / "unix:PATH" */
+	size_t nlisten;
+	const char *user;           /* drop privileges to this user; NULL: keep */
+	const char *pidfile;
+	int daemonize;              /* 1 yes, 0 no, -1 not set */
+	int socket_mode;            /* unix socket permissions; -1 not set */
+	const char *socket_owner;   /* "USER[:GROUP]" for unix sockets; NULL */
+	const char *log;            /* "stderr", "syslog" or a file; NULL */
+	const char *syslog_facility;/* "mail" (default), "local0".."local7" */
+	const char *store;          /* state store URL ("memory", "redis://..."); NULL */
+	const char *state_file;     /* memory store persistence; NULL */
+	const char *control;        /* control socket path (mxacl grey); NULL: none */
+	int tempfail;               /* default tempfail mode of acls; -1 not set */
+	const char *geoip;          /* MaxMind DB for country acls; NULL */
+	const char **dns;           /* "set dns HOST:PORT..." servers; --dns wins */
+	size_t ndns;
 };
+
 
 struct acl_rt {
 	const char *name;
@@ -45,22 +63,6 @@ struct rule_rt {
 	uint32_t nterms;
 	bool explicit_action;
 };
-
-/*
- * Literal string keys of a value, by form: whole value, domain (@dom),
- * parent domains (@.dom), local part (user@), empty ("").
- */
-enum str_form { FORM_WHOLE, FORM_DOMAIN, FORM_SUBDOMAIN, FORM_LOCAL, FORM_EMPTY, FORM_COUNT };
-
-/* Keys of one request value, as str_keys computes them. */
-#define STR_MAX_KEYS 40
-struct str_key {
-	enum str_form form;
-	const char *s;
-	size_t len;
-};
-/* The keys under which value (lower-cased) may be found, for attribute attr. */
-size_t str_keys(int attr, const char *value, size_t len, struct str_key *out);
 
 /*
  * A run: consecutive access lines whose first acl is a positive literal
@@ -97,26 +99,25 @@ struct program {
 	uint32_t nruns;
 	struct settings settings;
 	bool used_attr[ATTR_COUNT];       /* attributes any acl or action reads */
-	struct vm *pool;                  /* free VMs sized for this program */
+	struct vm *pool;                  /* free VMs sized for this program, */
+	void (*pool_free)(struct vm *);   /*   and how to free them (vm.c) */
 	struct geoip *geoip;              /* for country acls; NULL: none */
 	uint32_t max_cand;                /* most lines one SWITCH can select */
 	uint32_t *prefetch;               /* acls whose type can prefetch, */
 	uint32_t nprefetch;               /*   ascending */
 };
 
-/* Check the program's invariants (bc_verify in verify.c): NULL if sound. */
-const char *program_verify(const struct program *p);
+/* Take and drop a reference (atomically); the thread that drops the last
+ * one frees the program. program_unref(NULL) is a no-op. */
+void program_ref(struct program *p);
+void program_unref(struct program *p);
+/* The program's "set" values (flags override them: daemon/main.c). */
+const struct settings *program_settings(const struct program *p);
+/* The main config file the program came from. */
+const char *program_path(const struct program *p);
+/* The program's access lines: how many, and where line i is. */
+size_t program_nrules(const struct program *p);
+struct loc program_rule_loc(const struct program *p, size_t i);
 
-/* Free a program's pool of idle VMs (vm.c; program_unref calls it). */
-void vm_pool_free(struct vm *pool);
 
-/* Template variables: ids 0..ATTR_COUNT-1 are request attributes, then
- * the lookup values of VAR_LIST. */
-int program_var_resolve(void *ctx, const char *name, size_t len);
-
-
-
-/* Literal sets of a string acl, for the run index (matchers.c): false when
- * the acl also has regexes and so cannot be indexed. */
-bool str_acl_literals(const struct acl_rt *acl, struct strmap *const **sets, bool *match_empty);
 #endif

@@ -8,7 +8,7 @@
  */
 #include <stdio.h>
 
-#include "engine/program.h"
+#include "engine/verify.h"
 
 static char why[160];
 
@@ -45,7 +45,7 @@ static const char *verify_run(const struct program *p, uint32_t pc, const struct
 	return NULL;
 }
 
-const char *program_verify(const struct program *p)
+const char *verify_program(const struct program *p)
 {
 	if (p->ncode == 0 || INSN_OP(p->code[p->ncode - 1]) != OP_VERDICT)
 		FAIL("the program does not end in a verdict");

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/program.h"
+#include "engine/vm.h"
 
 enum vm_state { VM_RUNNING, VM_WAITING, VM_FINISHED };
 
@@ -94,6 +94,7 @@ static void vm_release(struct vm *vm)
 	struct program *p = vm->p;
 	vm->next = p->pool;
 	p->pool = vm;
+	p->pool_free = vm_pool_free;
 	vm->p = NULL;
 	program_unref(p);
 }
@@ -169,18 +170,18 @@ void vm_wait_done(struct vm_wait *w, enum tri answer)
 		vm->resume(vm, vm->arg);
 }
 
-static void vm_set_var(struct vm *vm, enum var_id var, const char *value)
+static void set_var(struct vm *vm, enum var_id var, const char *value)
 {
 	if (var > VAR_BASE && var < VAR_END)
 		vm->vars[var - VAR_BASE - 1] = arena_strdup(vm->req->arena, value);
 }
 
-void eval_set_var(struct eval_ctx *e, enum var_id var, const char *value)
+void vm_set_var(struct eval_ctx *e, enum var_id var, const char *value)
 {
-	vm_set_var(e->vm, var, value);
+	set_var(e->vm, var, value);
 }
 
-const char *eval_get_var(struct eval_ctx *e, enum var_id var)
+const char *vm_get_var(struct eval_ctx *e, enum var_id var)
 {
 	return var > VAR_BASE && var < VAR_END ? e->vm->vars[var - VAR_BASE - 1] : NULL;
 }
@@ -188,15 +189,22 @@ const char *eval_get_var(struct eval_ctx *e, enum var_id var)
 void vm_wait_set_var(struct vm_wait *w, enum var_id var, const char *value)
 {
 	if (!w->vm->abandoned)
-		vm_set_var(w->vm, var, value);
+		set_var(w->vm, var, value);
 }
 
-uint64_t *eval_deadline(struct eval_ctx *e)
+void vm_wait_set_uint(struct vm_wait *w, enum var_id var, uint64_t value)
+{
+	char buf[24];
+	snprintf(buf, sizeof buf, "%llu", (unsigned long long)value);
+	vm_wait_set_var(w, var, buf);
+}
+
+uint64_t *vm_deadline(struct eval_ctx *e)
 {
 	return &e->vm->deadline;
 }
 
-const struct tm *eval_localtime(struct eval_ctx *e)
+const struct tm *vm_localtime(struct eval_ctx *e)
 {
 	struct vm *vm = e->vm;
 	if (!vm->have_tm) {
@@ -307,7 +315,7 @@ static void vm_switch(struct vm *vm, uint32_t r)
 	} else {
 		struct str_key keys[STR_MAX_KEYS];
 		const char *low = req_lower(vm->req, (enum attr_id)run->attr);
-		size_t n = str_keys(run->attr, low, v->len, keys);
+		size_t n = strkey_split(run->attr, low, v->len, keys);
 		for (size_t i = 0; i < n; i++) {
 			const struct strmap *idx = run->index[keys[i].form];
 			const uint32_t *k = idx ? strmap_get(idx, keys[i].s, keys[i].len) : NULL;

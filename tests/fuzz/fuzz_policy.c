@@ -11,7 +11,8 @@
 #include <string.h>
 
 #include "backends/runtime.h"
-#include "engine/engine.h"
+#include "engine/compile.h"
+#include "engine/vm.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -20,7 +21,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char *text = xstrndup((const char *)data, size);
 	struct diags d;
 	diags_init(&d);
-	struct program *p = program_load_string("fuzz.conf", text, &d);
+	struct program *p = compile_string("fuzz.conf", text, &d);
 	struct strbuf b;
 	sb_init(&b);
 	for (size_t i = 0; i < d.n; i++)

@@ -9,7 +9,8 @@
 #include <string.h>
 
 #include "backends/runtime.h"
-#include "engine/acltype.h"
+#include "engine/acl.h"
+#include "engine/vm.h"
 
 unsigned long testhooks_sleep_evals;
 

@@ -8,7 +8,9 @@
 #include <string.h>
 
 #include "backends/runtime.h"
-#include "engine/program.h"
+#include "engine/compile.h"
+#include "engine/verify.h"
+#include "engine/vm.h"
 #include "util/testhooks.h"
 #include "tests/unit/unit.h"
 
@@ -18,7 +20,7 @@ static struct program *compile_ok(const char *text)
 {
 	struct diags d;
 	diags_init(&d);
-	struct program *p = program_load_string("t.conf", text, &d);
+	struct program *p = compile_string("t.conf", text, &d);
 	if (!p)
 		diags_print(&d, stderr);
 	ck_assert_msg(p != NULL, "policy did not compile:\n%s", text);
@@ -318,7 +320,7 @@ START_TEST(test_verifier_rejects)
 {
 	struct program *p = compile_ok("acl a sender a@x\nacl b sender b@x\naction r REJECT\n"
 				       "access a r\naccess b r\n");
-	ck_assert_ptr_null(program_verify(p));
+	ck_assert_ptr_null(verify_program(p));
 	uint64_t saved = p->code[0];
 	static const struct {
 		uint64_t insn;
@@ -334,13 +336,13 @@ START_TEST(test_verifier_rejects)
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		p->code[0] = bad[i].insn;
-		const char *why = program_verify(p);
+		const char *why = verify_program(p);
 		ck_assert_msg(why && strstr(why, bad[i].want), "case %zu: got '%s', want '%s'", i,
 			      why ? why : "(accepted)", bad[i].want);
 	}
 	p->code[0] = saved;
 	p->code[p->ncode - 1] = INSN(OP_TEST, 0, 0);
-	ck_assert_ptr_nonnull(program_verify(p));
+	ck_assert_ptr_nonnull(verify_program(p));
 	program_unref(p);
 }
 END_TEST

@@ -16,7 +16,7 @@
 	X(action)      \
 	X(request)     \
 	X(vm)          \
-	X(acl_state)   \
+	X(greylist)    \
 	X(store)       \
 	X(dns)         \
 	X(dnscache)    \

@@ -1,12 +1,36 @@
 /*
- * acl_spf - the spf acl (see acl_spf.h). One struct spf_call per request
- * that needs the verdict: it keeps the answers collected so far and runs
- * libspf2 again each time the missing ones are in. libspf2 is driven from
+ * spf - the SPF verdict of a request, from libspf2:
+ *
+ *   acl NAME spf RESULT... [tempfail=match|nomatch|default]
+ *
+ * RESULT is pass, fail, softfail, neutral, none, permerror or temperror
+ * (RFC 7208). The identity checked is the MAIL FROM address's domain for
+ * client_address; for the null sender it is helo_name (RFC 7208 section
+ * 2.4: postmaster@HELO). The acl matches when the verdict is one of its
+ * results. A temperror (a lookup timed out or failed) matches an acl that
+ * lists temperror; for any other acl it is a temporary failure, so the
+ * acl's tempfail= setting decides, as for every lookup. A request without
+ * a client address, or without both sender and helo_name, does not match
+ * and sends no query.
+ *
+ * ${spf_result} holds the verdict's name and ${spf_received} the value of
+ * a Received-SPF: header (RFC 7208 section 9.1), for
+ * "PREPEND Received-SPF: ${spf_received}". The verdict is computed once
+ * per request, whatever the number of spf acls.
+ *
+ * libspf2 resolves synchronously; here it never waits. It runs with a DNS
+ * layer that answers only from the answers this evaluation has collected,
+ * and reports every other name as a temporary failure (TRY_AGAIN) after
+ * noting it. Such a run is thrown away: the noted names are looked up
+ * through the runtime's resolver (backends/dns.h) and libspf2 runs again,
+ * until a run needs nothing new (docs/dns.md).
+ *
+ * One struct spf_call per request that needs the verdict: it keeps the
+ * answers collected so far and runs libspf2 again each time the missing
+ * ones are in. libspf2 is driven from
  * the loop's thread only, so one SPF server with one DNS layer serves every
  * call; the layer finds the running call in a static pointer.
  */
-#include "backends/acl_spf.h"
-
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <stdio.h>
@@ -18,6 +42,8 @@
 
 #include "backends/dns.h"
 #include "backends/runtime.h"
+#include "engine/acl.h"
+#include "engine/vm.h"
 #include "util/log.h"
 
 /* Bounds on one evaluation. RFC 7208 4.6.4 allows 10 terms that look up,
@@ -402,7 +428,7 @@ static enum tri spf_eval(const struct acl_rt *acl, struct eval_ctx *e)
 {
 	const struct spf_acl *a = acl_data(acl);
 	/* an earlier spf acl of this request already has the verdict */
-	const char *known = eval_get_var(e, VAR_spf_result);
+	const char *known = vm_get_var(e, VAR_spf_result);
 	if (known) {
 		for (int k = 0; k < NRESULTS; k++)
 			if (result_names[k] && !strcmp(known, result_names[k]))
@@ -414,7 +440,7 @@ static enum tri spf_eval(const struct acl_rt *acl, struct eval_ctx *e)
 	struct spf_call *c = xcalloc(1, sizeof *c);
 	c->a = a;
 	c->dns = runtime_dns(e->rt);
-	c->deadline = runtime_dns_deadline(e->rt, eval_deadline(e));
+	c->deadline = runtime_dns_deadline(e->rt, vm_deadline(e));
 	c->ip = xstrdup(r->v[ATTR_client_address].s);
 	c->sender = xstrdup(r->v[ATTR_sender].s);
 	c->helo = xstrdup(r->v[ATTR_helo_name].s);
@@ -430,7 +456,7 @@ static void spf_prefetch(const struct acl_rt *acl, struct eval_ctx *e)
 	const char *dom = spf_domain(e->req);
 	if (dom)
 		dns_prefetch(runtime_dns(e->rt), dom, DNS_T_TXT,
-			     runtime_dns_deadline(e->rt, eval_deadline(e)));
+			     runtime_dns_deadline(e->rt, vm_deadline(e)));
 }
 
 static void spf_describe(const struct acl_rt *acl, struct strbuf *out)

@@ -1,18 +1,49 @@
 /*
- * acl_dns - rbl, dnswl and rhsbl acls (see acl_dns.h). An evaluation starts
- * one A query per zone, collects the answers in a struct dnsl_call, then,
- * when a zone lists the key, fetches that listing's TXT. Answers may come
+ * dnslist - DNS list acls, asked through the runtime's resolver
+ * (backends/dns.h):
+ *
+ *   acl NAME rbl ZONE[SPEC]... [tempfail=match|nomatch|default]
+ *        client_address listed: its octets (IPv4) or nibbles (IPv6)
+ *        reversed, under ZONE, have an A record
+ *   acl NAME dnswl ZONE[SPEC]...           the same lookup, as an allowlist
+ *   acl NAME rhsbl ZONE[SPEC]...           the sender's domain under ZONE
+ *   acl NAME rhsbl_helo ZONE[SPEC]...      helo_name under ZONE
+ *   acl NAME rhsbl_client ZONE[SPEC]...    client_name under ZONE
+ *
+ * Several zones are alternatives: the acl matches when any zone lists the
+ * key. Every zone's query starts when the acl is evaluated; the acl waits
+ * for all of them (so ${rbl_zone} is always the first listing zone in the
+ * order written, whatever answered first).
+ *
+ * SPEC filters the A answers, as Exim's dnslists do (answers outside
+ * 127.0.0.0/8 are ignored first, as Exim does: a hijacked list cannot list
+ * everyone):
+ *   =A,B...   some answer is one of these       ==A,B...  every answer is
+ *   &M        some answer has all bits of M      =&M       every answer has
+ *   !=, !==, !&, !=&   the same, negated: listed, but the filter fails
+ *
+ * Answers: any zone lists → match (a timeout elsewhere does not matter);
+ * otherwise a timeout or failure of any zone → temporary failure; otherwise
+ * no match. On a match the TXT record of the listing is fetched too, and
+ * ${rbl_zone}, ${rbl_answer} (the A answers, ascending, comma-separated)
+ * and ${rbl_txt} are set. A request without the key (no client address, the
+ * null sender, client_name "unknown", an address literal) does not match
+ * and sends no query.
+ *
+ * An evaluation starts one A query per zone, collects the answers in a
+ * struct dnsl_call, then, when a zone lists the key, fetches that
+ * listing's TXT. Answers may come
  * inside dns_lookup (libunbound's cache) or later from the loop; either
  * way the call ends in vm_wait_done (the VM tells the two apart).
  */
-#include "backends/acl_dns.h"
-
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "backends/dns.h"
 #include "backends/runtime.h"
+#include "engine/acl.h"
+#include "engine/vm.h"
 
 enum dnsl_key { KEY_CLIENT_ADDRESS, KEY_SENDER_DOMAIN, KEY_HELO_NAME, KEY_CLIENT_NAME };
 
@@ -352,7 +383,7 @@ static enum tri dnsl_eval(const struct acl_rt *acl, struct eval_ctx *e)
 	struct dnsl_call *call = xcalloc(1, sizeof *call + d->nz * sizeof call->ans[0]);
 	call->d = d;
 	call->dns = runtime_dns(e->rt);
-	call->deadline = runtime_dns_deadline(e->rt, eval_deadline(e));
+	call->deadline = runtime_dns_deadline(e->rt, vm_deadline(e));
 	snprintf(call->key, sizeof call->key, "%s", key);
 	call->w = vm_wait_begin(e);
 	call->pending = d->nz + 1;       /* +1: no decision while still starting */
@@ -382,7 +413,7 @@ static void dnsl_prefetch(const struct acl_rt *acl, struct eval_ctx *e)
 	for (size_t i = 0; i < d->nz; i++)
 		if ((size_t)snprintf(name, sizeof name, "%s.%s", key, d->z[i].zone) <= 253)
 			dns_prefetch(runtime_dns(e->rt), name, DNS_T_A,
-				     runtime_dns_deadline(e->rt, eval_deadline(e)));
+				     runtime_dns_deadline(e->rt, vm_deadline(e)));
 }
 
 static void dnsl_describe(const struct acl_rt *acl, struct strbuf *out)

@@ -1,9 +1,10 @@
 /*
- * Greylist key normalisation and durations (backends/acl_state.c).
+ * Greylist key normalisation and durations (acl/greylist.c).
  */
 #include <string.h>
 
-#include "backends/acl_state.h"
+#include "acl/greylist.h"
+#include "util/util.h"
 #include "tests/unit/unit.h"
 
 START_TEST(test_normalize_sender)
@@ -59,10 +60,10 @@ START_TEST(test_duration)
 }
 END_TEST
 
-Suite *acl_state_suite(void)
+Suite *greylist_suite(void)
 {
-	Suite *s = suite_create("acl_state");
-	TCase *tc = tcase_create("acl_state");
+	Suite *s = suite_create("greylist");
+	TCase *tc = tcase_create("greylist");
 	tcase_add_test(tc, test_normalize_sender);
 	tcase_add_test(tc, test_duration);
 	suite_add_tcase(s, tc);

@@ -1,9 +1,10 @@
 /*
- * acltype - what an acl type is: how its values compile and how a request
- * is matched against them. The built-in types (one per request attribute,
- * addresses, numbers, day, time) live in matchers.c; types that wait for
- * something (DNS, the state store) register themselves the same way and
- * use the vm_wait calls below to suspend the request.
+ * acl - the acl-type interface: what an acl type is (how its values compile
+ * and how a request is matched against them), and how the compiler finds
+ * one by name. The engine knows the types only through this: they live in
+ * acl/, one file each, listed in one table (acl/types.c), and a type that
+ * waits for something (DNS, the state store) suspends the request with the
+ * VM's wait calls (engine/vm.h).
  *
  * Every evaluation answers TRI_TRUE, TRI_FALSE or TRI_TEMPFAIL at once, or
  * TRI_PENDING after vm_wait_begin: the answer then arrives later through
@@ -11,13 +12,12 @@
  * A temporary failure is never turned into "no match" by the type; the
  * acl's tempfail setting decides (see program.h).
  */
-#ifndef MXACL_ACLTYPE_H
-#define MXACL_ACLTYPE_H
+#ifndef MXACL_ACL_H
+#define MXACL_ACL_H
 
 #include <stdbool.h>
 #include <time.h>
 
-#include "engine/engine.h"
 #include "engine/request.h"
 #include "grammar/diag.h"
 #include "grammar/policy.h"
@@ -25,8 +25,18 @@
 
 enum tri { TRI_FALSE = 0, TRI_TRUE = 1, TRI_TEMPFAIL = 2, TRI_PENDING = 3 };
 
+/* What a temporary failure of an acl means (its tempfail= or the global
+ * "set tempfail"). */
+enum tempfail_mode {
+	TEMPFAIL_NOMATCH,   /* the acl does not match (fail open: default) */
+	TEMPFAIL_MATCH,     /* the acl matches */
+	TEMPFAIL_DEFAULT,   /* the request gets the default action at once */
+};
+
 struct acl_rt;
+struct geoip;
 struct runtime;
+struct strmap;
 struct vm;
 
 /* What a type's compile function gets. */
@@ -34,6 +44,7 @@ struct acl_compile {
 	struct arena *arena;        /* lives as long as the program */
 	struct diags *diags;
 	const struct pol_acl *acl;  /* name, type word, value words */
+	int attr;                   /* the type's attribute, or -1 */
 	void *data;                 /* out: the compiled matcher */
 	bool indexable;             /* out: literal strings only (see compile.c) */
 	bool stateful;              /* out: counts or records when evaluated, so
@@ -66,8 +77,9 @@ enum var_id {
 	VAR_END
 };
 
-/* Parse "tempfail=match|nomatch|default" into *mode; false if not one. */
-bool tempfail_parse(const char *value, int *mode);
+/* Parse "match|nomatch|default" (a tempfail= value) into *mode (enum
+ * tempfail_mode); false if it is none of them. */
+bool acl_tempfail_parse(const char *value, int *mode);
 
 /*
  * For types whose values are words: when w is "tempfail=VALUE", record it
@@ -101,52 +113,35 @@ struct acl_type {
 	 */
 	void (*prefetch)(const struct acl_rt *acl, struct eval_ctx *e);
 	void (*free)(void *data);   /* may be NULL: data in the arena */
+	/*
+	 * May be NULL. For a type whose compile set indexable: its literal
+	 * sets by form (engine/strkey.h) and whether it matches the empty
+	 * value, so the compiler can fold consecutive lines into one SWITCH;
+	 * false when this acl cannot be indexed after all.
+	 */
+	bool (*literals)(const struct acl_rt *acl, struct strmap *const **sets, bool *match_empty);
 };
 
-/* The type called name (case-insensitive), or NULL. */
+/*
+ * The i-th type of the table (acl/types.c: every request attribute but
+ * policy_test_time, then the named types), or NULL past the end.
+ */
+const struct acl_type *acl_types_at(size_t i);
+
+/* The type called name (case-insensitive), or NULL: the table's, then
+ * those registered (the last registered wins). */
 const struct acl_type *acl_type_find(const char *name);
 /* The known type closest to an unknown name, or NULL (for hints). */
 const char *acl_type_suggest(const char *name);
-/* Append the names of the built-in types that are not request attributes
+/* Append the names of the types that are not request attributes
  * ("day, time, country, ..."), for the hint of an unknown type. */
 void acl_type_list_named(struct strbuf *out);
-/* Add a type (not copied; must outlive every program). Tests and backends. */
+/* Add a type outside the table (not copied; must outlive every program).
+ * For tests: production types are rows of the table. */
 void acl_type_register(const struct acl_type *t);
 
 /* The compiled data of an acl (its type's compile output). */
 void *acl_data(const struct acl_rt *acl);
 const char *acl_name(const struct acl_rt *acl);
-
-/*
- * Suspend the current request on this acl: call it first, then start the
- * lookup, keep the returned wait, and return TRI_PENDING from eval. The
- * answer goes to vm_wait_done(w, answer), with its ${vars} set before
- * through vm_wait_set_var, the same way whenever it comes: before eval
- * returns (a store or cache that answers at once: the VM takes it from
- * there and goes on at once) or later from the loop (the request resumes
- * from the loop). w is invalid after vm_wait_done. If the request was
- * abandoned meanwhile, vm_wait_done only counts it. Beginning a wait
- * allocates nothing.
- */
-struct vm_wait;
-struct vm_wait *vm_wait_begin(struct eval_ctx *e);
-void vm_wait_done(struct vm_wait *w, enum tri answer);
-/* Give ${var} a value for this request (copied into the request's arena). */
-void eval_set_var(struct eval_ctx *e, enum var_id var, const char *value);
-/* The value of ${var} set so far in this request, or NULL. */
-const char *eval_get_var(struct eval_ctx *e, enum var_id var);
-/* The same from an asynchronous answer, before vm_wait_done; a no-op when
- * the request was abandoned. */
-void vm_wait_set_var(struct vm_wait *w, enum var_id var, const char *value);
-
-/*
- * The request's deadline slot (0 until a lookup sets it), so that every
- * lookup of one request ends by the same instant: see
- * runtime_dns_deadline (backends/runtime.h).
- */
-uint64_t *eval_deadline(struct eval_ctx *e);
-
-/* Local time of the request's clock, computed once per request. */
-const struct tm *eval_localtime(struct eval_ctx *e);
 
 #endif

@@ -1,0 +1,189 @@
+/*
+ * string - the acl type of every request attribute that is text (sender,
+ * recipient, helo_name, sasl_username, ...): a set of literals by form and
+ * a list of PCRE2 regexes. All values are case-insensitive:
+ *   user@domain   the whole value          @domain   the domain exactly
+ *   @.domain      subdomains of domain     user@     the local part
+ *   /regex/       PCRE2, unanchored        word      the whole value
+ *   ""            empty or absent value (nothing else matches those)
+ *   file:PATH or /abs/path: one value per line, same forms (value.h)
+ * A bare value with any of ( ) | [ ] * + ? ^ $ \ { } is a regex, as in
+ * apolicy. For host name attributes a value without '@' is its own domain
+ * (engine/strkey.h), so "acl dyn client_name @.dyn.example.net" works.
+ * An acl of literals only can be indexed: the compiler folds consecutive
+ * lines into one SWITCH (acl.h, literals).
+ */
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "acl/value.h"
+#include "engine/strkey.h"
+#include "engine/strmap.h"
+
+struct str_matcher {
+	int attr;
+	struct strmap *set[FORM_COUNT];
+	bool match_empty;
+	pcre2_code **re;
+	size_t nre, capre;
+	size_t nliterals;
+};
+
+static pcre2_match_data *match_data;
+
+static bool has_regex_chars(const char *s, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if (strchr("()|[]*+?^$\\{}", s[i]) && s[i])
+			return true;
+	return false;
+}
+
+/* Regex characters other than '+' ("user+tag@example.com" is suspicious). */
+static bool has_regex_chars_but_plus(const char *s, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if (s[i] != '+' && s[i] && strchr("()|[]*?^$\\{}", s[i]))
+			return true;
+	return false;
+}
+
+static bool str_add_regex(struct acl_compile *c, struct str_matcher *m, const struct value *v,
+			  const char *pat, size_t len, int coloff)
+{
+	int code;
+	PCRE2_SIZE off;
+	pcre2_code *re = pcre2_compile((PCRE2_SPTR)pat, len, PCRE2_CASELESS | PCRE2_UTF |
+				       PCRE2_MATCH_INVALID_UTF, &code, &off, NULL);
+	if (!re) {
+		PCRE2_UCHAR msg[256];
+		pcre2_get_error_message(code, msg, sizeof msg);
+		struct loc loc = v->loc;
+		loc.col += coloff + (int)off;
+		loc.len = 1;
+		diag_error(c->diags, loc, "bad regular expression: %s", (char *)msg);
+		return false;
+	}
+	pcre2_jit_compile(re, PCRE2_JIT_COMPLETE);   /* falls back to the interpreter */
+	VEC_PUSH(m->re, m->nre, m->capre, re);
+	c->indexable = false;
+	return true;
+}
+
+static void str_add_key(struct str_matcher *m, enum str_form form, const char *s, size_t len)
+{
+	if (!m->set[form])
+		m->set[form] = strmap_new();
+	bool added;
+	strmap_put(m->set[form], s, len, &added);
+	m->nliterals++;
+}
+
+static bool str_value(struct acl_compile *c, void *vm, const struct value *v)
+{
+	struct str_matcher *m = vm;
+	const char *s = v->s;
+	size_t len = v->len;
+	if (len == 0) {
+		m->match_empty = true;
+		return true;
+	}
+	if (!v->quoted && len >= 2 && s[0] == '/' && s[len - 1] == '/')
+		return str_add_regex(c, m, v, s + 1, len - 2, 1);
+	if (!v->quoted && has_regex_chars(s, len)) {
+		if (memchr(s, '@', len) && !has_regex_chars_but_plus(s, len))
+			diag_warning(c->diags, v->loc,
+				     "'%.*s' is read as a regular expression because of '+'; "
+				     "quote it to match the address itself",
+				     (int)len, s);
+		return str_add_regex(c, m, v, s, len, 0);
+	}
+	const char *at = memchr(s, '@', len);
+	if (at && memchr(at + 1, '@', len - (size_t)(at + 1 - s))) {
+		/* a quoted local part may hold '@': keep the last one as separator */
+		at = memrchr(s, '@', len);
+	}
+	if (at == s && len > 2 && s[1] == '.')
+		str_add_key(m, FORM_SUBDOMAIN, s + 2, len - 2);
+	else if (at == s && len > 1)
+		str_add_key(m, FORM_DOMAIN, s + 1, len - 1);
+	else if (at && at == s + len - 1 && len > 1)
+		str_add_key(m, FORM_LOCAL, s, len - 1);
+	else if (at == s) {
+		diag_error(c->diags, v->loc, "'@' alone matches nothing; write @domain or user@");
+		return false;
+	} else
+		str_add_key(m, FORM_WHOLE, s, len);
+	return true;
+}
+
+static bool str_compile(struct acl_compile *c)
+{
+	struct str_matcher *m = arena_zalloc(c->arena, sizeof *m);
+	m->attr = c->attr;
+	c->data = m;
+	c->indexable = true;
+	bool ok = value_each(c, m, str_value);
+	if (!match_data)
+		match_data = pcre2_match_data_create(1, NULL);
+	return ok;
+}
+
+static enum tri str_eval(const struct acl_rt *acl, struct eval_ctx *e)
+{
+	const struct str_matcher *m = acl_data(acl);
+	const struct req_value *v = &e->req->v[m->attr];
+	if (v->len == 0)
+		return m->match_empty ? TRI_TRUE : TRI_FALSE;
+	if (m->nliterals) {
+		const char *low = req_lower(e->req, (enum attr_id)m->attr);
+		struct str_key keys[STR_MAX_KEYS];
+		size_t n = strkey_split(m->attr, low, v->len, keys);
+		for (size_t i = 0; i < n; i++)
+			if (m->set[keys[i].form] && strmap_get(m->set[keys[i].form], keys[i].s, keys[i].len))
+				return TRI_TRUE;
+	}
+	for (size_t i = 0; i < m->nre; i++) {
+		int rc = pcre2_match(m->re[i], (PCRE2_SPTR)v->s, v->len, 0, 0, match_data, NULL);
+		if (rc >= 0)
+			return TRI_TRUE;
+	}
+	return TRI_FALSE;
+}
+
+static void str_describe(const struct acl_rt *acl, struct strbuf *out)
+{
+	const struct str_matcher *m = acl_data(acl);
+	sb_printf(out, "%s: %zu literal%s, %zu regex%s%s", attr_name((enum attr_id)m->attr),
+		  m->nliterals, m->nliterals == 1 ? "" : "s", m->nre, m->nre == 1 ? "" : "es",
+		  m->match_empty ? ", empty" : "");
+}
+
+static void str_free(void *data)
+{
+	struct str_matcher *m = data;
+	for (int f = 0; f < FORM_COUNT; f++)
+		strmap_free(m->set[f]);
+	for (size_t i = 0; i < m->nre; i++)
+		pcre2_code_free(m->re[i]);
+	free(m->re);
+}
+
+/* The run index's view (acl.h, literals): only a matcher without regexes. */
+static bool str_literals(const struct acl_rt *acl, struct strmap *const **sets, bool *match_empty)
+{
+	const struct str_matcher *m = acl_data(acl);
+	if (m->nre)
+		return false;
+	*sets = m->set;
+	*match_empty = m->match_empty;
+	return true;
+}
+
+const struct acl_type acl_string_kind = {
+	.compile = str_compile, .eval = str_eval, .describe = str_describe, .free = str_free,
+	.literals = str_literals,
+};

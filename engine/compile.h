@@ -1,0 +1,27 @@
+/*
+ * compile - load a policy.conf (and its includes) into a program: parse
+ * and resolve it (grammar/), compile each acl through its type (acl.h),
+ * generate the bytecode (opcodes.h), and verify it (verify.h). Pure: no
+ * sockets, no event loop; a reload runs it on a thread of its own.
+ */
+#ifndef MXACL_COMPILE_H
+#define MXACL_COMPILE_H
+
+#include "engine/program.h"
+#include "grammar/diag.h"
+
+/* What the command line gives the compiler (flags win over "set"). */
+struct load_opts {
+	const char *geoip;          /* --geoip FILE */
+};
+
+/*
+ * Load path (and its includes), resolve, compile and verify; o may be
+ * NULL. Returns NULL when d has errors; warnings alone do not stop it.
+ * The caller owns the one reference returned.
+ */
+struct program *compile_file(const char *path, const struct load_opts *o, struct diags *d);
+/* The same from a string, named name in diagnostics (tests, -e). */
+struct program *compile_string(const char *name, const char *text, struct diags *d);
+
+#endif

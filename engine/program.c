@@ -1,0 +1,62 @@
+/*
+ * program - a compiled program's accessors and its reference count (see
+ * program.h).
+ */
+#include "engine/program.h"
+
+#include <stdlib.h>
+
+#include "engine/geoip.h"
+
+const struct settings *program_settings(const struct program *p)
+{
+	return &p->settings;
+}
+
+const char *program_path(const struct program *p)
+{
+	return p->path;
+}
+
+size_t program_nrules(const struct program *p)
+{
+	return p->nrules;
+}
+
+struct loc program_rule_loc(const struct program *p, size_t i)
+{
+	return p->rules[i].loc;
+}
+
+/* Atomic: a reload drops the program it replaced on its own thread
+ * (daemon/reload.c) while VMs on the loop may drop theirs. */
+void program_ref(struct program *p)
+{
+	__atomic_add_fetch(&p->refs, 1, __ATOMIC_RELAXED);
+}
+
+void program_unref(struct program *p)
+{
+	if (!p || __atomic_sub_fetch(&p->refs, 1, __ATOMIC_ACQ_REL) > 0)
+		return;
+	if (p->pool)
+		p->pool_free(p->pool);
+	for (uint32_t i = 0; i < p->nacls; i++)
+		if (p->acls[i].type && p->acls[i].type->free && p->acls[i].data)
+			p->acls[i].type->free(p->acls[i].data);
+	for (uint32_t i = 0; i < p->nruns; i++)
+		for (int f = 0; f < FORM_COUNT; f++)
+			strmap_free(p->runs[i].index[f]);
+	free(p->runs);
+	free(p->acls);
+	free(p->actions);
+	free(p->code);
+	free(p->code_rule);
+	free(p->settings.listen);
+	free(p->settings.dns);
+	geoip_close(p->geoip);
+	free(p->path);
+	diags_free(&p->sources);
+	arena_free(p->arena);
+	free(p);
+}

@@ -1,0 +1,40 @@
+/*
+ * strkey - how a text value is cut into lookup keys (see strkey.h).
+ */
+#include "engine/strkey.h"
+
+#include <stdbool.h>
+#include <string.h>
+
+#include "engine/attrs.h"
+
+static bool host_attr(int attr)
+{
+	return attr == ATTR_client_name || attr == ATTR_reverse_client_name ||
+	       attr == ATTR_helo_name || attr == ATTR_etrn_domain;
+}
+
+size_t strkey_split(int attr, const char *s, size_t len, struct str_key *out)
+{
+	size_t n = 0;
+	out[n++] = (struct str_key){ FORM_WHOLE, s, len };
+	const char *at = memrchr(s, '@', len);
+	const char *dom = NULL;
+	size_t domlen = 0;
+	if (at) {
+		out[n++] = (struct str_key){ FORM_LOCAL, s, (size_t)(at - s) };
+		dom = at + 1;
+		domlen = len - (size_t)(dom - s);
+	} else if (host_attr(attr)) {
+		dom = s;
+		domlen = len;
+	}
+	if (dom && domlen) {
+		out[n++] = (struct str_key){ FORM_DOMAIN, dom, domlen };
+		for (size_t i = 0; i < domlen && n < STR_MAX_KEYS; i++)
+			if (dom[i] == '.' && i + 1 < domlen)
+				out[n++] = (struct str_key){ FORM_SUBDOMAIN, dom + i + 1,
+							     domlen - i - 1 };
+	}
+	return n;
+}

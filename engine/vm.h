@@ -1,0 +1,119 @@
+/*
+ * vm - runs a compiled program for one request, and the services it gives
+ * the acl types while it does (acl.h): waiting for a lookup, ${vars} for
+ * the action text, the request's clock and lookup deadline.
+ *
+ * A VM lives for one request; it holds a reference to its program (so a
+ * reload never frees a program under it) and carries the runtime
+ * (backends/runtime.h: the loop, the store, the resolver) as an opaque
+ * handle that only the acl types open.
+ */
+#ifndef MXACL_VM_H
+#define MXACL_VM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <time.h>
+
+#include "engine/acl.h"
+#include "engine/program.h"
+#include "engine/request.h"
+#include "util/util.h"
+
+struct runtime;
+struct vm;
+
+enum vm_status {
+	VM_DONE,        /* a verdict: vm_reply / vm_log_line may be called */
+	VM_SUSPENDED,   /* waiting for a lookup; resume_fn will be called */
+};
+
+/*
+ * Called when a suspended VM can go on: from inside the callback of the
+ * lookup that answered (never from inside vm_run), at most once per
+ * suspension, and never after vm_free. The callee must not run or free
+ * the VM there: it schedules vm_run from its own loop (an event, or a flag
+ * its loop checks), so that no lookup's frame is on the stack when the
+ * request goes on or its owner closes.
+ */
+typedef void (*vm_resume_fn)(struct vm *vm, void *arg);
+
+/*
+ * A VM for one request on program p (takes a reference). req is borrowed:
+ * it must outlive the VM's use, i.e. until vm_free. The request's clock
+ * (req->now) must be set before the first vm_run.
+ */
+struct vm *vm_new(struct runtime *rt, struct program *p, struct request *req,
+		  vm_resume_fn resume, void *arg);
+/*
+ * Run until a verdict or a suspension. After VM_DONE, further calls return
+ * VM_DONE at once.
+ */
+enum vm_status vm_run(struct vm *vm);
+/*
+ * Free the VM; safe while suspended (pending lookups are abandoned: their
+ * answers are dropped and resume_fn is not called). NULL is a no-op.
+ */
+void vm_free(struct vm *vm);
+
+/* After VM_DONE: append the reply, "action=WORD text\n\n". */
+void vm_reply(struct vm *vm, struct strbuf *out);
+/*
+ * After VM_DONE: append the decision log line (no newline):
+ * "decision client=NAME[ADDR] helo=<..> from=<..> to=<..> [attr=<..>...]
+ *  rule=FILE:LINE action=WORD text". Attributes the rules used are listed
+ * so a replay can rebuild the request.
+ */
+void vm_log_line(struct vm *vm, struct strbuf *out);
+/* Trace every acl evaluated and the deciding line to f (--explain). */
+void vm_set_trace(struct vm *vm, FILE *f);
+/*
+ * After VM_DONE: the access line that decided (an index below
+ * program_nrules), or -1 when the default action answered: no line
+ * matched, or (*by_tempfail set) a temporary failure asked for the
+ * default. by_tempfail may be NULL. For mxacl replay's per-line counts.
+ */
+long vm_rule(const struct vm *vm, bool *by_tempfail);
+
+/* ---- for acl types (acl.h) ------------------------------------------------ */
+
+/*
+ * Suspend the current request on this acl: call it first, then start the
+ * lookup, keep the returned wait, and return TRI_PENDING from eval. The
+ * answer goes to vm_wait_done(w, answer), with its ${vars} set before
+ * through vm_wait_set_var, the same way whenever it comes: before eval
+ * returns (a store or cache that answers at once: the VM takes it from
+ * there and goes on at once) or later from the loop (the VM's owner is
+ * told through its resume function). w is invalid after vm_wait_done. If
+ * the request was abandoned meanwhile, vm_wait_done only counts it.
+ * Beginning a wait allocates nothing.
+ */
+struct vm_wait;
+struct vm_wait *vm_wait_begin(struct eval_ctx *e);
+void vm_wait_done(struct vm_wait *w, enum tri answer);
+/* Give ${var} a value for the waiting request (copied); a no-op when the
+ * request was abandoned. */
+void vm_wait_set_var(struct vm_wait *w, enum var_id var, const char *value);
+/* The same with a number. */
+void vm_wait_set_uint(struct vm_wait *w, enum var_id var, uint64_t value);
+
+/* Give ${var} a value for this request (copied into the request's arena),
+ * from an eval that answers at once. */
+void vm_set_var(struct eval_ctx *e, enum var_id var, const char *value);
+/* The value of ${var} set so far in this request, or NULL. */
+const char *vm_get_var(struct eval_ctx *e, enum var_id var);
+/* Local time of the request's clock, computed once per request. */
+const struct tm *vm_localtime(struct eval_ctx *e);
+/*
+ * The request's deadline slot (0 until a lookup sets it), so that every
+ * lookup of one request ends by the same instant: see
+ * runtime_dns_deadline (backends/runtime.h).
+ */
+uint64_t *vm_deadline(struct eval_ctx *e);
+
+/* Free a program's pool of idle VMs (program_unref calls it through
+ * program.pool_free, so program.c does not call into the VM). */
+void vm_pool_free(struct vm *pool);
+
+#endif
