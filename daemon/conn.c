@@ -62,6 +62,13 @@ enum conn_timer { CONN_TIMER_NONE, CONN_TIMER_IDLE, CONN_TIMER_REQUEST };
 /* Which eviction list a connection is on: the idle, the partial, none. */
 enum conn_class { CONN_BUSY, CONN_IDLE, CONN_PARTIAL };
 
+/* A kind of log line written at most once a second: the lines held back
+ * meanwhile are counted, and the count goes in the next one written. */
+struct conn_quiet {
+	time_t logged;               /* the last second one was written */
+	unsigned long held;          /* held back since */
+};
+
 /* A list of connections (sys/queue.h), newest at the head, oldest at
  * the tail. */
 TAILQ_HEAD(conn_list, conn);
@@ -95,10 +102,8 @@ struct conn_pool {
 	struct strbuf line;                /* the decision line being logged */
 	struct conn_list idle;             /* idle connections, by idle time */
 	struct conn_list partial;          /* half-received requests, by age */
-	time_t refused_logged;             /* last second a refusal was logged */
-	unsigned long refused_quiet;       /* refusals since, not logged */
-	time_t evicted_logged;             /* the same for connections closed */
-	unsigned long evicted_quiet;       /*   to make room */
+	struct conn_quiet refused;         /* log lines of refusals, */
+	struct conn_quiet evicted;         /*   of connections closed for room */
 };
 
 static double conn_secs(const struct timeval *tv)
@@ -376,25 +381,37 @@ static void conn_timeout_cb(evutil_socket_t fd, short what, void *arg)
 	conn_close(c);
 }
 
+/* Whether a line of q's kind may be written now: if so, *held is the
+ * count held back since the last one (and starts again); if not, one more
+ * is held back. */
+static bool conn_quiet_pass(struct conn_quiet *q, unsigned long *held)
+{
+	time_t now = time(NULL);
+	if (now == q->logged) {
+		q->held++;
+		return false;
+	}
+	*held = q->held;
+	q->logged = now;
+	q->held = 0;
+	return true;
+}
+
 /* Refuse a client over the limit with every connection busy, logging at
  * most once a second. */
 static void conn_refuse(struct conn_pool *pool, int fd, const char *peer)
 {
 	close(fd);
-	time_t now = time(NULL);
-	if (now == pool->refused_logged) {
-		pool->refused_quiet++;
+	unsigned long held;
+	if (!conn_quiet_pass(&pool->refused, &held))
 		return;
-	}
-	if (pool->refused_quiet)
+	if (held)
 		log_warning("%s: connection refused: %zu connections open, the limit, none "
 			    "idle (and %lu more refused since the last such line)",
-			    peer, pool->clients.count, pool->refused_quiet);
+			    peer, pool->clients.count, held);
 	else
 		log_warning("%s: connection refused: %zu connections open, the limit, none idle",
 			    peer, pool->clients.count);
-	pool->refused_logged = now;
-	pool->refused_quiet = 0;
 }
 
 /*
@@ -410,23 +427,19 @@ static bool conn_evict(struct conn_pool *pool, const char *peer)
 		v = TAILQ_LAST(&pool->partial, conn_list);
 	if (!v)
 		return false;
-	time_t now = time(NULL);
-	if (now == pool->evicted_logged) {
-		pool->evicted_quiet++;
-	} else {
+	unsigned long held;
+	if (conn_quiet_pass(&pool->evicted, &held)) {
 		struct timeval tv;
 		event_base_gettimeofday_cached(pool->base, &tv);
 		double age = conn_secs(&tv) - conn_secs(&v->since);
 		char more[96] = "";
-		if (pool->evicted_quiet)
+		if (held)
 			snprintf(more, sizeof more, " (and %lu more since the last such line)",
-				 pool->evicted_quiet);
+				 held);
 		log_warning("%s: %zu connections open, the limit: closing the connection "
 			    "%s for %.1f s to serve %s%s", v->cl.name, pool->clients.count,
 			    v->cls == CONN_IDLE ? "idle" : "with a request half received",
 			    age < 0 ? 0 : age, peer, more);
-		pool->evicted_logged = now;
-		pool->evicted_quiet = 0;
 	}
 	conn_close(v);
 	return true;
@@ -467,8 +480,8 @@ struct conn_pool *conn_pool_new(struct event_base *base, struct runtime *rt,
 	pool->request_tv = event_base_init_common_timeout(base, &pool->lim.request);
 	if (!pool->idle_tv || !pool->request_tv)
 		fatal_abort("cannot set up connection timeouts");
-	pool->refused_logged = -1;
-	pool->evicted_logged = -1;
+	pool->refused.logged = -1;
+	pool->evicted.logged = -1;
 	sb_init(&pool->line);
 	return pool;
 }
