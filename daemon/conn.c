@@ -31,7 +31,7 @@
  * client; with every connection busy so, the new one is refused.
  */
 #include "daemon/conn.h"
-#include "daemon/sockio.h"
+#include "daemon/client.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -62,21 +62,24 @@ enum conn_timer { CONN_TIMER_NONE, CONN_TIMER_IDLE, CONN_TIMER_REQUEST };
 /* Which eviction list a connection is on: the idle, the partial, none. */
 enum conn_class { CONN_BUSY, CONN_IDLE, CONN_PARTIAL };
 
+/* A kind of log line written at most once a second: the lines held back
+ * meanwhile are counted, and the count goes in the next one written. */
+struct conn_quiet {
+	time_t logged;               /* the last second one was written */
+	unsigned long held;          /* held back since */
+};
+
 /* A list of connections (sys/queue.h), newest at the head, oldest at
  * the tail. */
 TAILQ_HEAD(conn_list, conn);
 
 struct conn {
+	struct client cl;            /* socket, events, replies not yet sent;
+					on pool->clients; its timer is the idle
+					or request timer, its write event on
+					while blocked */
 	struct conn_pool *pool;
-	TAILQ_ENTRY(conn) link;      /* on the pool's list of all */
-	int fd;
-	char *peer;                  /* for log lines */
-	struct event *rev;           /* EV_READ | EV_PERSIST */
-	struct event *wev;           /* EV_WRITE | EV_PERSIST, while blocked */
-	struct event *tev;           /* the idle or request timer */
 	struct event *resume_ev;     /* runs a resumed VM from the loop */
-	bool reading, writing;       /* rev / wev added */
-	bool eof;                    /* the client sent its last byte */
 	enum conn_class cls;         /* the eviction list c is on */
 	TAILQ_ENTRY(conn) lru;       /* on that list */
 	struct timeval since;        /* idle, or partial, since then */
@@ -84,8 +87,6 @@ struct conn {
 	bool progress;               /* a request ended since the timer was set */
 	char *in;                    /* unprocessed input: in[in_off..in_len) */
 	size_t in_off, in_len, in_cap;
-	struct strbuf out;           /* replies not yet sent: out.s[out_off..] */
-	size_t out_off;
 	struct request *req;         /* reused for every request */
 	struct vm *vm;               /* the suspended request, or NULL */
 };
@@ -97,15 +98,12 @@ struct conn_pool {
 	struct conn_limits lim;
 	const struct timeval *idle_tv;     /* libevent common timeouts: O(1) */
 	const struct timeval *request_tv;  /*   re-arming for every request */
-	struct conn_list all;
-	size_t count;
+	struct client_set clients;         /* every connection */
 	struct strbuf line;                /* the decision line being logged */
 	struct conn_list idle;             /* idle connections, by idle time */
 	struct conn_list partial;          /* half-received requests, by age */
-	time_t refused_logged;             /* last second a refusal was logged */
-	unsigned long refused_quiet;       /* refusals since, not logged */
-	time_t evicted_logged;             /* the same for connections closed */
-	unsigned long evicted_quiet;       /*   to make room */
+	struct conn_quiet refused;         /* log lines of refusals, */
+	struct conn_quiet evicted;         /*   of connections closed for room */
 };
 
 static double conn_secs(const struct timeval *tv)
@@ -140,35 +138,23 @@ static void conn_lru_push(struct conn *c, enum conn_class cls)
 	event_base_gettimeofday_cached(c->pool->base, &c->since);
 }
 
-/* Close and free c. Nothing may use c afterwards. */
+/* Close and free c. Nothing may use c afterwards; safe from inside any
+ * callback (client.h). */
 static void conn_close(struct conn *c)
 {
-	struct conn_pool *pool = c->pool;
 	conn_lru_unlink(c);
 	vm_free(c->vm);   /* abandons its lookups; resume is not called */
-	event_free(c->rev);
-	event_free(c->wev);
-	event_free(c->tev);
 	event_free(c->resume_ev);
-	close(c->fd);
 	req_free(c->req);
-	sb_free(&c->out);
 	free(c->in);
-	free(c->peer);
-	TAILQ_REMOVE(&pool->all, c, link);
-	pool->count--;
+	client_close(&c->cl);
 	free(c);
 }
 
 /* Send what we can of the replies; false when c was closed. */
 static bool conn_flush(struct conn *c)
 {
-	if (sockio_send(c->fd, &c->out, &c->out_off) < 0) {
-		if (c->eof && (errno == EPIPE || errno == ECONNRESET))
-			log_info("%s: the client left before reading its replies", c->peer);
-		else
-			log_warning("%s: write: %s; closing the connection", c->peer,
-				    strerror(errno));
+	if (client_flush(&c->cl) < 0) {
 		conn_close(c);
 		return false;
 	}
@@ -182,7 +168,7 @@ static bool conn_flush(struct conn *c)
  */
 static void conn_reject(struct conn *c, const char *why)
 {
-	log_warning("%s: bad request: %s; closing the connection without a reply", c->peer, why);
+	log_warning("%s: bad request: %s; closing the connection without a reply", c->cl.name, why);
 	if (conn_flush(c))
 		conn_close(c);
 }
@@ -191,7 +177,7 @@ static void conn_reject(struct conn *c, const char *why)
 static void conn_finish(struct conn *c, struct vm *vm)
 {
 	struct conn_pool *pool = c->pool;
-	vm_reply(vm, &c->out);
+	vm_reply(vm, &c->cl.out);
 	sb_reset(&pool->line);
 	vm_log_line(vm, &pool->line);
 	log_info_line(pool->line.s, pool->line.len);
@@ -262,7 +248,7 @@ static void conn_set_timer(struct conn *c)
 {
 	struct conn_pool *pool = c->pool;
 	enum conn_timer want;
-	bool pending = sockio_pending(&c->out, c->out_off);
+	bool pending = client_pending(&c->cl);
 	if (c->vm)
 		want = CONN_TIMER_NONE;
 	else if (pending || c->in_len > c->in_off)
@@ -273,25 +259,24 @@ static void conn_set_timer(struct conn *c)
 	/* The eviction lists follow the same rules as the timers: activity
 	 * makes an idle connection the newest; a partial request keeps its
 	 * age until a request completes. */
-	if (c->vm || pending || c->eof)
+	if (c->vm || pending || c->cl.eof)
 		conn_lru_unlink(c);
 	else if (want == CONN_TIMER_IDLE)
 		conn_lru_push(c, CONN_IDLE);
 	else if (c->cls != CONN_PARTIAL || c->progress)
 		conn_lru_push(c, CONN_PARTIAL);
 
-	if (want == CONN_TIMER_NONE) {
-		if (c->timer != CONN_TIMER_NONE)
-			event_del(c->tev);
-	} else if (want == CONN_TIMER_IDLE) {
+	if (want == CONN_TIMER_NONE)
+		client_timer(&c->cl, NULL, false);
+	else if (want == CONN_TIMER_IDLE)
 		/* Any activity restarts the idle time. */
-		event_add(c->tev, pool->idle_tv);
-	} else if (c->timer != CONN_TIMER_REQUEST || c->progress) {
+		client_timer(&c->cl, pool->idle_tv, true);
+	else
 		/* A request's time runs from when it was first seen, not from
 		 * its latest byte: a client cannot keep one alive by
 		 * trickling it. */
-		event_add(c->tev, pool->request_tv);
-	}
+		client_timer(&c->cl, pool->request_tv,
+			     c->timer != CONN_TIMER_REQUEST || c->progress);
 	c->timer = want;
 	c->progress = false;
 }
@@ -319,13 +304,12 @@ static bool conn_make_room(struct conn *c)
 /* Register the events c's state asks for, and its timer. */
 static void conn_update(struct conn *c)
 {
-	bool blocked = sockio_pending(&c->out, c->out_off);
+	bool blocked = client_pending(&c->cl);
 	/* Blocked: stop reading, so that a client that does not read its
 	 * replies cannot make us buffer without bound. */
-	bool want_read = !blocked && !c->eof &&
+	bool want_read = !blocked && !c->cl.eof &&
 			 (c->in_cap < CONN_IN_MAX || c->in_len - c->in_off < CONN_IN_MAX);
-	sockio_watch(c->rev, &c->reading, want_read);
-	sockio_watch(c->wev, &c->writing, blocked);
+	client_watch(&c->cl, want_read, blocked);
 	conn_set_timer(c);
 }
 
@@ -334,10 +318,10 @@ static void conn_serve(struct conn *c)
 {
 	if (!conn_process(c) || !conn_flush(c))
 		return;
-	if (c->eof && !c->vm && !sockio_pending(&c->out, c->out_off)) {
+	if (c->cl.eof && !c->vm && !client_pending(&c->cl)) {
 		/* Every whole request answered and its reply sent. */
 		if (c->in_len > c->in_off)
-			log_warning("%s: connection closed in the middle of a request", c->peer);
+			log_warning("%s: connection closed in the middle of a request", c->cl.name);
 		conn_close(c);
 		return;
 	}
@@ -351,22 +335,17 @@ static void conn_read_cb(evutil_socket_t fd, short what, void *arg)
 		conn_update(c);
 		return;
 	}
-	ssize_t n = read(fd, c->in + c->in_len, c->in_cap - c->in_len);
-	if (n > 0) {
-		c->in_len += (size_t)n;
-		conn_serve(c);
-		return;
-	}
-	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
-		return;
+	ssize_t n = client_read(&c->cl, c->in + c->in_len, c->in_cap - c->in_len);
 	if (n < 0) {
-		log_warning("%s: read: %s; closing the connection", c->peer, strerror(errno));
 		conn_close(c);
 		return;
 	}
-	/* End of file: perhaps only the client's sending side is closed, and
-	 * it waits for its replies. Answer what arrived whole, then close. */
-	c->eof = true;
+	/* At end of file perhaps only the client's sending side is closed,
+	 * and it waits for its replies: answer what arrived whole, then
+	 * close (conn_serve). */
+	if (n == 0 && !c->cl.eof)
+		return;
+	c->in_len += (size_t)n;
 	conn_serve(c);
 }
 
@@ -391,15 +370,31 @@ static void conn_timeout_cb(evutil_socket_t fd, short what, void *arg)
 	struct conn *c = arg;
 	struct conn_pool *pool = c->pool;
 	if (c->timer == CONN_TIMER_IDLE)
-		log_info("%s: idle for %g s; closing the connection", c->peer,
+		log_info("%s: idle for %g s; closing the connection", c->cl.name,
 			 conn_secs(&pool->lim.idle));
-	else if (sockio_pending(&c->out, c->out_off))
+	else if (client_pending(&c->cl))
 		log_warning("%s: timeout: replies not read for %g s; closing the connection",
-			    c->peer, conn_secs(&pool->lim.request));
+			    c->cl.name, conn_secs(&pool->lim.request));
 	else
 		log_warning("%s: timeout: request incomplete after %g s; closing the connection",
-			    c->peer, conn_secs(&pool->lim.request));
+			    c->cl.name, conn_secs(&pool->lim.request));
 	conn_close(c);
+}
+
+/* Whether a line of q's kind may be written now: if so, *held is the
+ * count held back since the last one (and starts again); if not, one more
+ * is held back. */
+static bool conn_quiet_pass(struct conn_quiet *q, unsigned long *held)
+{
+	time_t now = time(NULL);
+	if (now == q->logged) {
+		q->held++;
+		return false;
+	}
+	*held = q->held;
+	q->logged = now;
+	q->held = 0;
+	return true;
 }
 
 /* Refuse a client over the limit with every connection busy, logging at
@@ -407,20 +402,16 @@ static void conn_timeout_cb(evutil_socket_t fd, short what, void *arg)
 static void conn_refuse(struct conn_pool *pool, int fd, const char *peer)
 {
 	close(fd);
-	time_t now = time(NULL);
-	if (now == pool->refused_logged) {
-		pool->refused_quiet++;
+	unsigned long held;
+	if (!conn_quiet_pass(&pool->refused, &held))
 		return;
-	}
-	if (pool->refused_quiet)
+	if (held)
 		log_warning("%s: connection refused: %zu connections open, the limit, none "
 			    "idle (and %lu more refused since the last such line)",
-			    peer, pool->count, pool->refused_quiet);
+			    peer, pool->clients.count, held);
 	else
 		log_warning("%s: connection refused: %zu connections open, the limit, none idle",
-			    peer, pool->count);
-	pool->refused_logged = now;
-	pool->refused_quiet = 0;
+			    peer, pool->clients.count);
 }
 
 /*
@@ -436,23 +427,19 @@ static bool conn_evict(struct conn_pool *pool, const char *peer)
 		v = TAILQ_LAST(&pool->partial, conn_list);
 	if (!v)
 		return false;
-	time_t now = time(NULL);
-	if (now == pool->evicted_logged) {
-		pool->evicted_quiet++;
-	} else {
+	unsigned long held;
+	if (conn_quiet_pass(&pool->evicted, &held)) {
 		struct timeval tv;
 		event_base_gettimeofday_cached(pool->base, &tv);
 		double age = conn_secs(&tv) - conn_secs(&v->since);
 		char more[96] = "";
-		if (pool->evicted_quiet)
+		if (held)
 			snprintf(more, sizeof more, " (and %lu more since the last such line)",
-				 pool->evicted_quiet);
+				 held);
 		log_warning("%s: %zu connections open, the limit: closing the connection "
-			    "%s for %.1f s to serve %s%s", v->peer, pool->count,
+			    "%s for %.1f s to serve %s%s", v->cl.name, pool->clients.count,
 			    v->cls == CONN_IDLE ? "idle" : "with a request half received",
 			    age < 0 ? 0 : age, peer, more);
-		pool->evicted_logged = now;
-		pool->evicted_quiet = 0;
 	}
 	conn_close(v);
 	return true;
@@ -461,26 +448,20 @@ static bool conn_evict(struct conn_pool *pool, const char *peer)
 void conn_pool_accept(int fd, const char *peer, void *arg)
 {
 	struct conn_pool *pool = arg;
-	if (pool->count >= pool->lim.max_conns && !conn_evict(pool, peer)) {
+	if (pool->clients.count >= pool->lim.max_conns && !conn_evict(pool, peer)) {
 		conn_refuse(pool, fd, peer);
 		return;
 	}
 	struct conn *c = xcalloc(1, sizeof *c);
 	c->pool = pool;
-	c->fd = fd;
-	c->peer = xstrdup(peer);
-	c->rev = event_new(pool->base, fd, EV_READ | EV_PERSIST, conn_read_cb, c);
-	c->wev = event_new(pool->base, fd, EV_WRITE | EV_PERSIST, conn_write_cb, c);
-	c->tev = evtimer_new(pool->base, conn_timeout_cb, c);
+	client_open(&c->cl, &pool->clients, pool->base, fd, xstrdup(peer), conn_read_cb,
+		    conn_write_cb, conn_timeout_cb, c);
 	c->resume_ev = event_new(pool->base, -1, 0, conn_resume_cb, c);
-	if (!c->rev || !c->wev || !c->tev || !c->resume_ev)
+	if (!c->resume_ev)
 		fatal_abort("out of memory for connection events");
 	c->in_cap = CONN_IN_FIRST;
 	c->in = xmalloc(c->in_cap);
-	sb_init(&c->out);
 	c->req = req_new();
-	TAILQ_INSERT_HEAD(&pool->all, c, link);
-	pool->count++;
 	conn_update(c);
 }
 
@@ -492,15 +473,15 @@ struct conn_pool *conn_pool_new(struct event_base *base, struct runtime *rt,
 	pool->rt = rt;
 	pool->program = program;
 	pool->lim = *lim;
-	TAILQ_INIT(&pool->all);
+	client_set_init(&pool->clients);
 	TAILQ_INIT(&pool->idle);
 	TAILQ_INIT(&pool->partial);
 	pool->idle_tv = event_base_init_common_timeout(base, &pool->lim.idle);
 	pool->request_tv = event_base_init_common_timeout(base, &pool->lim.request);
 	if (!pool->idle_tv || !pool->request_tv)
 		fatal_abort("cannot set up connection timeouts");
-	pool->refused_logged = -1;
-	pool->evicted_logged = -1;
+	pool->refused.logged = -1;
+	pool->evicted.logged = -1;
 	sb_init(&pool->line);
 	return pool;
 }
@@ -509,8 +490,9 @@ void conn_pool_free(struct conn_pool *pool)
 {
 	if (!pool)
 		return;
-	while (!TAILQ_EMPTY(&pool->all))
-		conn_close(TAILQ_FIRST(&pool->all));
+	struct client *cl;
+	while ((cl = client_set_first(&pool->clients)))
+		conn_close(CLIENT_OWNER(cl, struct conn, cl));
 	program_unref(pool->program);
 	sb_free(&pool->line);
 	free(pool);
@@ -530,5 +512,5 @@ struct program *conn_pool_program(const struct conn_pool *pool)
 
 size_t conn_pool_count(const struct conn_pool *pool)
 {
-	return pool->count;
+	return pool->clients.count;
 }

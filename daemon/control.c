@@ -36,7 +36,7 @@
  * meanwhile may or may not be in it.
  */
 #include "daemon/control.h"
-#include "daemon/sockio.h"
+#include "daemon/client.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -77,22 +77,17 @@ struct control_op {
 };
 
 struct control_conn {
+	struct client cl;            /* socket, events, idle timer, the answer
+					not yet sent; on ctl->clients; named
+					"control: pid=N uid=N" in log lines */
 	struct control *ctl;
-	TAILQ_ENTRY(control_conn) link;
-	int fd;
-	char *peer;
-	struct event *rev, *wev, *tev;
 	struct event *done_ev;       /* runs the end of a command from the loop */
 	struct event *slice_ev;      /* the next slice of a listing, next pass */
-	bool reading, writing, timing;
-	bool eof;                    /* the client will send no more */
 	bool closing;                /* drain and close once the answer is out */
 	bool draining;
 	bool progress;               /* restart the idle timer */
 	char in[CONTROL_MAX_LINE + 1];
 	size_t in_len;
-	struct strbuf out;
-	size_t out_off;
 	struct control_op *op;       /* the command in flight, or NULL */
 };
 
@@ -101,8 +96,7 @@ struct control {
 	struct runtime *rt;
 	struct timeval idle;
 	const struct timeval *idle_tv;
-	TAILQ_HEAD(, control_conn) conns;
-	size_t count;
+	struct client_set clients;
 };
 
 static void control_op_free(struct control_op *op)
@@ -111,36 +105,27 @@ static void control_op_free(struct control_op *op)
 	free(op);
 }
 
-/* Close and free c. Nothing may use c afterwards. */
+/* Close and free c. Nothing may use c afterwards; safe from inside any
+ * callback (client.h). */
 static void control_close(struct control_conn *c)
 {
-	struct control *ctl = c->ctl;
 	if (c->op) {
 		if (c->op->done || c->op->slicing)
 			control_op_free(c->op);
 		else
 			c->op->c = NULL;     /* the store's last call frees it */
 	}
-	event_free(c->rev);
-	event_free(c->wev);
-	event_free(c->tev);
 	event_free(c->done_ev);
 	event_free(c->slice_ev);
-	close(c->fd);
-	sb_free(&c->out);
-	free(c->peer);
-	TAILQ_REMOVE(&ctl->conns, c, link);
-	ctl->count--;
+	client_close(&c->cl);
 	free(c);
 }
 
 /* Send what we can of the answer; false when c was closed. */
 static bool control_flush(struct control_conn *c)
 {
-	ssize_t w = sockio_send(c->fd, &c->out, &c->out_off);
+	ssize_t w = client_flush(&c->cl);
 	if (w < 0) {
-		log_warning("control: %s: write: %s; closing the connection", c->peer,
-			    strerror(errno));
 		control_close(c);
 		return false;
 	}
@@ -162,11 +147,11 @@ static void control_answer(struct control_conn *c, const char *cmd, bool ok, uns
 			   const char *msg)
 {
 	if (ok) {
-		sb_printf(&c->out, "ok %lu\n", n);
-		log_info("control: %s: %s: ok %lu", c->peer, cmd, n);
+		sb_printf(&c->cl.out, "ok %lu\n", n);
+		log_info("%s: %s: ok %lu", c->cl.name, cmd, n);
 	} else {
-		sb_printf(&c->out, "error %s\n", msg);
-		log_warning("control: %s: %s: error %s", c->peer, cmd, msg);
+		sb_printf(&c->cl.out, "error %s\n", msg);
+		log_warning("%s: %s: error %s", c->cl.name, cmd, msg);
 	}
 	c->progress = true;
 }
@@ -194,7 +179,7 @@ static void control_list_cb(void *arg, enum store_status st, const struct store_
 	}
 	if (!op->c || st != STORE_OK)
 		return;
-	struct strbuf *out = &op->c->out;
+	struct strbuf *out = &op->c->cl.out;
 	if (e->kind == STORE_TRIPLET)
 		sb_printf(out, "triplet first=%lld last=%lld passed=%s ", (long long)e->first,
 			  (long long)e->last, e->passed ? "yes" : "no");
@@ -282,7 +267,7 @@ static void control_slice_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct control_conn *c = arg;
 	struct control_op *o = c->op;
-	if (!o || !o->slicing || o->done || sockio_pending(&c->out, c->out_off))
+	if (!o || !o->slicing || o->done || client_pending(&c->cl))
 		return;
 	struct store *s = runtime_store(c->ctl->rt);
 	store_list_slice(s, &o->cursor, CONTROL_LIST_SLICE, o->now, control_list_cb, o);
@@ -379,7 +364,7 @@ static bool control_next_line(struct control_conn *c, char *line, size_t *len)
 		c->closing = true;
 		c->in_len = 0;
 		return false;
-	} else if (c->eof && c->in_len) {
+	} else if (c->cl.eof && c->in_len) {
 		n = used = c->in_len;        /* a last line without its LF */
 	} else {
 		return false;
@@ -403,18 +388,13 @@ static bool control_next_line(struct control_conn *c, char *line, size_t *len)
 /* Register the events c's state asks for, and its timer. */
 static void control_update(struct control_conn *c)
 {
-	bool pending = sockio_pending(&c->out, c->out_off);
-	bool want_read = c->draining || (!c->op && !pending && !c->closing && !c->eof);
-	sockio_watch(c->rev, &c->reading, want_read);
-	sockio_watch(c->wev, &c->writing, pending);
-	if (c->op && !c->op->slicing) {
-		if (c->timing)
-			event_del(c->tev);
-		c->timing = false;
-	} else if (!c->timing || c->progress) {
-		event_add(c->tev, c->ctl->idle_tv);
-		c->timing = true;
-	}
+	bool pending = client_pending(&c->cl);
+	bool want_read = c->draining || (!c->op && !pending && !c->closing && !c->cl.eof);
+	client_watch(&c->cl, want_read, pending);
+	if (c->op && !c->op->slicing)
+		client_timer(&c->cl, NULL, false);
+	else
+		client_timer(&c->cl, c->ctl->idle_tv, c->progress);
 	c->progress = false;
 }
 
@@ -426,19 +406,19 @@ static void control_serve(struct control_conn *c)
 	for (;;) {
 		if (!control_flush(c))
 			return;
-		if (c->op || sockio_pending(&c->out, c->out_off) || c->closing)
+		if (c->op || client_pending(&c->cl) || c->closing)
 			break;
 		if (!control_next_line(c, line, &len))
 			break;
 		control_exec(c, line, len);
 	}
-	if (c->op && c->op->slicing && !c->op->done && !sockio_pending(&c->out, c->out_off))
+	if (c->op && c->op->slicing && !c->op->done && !client_pending(&c->cl))
 		control_slice_next(c);       /* all taken: the next slice */
-	if (!c->op && !sockio_pending(&c->out, c->out_off)) {
-		if (c->closing && !c->eof && !c->draining) {
-			shutdown(c->fd, SHUT_WR);
+	if (!c->op && !client_pending(&c->cl)) {
+		if (c->closing && !c->cl.eof && !c->draining) {
+			shutdown(c->cl.fd, SHUT_WR);
 			c->draining = true;
-		} else if (c->closing || (c->eof && !c->in_len)) {
+		} else if (c->closing || (c->cl.eof && !c->in_len)) {
 			control_close(c);
 			return;
 		}
@@ -451,25 +431,22 @@ static void control_read_cb(evutil_socket_t fd, short what, void *arg)
 	struct control_conn *c = arg;
 	if (c->draining) {
 		char junk[4096];
-		ssize_t n = read(fd, junk, sizeof junk);
-		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+		ssize_t n = client_read(&c->cl, junk, sizeof junk);
+		if (n < 0 || c->cl.eof)
 			control_close(c);
 		return;
 	}
 	/* Never full here: a full buffer without a LF is answered "too long"
-	 * and reading stops, so a read of 0 bytes means end of file. */
+	 * and reading stops. */
 	assert(c->in_len < sizeof c->in);
-	ssize_t n = read(fd, c->in + c->in_len, sizeof c->in - c->in_len);
-	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
-		return;
+	ssize_t n = client_read(&c->cl, c->in + c->in_len, sizeof c->in - c->in_len);
 	if (n < 0) {
-		log_warning("control: %s: read: %s; closing the connection", c->peer,
-			    strerror(errno));
 		control_close(c);
 		return;
 	}
-	if (n == 0)
-		c->eof = true;       /* answer what was sent, then close */
+	if (n == 0 && !c->cl.eof)
+		return;
+	/* At end of file: answer what was sent, then close. */
 	c->in_len += (size_t)n;
 	control_serve(c);
 }
@@ -492,7 +469,7 @@ static void control_done_ev_cb(evutil_socket_t fd, short what, void *arg)
 static void control_timeout_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct control_conn *c = arg;
-	log_info("control: %s: idle for %d s; closing the connection", c->peer,
+	log_info("%s: idle for %d s; closing the connection", c->cl.name,
 		 CONTROL_IDLE_TIMEOUT);
 	control_close(c);
 }
@@ -500,7 +477,7 @@ static void control_timeout_cb(evutil_socket_t fd, short what, void *arg)
 void control_accept(int fd, const char *peer, void *arg)
 {
 	struct control *ctl = arg;
-	if (ctl->count >= CONTROL_MAX_CLIENTS) {
+	if (ctl->clients.count >= CONTROL_MAX_CLIENTS) {
 		/* Best effort: the socket is new, its buffer takes one line. */
 		static const char busy[] = "error too many control clients; try again later\n";
 		(void)send(fd, busy, sizeof busy - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -511,25 +488,21 @@ void control_accept(int fd, const char *peer, void *arg)
 	}
 	struct control_conn *c = xcalloc(1, sizeof *c);
 	c->ctl = ctl;
-	c->fd = fd;
 	/* Who edits greylisting goes in the log: the socket's name says
 	 * nothing, the kernel's credentials of the client do. */
 	struct ucred cred;
 	socklen_t credlen = sizeof cred;
+	char *name;
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &credlen) == 0)
-		c->peer = xasprintf("pid=%ld uid=%ld", (long)cred.pid, (long)cred.uid);
+		name = xasprintf("control: pid=%ld uid=%ld", (long)cred.pid, (long)cred.uid);
 	else
-		c->peer = xstrdup(peer);
-	c->rev = event_new(ctl->base, fd, EV_READ | EV_PERSIST, control_read_cb, c);
-	c->wev = event_new(ctl->base, fd, EV_WRITE | EV_PERSIST, control_write_cb, c);
-	c->tev = evtimer_new(ctl->base, control_timeout_cb, c);
+		name = xasprintf("control: %s", peer);
+	client_open(&c->cl, &ctl->clients, ctl->base, fd, name, control_read_cb,
+		    control_write_cb, control_timeout_cb, c);
 	c->done_ev = event_new(ctl->base, -1, 0, control_done_ev_cb, c);
 	c->slice_ev = evtimer_new(ctl->base, control_slice_cb, c);
-	if (!c->rev || !c->wev || !c->tev || !c->done_ev || !c->slice_ev)
+	if (!c->done_ev || !c->slice_ev)
 		fatal_abort("out of memory for control connection events");
-	sb_init(&c->out);
-	TAILQ_INSERT_HEAD(&ctl->conns, c, link);
-	ctl->count++;
 	control_update(c);
 }
 
@@ -538,7 +511,7 @@ struct control *control_new(struct event_base *base, struct runtime *rt)
 	struct control *ctl = xcalloc(1, sizeof *ctl);
 	ctl->base = base;
 	ctl->rt = rt;
-	TAILQ_INIT(&ctl->conns);
+	client_set_init(&ctl->clients);
 	ctl->idle.tv_sec = CONTROL_IDLE_TIMEOUT;
 	ctl->idle_tv = event_base_init_common_timeout(base, &ctl->idle);
 	if (!ctl->idle_tv)
@@ -550,12 +523,13 @@ void control_free(struct control *ctl)
 {
 	if (!ctl)
 		return;
-	while (!TAILQ_EMPTY(&ctl->conns))
-		control_close(TAILQ_FIRST(&ctl->conns));
+	struct client *cl;
+	while ((cl = client_set_first(&ctl->clients)))
+		control_close(CLIENT_OWNER(cl, struct control_conn, cl));
 	free(ctl);
 }
 
 size_t control_count(const struct control *ctl)
 {
-	return ctl->count;
+	return ctl->clients.count;
 }

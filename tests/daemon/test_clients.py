@@ -9,6 +9,7 @@ by MXACL_TEST_HOOKS=1): a libevent timer, as a DNS or Redis answer would be.
 """
 import os
 import re
+import signal
 import socket
 import time
 import unittest
@@ -105,6 +106,37 @@ class HalfCloseTest(unittest.TestCase):
         self.assertEqual(got, b"")
         self.assertEqual(self.d.query(VIP), "action=OK")
         self.d.stop()
+
+
+class LeftBeforeRepliesTest(unittest.TestCase):
+    """A client that sends a request, half-closes and leaves while the
+    request waits: when the reply is written the peer is gone, an info
+    line, not a write warning. mxacld is stopped (SIGSTOP) while the
+    client comes and goes, so the reply always meets a closed peer; on a
+    unix socket that is EPIPE at once."""
+
+    def test_left_before_replies_is_info(self):
+        os.environ["MXACL_TEST_HOOKS"] = "1"
+        d = Mxacld(CONF)
+        path = os.path.join(d.tmpdir, "policy.sock")
+        d.listen = d.listen + ["unix:" + path]
+        self.addCleanup(d.cleanup)
+        d.start()
+        d.signal(signal.SIGSTOP)
+        try:
+            c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            c.connect(path)             # the kernel accepts it meanwhile
+            c.sendall(fmt_request(SLOW))
+            c.shutdown(socket.SHUT_WR)
+            c.close()
+        finally:
+            d.signal(signal.SIGCONT)
+        text = d.wait_log(r"unix:%s: the client left before reading its replies" % re.escape(path))
+        self.assertNotRegex(text, r"warning: unix:")
+        # the request was run, and the daemon goes on
+        self.assertRegex(text, r"decision .*action=REJECT slept a@x")
+        self.assertEqual(d.query(VIP), "action=OK")
+        d.stop()
 
 
 class HalfCloseDnsTest(unittest.TestCase):

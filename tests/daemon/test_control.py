@@ -260,6 +260,25 @@ class ControlTest(unittest.TestCase):
             c.sock.shutdown(socket.SHUT_WR)
             self.assertEqual(c.recv_all(), b"ok 0\n")
 
+    def test_client_that_leaves_before_its_answer_is_logged_as_info(self):
+        """Half-closed and gone before the answer is written: an info line
+        as on the policy socket, not a write warning (daemon/client.c).
+        mxacld is stopped while the client comes and goes, so the answer
+        always meets a closed peer (EPIPE on a unix socket)."""
+        self.d.signal(signal.SIGSTOP)
+        try:
+            c = ControlConn(self.path)      # the kernel accepts it meanwhile
+            c.send_raw(b"grey flush")       # a last line, taken at end of file
+            c.sock.shutdown(socket.SHUT_WR)
+            c.close()
+        finally:
+            self.d.signal(signal.SIGCONT)
+        who = r"control: pid=%d uid=%d" % (os.getpid(), os.getuid())
+        text = self.d.wait_log(who + r": the client left before reading its replies")
+        self.assertRegex(text, who + r": grey flush: ok 0")     # it did run
+        self.assertNotRegex(text, r"warning: control: ")
+        self.wait_served()
+
     def test_too_many_clients(self):
         conns = [ControlConn(self.path) for _ in range(8)]
         try:
