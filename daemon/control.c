@@ -51,7 +51,6 @@
 
 #include "backends/runtime.h"
 #include "backends/store.h"
-#include "engine/program.h"
 #include "util/log.h"
 #include "util/util.h"
 
