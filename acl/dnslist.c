@@ -385,6 +385,7 @@ static enum tri dnsl_eval(const struct acl_rt *acl, struct eval_ctx *e)
 	call->dns = runtime_dns(e->rt);
 	call->deadline = runtime_dns_deadline(e->rt, vm_deadline(e));
 	snprintf(call->key, sizeof call->key, "%s", key);
+	runtime_count(e->rt, RC_dnslist_checks, 1);
 	call->w = vm_wait_begin(e);
 	call->pending = d->nz + 1;       /* +1: no decision while still starting */
 	for (size_t i = 0; i < d->nz; i++) {

@@ -378,6 +378,7 @@ static enum tri grey_eval(const struct acl_rt *acl, struct eval_ctx *e)
 	client_net(g, &r->v[ATTR_client_address], net, sizeof net);
 	struct grey_query q = { .triplet = key.s, .triplet_len = key.len, .net = net,
 				.net_len = strlen(net), .now = r->now, .p = g->p };
+	runtime_count(e->rt, RC_greylist_checks, 1);
 	store_grey(runtime_store(e->rt), &q, grey_answered, vm_wait_begin(e));
 	sb_free(&key);
 	return TRI_PENDING;

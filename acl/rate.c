@@ -94,6 +94,7 @@ static enum tri rate_eval(const struct acl_rt *acl, struct eval_ctx *e)
 	}
 	struct rate_query q = { .key = key.s, .key_len = key.len, .limit = ra->limit,
 				.window = ra->window, .now = e->req->now };
+	runtime_count(e->rt, RC_rate_checks, 1);
 	store_rate(runtime_store(e->rt), &q, rate_answered, vm_wait_begin(e));
 	sb_free(&key);
 	return TRI_PENDING;

@@ -444,6 +444,7 @@ static enum tri spf_eval(const struct acl_rt *acl, struct eval_ctx *e)
 	c->ip = xstrdup(r->v[ATTR_client_address].s);
 	c->sender = xstrdup(r->v[ATTR_sender].s);
 	c->helo = xstrdup(r->v[ATTR_helo_name].s);
+	runtime_count(e->rt, RC_spf_checks, 1);
 	c->w = vm_wait_begin(e);
 	spf_run(c);                      /* may finish, and free c */
 	return TRI_PENDING;

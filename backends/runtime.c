@@ -1,6 +1,6 @@
 /*
- * runtime - the process-long owner of the loop, the store and the
- * resolver (see runtime.h).
+ * runtime - the process-long owner of the loop, the store, the resolver
+ * and the counters (see runtime.h).
  */
 #include "backends/runtime.h"
 
@@ -16,6 +16,15 @@ struct runtime {
 	struct event_base *base;
 	struct store *store;
 	struct dns *dns;         /* NULL until set or first used */
+	uint64_t counters[RC_COUNT];
+};
+
+static const struct {
+	const char *name, *help;
+} counter_rows[RC_COUNT] = {
+#define X(name, help) { #name, help },
+	RUNTIME_COUNTERS(X)
+#undef X
 };
 
 struct runtime *runtime_new(struct event_base *base)
@@ -83,4 +92,24 @@ uint64_t runtime_dns_deadline(struct runtime *rt, uint64_t *slot)
 	if (!*slot)
 		*slot = dns_deadline(runtime_dns(rt));
 	return *slot;
+}
+
+void runtime_count(struct runtime *rt, enum runtime_counter c, uint64_t n)
+{
+	rt->counters[c] += n;
+}
+
+uint64_t runtime_counter(const struct runtime *rt, enum runtime_counter c)
+{
+	return rt->counters[c];
+}
+
+const char *runtime_counter_name(enum runtime_counter c)
+{
+	return counter_rows[c].name;
+}
+
+const char *runtime_counter_help(enum runtime_counter c)
+{
+	return counter_rows[c].help;
 }

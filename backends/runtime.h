@@ -1,7 +1,7 @@
 /*
  * runtime - what lives as long as the process and outlives every program:
  * the event loop lookups run on, the state store, the DNS resolver, and
- * the request clock's source. The VM only carries it, as an opaque handle
+ * the request clock's source, and the counters. The VM only carries it, as an opaque handle
  * (engine/vm.h): acl types reach their backends through it, so a reload
  * (a new program) keeps the store's state and the resolver's cache.
  *
@@ -10,6 +10,7 @@
 #ifndef MXACL_RUNTIME_H
 #define MXACL_RUNTIME_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -55,5 +56,34 @@ struct dns *runtime_dns(struct runtime *rt);
  * request, started ahead or not, ends by it.
  */
 uint64_t runtime_dns_deadline(struct runtime *rt, uint64_t *slot);
+
+/*
+ * The counters: one row each, its name (as the control socket's "stats"
+ * and a metrics endpoint show it) and one line of help. A counter only
+ * goes up, from the loop's thread, and lives as long as the runtime (a
+ * reload does not reset it).
+ */
+#define RUNTIME_COUNTERS(X)                                                          \
+	X(requests, "policy requests answered")                                      \
+	X(requests_tempfail, "requests given the default action by a failed lookup " \
+			     "(tempfail=default)")                                   \
+	X(greylist_checks, "greylist acls asked of the store")                       \
+	X(rate_checks, "rate acls asked of the store")                               \
+	X(dnslist_checks, "DNS list acls looked up (rbl, dnswl, rhsbl...)")          \
+	X(spf_checks, "SPF verdicts computed")
+
+enum runtime_counter {
+#define X(name, help) RC_##name,
+	RUNTIME_COUNTERS(X)
+#undef X
+	RC_COUNT
+};
+
+/* Add n to counter c. */
+void runtime_count(struct runtime *rt, enum runtime_counter c, uint64_t n);
+/* Counter c's value, name and help line. */
+uint64_t runtime_counter(const struct runtime *rt, enum runtime_counter c);
+const char *runtime_counter_name(enum runtime_counter c);
+const char *runtime_counter_help(enum runtime_counter c);
 
 #endif

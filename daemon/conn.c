@@ -45,6 +45,7 @@
 
 #include <event2/event.h>
 
+#include "backends/runtime.h"
 #include "engine/vm.h"
 #include "engine/request.h"
 #include "util/log.h"
@@ -178,6 +179,11 @@ static void conn_finish(struct conn *c, struct vm *vm)
 {
 	struct conn_pool *pool = c->pool;
 	vm_reply(vm, &c->cl.out);
+	bool by_tempfail;
+	vm_rule(vm, &by_tempfail);
+	runtime_count(pool->rt, RC_requests, 1);
+	if (by_tempfail)
+		runtime_count(pool->rt, RC_requests_tempfail, 1);
 	sb_reset(&pool->line);
 	vm_log_line(vm, &pool->line);
 	log_info_line(pool->line.s, pool->line.len);

@@ -195,6 +195,20 @@ static void control_done_cb(void *arg, enum store_status st, unsigned long chang
 	control_op_end(arg, st, changed);
 }
 
+/* "stats": a line per counter of the runtime (backends/runtime.h), in the
+ * table's order, then "ok N"; answered at once. */
+static void control_stats(struct control_conn *c, const char *cmd, const char *err)
+{
+	if (err) {
+		control_answer(c, cmd, false, 0, err);
+		return;
+	}
+	for (int i = 0; i < RC_COUNT; i++)
+		sb_printf(&c->cl.out, "%s %llu\n", runtime_counter_name((enum runtime_counter)i),
+			  (unsigned long long)runtime_counter(c->ctl->rt, (enum runtime_counter)i));
+	control_answer(c, cmd, true, RC_COUNT, NULL);
+}
+
 static bool control_space(char ch)
 {
 	return ch == ' ' || ch == '\t';
@@ -282,7 +296,7 @@ static void control_exec(struct control_conn *c, char *line, size_t len)
 {
 	struct control *ctl = c->ctl;
 	static const char usage[] = "use grey list, grey whitelist NET, grey pass TRIPLET, "
-				    "grey forget KEY or grey flush";
+				    "grey forget KEY, grey flush or stats";
 	if (memchr(line, 0, len)) {
 		control_answer(c, "(binary)", false, 0, "NUL byte in the command");
 		return;
@@ -294,6 +308,11 @@ static void control_exec(struct control_conn *c, char *line, size_t len)
 	char *cmd = xstrdup(line);           /* for the log line */
 	char *rest = line;
 	const char *w = control_word(&rest);
+	if (!strcmp(w, "stats")) {
+		control_stats(c, cmd, *rest ? "stats takes no argument" : NULL);
+		free(cmd);
+		return;
+	}
 	if (strcmp(w, "grey")) {
 		control_answer(c, cmd, false, 0, usage);
 		free(cmd);

@@ -209,9 +209,30 @@ class ControlTest(unittest.TestCase):
         p = self.grey("--json", "list")
         self.assertEqual(json.loads(p.stdout)[0]["key"], key)
 
+    def stats(self):
+        lines, final = self.ctl("stats")
+        got = dict(ln.split(" ", 1) for ln in lines)
+        self.assertEqual(final, "ok %d" % len(lines))
+        return {k: int(v) for k, v in got.items()}
+
+    def test_stats_count_requests_and_store_checks(self):
+        before = self.stats()
+        self.assertEqual(before["requests"], 0)
+        self.assertEqual(before["greylist_checks"], 0)
+        for n in range(3):
+            self.assertTrue(self.d.query(request(recipient="r%d@example.net" % n)).startswith(DEFER))
+        after = self.stats()
+        self.assertEqual(after["requests"], 3)
+        self.assertEqual(after["greylist_checks"], 3)
+        self.assertEqual(after["requests_tempfail"], 0)
+        self.assertEqual(after["rate_checks"], 0)
+        self.assertEqual(list(after), list(before), "the rows keep their order")
+        self.assertEqual(self.ctl("stats now"), ([], "error stats takes no argument"))
+
     def test_bad_commands_are_errors_and_the_connection_goes_on(self):
         cases = [
             ("frobnicate", "error use grey list"),
+            ("stats please", "error stats takes no argument"),
             ("grey", "error use grey list"),
             ("grey list everything", "error grey list takes no argument"),
             ("grey flush now", "error grey flush takes no argument"),
@@ -332,6 +353,30 @@ class ControlTest(unittest.TestCase):
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertEqual(json.loads(p.stdout),
                          {"command": "forget", "key": "192.0.2.0/24", "changed": 0})
+
+
+class TempfailStatsTest(unittest.TestCase):
+    """requests_tempfail counts requests a failed lookup gave the default
+    action: here a greylist acl with tempfail=default on a Redis store
+    whose port nobody listens on."""
+
+    def test_a_dead_store_counts_tempfail_requests(self):
+        d = Mxacld(CONF.replace("greylist delay=1s", "greylist delay=1s tempfail=default"))
+        path = os.path.join(d.tmpdir, "control.sock")
+        d.extra_args += ["--control", path, "--store", "redis://127.0.0.1:%d" % free_port()]
+        d.start()
+        try:
+            for _ in range(2):
+                self.assertEqual(d.query(request()), "action=DUNNO")
+            with ControlConn(path) as c:
+                lines, final = c.command("stats")
+            got = dict(ln.split(" ", 1) for ln in lines)
+            self.assertEqual(got["requests"], "2")
+            self.assertEqual(got["requests_tempfail"], "2")
+            self.assertEqual(got["greylist_checks"], "2")
+        finally:
+            d.stop()
+            d.cleanup()
 
 
 class ControlSocketTest(unittest.TestCase):
