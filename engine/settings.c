@@ -38,7 +38,7 @@ const struct setting settings_table[] = {
 	  .doc = "where to listen: `inet:HOST:PORT`, `inet:[ADDR]:PORT` or `unix:PATH`; "
 		 "any `-l` replaces every `set listen`" },
 	{ .name = "user", .flag = "user", .kind = SETTING_STRING, .flags = SETTING_STARTUP,
-	  AT(user), .metavar = "USER",
+	  AT(user), .def_doc = "none: stay as started", .metavar = "USER",
 	  .help = "run as USER after binding (start as root)",
 	  .doc = "after binding, switch to USER (its groups, its login group, its uid); "
 		 "needs root" },
