@@ -60,7 +60,7 @@ UNIT_OBJ = $(patsubst %.c,$(B)/obj/%.o,$(UNIT_SRC))
 FUZZ_TARGETS = fuzz_policy fuzz_request
 .SECONDARY:
 
-.PHONY: all run check unit bench clean asan fuzz
+.PHONY: all run check unit bench clean asan fuzz docs
 all: $(B)/mxacld $(B)/mxacl
 
 $(B)/gen/parser.c $(B)/gen/parser.h: grammar/parser.y
@@ -125,6 +125,15 @@ check:
 bench: all
 	scripts/deps
 	bench/run
+
+# docs/operations.md's table of settings, printed by mxacld from its table
+# (engine/settings.c); tests/daemon/test_settings_docs.py fails when they differ.
+docs: $(B)/mxacld
+	$(Q)$(B)/mxacld --settings-markdown > $(B)/settings.md
+	$(Q)awk -v t=$(B)/settings.md '/^<!-- settings table begin/ { print; \
+		while ((getline l < t) > 0) print l; skip = 1; next } \
+		/^<!-- settings table end/ { skip = 0 } !skip' docs/operations.md > $(B)/operations.md
+	$(Q)mv $(B)/operations.md docs/operations.md
 
 clean:
 	rm -rf build

@@ -24,6 +24,7 @@
 #include <unbound.h>
 
 #include "backends/dnscache.h"
+#include "util/hostport.h"
 #include "util/log.h"
 #include "util/util.h"
 
@@ -77,55 +78,6 @@ static uint64_t mono_ms(void)
 
 /* ---- configuration --------------------------------------------------------- */
 
-bool dns_server_parse(const char *s, char *out, size_t size, char *err, size_t errsize)
-{
-	char host[64];
-	const char *port = NULL;
-	size_t hlen;
-	if (s[0] == '[') {
-		const char *close = strchr(s, ']');
-		if (!close || (close[1] && close[1] != ':')) {
-			snprintf(err, errsize, "bad DNS server '%s': write [ADDRESS]:PORT", s);
-			return false;
-		}
-		hlen = (size_t)(close - s - 1);
-		s++;
-		port = close[1] ? close + 2 : NULL;
-	} else {
-		const char *colon = strchr(s, ':');
-		if (colon && strchr(colon + 1, ':'))  /* a bare IPv6 address */
-			colon = NULL;
-		hlen = colon ? (size_t)(colon - s) : strlen(s);
-		port = colon ? colon + 1 : NULL;
-	}
-	if (hlen == 0 || hlen >= sizeof host) {
-		snprintf(err, errsize, "bad DNS server '%s': no address", s);
-		return false;
-	}
-	memcpy(host, s, hlen);
-	host[hlen] = 0;
-	unsigned char buf[16];
-	if (inet_pton(AF_INET, host, buf) != 1 && inet_pton(AF_INET6, host, buf) != 1) {
-		snprintf(err, errsize, "bad DNS server '%s': '%s' is not an IP address", s, host);
-		return false;
-	}
-	long p = 53;
-	if (port) {
-		char *end;
-		errno = 0;
-		p = strtol(port, &end, 10);
-		if (!*port || *end || errno || p < 1 || p > 65535) {
-			snprintf(err, errsize, "bad DNS server '%s': bad port '%s'", s, port);
-			return false;
-		}
-	}
-	if ((size_t)snprintf(out, size, "%s@%ld", host, p) >= size) {
-		snprintf(err, errsize, "bad DNS server '%s': too long", s);
-		return false;
-	}
-	return true;
-}
-
 static bool set_option(struct ub_ctx *ctx, const char *name, unsigned value, char **err)
 {
 	char v[24];
@@ -177,7 +129,7 @@ struct dns *dns_new(struct event_base *base, const struct dns_opts *o, char **er
 	}
 	for (size_t i = 0; ok && i < o->nservers; i++) {
 		char fwd[80], msg[160];
-		if (!dns_server_parse(o->servers[i], fwd, sizeof fwd, msg, sizeof msg)) {
+		if (!hostport_dns_server(o->servers[i], fwd, sizeof fwd, msg, sizeof msg)) {
 			*err = xstrdup(msg);
 			ok = false;
 		} else {

@@ -93,13 +93,6 @@ struct dns_opts {
 #define DNS_UNBOUND_RRSET_CACHE (32u << 20)
 
 /*
- * Check one --dns value and turn it into libunbound's "ADDR@PORT" form in
- * out. HOST must be a numeric IPv4 or IPv6 address. False, with a message
- * in err (size errsize), when it is not.
- */
-bool dns_server_parse(const char *s, char *out, size_t size, char *err, size_t errsize);
-
-/*
  * A resolver on base (not owned). o may be NULL for the defaults. Returns
  * NULL with *err (malloc'd, the caller frees it) when a server is malformed
  * or libunbound refuses an option: a start-up error.

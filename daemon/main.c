@@ -36,40 +36,20 @@
 #include "util/util.h"
 
 #define MXACLD_VERSION "0.1"
-#define MXACLD_CONFIG "/etc/mxacl/policy.conf"
-#define MXACLD_LISTEN "inet:127.0.0.1:10040"
 
-/* Limits; the timeouts are longer than Postfix's own waits, so that Postfix
- * (smtpd_policy_service_max_idle = 300s) closes an idle connection first. */
-#define MXACLD_MAX_CONNS 1024
-#define MXACLD_IDLE_TIMEOUT 600
-#define MXACLD_REQUEST_TIMEOUT 30
-/* How often the memory store is written to --state-file, in seconds. */
-#define MXACLD_STATE_INTERVAL 300
+/* The flags, their defaults and limits are rows of engine/settings.c's
+ * table. The timeouts there are longer than Postfix's own waits, so that
+ * Postfix (smtpd_policy_service_max_idle = 300s) closes an idle connection
+ * first. */
 /* Descriptors beyond the clients: listeners, log, backends. */
 #define MXACLD_SPARE_FDS 64
 
-/* What the command line set; unset values are NULL or -1. */
+/* What the command line gave. */
 struct opts {
-	const char *config;
-	const char **listen;
-	size_t nlisten, caplisten;
-	const char *user;
-	const char *pidfile;
-	int daemonize;
-	int socket_mode;
-	const char *socket_owner;
-	const char *log;
-	const char *syslog_facility;
-	const char *store;
-	const char *state_file;
-	const char *control;
-	const char **dns;          /* --dns HOST:PORT, repeatable */
-	size_t ndns, capdns;
-	unsigned dns_timeout_ms;   /* --dns-timeout; 0: the default */
+	struct settings flags;     /* the flags (settings.h): unset values are
+	                              not set, flag-only ones have their defaults */
 	struct load_opts load;     /* what the compiler takes from flags (--geoip) */
-	double state_interval;     /* hidden: seconds between state saves */
-	struct conn_limits lim;
+	struct conn_limits lim;    /* from the flags */
 };
 
 /* The running daemon, for the signal callbacks. */
@@ -95,36 +75,11 @@ struct daemon {
 
 static void usage(FILE *out)
 {
-	fprintf(out,
-		"usage: mxacld [options]\n"
-		"  -c, --config FILE         policy file (default " MXACLD_CONFIG ")\n"
-		"  -l, --listen ENDPOINT     inet:HOST:PORT, inet:[ADDR]:PORT or unix:PATH;\n"
-		"                            repeatable (default " MXACLD_LISTEN ")\n"
-		"      --socket-mode OCTAL   permissions of unix sockets (e.g. 0660)\n"
-		"      --socket-owner USER[:GROUP]  owner of unix sockets\n"
-		"      --user USER           run as USER after binding (start as root)\n"
-		"      --pidfile FILE        write the PID to FILE; removed at exit\n"
-		"  -d, --daemonize           detach from the terminal\n"
-		"  -f, --foreground          stay in the foreground (the default)\n"
-		"      --log DEST            stderr, syslog or a file (default stderr;\n"
-		"                            syslog with -d)\n"
-		"      --syslog-facility NAME  mail (default), daemon, user, local0..local7\n"
-		"      --store URL           greylist and rate state: memory (default),\n"
-		"                            redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]\n"
-		"                            [?prefix=P&timeout=MS] or redis+unix:///PATH\n"
-		"                            (docs/store.md)\n"
-		"      --state-file FILE     keep the memory store in FILE across restarts\n"
-		"      --geoip FILE          MaxMind DB for country acls (reopened on SIGHUP)\n"
-		"      --dns HOST[:PORT]     DNS server for rbl/dnswl/rhsbl/spf acls; repeatable\n"
-		"                            (default: /etc/resolv.conf)\n"
-		"      --dns-timeout MS      a DNS lookup not answered in MS ms is a temporary\n"
-		"                            failure (default 2000)\n"
-		"      --control PATH        unix socket for mxacl grey (mode 0600, owned by\n"
-		"                            the user mxacld runs as)\n"
-		"  -h, --help                this text\n"
-		"  -V, --version             the version\n"
-		"Flags override the config's \"set\" statements. SIGHUP reloads the policy\n"
-		"(and reopens the log file); SIGUSR1 only reopens the log file; SIGTERM stops.\n");
+	fputs("usage: mxacld [options]\n", out);
+	settings_print_help(out);
+	fputs("Flags override the config's \"set\" statements. SIGHUP reloads the policy\n"
+	      "(and reopens the log file); SIGUSR1 only reopens the log file; SIGTERM stops.\n",
+	      out);
 }
 
 /* Whether the log goes somewhere else than stderr. */
@@ -162,250 +117,79 @@ static void NORETURN PRINTF_LIKE(1, 2) usage_error(const char *fmt, ...)
 	exit(2);
 }
 
-/* Seconds for a hidden timeout flag: positive, fractions allowed. */
-static struct timeval parse_seconds(const char *flag, const char *s)
-{
-	char *end;
-	errno = 0;
-	double v = strtod(s, &end);
-	if (!*s || *end || errno || !(v > 0) || v > 1e7)
-		usage_error("%s: want a number of seconds, got \"%s\"", flag, s);
-	struct timeval tv = { (time_t)v, (suseconds_t)((v - (double)(time_t)v) * 1e6) };
-	return tv;
-}
-
-enum {
-	OPT_USER = 256, OPT_PIDFILE, OPT_SOCKET_MODE, OPT_SOCKET_OWNER, OPT_LOG,
-	OPT_SYSLOG_FACILITY, OPT_STORE, OPT_STATE_FILE, OPT_GEOIP, OPT_CONTROL, OPT_DNS,
-	OPT_DNS_TIMEOUT,
-	/* Hidden: for tests and for operators who read the source. Not in
-	 * the config, so that the language does not grow knobs for them. */
-	OPT_IDLE_TIMEOUT, OPT_REQUEST_TIMEOUT, OPT_MAX_CONNECTIONS, OPT_STATE_INTERVAL,
-};
-
+/*
+ * The flags, from the settings table: each row with a flag is a getopt
+ * option (its short flag, or 256 + its index), parsed by its kind.
+ */
 static void parse_args(int argc, char **argv, struct opts *o)
 {
-	static const struct option longopts[] = {
-		{ "config", required_argument, NULL, 'c' },
-		{ "listen", required_argument, NULL, 'l' },
-		{ "daemonize", no_argument, NULL, 'd' },
-		{ "foreground", no_argument, NULL, 'f' },
-		{ "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, 'V' },
-		{ "user", required_argument, NULL, OPT_USER },
-		{ "pidfile", required_argument, NULL, OPT_PIDFILE },
-		{ "socket-mode", required_argument, NULL, OPT_SOCKET_MODE },
-		{ "socket-owner", required_argument, NULL, OPT_SOCKET_OWNER },
-		{ "log", required_argument, NULL, OPT_LOG },
-		{ "syslog-facility", required_argument, NULL, OPT_SYSLOG_FACILITY },
-		{ "idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT },
-		{ "request-timeout", required_argument, NULL, OPT_REQUEST_TIMEOUT },
-		{ "max-connections", required_argument, NULL, OPT_MAX_CONNECTIONS },
-		{ "store", required_argument, NULL, OPT_STORE },
-		{ "state-file", required_argument, NULL, OPT_STATE_FILE },
-		{ "geoip", required_argument, NULL, OPT_GEOIP },
-		{ "control", required_argument, NULL, OPT_CONTROL },
-		{ "dns", required_argument, NULL, OPT_DNS },
-		{ "dns-timeout", required_argument, NULL, OPT_DNS_TIMEOUT },
-		{ "state-interval", required_argument, NULL, OPT_STATE_INTERVAL },
-		{ NULL, 0, NULL, 0 },
-	};
+	struct option *longopts = xcalloc(settings_count + 1, sizeof *longopts);
+	char *shorts = xcalloc(2 * settings_count + 1, 1);
+	size_t nlong = 0, nshort = 0;
+	for (size_t i = 0; i < settings_count; i++) {
+		const struct setting *row = &settings_table[i];
+		if (!row->flag)
+			continue;
+		bool arg = row->kind != SETTING_YESNO && row->kind != SETTING_ACTION;
+		longopts[nlong++] = (struct option){ row->flag, arg ? required_argument : no_argument,
+						     NULL, row->short_flag ? row->short_flag
+									   : 256 + (int)i };
+		if (row->short_flag) {
+			shorts[nshort++] = row->short_flag;
+			if (arg)
+				shorts[nshort++] = ':';
+		}
+	}
+	settings_init(&o->flags);
 	int ch;
-	char *end;
-
-	*o = (struct opts){ .daemonize = -1, .socket_mode = -1 };
-	o->lim.max_conns = MXACLD_MAX_CONNS;
-	o->lim.idle.tv_sec = MXACLD_IDLE_TIMEOUT;
-	o->lim.request.tv_sec = MXACLD_REQUEST_TIMEOUT;
-	while ((ch = getopt_long(argc, argv, "c:l:dfhV", longopts, NULL)) != -1) {
-		switch (ch) {
-		case 'c':
-			o->config = optarg;
-			break;
-		case 'l':
-			VEC_PUSH(o->listen, o->nlisten, o->caplisten, optarg);
-			break;
-		case 'd':
-			o->daemonize = 1;
-			break;
-		case 'f':
-			o->daemonize = 0;
-			break;
-		case 'h':
-			usage(stdout);
-			exit(0);
-		case 'V':
-			printf("mxacld %s\n", MXACLD_VERSION);
-			exit(0);
-		case OPT_USER:
-			o->user = optarg;
-			break;
-		case OPT_PIDFILE:
-			o->pidfile = optarg;
-			break;
-		case OPT_SOCKET_MODE: {
-			long m = strtol(optarg, &end, 8);
-			if (!*optarg || *end || m < 0 || m > 07777)
-				usage_error("--socket-mode: want an octal mode such as 0660, got \"%s\"",
-					    optarg);
-			o->socket_mode = (int)m;
-			break;
-		}
-		case OPT_SOCKET_OWNER:
-			o->socket_owner = optarg;
-			break;
-		case OPT_LOG:
-			o->log = optarg;
-			break;
-		case OPT_SYSLOG_FACILITY:
-			o->syslog_facility = optarg;
-			break;
-		case OPT_STORE:
-			o->store = optarg;
-			break;
-		case OPT_STATE_FILE:
-			o->state_file = optarg;
-			break;
-		case OPT_GEOIP:
-			o->load.geoip = optarg;
-			break;
-		case OPT_CONTROL:
-			o->control = optarg;
-			break;
-		case OPT_DNS: {
-			char fwd[80], msg[160];
-			if (!dns_server_parse(optarg, fwd, sizeof fwd, msg, sizeof msg))
-				usage_error("--dns: %s", msg);
-			VEC_PUSH(o->dns, o->ndns, o->capdns, optarg);
-			break;
-		}
-		case OPT_DNS_TIMEOUT: {
-			errno = 0;
-			unsigned long ms = strtoul(optarg, &end, 10);
-			if (!*optarg || *end || errno || ms < 1 || ms > 600000)
-				usage_error("--dns-timeout: want milliseconds 1..600000, got \"%s\"", optarg);
-			o->dns_timeout_ms = (unsigned)ms;
-			break;
-		}
-		case OPT_STATE_INTERVAL: {
-			struct timeval tv = parse_seconds("--state-interval", optarg);
-			o->state_interval = (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
-			break;
-		}
-		case OPT_IDLE_TIMEOUT:
-			o->lim.idle = parse_seconds("--idle-timeout", optarg);
-			break;
-		case OPT_REQUEST_TIMEOUT:
-			o->lim.request = parse_seconds("--request-timeout", optarg);
-			break;
-		case OPT_MAX_CONNECTIONS: {
-			errno = 0;
-			unsigned long n = strtoul(optarg, &end, 10);
-			if (!*optarg || *end || errno || n < 1 || n > 1000000)
-				usage_error("--max-connections: want 1..1000000, got \"%s\"", optarg);
-			o->lim.max_conns = n;
-			break;
-		}
-		default:
+	while ((ch = getopt_long(argc, argv, shorts, longopts, NULL)) != -1) {
+		const struct setting *row = NULL;
+		for (size_t i = 0; i < settings_count && !row; i++)
+			if (ch == (settings_table[i].short_flag ? settings_table[i].short_flag
+								: 256 + (int)i) &&
+			    settings_table[i].flag)
+				row = &settings_table[i];
+		if (!row) {          /* getopt has said what is wrong */
 			fputs("Try 'mxacld --help'.\n", stderr);
 			exit(2);
 		}
+		if (row->kind == SETTING_ACTION) {
+			if (strcmp(row->flag, "help") == 0)
+				usage(stdout);
+			else if (strcmp(row->flag, "version") == 0)
+				printf("mxacld %s\n", MXACLD_VERSION);
+			else if (strcmp(row->flag, "settings-markdown") == 0)
+				settings_print_markdown(stdout);
+			exit(0);
+		}
+		char err[512];
+		if (!settings_parse_flag(&o->flags, row, optarg, err, sizeof err))
+			usage_error("%s", err);
 	}
+	free(longopts);
+	free(shorts);
 	if (optind < argc)
 		usage_error("unexpected argument \"%s\"", argv[optind]);
-	if (!o->config)
-		o->config = MXACLD_CONFIG;
-}
-
-static char *dup_or_null(const char *s)
-{
-	return s ? xstrdup(s) : NULL;
-}
-
-/* Keep the config's start-up settings past the program they came from. */
-static void settings_copy(struct settings *dst, const struct settings *src)
-{
-	*dst = *src;
-	dst->listen = src->nlisten ? xcalloc(src->nlisten, sizeof *dst->listen) : NULL;
-	for (size_t i = 0; i < src->nlisten; i++)
-		dst->listen[i] = xstrdup(src->listen[i]);
-	dst->user = dup_or_null(src->user);
-	dst->pidfile = dup_or_null(src->pidfile);
-	dst->socket_owner = dup_or_null(src->socket_owner);
-	dst->log = dup_or_null(src->log);
-	dst->syslog_facility = dup_or_null(src->syslog_facility);
-	dst->store = dup_or_null(src->store);
-	dst->state_file = dup_or_null(src->state_file);
-	dst->control = dup_or_null(src->control);
-	dst->dns = src->ndns ? xcalloc(src->ndns, sizeof *dst->dns) : NULL;
-	for (size_t i = 0; i < src->ndns; i++)
-		dst->dns[i] = xstrdup(src->dns[i]);
-}
-
-static void settings_free(struct settings *s)
-{
-	for (size_t i = 0; i < s->nlisten; i++)
-		free((char *)s->listen[i]);
-	free(s->listen);
-	free((char *)s->user);
-	free((char *)s->pidfile);
-	free((char *)s->socket_owner);
-	free((char *)s->log);
-	free((char *)s->syslog_facility);
-	free((char *)s->store);
-	free((char *)s->state_file);
-	free((char *)s->control);
-	for (size_t i = 0; i < s->ndns; i++)
-		free((char *)s->dns[i]);
-	free(s->dns);
-}
-
-static bool str_same(const char *a, const char *b)
-{
-	return a == b || (a && b && strcmp(a, b) == 0);
-}
-
-static bool list_same(const char *const *a, size_t na, const char *const *b, size_t nb)
-{
-	if (na != nb)
-		return false;
-	for (size_t i = 0; i < na; i++)
-		if (strcmp(a[i], b[i]) != 0)
-			return false;
-	return true;
+	settings_default_flag_only(&o->flags);
+	o->load.geoip = o->flags.geoip;
+	o->lim = (struct conn_limits){ .max_conns = o->flags.max_connections,
+				       .idle = o->flags.idle_timeout,
+				       .request = o->flags.request_timeout };
 }
 
 /*
  * Start-up settings are applied once (sockets are bound and root is gone
  * by the time of a reload): say so for each one a reload would change.
  */
+static void warn_changed(const struct setting *row, void *arg)
+{
+	log_warning("reload: \"set %s\" changed; it takes effect when mxacld is restarted",
+		    row->name);
+}
+
 static void warn_startup_changes(const struct daemon *d, const struct settings *now)
 {
-	const struct opts *o = &d->opts;
-	const struct settings *b = &d->boot;
-	struct {
-		const char *name;
-		bool overridden, same;
-	} s[] = {
-		{ "listen", o->nlisten > 0, list_same(b->listen, b->nlisten, now->listen, now->nlisten) },
-		{ "user", o->user != NULL, str_same(b->user, now->user) },
-		{ "pidfile", o->pidfile != NULL, str_same(b->pidfile, now->pidfile) },
-		{ "daemonize", o->daemonize >= 0, b->daemonize == now->daemonize },
-		{ "socket_mode", o->socket_mode >= 0, b->socket_mode == now->socket_mode },
-		{ "socket_owner", o->socket_owner != NULL,
-		  str_same(b->socket_owner, now->socket_owner) },
-		{ "log", o->log != NULL, str_same(b->log, now->log) },
-		{ "syslog_facility", o->syslog_facility != NULL,
-		  str_same(b->syslog_facility, now->syslog_facility) },
-		{ "store", o->store != NULL, str_same(b->store, now->store) },
-		{ "state_file", o->state_file != NULL, str_same(b->state_file, now->state_file) },
-		{ "control", o->control != NULL, str_same(b->control, now->control) },
-		{ "dns", o->ndns > 0, list_same(b->dns, b->ndns, now->dns, now->ndns) },
-	};
-	for (size_t i = 0; i < ARRAY_LEN(s); i++)
-		if (!s[i].overridden && !s[i].same)
-			log_warning("reload: \"set %s\" changed; it takes effect when mxacld is "
-				    "restarted", s[i].name);
+	settings_startup_changes(&d->opts.flags, &d->boot, now, warn_changed, NULL);
 }
 
 /* A reload compiled (reload.h): serve it from now on; the reloader frees
@@ -591,15 +375,15 @@ static void raise_fd_limit(size_t max_conns)
 }
 
 /*
- * The resolver: --dns (or "set dns") servers and --dns-timeout make it now;
+ * The resolver: --dns (or "set dns") servers and --dns-timeout make it now
+ * (set: the flags merged with the file);
  * otherwise the runtime makes one from /etc/resolv.conf when an rbl acl
  * first needs it. Either way after daemonising, on this process's loop.
  */
 static void open_dns(struct daemon *d, const struct settings *set)
 {
-	struct dns_opts o = { .servers = d->opts.ndns ? d->opts.dns : set->dns,
-			      .nservers = d->opts.ndns ? d->opts.ndns : set->ndns,
-			      .timeout_ms = d->opts.dns_timeout_ms };
+	struct dns_opts o = { .servers = set->dns, .nservers = set->ndns,
+			      .timeout_ms = set->dns_timeout_ms };
 	if (!o.nservers && !o.timeout_ms)
 		return;
 	char *err = NULL;
@@ -620,7 +404,7 @@ static void open_dns(struct daemon *d, const struct settings *set)
 /*
  * The state store: the memory store (the runtime's own) or a URL's; a
  * memory store is loaded from the state file and saved to it every
- * MXACLD_STATE_INTERVAL seconds and at exit. A store that is down is not
+ * --state-interval seconds (5 minutes) and at exit. A store that is down is not
  * fatal: its acls answer as temporary failures until it is back.
  */
 static void open_store(struct daemon *d, const char *url, const char *state_file, bool abs)
@@ -650,10 +434,8 @@ static void open_store(struct daemon *d, const char *url, const char *state_file
 			 "until it is loaded", d->state_file);
 	else
 		log_info("state: no file yet; starting with an empty store");
-	double every = d->opts.state_interval > 0 ? d->opts.state_interval : MXACLD_STATE_INTERVAL;
-	struct timeval tv = { (time_t)every, (suseconds_t)((every - (double)(time_t)every) * 1e6) };
 	d->state_ev = event_new(d->base, -1, EV_PERSIST, state_cb, d);
-	event_add(d->state_ev, &tv);
+	event_add(d->state_ev, &d->opts.flags.state_interval);
 }
 
 /*
@@ -707,11 +489,11 @@ int main(int argc, char **argv)
 	/* The policy first: everything else may come from its settings. */
 	struct diags dg;
 	diags_init(&dg);
-	struct program *prog = compile_file(o->config, &o->load, &dg);
+	struct program *prog = compile_file(o->flags.config, &o->load, &dg);
 	if (dg.n)
 		diags_print(&dg, stderr);
 	if (!prog) {
-		fprintf(stderr, "mxacld: fatal: %s: %zu error%s\n", o->config, dg.nerrors,
+		fprintf(stderr, "mxacld: fatal: %s: %zu error%s\n", o->flags.config, dg.nerrors,
 			dg.nerrors == 1 ? "" : "s");
 		exit(1);
 	}
@@ -719,46 +501,36 @@ int main(int argc, char **argv)
 	const struct settings *set = program_settings(prog);
 	settings_copy(&d.boot, set);
 
-	/* Flags win over "set" statements. */
-	const char **listen = o->nlisten ? o->listen : set->listen;
-	size_t nlisten = o->nlisten ? o->nlisten : set->nlisten;
-	static const char *default_listen[] = { MXACLD_LISTEN };
-	if (nlisten == 0) {
-		listen = default_listen;
-		nlisten = 1;
-	}
-	bool daemonize = (o->daemonize >= 0 ? o->daemonize : set->daemonize) == 1;
-	int socket_mode = o->socket_mode >= 0 ? o->socket_mode : set->socket_mode;
-	const char *socket_owner = o->socket_owner ? o->socket_owner : set->socket_owner;
-	const char *user = o->user ? o->user : set->user;
-	const char *pidfile = o->pidfile ? o->pidfile : set->pidfile;
-	const char *logdest = o->log ? o->log : set->log ? set->log
-						   : daemonize ? "syslog" : "stderr";
-	const char *facility = o->syslog_facility ? o->syslog_facility : set->syslog_facility;
+	/* Flags win over "set" statements; then the table's defaults. */
+	struct settings eff;
+	settings_merge(&eff, &o->flags, set);
+	bool daemonize = eff.daemonize == 1;
+	const char *user = eff.user;
+	const char *logdest = eff.log ? eff.log : daemonize ? "syslog" : "stderr";
 
-	if (!log_open(logdest, "mxacld", facility, errbuf, sizeof errbuf))
+	if (!log_open(logdest, "mxacld", eff.syslog_facility, errbuf, sizeof errbuf))
 		die("%s", errbuf);
 	log_elsewhere = strcmp(logdest, "stderr") != 0;
 
-	struct listener_perms perms = { .mode = socket_mode, .uid = (uid_t)-1, .gid = (gid_t)-1 };
-	if (socket_owner && !proc_owner(socket_owner, &perms.uid, &perms.gid, &err))
-		die("socket owner %s: %s", socket_owner, err.s);
-	for (size_t i = 0; i < nlisten; i++) {
+	struct listener_perms perms = { .mode = eff.socket_mode, .uid = (uid_t)-1,
+					.gid = (gid_t)-1 };
+	if (eff.socket_owner && !proc_owner(eff.socket_owner, &perms.uid, &perms.gid, &err))
+		die("socket owner %s: %s", eff.socket_owner, err.s);
+	for (size_t i = 0; i < eff.nlisten; i++) {
 		sb_reset(&err);
-		if (!listener_open(listen[i], &perms, &d.ls, &d.nls, &d.capls, &err))
-			die("cannot listen on %s: %s", listen[i], err.s);
+		if (!listener_open(eff.listen[i], &perms, &d.ls, &d.nls, &d.capls, &err))
+			die("cannot listen on %s: %s", eff.listen[i], err.s);
 	}
-	const char *control = o->control ? o->control : set->control;
-	if (control)
-		open_control(&d, control, user);
+	if (eff.control)
+		open_control(&d, eff.control, user);
 	raise_fd_limit(o->lim.max_conns);
 
 	/* Paths are kept absolute: a detached daemon lives in "/". */
-	d.config_path = daemonize ? proc_abs_path(o->config) : xstrdup(o->config);
+	d.config_path = daemonize ? proc_abs_path(o->flags.config) : xstrdup(o->flags.config);
 	char *geoip_abs = NULL;        /* a reload after detaching runs in "/" */
 	if (daemonize && o->load.geoip)
 		o->load.geoip = geoip_abs = proc_abs_path(o->load.geoip);
-	d.pidfile = pidfile ? proc_abs_path(pidfile) : NULL;
+	d.pidfile = eff.pidfile ? proc_abs_path(eff.pidfile) : NULL;
 	int ready_fd = -1;
 	sb_reset(&err);
 	if (daemonize) {
@@ -776,9 +548,8 @@ int main(int argc, char **argv)
 	if (!d.base)
 		die("cannot create the event loop");
 	d.rt = runtime_new(d.base);
-	open_store(&d, o->store ? o->store : set->store,
-		   o->state_file ? o->state_file : set->state_file, daemonize);
-	open_dns(&d, set);
+	open_store(&d, eff.store, eff.state_file, daemonize);
+	open_dns(&d, &eff);
 	d.pool = conn_pool_new(d.base, d.rt, prog, &o->lim);
 	d.reload = reload_new(d.base, d.config_path, &o->load, reload_ready, &d);
 	if (!d.reload)
@@ -837,9 +608,9 @@ int main(int argc, char **argv)
 	log_close();
 
 	settings_free(&d.boot);
+	settings_free(&eff);
+	settings_free(&o->flags);
 	free(d.ls);
-	free(o->listen);
-	free(o->dns);
 	free(d.config_path);
 	free(geoip_abs);
 	free(d.pidfile);

@@ -15,7 +15,7 @@
  * descriptor. The worker always frees the job, exactly once. It blocks
  * every signal but faults: signals are the loop's (libevent).
  *
- * Audit: what program_load_opts (grammar/, engine/, backends/ compile
+ * Audit: what compile_file (grammar/, engine/, acl/ compile
  * functions) touches while the loop thread runs requests on the old
  * program, checked for this module (December 2026):
  *
@@ -29,13 +29,14 @@
  * - engine/attrs.c builds its name table lazily (table_ready) and the loop
  *   calls attr_lookup for every request: reload_new builds it on the loop
  *   thread first, so the worker only reads it.
- * - engine/matchers.c: acl_type_find fills in the eval functions of the
- *   attribute types once (a static flag) and the process-wide pcre2 match
- *   data is created on the first string acl. Both are written only from
- *   compiles, and reload_new compiles a one-line policy on the loop thread
- *   so both are made before any worker exists; the loop reads them only
- *   for programs handed over through the job's mutex. The registry of
- *   extra acl types (tests/hooks/testhooks.c, test builds only) is written at start-up only.
+ * - acl/types.c builds the table of attribute types once (pthread_once);
+ *   acl/string.c creates the process-wide pcre2 match data on the first
+ *   string acl it compiles. Both are written only by compiles, and
+ *   reload_new compiles a one-line policy on the loop thread so both exist
+ *   before any worker does; the loop reads them only for programs handed
+ *   over through the job's mutex. The registry of extra acl types
+ *   (engine/acl.c; tests/hooks/testhooks.c, test builds only) is written
+ *   at start-up only.
  * - engine/verify.c returns its reason in a static buffer: only compiles
  *   use it, and one compile runs at a time (mxacld compiles nothing on the
  *   loop once the worker exists; the start-up compile is over by then).

@@ -14,9 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/geoip.h"
-#include "backends/dns.h"
 #include "engine/compile.h"
+#include "engine/geoip.h"
 #include "engine/verify.h"
 #include "grammar/parse.h"
 #include "grammar/policy.h"
@@ -77,106 +76,12 @@ static int var_resolve(void *ctx, const char *name, size_t len)
 
 /* ---- settings ------------------------------------------------------------ */
 
-static bool yes_no(const struct ast_word *w, int *out)
-{
-	if (ascii_ieq(w->s, "yes") || ascii_ieq(w->s, "true") || ascii_ieq(w->s, "on"))
-		*out = 1;
-	else if (ascii_ieq(w->s, "no") || ascii_ieq(w->s, "false") || ascii_ieq(w->s, "off"))
-		*out = 0;
-	else
-		return false;
-	return true;
-}
-
+/* A set statement: the settings table (settings.h) parses and checks it;
+ * the compiler keeps where geoip came from, for open_geoip's errors. */
 static void compile_set(struct compiler *c, const struct ast_stmt *s)
 {
-	struct settings *st = &c->p->settings;
-	struct arena *a = c->p->arena;
-	static const char *known = "listen, user, pidfile, daemonize, socket_mode, socket_owner, "
-				   "log, syslog_facility, store, state_file, control, tempfail, geoip, dns";
-	if (s->nw < 2) {
-		diag_error(c->d, s->loc, "set needs a name and a value: set NAME VALUE...");
-		return;
-	}
-	const char *name = s->w[0].s;
-	const struct ast_word *v = &s->w[1];
-	if (strcmp(name, "listen") == 0) {
-		for (size_t i = 1; i < s->nw; i++) {
-			const char *e = s->w[i].s;
-			if (strncmp(e, "inet:", 5) && strncmp(e, "unix:", 5)) {
-				diag_error(c->d, s->w[i].loc,
-					   "bad endpoint '%s': write inet:HOST:PORT or unix:PATH", e);
-				continue;
-			}
-			st->listen = xrealloc(st->listen, (st->nlisten + 1) * sizeof *st->listen);
-			st->listen[st->nlisten++] = arena_strdup(a, e);
-		}
-		return;
-	}
-	if (strcmp(name, "dns") == 0) {
-		for (size_t i = 1; i < s->nw; i++) {
-			char fwd[80], err[160];
-			if (!dns_server_parse(s->w[i].s, fwd, sizeof fwd, err, sizeof err)) {
-				diag_error(c->d, s->w[i].loc, "%s", err);
-				continue;
-			}
-			st->dns = xrealloc(st->dns, (st->ndns + 1) * sizeof *st->dns);
-			st->dns[st->ndns++] = arena_strdup(a, s->w[i].s);
-		}
-		return;
-	}
-	if (s->nw != 2) {
-		diag_error(c->d, s->w[2].loc, "set %s takes one value", name);
-		return;
-	}
-	if (strcmp(name, "user") == 0) {
-		st->user = arena_strdup(a, v->s);
-	} else if (strcmp(name, "pidfile") == 0) {
-		st->pidfile = arena_strdup(a, v->s);
-	} else if (strcmp(name, "socket_owner") == 0) {
-		st->socket_owner = arena_strdup(a, v->s);
-	} else if (strcmp(name, "log") == 0) {
-		st->log = arena_strdup(a, v->s);
-	} else if (strcmp(name, "store") == 0) {
-		st->store = arena_strdup(a, v->s);
-	} else if (strcmp(name, "geoip") == 0) {
-		/* relative to the config file, as value files are */
-		const char *slash = strrchr(v->loc.file, '/');
-		st->geoip = v->s[0] == '/' || !slash
-				    ? arena_strdup(a, v->s)
-				    : arena_printf(a, "%.*s/%s", (int)(slash - v->loc.file), v->loc.file, v->s);
-		c->geoip_loc = v->loc;
-	} else if (strcmp(name, "state_file") == 0) {
-		st->state_file = arena_strdup(a, v->s);
-	} else if (strcmp(name, "control") == 0) {
-		st->control = arena_strdup(a, v->s);
-	} else if (strcmp(name, "tempfail") == 0) {
-		if (!acl_tempfail_parse(v->s, &st->tempfail))
-			diag_error(c->d, v->loc, "tempfail takes match, nomatch or default");
-	} else if (strcmp(name, "syslog_facility") == 0) {
-		static const char *fac[] = { "mail", "daemon", "user", "local0", "local1", "local2",
-					     "local3", "local4", "local5", "local6", "local7" };
-		bool known_fac = false;
-		for (size_t i = 0; i < ARRAY_LEN(fac); i++)
-			known_fac |= strcmp(v->s, fac[i]) == 0;
-		if (!known_fac)
-			diag_error(c->d, v->loc,
-				   "unknown syslog facility '%s'; use mail, daemon, user or local0..local7",
-				   v->s);
-		st->syslog_facility = arena_strdup(a, v->s);
-	} else if (strcmp(name, "daemonize") == 0) {
-		if (!yes_no(v, &st->daemonize))
-			diag_error(c->d, v->loc, "daemonize takes yes or no");
-	} else if (strcmp(name, "socket_mode") == 0) {
-		char *end;
-		long mode = strtol(v->s, &end, 8);
-		if (*end || end == v->s || mode < 0 || mode > 07777)
-			diag_error(c->d, v->loc, "socket_mode takes an octal mode such as 0660");
-		else
-			st->socket_mode = (int)mode;
-	} else {
-		diag_error(c->d, s->w[0].loc, "unknown setting '%s'; known settings: %s", name, known);
-	}
+	if (settings_set(&c->p->settings, s, c->d) && strcmp(s->w[0].s, "geoip") == 0)
+		c->geoip_loc = s->w[1].loc;
 }
 
 /* ---- acls and actions ---------------------------------------------------- */
@@ -605,9 +510,7 @@ static struct program *program_build(struct arena *a, struct diags *d, struct as
 	p->refs = 1;
 	p->arena = a;
 	p->path = xstrdup(path);
-	p->settings.daemonize = -1;
-	p->settings.socket_mode = -1;
-	p->settings.tempfail = -1;
+	settings_init(&p->settings);
 	diags_init(&p->sources);
 	keep_sources(p, d, src0, d->nsrc);
 

@@ -52,8 +52,7 @@ void program_unref(struct program *p)
 	free(p->actions);
 	free(p->code);
 	free(p->code_rule);
-	free(p->settings.listen);
-	free(p->settings.dns);
+	settings_free(&p->settings);
 	geoip_close(p->geoip);
 	free(p->path);
 	diags_free(&p->sources);

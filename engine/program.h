@@ -13,31 +13,11 @@
 #include "actions/action.h"
 #include "engine/acl.h"
 #include "engine/opcodes.h"
+#include "engine/settings.h"
 #include "engine/strkey.h"
 #include "engine/strmap.h"
 
 struct vm;
-
-/* Values of "set NAME VALUE..." statements; flags override them. */
-struct settings {
-	const char **listen;        /* endpoints "inet:HOST:PORT" / "unix:PATH" */
-	size_t nlisten;
-	const char *user;           /* drop privileges to this user; NULL: keep */
-	const char *pidfile;
-	int daemonize;              /* 1 yes, 0 no, -1 not set */
-	int socket_mode;            /* unix socket permissions; -1 not set */
-	const char *socket_owner;   /* "USER[:GROUP]" for unix sockets; NULL */
-	const char *log;            /* "stderr", "syslog" or a file; NULL */
-	const char *syslog_facility;/* "mail" (default), "local0".."local7" */
-	const char *store;          /* state store URL ("memory", "redis://..."); NULL */
-	const char *state_file;     /* memory store persistence; NULL */
-	const char *control;        /* control socket path (mxacl grey); NULL: none */
-	int tempfail;               /* default tempfail mode of acls; -1 not set */
-	const char *geoip;          /* MaxMind DB for country acls; NULL */
-	const char **dns;           /* "set dns HOST:PORT..." servers; --dns wins */
-	size_t ndns;
-};
-
 
 struct acl_rt {
 	const char *name;

@@ -277,6 +277,14 @@ static void log_leave(void)
 	lg.fd = STDERR_FILENO;
 }
 
+bool log_facility_known(const char *name)
+{
+	for (size_t i = 0; i < ARRAY_LEN(log_facilities); i++)
+		if (strcmp(name, log_facilities[i].name) == 0)
+			return true;
+	return false;
+}
+
 bool log_open(const char *dest, const char *ident, const char *facility,
 	      char *err, size_t errlen)
 {

@@ -38,6 +38,8 @@
  */
 bool log_open(const char *dest, const char *ident, const char *facility,
 	      char *err, size_t errlen);
+/* Whether name is a syslog facility log_open takes (the list is log.c's). */
+bool log_facility_known(const char *name);
 /* Reopen a log file by its path (after rotation); true for other kinds.
  * On failure (err says why) the file already open stays in use. */
 bool log_reopen(char *err, size_t errlen);

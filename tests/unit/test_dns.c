@@ -490,30 +490,6 @@ START_TEST(test_lookup_from_callback)
 }
 END_TEST
 
-START_TEST(test_server_parse)
-{
-	static const struct {
-		const char *in, *want;   /* want NULL: an error */
-	} cases[] = {
-		{ "127.0.0.1:5353", "127.0.0.1@5353" }, { "127.0.0.1", "127.0.0.1@53" },
-		{ "[::1]:5353", "::1@5353" },           { "::1", "::1@53" },
-		{ "[2001:db8::1]", "2001:db8::1@53" },  { "localhost:53", NULL },
-		{ "127.0.0.1:0", NULL },                { "127.0.0.1:70000", NULL },
-		{ "127.0.0.1:", NULL },                 { "[::1", NULL },
-		{ "", NULL },                           { "1.2.3.4:53x", NULL },
-	};
-	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-		char out[80], err[160];
-		bool ok = dns_server_parse(cases[i].in, out, sizeof out, err, sizeof err);
-		ck_assert_msg(ok == (cases[i].want != NULL), "'%s': got ok=%d (%s)", cases[i].in, ok,
-			      ok ? out : err);
-		if (ok)
-			ck_assert_msg(!strcmp(out, cases[i].want), "'%s': got '%s', want '%s'",
-				      cases[i].in, out, cases[i].want);
-	}
-}
-END_TEST
-
 START_TEST(test_reverse_name)
 {
 	static const struct {
@@ -543,7 +519,6 @@ Suite *dns_suite(void)
 {
 	Suite *s = suite_create("dns");
 	TCase *pure = tcase_create("names");
-	tcase_add_test(pure, test_server_parse);
 	tcase_add_test(pure, test_reverse_name);
 	suite_add_tcase(s, pure);
 	TCase *tc = tcase_create("unbound");

@@ -20,7 +20,8 @@
 	X(store)       \
 	X(dns)         \
 	X(dnscache)    \
-	X(maillog)
+	X(maillog)     \
+	X(settings)
 
 #define X(n) Suite *n##_suite(void);
 UNIT_SUITES(X)
