@@ -6,7 +6,7 @@
 
 #include "engine/disasm.h"
 
-const char *opcode_name(enum opcode op)
+static const char *opcode_name(enum opcode op)
 {
 	static const char *names[] = {
 #define X(op, name) name,

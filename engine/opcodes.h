@@ -44,6 +44,4 @@ enum opcode {
 #define INSN_MAX_A 0xffffffu
 #define NO_RULE 0xffffffffu
 
-const char *opcode_name(enum opcode op);
-
 #endif
