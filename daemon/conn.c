@@ -234,9 +234,7 @@ static bool conn_process(struct conn *c)
 		c->in_off += reqlen;
 
 		/* mxacld decides on its own clock, never on the client's. */
-		struct timeval now;
-		event_base_gettimeofday_cached(pool->base, &now);
-		req_set_clock(c->req, false, now.tv_sec);
+		req_set_clock(c->req, false, runtime_now(pool->rt));
 		struct vm *vm = vm_new(pool->rt, pool->program, c->req, conn_resume, c);
 		if (vm_run(vm) == VM_SUSPENDED) {
 			c->vm = vm;

@@ -350,19 +350,17 @@ static void control_exec(struct control_conn *c, char *line, size_t len)
 	o->c = c;
 	o->cmd = cmd;
 	c->op = o;
-	struct timeval now;
-	event_base_gettimeofday_cached(ctl->base, &now);
+	time_t now = runtime_now(ctl->rt);
 	struct store *s = runtime_store(ctl->rt);
 	/* May call back before it returns (memory) or later (Redis). */
 	if (list && store_slices(s)) {
 		o->slicing = true;
-		o->now = now.tv_sec;
+		o->now = now;
 		control_slice_next(c);
 	} else if (list)
-		store_list(s, now.tv_sec, control_list_cb, o);
+		store_list(s, now, control_list_cb, o);
 	else
-		store_edit(s, op, op == STORE_FLUSH ? NULL : rest, now.tv_sec, &p,
-			     control_done_cb, o);
+		store_edit(s, op, op == STORE_FLUSH ? NULL : rest, now, &p, control_done_cb, o);
 }
 
 /*
