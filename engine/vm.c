@@ -489,7 +489,9 @@ void vm_log_line(struct vm *vm, struct strbuf *out)
 		log_value(out, &r->v[fixed[i].id]);
 	}
 	for (int a = 0; a < ATTR_COUNT; a++) {
-		if (!p->used_attr[a] || a == ATTR_client_name || a == ATTR_client_address ||
+		/* queue_id, when Postfix sends one, ties the line to the mail log */
+		bool shown = p->used_attr[a] || (a == ATTR_queue_id && r->v[a].len);
+		if (!shown || a == ATTR_client_name || a == ATTR_client_address ||
 		    a == ATTR_helo_name || a == ATTR_sender || a == ATTR_recipient)
 			continue;
 		sb_addc(out, ' ');

@@ -64,6 +64,21 @@ class ProtocolTest(unittest.TestCase):
         self.assertEqual(d.log_text().count(" decision "), nconn * nreq,
                          "one log line per decision")
 
+    def test_decision_line_names_the_queue_id_when_postfix_sends_one(self):
+        d = Mxacld("action pass DUNNO\naccess pass\n")
+        self.addCleanup(d.cleanup)
+        d.start()
+        base = {"request": "smtpd_access_policy", "protocol_state": "END-OF-MESSAGE",
+                "client_address": "192.0.2.1", "sender": "a@example.org",
+                "recipient": "b@example.net"}
+        self.assertEqual(d.query(dict(base, queue_id="4Fq2xL0Hk3z8")), "action=DUNNO")
+        self.assertEqual(d.query(dict(base, protocol_state="RCPT")), "action=DUNNO")
+        d.stop()
+        lines = [ln for ln in d.log_text().splitlines() if " decision " in ln]
+        self.assertEqual(len(lines), 2, lines)
+        self.assertIn(" queue_id=<4Fq2xL0Hk3z8> rule=", lines[0])
+        self.assertNotIn("queue_id", lines[1])
+
     def test_pipelined_requests_answered_in_order(self):
         d = self.daemon()
         reqs = [pol.request(i) for i in range(400)]
