@@ -28,7 +28,8 @@ struct str_matcher {
 	struct strmap *set[FORM_COUNT];
 	bool match_empty;
 	pcre2_code **re;
-	size_t nre, capre;
+	const char **re_src;     /* each pattern as written, for dump --values */
+	size_t nre, capre, capsrc;
 	size_t nliterals;
 };
 
@@ -68,6 +69,9 @@ static bool str_add_regex(struct acl_compile *c, struct str_matcher *m, const st
 		return false;
 	}
 	pcre2_jit_compile(re, PCRE2_JIT_COMPLETE);   /* falls back to the interpreter */
+	size_t nsrc = m->nre;
+	const char *src = arena_strndup(c->arena, pat, len);
+	VEC_PUSH(m->re_src, nsrc, m->capsrc, src);
 	VEC_PUSH(m->re, m->nre, m->capre, re);
 	c->indexable = false;
 	return true;
@@ -82,6 +86,39 @@ static void str_add_key(struct str_matcher *m, enum str_form form, const char *s
 	m->nliterals++;
 }
 
+/*
+ * "@a.example,@b.example": values are separated by blanks, so this is one
+ * literal that no address equals. Postfix's own lists take commas, which
+ * is where it comes from. It is not split: a comma can belong to a value
+ * (a certificate subject "CN=mx.example,O=Example"), apolicy never split
+ * either, and a quoted value says the commas are meant. Warn when every
+ * part looks like a value of its own (an address or a domain, no '=').
+ */
+static void str_check_commas(struct acl_compile *c, const struct value *v)
+{
+	const char *s = v->s, *end = v->s + v->len;
+	if (v->quoted || !memchr(s, ',', v->len))
+		return;
+	for (const char *p = s; p <= end;) {
+		const char *q = memchr(p, ',', (size_t)(end - p));
+		q = q ? q : end;
+		if (q == p || memchr(p, '=', (size_t)(q - p)) || memchr(p, ' ', (size_t)(q - p)) ||
+		    (!memchr(p, '@', (size_t)(q - p)) && !memchr(p, '.', (size_t)(q - p))))
+			return;
+		p = q + 1;
+	}
+	char *blanks = xstrndup(s, v->len);
+	for (char *p = blanks; *p; p++)
+		if (*p == ',')
+			*p = ' ';
+	diag_warning(c->diags, v->loc,
+		     "'%.*s' is one value: values are separated by blanks, not commas, so it "
+		     "matches only a value with these commas in it; write %s (or quote it if the "
+		     "commas are meant)",
+		     (int)v->len, s, blanks);
+	free(blanks);
+}
+
 static bool str_value(struct acl_compile *c, void *vm, const struct value *v)
 {
 	struct str_matcher *m = vm;
@@ -91,6 +128,15 @@ static bool str_value(struct acl_compile *c, void *vm, const struct value *v)
 		m->match_empty = true;
 		return true;
 	}
+	/*
+	 * apolicy's "acl ctx policy_context context1 context2 silent": silent
+	 * is a flag, "can be specified anywhere as argument", asking apolicy
+	 * not to log the checks of this acl. mxacld logs no acl checks (one
+	 * decision line per request), so the flag has nothing left to do; it
+	 * is not a value, and only "silent" quoted matches that context.
+	 */
+	if (m->attr == ATTR_policy_context && !v->quoted && len == 6 && ascii_nieq(s, "silent", 6))
+		return true;
 	if (!v->quoted && len >= 2 && s[0] == '/' && s[len - 1] == '/')
 		return str_add_regex(c, m, v, s + 1, len - 2, 1);
 	if (!v->quoted && has_regex_chars(s, len)) {
@@ -101,6 +147,7 @@ static bool str_value(struct acl_compile *c, void *vm, const struct value *v)
 				     (int)len, s);
 		return str_add_regex(c, m, v, s, len, 0);
 	}
+	str_check_commas(c, v);
 	const char *at = memchr(s, '@', len);
 	if (at && memchr(at + 1, '@', len - (size_t)(at + 1 - s))) {
 		/* a quoted local part may hold '@': keep the last one as separator */
@@ -162,6 +209,57 @@ static void str_describe(const struct acl_rt *acl, struct strbuf *out)
 		  m->match_empty ? ", empty" : "");
 }
 
+/* Append s as it would be written in a policy: bare when that reads back
+ * as the same literal, else quoted with \" and \\ (bytes that are not
+ * printable ASCII as \xNN, which a policy cannot hold: dump only). */
+static void str_show(struct strbuf *out, const char *pre, const char *s, size_t len,
+		     const char *post)
+{
+	/* '/' first is a path or a regex, ':' may be file:PATH, '#' a comment */
+	bool bare = len > 0 && s[0] != '/' && s[0] != '#';
+	for (size_t i = 0; i < len && bare; i++) {
+		unsigned char ch = (unsigned char)s[i];
+		bare = ch > 0x20 && ch < 0x7f && ch != '"' && ch != ':' &&
+		       !strchr("()|[]*+?^$\\{}", ch);
+	}
+	if (bare) {
+		sb_printf(out, "%s%.*s%s", pre, (int)len, s, post);
+		return;
+	}
+	sb_printf(out, "\"%s", pre);
+	for (size_t i = 0; i < len; i++) {
+		unsigned char ch = (unsigned char)s[i];
+		if (ch == '"' || ch == '\\')
+			sb_printf(out, "\\%c", ch);
+		else if (ch < 0x20 || ch == 0x7f)
+			sb_printf(out, "\\x%02x", ch);
+		else
+			sb_addc(out, (char)ch);
+	}
+	sb_printf(out, "%s\"", post);
+}
+
+/* dump --values: the literals by form (folded to lower case), then "" and
+ * the regexes, each on a line of its own. */
+static void str_values(const struct acl_rt *acl, const char *prefix, struct strbuf *out)
+{
+	const struct str_matcher *m = acl_data(acl);
+	static const char *const pre[FORM_COUNT] = { [FORM_DOMAIN] = "@", [FORM_SUBDOMAIN] = "@." };
+	for (int f = 0; f < FORM_COUNT; f++) {
+		for (size_t k = 0; k < strmap_count(m->set[f]); k++) {
+			size_t klen;
+			const char *key = strmap_key_at(m->set[f], k, &klen);
+			sb_adds(out, prefix);
+			str_show(out, pre[f] ? pre[f] : "", key, klen, f == FORM_LOCAL ? "@" : "");
+			sb_addc(out, '\n');
+		}
+	}
+	if (m->match_empty)
+		sb_printf(out, "%s\"\"\n", prefix);
+	for (size_t i = 0; i < m->nre; i++)
+		sb_printf(out, "%s/%s/\n", prefix, m->re_src[i]);
+}
+
 static void str_free(void *data)
 {
 	struct str_matcher *m = data;
@@ -170,6 +268,7 @@ static void str_free(void *data)
 	for (size_t i = 0; i < m->nre; i++)
 		pcre2_code_free(m->re[i]);
 	free(m->re);
+	free(m->re_src);
 }
 
 /* The run index's view (acl.h, literals): only a matcher without regexes. */
@@ -185,5 +284,5 @@ static bool str_literals(const struct acl_rt *acl, struct strmap *const **sets, 
 
 const struct acl_type acl_string_kind = {
 	.compile = str_compile, .eval = str_eval, .describe = str_describe, .free = str_free,
-	.literals = str_literals,
+	.literals = str_literals, .values = str_values,
 };

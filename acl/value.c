@@ -27,6 +27,38 @@ static bool is_file_value(const struct ast_word *w, const char **path)
 	return false;
 }
 
+/*
+ * Postfix's lookup table types (postconf -m, and the ones it documents).
+ * "hash:/etc/postfix/senders" as a value is one literal that never
+ * matches; people bring it from main.cf, so it is an error with the way
+ * mxacl reads a list instead.
+ */
+static const char *const postfix_map_types[] = {
+	"btree", "cdb", "cidr", "dbm", "environ", "fail", "hash", "inline", "internal",
+	"ldap", "lmdb", "memcache", "mongodb", "mysql", "netinfo", "nis", "nisplus",
+	"pcre", "pgsql", "pipemap", "proxy", "randmap", "regexp", "sdbm", "socketmap",
+	"sqlite", "static", "tcp", "texthash", "unionmap", "unix",
+};
+
+/* Whether w is "TYPE:..." with TYPE a Postfix table type, and not an IPv6
+ * address that happens to start like one ("cdb:1::2"). */
+static bool is_postfix_map(const struct ast_word *w)
+{
+	const char *colon = w->quoted ? NULL : strchr(w->s, ':');
+	if (!colon)
+		return false;
+	size_t n = (size_t)(colon - w->s);
+	bool known = false;
+	for (size_t i = 0; i < ARRAY_LEN(postfix_map_types) && !known; i++)
+		known = strlen(postfix_map_types[i]) == n && memcmp(postfix_map_types[i], w->s, n) == 0;
+	if (!known)
+		return false;
+	for (const char *q = colon + 1; *q; q++)
+		if (!strchr("0123456789abcdefABCDEF:./-", *q))
+			return true;
+	return false;
+}
+
 /* Read a value file into the diag sources (so errors quote its lines). */
 static const struct source *read_value_file(struct acl_compile *c, const struct ast_word *w,
 					    const char *path)
@@ -76,6 +108,15 @@ bool value_each(struct acl_compile *c, void *m, value_fn fn)
 	for (size_t i = 0; i < c->acl->nvals; i++) {
 		const struct ast_word *w = c->acl->vals[i];
 		const char *path;
+		if (is_postfix_map(w)) {
+			diag_error(c->diags, w->loc,
+				   "'%s' is a Postfix lookup table, which mxacl does not read (it would "
+				   "be one value that never matches); put the values in a file, one "
+				   "per line, and write file:PATH",
+				   w->s);
+			ok = false;
+			continue;
+		}
 		if (!is_file_value(w, &path)) {
 			struct value v = { w->s, w->len, w->loc, w->quoted };
 			ok &= fn(c, m, &v);

@@ -13,7 +13,7 @@
 
 /* What an action word accepts after it. */
 enum action_arg {
-	ARG_NONE,     /* OK, DUNNO: nothing */
+	ARG_NONE,     /* OK, DUNNO: text is dropped (Postfix ignores it) */
 	ARG_OPTIONAL, /* free text, may be absent */
 	ARG_TEXT,     /* free text, required: 4NN / 5NN */
 	ARG_FILTER,   /* transport:destination */
@@ -546,9 +546,24 @@ bool action_compile(struct arena *a, const char *type, const char *text,
 					   "PREPEND needs 'Header-Name: value'");
 		}
 	}
-	if (arg == ARG_NONE)
-		return action_fail(err, false, start, end - start,
-				   "%s takes no text", word);
+	if (arg == ARG_NONE) {
+		/*
+		 * smtpd_check.c: "OK or RELAY means YES. Ignore trailing text."
+		 * (and DUNNO "silently ignore[s] optional text"). apolicy and
+		 * postfwd configs write "OK whitelisted" as a note to the reader.
+		 * Postfix never shows it, and older versions compared the whole
+		 * reply with the word, so the text is not sent at all.
+		 */
+		out->has_text = false;
+		if (err) {
+			err->warning = xasprintf("Postfix ignores the text after %s; "
+						 "mxacl drops it and answers action=%s",
+						 word, word);
+			err->offset = start;
+			err->len = end - start;
+		}
+		return true;
+	}
 
 	if (!tpl_compile(a, text, start, end, resolve, rctx, &out->text, err))
 		return false;

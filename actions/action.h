@@ -75,9 +75,13 @@ struct action {
 	bool has_text;
 };
 
-/* Where in the action's words an error was found, for a caret. */
+/*
+ * Where in the action's words an error was found, for a caret; or, when the
+ * action compiled, a warning about something in it that is ignored.
+ */
 struct action_error {
 	const char *msg;      /* malloc'ed by action_compile; caller frees */
+	const char *warning;  /* the same, for a warning (msg is then NULL) */
 	bool in_type;         /* true: the error is in the type word */
 	size_t offset;        /* else: byte offset in text where it begins */
 	size_t len;           /* bytes to underline (at least 1) */
@@ -88,8 +92,10 @@ struct action_error {
  * "DEFER_IF_PERMIT") and its text (the rest of the line, may be NULL or
  * empty). Storage comes from arena a. Checks: the word is in the
  * vocabulary; NNN codes are 4xx or 5xx and need text; an enhanced status
- * code at the start of the text ("5.7.1") must have the code's class; OK
- * and DUNNO take no text; FILTER needs transport:destination; REDIRECT and
+ * code at the start of the text ("5.7.1") must have the code's class;
+ * text after OK or DUNNO is dropped with a warning (Postfix ignores it, and
+ * the bare word is what every Postfix version reads as that answer, so
+ * the reply is "action=OK"); FILTER needs transport:destination; REDIRECT and
  * BCC need one address; PREPEND needs "Header-Name: value"; every ${name}
  * resolves and every "${" is closed. Returns false and fills *err on error.
  *
@@ -100,8 +106,10 @@ struct action_error {
  * constant (a variable could expand to a space or a list); the PREPEND
  * header name must be constant, its value may use variables.
  *
- * err may be NULL. On success err->msg is set to NULL; on error it is a
- * malloc'ed message the caller frees, and out is unspecified. Errors in the
+ * err may be NULL. On success err->msg is set to NULL, and err->warning is
+ * NULL or a malloc'ed warning the caller frees, placed as an error in the
+ * text would be; on error err->msg is a malloc'ed message the caller frees,
+ * and out is unspecified. Errors in the
  * type word (unknown word, bad reply code, missing required text) set
  * in_type, with offset 0 and len the length of the word. resolve may be
  * NULL (then no variable exists); it is called only during this call.

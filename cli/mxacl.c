@@ -31,7 +31,7 @@
 static void usage(FILE *f)
 {
 	fputs("usage: mxacl check -c FILE [--geoip FILE]\n"
-	      "       mxacl dump -c FILE [--geoip FILE]\n"
+	      "       mxacl dump -c FILE [--geoip FILE] [--values]\n"
 	      "       mxacl test -c FILE [--geoip FILE] [--dns HOST:PORT]... [--dns-timeout MS]\n"
 	      "                  [--explain] [--now EPOCH] [REQUESTFILE...]\n"
 	      "       mxacl grey (--control PATH | --store URL) [--json] list|whitelist NET|\n"
@@ -53,6 +53,7 @@ static void usage(FILE *f)
 	      "  -c, --config FILE   the policy (default /etc/mxacl/policy.conf)\n"
 	      "  -e, --explain       print each acl evaluated and the deciding line on stderr\n"
 	      "      --now EPOCH     the clock for requests without policy_test_time\n"
+	      "      --values        dump: list each acl's values as compiled under its line\n"
 	      "      --geoip FILE    MaxMind DB for country acls (overrides set geoip)\n"
 	      "      --dns HOST:PORT DNS server for rbl/rhsbl/spf acls, repeatable (overrides\n"
 	      "                      set dns; default: /etc/resolv.conf)\n"
@@ -181,6 +182,7 @@ int main(int argc, char **argv)
 		{ "config", required_argument, NULL, 'c' },
 		{ "explain", no_argument, NULL, 'e' },
 		{ "now", required_argument, NULL, 'n' },
+		{ "values", no_argument, NULL, 'v' },
 		CLI_LOOKUP_OPTIONS,
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -188,6 +190,7 @@ int main(int argc, char **argv)
 	const char *config = "/etc/mxacl/policy.conf";
 	struct cli_lookups lk = { 0 };
 	struct test_run t = { .now = -1 };
+	unsigned dump_flags = 0;
 	int c;
 	optind = 2;
 	while ((c = getopt_long(argc, argv, "c:eh", opts, NULL)) != -1) {
@@ -197,6 +200,9 @@ int main(int argc, char **argv)
 			break;
 		case 'e':
 			t.explain = true;
+			break;
+		case 'v':
+			dump_flags |= DISASM_VALUES;
 			break;
 		case 'n': {
 			char *end;
@@ -227,13 +233,17 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	if (dump_flags && strcmp(cmd, "dump")) {
+		fprintf(stderr, "mxacl: --values is an option of dump\n");
+		return 2;
+	}
 	testhooks_register_from_env();
 	t.p = cli_load(config, &lk.load, strcmp(cmd, "check") == 0);
 	if (!t.p)
 		return 1;
 	int rc = 0;
 	if (!strcmp(cmd, "dump")) {
-		disasm_program(t.p, stdout);
+		disasm_program(t.p, stdout, dump_flags);
 	} else if (!strcmp(cmd, "test")) {
 		t.base = event_base_new();
 		t.rt = runtime_new(t.base);

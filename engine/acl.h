@@ -105,6 +105,12 @@ struct acl_type {
 	/* One line for the disassembler ("3 literals, 1 regex"). */
 	void (*describe)(const struct acl_rt *acl, struct strbuf *out);
 	/*
+	 * May be NULL. The values as compiled, for "mxacl dump --values": one
+	 * per line, each line prefix, the value, '\n', written as the policy
+	 * would write it, so "1 literal" shows which literal it is.
+	 */
+	void (*values)(const struct acl_rt *acl, const char *prefix, struct strbuf *out);
+	/*
 	 * May be NULL. Start, without waiting and without side effects, the
 	 * lookups a later eval will need (DNS queries), so that they run in
 	 * parallel with the lookups the request waits for. Called at most once

@@ -224,9 +224,36 @@ static void netset_push(struct netset *s, const struct ipaddr *first, const stru
 	VEC_PUSH(s->iv, s->n, s->cap, iv);
 }
 
+static const struct ipaddr ip_v4_first = { 0, IP_V4_MAPPED_LO };
+static const struct ipaddr ip_v4_last = { 0, IP_V4_MAPPED_LO | 0xffffffffULL };
+
+/* Fill note's flags for [first, last] written in families f1 and f2. */
+static void netset_note_span(struct net_note *note, const struct ipaddr *first,
+			     const struct ipaddr *last, int f1, int f2)
+{
+	if (!note)
+		return;
+	bool overlaps = ip_le(first, &ip_v4_last) && ip_le(&ip_v4_first, last);
+	bool inside = ip_le(&ip_v4_first, first) && ip_le(last, &ip_v4_last);
+	note->spills_into_v4 = (f1 == 6 || f2 == 6) && overlaps && !inside;
+	note->all_v4 = f1 == 4 && f2 == 4 && ip_le(first, &ip_v4_first) && ip_le(&ip_v4_last, last);
+}
+
+/* An address in its written family: "::ffff:a.b.c.d" stays IPv6 text. */
+static void ip_format_family(const struct ipaddr *a, int family, char *buf, size_t size)
+{
+	if (family == 6 && ip_is_v4(a)) {
+		char v4[INET_ADDRSTRLEN];
+		ip_format(a, v4, sizeof v4);
+		snprintf(buf, size, "::ffff:%s", v4);
+		return;
+	}
+	ip_format(a, buf, size);
+}
+
 /* Add "first-last"; both ends of the same family, first <= last. */
 static bool netset_add_range(struct netset *s, const char *text, size_t len,
-			     const char *dash, const char **err)
+			     const char *dash, const char **err, struct net_note *note)
 {
 	struct ipaddr first, last;
 	int f1, f2;
@@ -245,19 +272,29 @@ static bool netset_add_range(struct netset *s, const char *text, size_t len,
 		*err = "range starts after its end";
 		return false;
 	}
+	netset_note_span(note, &first, &last, f1, f2);
 	netset_push(s, &first, &last);
 	return true;
 }
 
-bool netset_add(struct netset *s, const char *text, size_t len, const char **err)
+bool netset_add(struct netset *s, const char *text, size_t len, const char **err,
+		struct net_note *note)
 {
 	struct ipaddr addr;
 	int family;
 	unsigned bits;
 
 	assert(!s->frozen);
+	if (note)
+		*note = (struct net_note){ 0 };
 	if (len == 0) {
 		*err = "empty network";
+		return false;
+	}
+	/* Postfix's mynetworks and postfwd take "10.0.0.0/8, 192.0.2.0/24";
+	 * without this it fails further on as a "bad netmask" */
+	if (memchr(text, ',', len)) {
+		*err = "a comma list: write each network as a value of its own, separated by blanks";
 		return false;
 	}
 	const char *slash = memchr(text, '/', len);
@@ -267,7 +304,7 @@ bool netset_add(struct netset *s, const char *text, size_t len, const char **err
 			*err = "a range cannot have a prefix length";
 			return false;
 		}
-		return netset_add_range(s, text, len, dash, err);
+		return netset_add_range(s, text, len, dash, err, note);
 	}
 	size_t alen = slash ? (size_t)(slash - text) : len;
 	if (!ip_parse_family(text, alen, &addr, &family)) {
@@ -275,6 +312,7 @@ bool netset_add(struct netset *s, const char *text, size_t len, const char **err
 		return false;
 	}
 	if (!slash) {
+		netset_note_span(note, &addr, &addr, family, family);
 		netset_push(s, &addr, &addr);
 		return true;
 	}
@@ -296,9 +334,17 @@ bool netset_add(struct netset *s, const char *text, size_t len, const char **err
 	struct ipaddr m = ip_prefix_mask(bits);
 	if ((addr.hi & ~m.hi) || (addr.lo & ~m.lo)) {
 		*err = "host bits set under the prefix";
+		if (note) {
+			/* postfwd's sample has 192.168.1.0/22: say which network that is */
+			struct ipaddr net = { addr.hi & m.hi, addr.lo & m.lo };
+			char a[INET6_ADDRSTRLEN + 8];
+			ip_format_family(&net, family, a, sizeof a);
+			snprintf(note->meant, sizeof note->meant, "%s/%.*s", a, (int)plen, p);
+		}
 		return false;
 	}
 	struct ipaddr last = { addr.hi | ~m.hi, addr.lo | ~m.lo };
+	netset_note_span(note, &addr, &last, family, family);
 	netset_push(s, &addr, &last);
 	return true;
 }
@@ -367,4 +413,28 @@ bool netset_contains(const struct netset *s, const struct ipaddr *a)
 size_t netset_intervals(const struct netset *s)
 {
 	return s->n;
+}
+
+void netset_interval_format(const struct netset *s, size_t i, char *buf, size_t size)
+{
+	const struct ipaddr *first = &s->iv[i].first, *last = &s->iv[i].last;
+	char a[INET6_ADDRSTRLEN + 8], b[INET6_ADDRSTRLEN + 8];
+	bool v4 = ip_is_v4(first) && ip_is_v4(last);
+	/* mixed ends (merged across ::ffff:0:0/96) are both written as IPv6 */
+	ip_format_family(first, v4 ? 4 : 6, a, sizeof a);
+	if (first->hi == last->hi && first->lo == last->lo) {
+		snprintf(buf, size, "%s", a);
+		return;
+	}
+	for (unsigned bits = v4 ? 96 : 0; bits <= 128; bits++) {
+		struct ipaddr m = ip_prefix_mask(bits);
+		if ((first->hi & ~m.hi) || (first->lo & ~m.lo))
+			continue;
+		if (last->hi == (first->hi | ~m.hi) && last->lo == (first->lo | ~m.lo)) {
+			snprintf(buf, size, "%s/%u", a, v4 ? bits - 96 : bits);
+			return;
+		}
+	}
+	ip_format_family(last, v4 ? 4 : 6, b, sizeof b);
+	snprintf(buf, size, "%s-%s", a, b);
 }

@@ -139,6 +139,25 @@ static void compile_acls(struct compiler *c)
 	}
 }
 
+/* Where an action_error points: the type word, or a span of the text. */
+static struct loc action_error_loc(const struct pol_action *pa, const struct action_error *err)
+{
+	struct loc loc = pa->type ? pa->type->loc : pa->loc;
+	if (!err->in_type && pa->text) {
+		/* map the offset in the text back to its source position */
+		const struct ast_word *t = pa->text;
+		size_t off = err->offset < t->len ? err->offset : t->len;
+		size_t end = off + (err->len ? err->len : 1) - 1;
+		if (end > t->len)
+			end = t->len;
+		loc = t->loc;
+		loc.line = t->map_line[off];
+		loc.col = t->map_col[off];
+		loc.len = t->map_line[end] == loc.line ? t->map_col[end] - loc.col + 1 : 1;
+	}
+	return loc;
+}
+
 static void compile_actions(struct compiler *c)
 {
 	struct program *p = c->p;
@@ -152,22 +171,13 @@ static void compile_actions(struct compiler *c)
 		const char *type = pa->type ? pa->type->s : "DUNNO";
 		const char *text = pa->text ? pa->text->s : NULL;
 		struct action_error err = { 0 };
-		if (action_compile(p->arena, type, text, var_resolve, p, &ar->act, &err))
+		if (action_compile(p->arena, type, text, var_resolve, p, &ar->act, &err)) {
+			if (err.warning)
+				diag_warning(c->d, action_error_loc(pa, &err), "%s", err.warning);
+			free((char *)err.warning);
 			continue;
-		struct loc loc = pa->type ? pa->type->loc : pa->loc;
-		if (!err.in_type && pa->text) {
-			/* map the offset in the text back to its source position */
-			const struct ast_word *t = pa->text;
-			size_t off = err.offset < t->len ? err.offset : t->len;
-			size_t end = off + (err.len ? err.len : 1) - 1;
-			if (end > t->len)
-				end = t->len;
-			loc = t->loc;
-			loc.line = t->map_line[off];
-			loc.col = t->map_col[off];
-			loc.len = t->map_line[end] == loc.line ? t->map_col[end] - loc.col + 1 : 1;
 		}
-		diag_error(c->d, loc, "%s", err.msg ? err.msg : "bad action");
+		diag_error(c->d, action_error_loc(pa, &err), "%s", err.msg ? err.msg : "bad action");
 		free((char *)err.msg);
 	}
 }

@@ -36,7 +36,7 @@ static void source_text(const struct program *p, const struct loc *l, struct str
 	sb_add(out, q, (size_t)(e - q));
 }
 
-void disasm_program(const struct program *p, FILE *f)
+void disasm_program(const struct program *p, FILE *f, unsigned flags)
 {
 	struct strbuf b;
 	sb_init(&b);
@@ -55,6 +55,9 @@ void disasm_program(const struct program *p, FILE *f)
 			sb_adds(&b, a->tempfail == TEMPFAIL_MATCH ? "; tempfail=match"
 								  : "; tempfail=default");
 		sb_printf(&b, "  (%s:%d)\n", a->loc.file, a->loc.line);
+		/* "1 literal" hides "@a.example,@b.example": show which */
+		if ((flags & DISASM_VALUES) && a->type->values)
+			a->type->values(a, ";          ", &b);
 	}
 	sb_adds(&b, "; actions\n");
 	for (uint32_t i = 0; i < p->nactions; i++) {

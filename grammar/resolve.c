@@ -161,6 +161,16 @@ static void resolve_action(struct policy *p, const struct ast_stmt *s, struct di
 		diag_error(d, s->w[2].loc, "unexpected word after the action type");
 }
 
+/* The names defined so far, acls then actions, for suggest_word. */
+static const char *defined_name_at(size_t i, void *ctx)
+{
+	const struct policy *p = ctx;
+	if (i < p->nacls)
+		return p->acls[i].name;
+	i -= p->nacls;
+	return i < p->nactions ? p->actions[i].name : NULL;
+}
+
 /* One word of an access line: "[!]NAME". */
 static void resolve_access(struct policy *p, const struct ast_stmt *s, struct diags *d,
 			   struct arena *a)
@@ -179,8 +189,15 @@ static void resolve_access(struct policy *p, const struct ast_stmt *s, struct di
 		enum ast_kind kind;
 		int i = policy_lookup(p, name, &kind);
 		if (i < 0) {
-			diag_error(d, w->loc, "'%s' is not defined (names must be defined before use)",
-				   name);
+			/* one or two letters are as close to any other short name */
+			size_t n = strlen(name);
+			const char *hint = n >= 3 ? suggest_word(name, n, defined_name_at, p) : NULL;
+			if (hint)
+				diag_error(d, w->loc, "'%s' is not defined; did you mean '%s'?", name,
+					   hint);
+			else
+				diag_error(d, w->loc,
+					   "'%s' is not defined (names must be defined before use)", name);
 			ok = false;
 			continue;
 		}
@@ -204,8 +221,18 @@ static void resolve_access(struct policy *p, const struct ast_stmt *s, struct di
 		p->acls[i].used = true;
 		r.terms[r.nterms++] = (struct pol_term){ .acl = i, .neg = neg, .loc = w->loc };
 	}
-	if (!r.explicit_action)
+	if (!r.explicit_action) {
 		p->actions[POLICY_DEFAULT_ACTION].used = true;
+		/*
+		 * Usually an action forgotten or misspelt as an acl; a line that
+		 * answers DUNNO looks as if it does nothing (postfwd: "contains no
+		 * action"). Naming 'default' says it is meant.
+		 */
+		if (ok && r.nterms > 0)
+			diag_warning(d, s->w[s->nw - 1].loc,
+				     "access line names no action, so it answers 'default' when it "
+				     "matches; end it with an action, or with 'default' if that is meant");
+	}
 	if (ok)
 		VEC_PUSH(p->rules, p->nrules, p->caprules, r);
 }

@@ -5,6 +5,7 @@
 
     tests/golden/dump/NAME.conf        `mxacl dump -c NAME.conf`
     tests/golden/dump/NAME.expected    its stdout
+    tests/golden/dump/values_NAME.conf `mxacl dump --values -c values_NAME.conf`
 
     tests/golden/transcript/NAME.conf      `mxacl test -c NAME.conf NAME.requests`
     tests/golden/transcript/NAME.requests  requests (name=value lines, an empty
@@ -75,7 +76,8 @@ def golden_output(kind, name):
         p = run_mxacl(["check", "-c", conf], cwd)
         return p.stderr + "exit %d\n" % p.returncode, None
     if kind == "dump":
-        p = run_mxacl(["dump", "-c", conf], cwd)
+        flags = ["--values"] if name.startswith("values_") else []
+        p = run_mxacl(["dump"] + flags + ["-c", conf], cwd)
     else:
         p = run_mxacl(["test", "-c", conf, "--now", str(NOW), name + ".requests"], cwd)
     problem = None

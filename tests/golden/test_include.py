@@ -31,10 +31,10 @@ class Include(unittest.TestCase):
         read once (before: n^n reads, over a minute and 300 MB for nine),
         and each glob match that closes a cycle is a warning."""
         n = 9
-        self.write("policy.conf", "include conf.d/*.conf\naccess catch_all\n")
+        self.write("policy.conf", "include conf.d/*.conf\naccess catch_all default\n")
         for i in range(1, n + 1):
             self.write("conf.d/f%d.conf" % i,
-                       "include *.conf\nacl a%d sender a%d@example.com\naccess a%d\n"
+                       "include *.conf\nacl a%d sender a%d@example.com\naccess a%d default\n"
                        % (i, i, i))
         self.write("conf.d/z.inc", "acl catch_all client_address 0.0.0.0/0\n")
         self.write("conf.d/zz.conf", "include z.inc\n")
@@ -95,7 +95,7 @@ class Include(unittest.TestCase):
     def test_glob_in_missing_absolute_directory(self):
         """The report's `include /nonexistent/*.conf` was accepted silently."""
         missing = os.path.join(self.dir, "nonexistent")
-        self.write("policy.conf", "include %s/*.conf\nacl a sender a@x\naccess a\n" % missing)
+        self.write("policy.conf", "include %s/*.conf\nacl a sender a@x\naccess a default\n" % missing)
         p = run_mxacl(["check", "-c", "policy.conf"], self.dir)
         self.assertEqual(p.returncode, 1, p.stderr)
         self.assertIn("policy.conf:1:9: error: cannot read the files of '%s/*.conf': '%s': "

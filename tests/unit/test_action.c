@@ -216,10 +216,6 @@ static const struct error_case error_cases[] = {
 	{ "450", " 5.7.1 x", "enhanced status code 5.7.1 does not match reply code 450", false, 1, 5 },
 	{ "550", "2.0.0", "enhanced status code 2.0.0 does not match reply code 550", false, 0, 5 },
 	{ "421", "5.1.10 x", "enhanced status code 5.1.10 does not match reply code 421", false, 0, 6 },
-	/* OK and DUNNO take nothing */
-	{ "OK", "fine", "OK takes no text", false, 0, 4 },
-	{ "ok", "  fine by me ", "OK takes no text", false, 2, 10 },
-	{ "dunno", "  x ", "DUNNO takes no text", false, 2, 1 },
 	/* FILTER */
 	{ "FILTER", NULL, "FILTER needs transport:destination", true, 0, 6 },
 	{ "filter", " ", "FILTER needs transport:destination", true, 0, 6 },
@@ -262,7 +258,6 @@ static const struct error_case error_cases[] = {
 	{ "REJECT", "${a-b}", "bad character '-' in variable name", false, 3, 1 },
 	{ "REJECT", "${}", "empty variable name", false, 0, 3 },
 	{ "PREPEND", "X-Foo: ${nosuch}", "unknown variable 'nosuch'", false, 9, 6 },
-	{ "OK", "${sender}", "OK takes no text", false, 0, 9 },
 };
 
 START_TEST(test_compile_error)
@@ -289,6 +284,58 @@ START_TEST(test_compile_error)
 	/* The same error without an error record must not crash or leak. */
 	ck_assert(!action_compile(a, c->type, c->text, resolve, NULL, &act, NULL));
 	free((char *)err.msg);
+	arena_free(a);
+}
+END_TEST
+
+/*
+ * Text after OK or DUNNO: Postfix ignores it (smtpd_check.c), so it
+ * compiles, with a warning at the text, and the reply is the bare word.
+ */
+static const struct ignored_case {
+	const char *type, *text, *warning;
+	size_t offset, len;
+	const char *reply;
+} ignored_cases[] = {
+	{ "OK", "whitelisted", "Postfix ignores the text after OK; mxacl drops it and answers action=OK",
+	  0, 11, "action=OK\n\n" },
+	{ "ok", "  fine by me ", "Postfix ignores the text after OK; mxacl drops it and answers action=OK",
+	  2, 10, "action=OK\n\n" },
+	{ "dunno", "  x ", "Postfix ignores the text after DUNNO; mxacl drops it and answers action=DUNNO",
+	  2, 1, "action=DUNNO\n\n" },
+	/* dropped whole: not even a variable is looked at */
+	{ "OK", "${nosuch}", "Postfix ignores the text after OK; mxacl drops it and answers action=OK",
+	  0, 9, "action=OK\n\n" },
+};
+
+START_TEST(test_compile_ignored_text)
+{
+	const struct ignored_case *c = &ignored_cases[_i];
+	struct arena *a = arena_new(0);
+	struct action act;
+	struct action_error err;
+
+	ck_assert_msg(action_compile(a, c->type, c->text, resolve, NULL, &act, &err),
+		      "%s '%s': got error '%s', want success", c->type, c->text, err.msg);
+	ck_assert_msg(err.msg == NULL && err.warning && strcmp(err.warning, c->warning) == 0,
+		      "%s '%s': got warning '%s', want '%s'", c->type, c->text, err.warning,
+		      c->warning);
+	ck_assert_msg(!err.in_type && err.offset == c->offset && err.len == c->len,
+		      "%s '%s': got in_type=%d offset=%zu len=%zu, want 0/%zu/%zu", c->type,
+		      c->text, err.in_type, err.offset, err.len, c->offset, c->len);
+	ck_assert(!act.has_text);
+	struct strbuf out;
+	sb_init(&out);
+	action_reply(&act, NULL, NULL, &out);
+	ck_assert_msg(strcmp(out.s, c->reply) == 0, "%s '%s': got reply '%s', want '%s'",
+		      c->type, c->text, esc(0, out.s, out.len), esc(1, c->reply, strlen(c->reply)));
+	sb_free(&out);
+	free((char *)err.warning);
+	/* without an error record: the same success, nothing to leak */
+	ck_assert(action_compile(a, c->type, c->text, resolve, NULL, &act, NULL));
+	/* a clean action leaves no warning behind */
+	ck_assert(action_compile(a, c->type, NULL, resolve, NULL, &act, &err));
+	ck_assert(err.warning == NULL);
 	arena_free(a);
 }
 END_TEST
@@ -686,6 +733,7 @@ Suite *action_suite(void)
 	TCase *tc = tcase_create("compile");
 	tcase_add_loop_test(tc, test_compile_valid, 0, (int)ARRAY_LEN(valid_cases));
 	tcase_add_loop_test(tc, test_compile_error, 0, (int)ARRAY_LEN(error_cases));
+	tcase_add_loop_test(tc, test_compile_ignored_text, 0, (int)ARRAY_LEN(ignored_cases));
 	tcase_add_test(tc, test_compile_resolver);
 	tcase_add_test(tc, test_compile_segments);
 	tcase_add_test(tc, test_compile_length);

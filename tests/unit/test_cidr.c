@@ -148,6 +148,13 @@ static const struct {
 	{ "10.0.0.1-10.0.0.2-10.0.0.3", "bad address in range" },
 	{ "10.0.0.0/8-10.0.0.9", "a range cannot have a prefix length" },
 	{ "10.0.0.0/-8", "a range cannot have a prefix length" },
+	/* a comma list, not the "bad netmask" the part after '/' would give */
+	{ "192.168.1.0/24,172.16.254.23", "a comma list: write each network as a value of its own, "
+					  "separated by blanks" },
+	{ "10.0.0.1,10.0.0.2", "a comma list: write each network as a value of its own, "
+			       "separated by blanks" },
+	{ "2001:db8::/32,2001:db8:1::/48", "a comma list: write each network as a value of its "
+					   "own, separated by blanks" },
 };
 
 START_TEST(test_netset_add_errors)
@@ -156,7 +163,7 @@ START_TEST(test_netset_add_errors)
 	const char *err = NULL;
 	const char *in = add_errors[_i].in;
 
-	bool ok = netset_add(s, in, strlen(in), &err);
+	bool ok = netset_add(s, in, strlen(in), &err, NULL);
 	ck_assert_msg(!ok, "netset_add(\"%s\"): got success, want error \"%s\"", in,
 		      add_errors[_i].want_err);
 	ck_assert_msg(err && strcmp(err, add_errors[_i].want_err) == 0,
@@ -172,7 +179,7 @@ static struct netset *build_set(const char *const *nets)
 	struct netset *s = netset_new();
 	for (; *nets; nets++) {
 		const char *err = NULL;
-		ck_assert_msg(netset_add(s, *nets, strlen(*nets), &err),
+		ck_assert_msg(netset_add(s, *nets, strlen(*nets), &err, NULL),
 			      "netset_add(\"%s\"): got error \"%s\", want success", *nets, err);
 	}
 	netset_freeze(s);
@@ -434,7 +441,7 @@ START_TEST(test_netset_random)
 	for (size_t i = 0; i < RANDOM_NETS; i++) {
 		const char *err = NULL;
 		random_net(text, sizeof text, &spans[i]);
-		ck_assert_msg(netset_add(s, text, strlen(text), &err),
+		ck_assert_msg(netset_add(s, text, strlen(text), &err, NULL),
 			      "netset_add(\"%s\"): got error \"%s\", want success", text, err);
 	}
 	netset_freeze(s);
@@ -462,6 +469,94 @@ START_TEST(test_netset_random)
 }
 END_TEST
 
+/* netset_add's note: the network meant, and IPv6 networks that hold IPv4. */
+static const struct {
+	const char *in;
+	bool ok;
+	const char *meant;
+	bool spills, all_v4;
+} note_cases[] = {
+	/* postfwd's shipped sample: 192.168.1.0/22 */
+	{ "192.168.1.0/22", false, "192.168.0.0/22", false, false },
+	{ "192.0.2.1/24", false, "192.0.2.0/24", false, false },
+	{ "10.1.2.3/255.255.0.0", false, "10.1.0.0/255.255.0.0", false, false },
+	{ "2001:db8::1/32", false, "2001:db8::/32", false, false },
+	{ "2001:db8:1:2::/30", false, "2001:db8::/30", false, false },
+	{ "::ffff:192.168.1.0/118", false, "::ffff:192.168.0.0/118", false, false },
+	{ "10.0.0.0/33", false, "", false, false },
+	{ "foo", false, "", false, false },
+	/* the IPv4-mapped space, ::ffff:0:0/96 */
+	{ "::/0", true, "", true, false },
+	{ "::/80", true, "", true, false },
+	{ "::ff00:0:0/88", true, "", true, false },
+	{ "::-::1:0:0:0", true, "", true, false },
+	{ "::ffff:0:0/96", true, "", false, false },          /* inside: meant */
+	{ "::ffff:10.0.0.0/104", true, "", false, false },
+	{ "::/81", true, "", false, false },                  /* ::/81 stops at ::7fff:... */
+	{ "::1", true, "", false, false },
+	{ "2000::/3", true, "", false, false },
+	{ "0.0.0.0/0", true, "", false, true },
+	{ "0.0.0.0-255.255.255.255", true, "", false, true },
+	{ "0.0.0.0/1", true, "", false, false },
+	{ "10.0.0.0/8", true, "", false, false },
+};
+
+START_TEST(test_netset_note)
+{
+	struct netset *s = netset_new();
+	const char *err = NULL, *in = note_cases[_i].in;
+	struct net_note note;
+	memset(&note, 0x55, sizeof note);     /* netset_add must set every field */
+
+	bool ok = netset_add(s, in, strlen(in), &err, &note);
+	ck_assert_msg(ok == note_cases[_i].ok, "netset_add(\"%s\"): got %d (%s), want %d", in, ok,
+		      ok ? "" : err, note_cases[_i].ok);
+	ck_assert_msg(strcmp(note.meant, note_cases[_i].meant) == 0,
+		      "netset_add(\"%s\"): got meant \"%s\", want \"%s\"", in, note.meant,
+		      note_cases[_i].meant);
+	if (ok)
+		ck_assert_msg(note.spills_into_v4 == note_cases[_i].spills &&
+				      note.all_v4 == note_cases[_i].all_v4,
+			      "netset_add(\"%s\"): got spills=%d all_v4=%d, want %d %d", in,
+			      note.spills_into_v4, note.all_v4, note_cases[_i].spills,
+			      note_cases[_i].all_v4);
+	netset_free(s);
+}
+END_TEST
+
+/* netset_interval_format: what dump --values shows for a merged set. */
+START_TEST(test_netset_interval_format)
+{
+	static const char *const nets[] = {
+		"192.168.0.0/23", "192.168.2.0/23",    /* merge into one /22 */
+		"10.0.0.1-10.0.0.9", "198.51.100.7", "0.0.0.0/1",
+		"2001:db8::/32", "fe80::1-fe80::ff", "64:ff9b::/96",
+		NULL,
+	};
+	static const char *const want[] = {
+		"0.0.0.0/1", "192.168.0.0/22", "198.51.100.7", "64:ff9b::/96", "2001:db8::/32",
+		"fe80::1-fe80::ff",
+	};
+	struct netset *s = build_set(nets);
+	ck_assert_msg(netset_intervals(s) == ARRAY_LEN(want), "got %zu intervals, want %zu",
+		      netset_intervals(s), ARRAY_LEN(want));
+	for (size_t i = 0; i < ARRAY_LEN(want); i++) {
+		char buf[NET_TEXT_MAX];
+		netset_interval_format(s, i, buf, sizeof buf);
+		ck_assert_msg(strcmp(buf, want[i]) == 0, "interval %zu: got \"%s\", want \"%s\"", i,
+			      buf, want[i]);
+	}
+	netset_free(s);
+	/* merged across the end of ::ffff:0:0/96: both ends as IPv6 */
+	static const char *const across[] = { "255.255.255.0/24", "::1:0:0:0-::1:0:0:5", NULL };
+	s = build_set(across);
+	char buf[NET_TEXT_MAX];
+	netset_interval_format(s, 0, buf, sizeof buf);
+	ck_assert_msg(strcmp(buf, "::ffff:255.255.255.0-::1:0:0:5") == 0, "got \"%s\"", buf);
+	netset_free(s);
+}
+END_TEST
+
 Suite *cidr_suite(void)
 {
 	Suite *s = suite_create("cidr");
@@ -476,6 +571,8 @@ Suite *cidr_suite(void)
 	tcase_add_test(tc, test_netset_members);
 	tcase_add_loop_test(tc, test_netset_merge, 0, ARRAY_LEN(merge_cases));
 	tcase_add_test(tc, test_netset_empty_and_null);
+	tcase_add_loop_test(tc, test_netset_note, 0, ARRAY_LEN(note_cases));
+	tcase_add_test(tc, test_netset_interval_format);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("random");
