@@ -118,7 +118,7 @@ class TestRfc7208Suite(unittest.TestCase):
         print("\nRFC 7208 suite: %d/%d" % (score, len(results)), file=sys.stderr)
         for tid in sorted(failed):
             want, _, res, received = failed[tid]
-            print("  %s: want %s, got %s%s" % (tid, "|".join(want), res,
+            print("  %s: want %s, got %s (%s)%s" % (tid, "|".join(want), res, received,
                   "" if tid not in KNOWN_FAILURES else " (known: %s)" % KNOWN_FAILURES[tid]),
                   file=sys.stderr)
         self.assertEqual(len(results), 203)
