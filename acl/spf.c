@@ -259,7 +259,21 @@ static char *layer_string(struct spf_call *c, enum dns_type type, const char *st
 {
 	if (type == DNS_T_MX && any)
 		return xasprintf("%s%s", str, SPF_RECORD_ANY);
-	if (type != DNS_T_TXT || !spf_record_is_spf(str))
+	if (type == DNS_T_TXT && !spf_record_is_spf(str)) {
+		/* an exp= text: libspf2 1.2.10 expands it term by term and
+		 * garbles it at each space ('%', macros after it left as they
+		 * are); "%_" is RFC 7208's macro for a space */
+		struct strbuf sb;
+		sb_init(&sb);
+		sb_adds(&sb, "");
+		for (const char *p = str; *p; p++)
+			if (*p == ' ')
+				sb_adds(&sb, "%_");
+			else
+				sb_addc(&sb, *p);
+		return sb.s;
+	}
+	if (type != DNS_T_TXT)
 		return xstrdup(str);
 	size_t nmech, nmod;
 	const char *why;
