@@ -40,6 +40,7 @@
 #include <spf2/spf.h>
 #include <spf2/spf_dns.h>
 
+#include "acl/spf_record.h"
 #include "backends/dns.h"
 #include "backends/runtime.h"
 #include "engine/acl.h"
@@ -54,6 +55,17 @@
  * goes on notes at least one new name, so runs are bounded too. */
 #define SPF_MAX_LOOKUPS 128
 #define SPF_MAX_MISSES 8        /* names noted in one pass */
+
+/* RFC 7208 4.6.4, enforced here (libspf2 counts terms per record and not
+ * void lookups, and checks the first 10 MX hosts before their number):
+ * terms that look up DNS, lookups that find nothing, MX hosts per mx. */
+#define SPF_MAX_TERMS 10
+#define SPF_MAX_VOIDS 2
+#define SPF_MAX_MX 10
+
+/* libspf2's default explanation, set to a text no exp= gives, so an
+ * explanation that is not this came from the record's exp= (RFC 7208 6.2). */
+#define SPF_NO_EXP "mxacl-no-exp"
 
 /* The results an acl may name, indexed by SPF_result_t. */
 static const char *const result_names[] = {
@@ -147,6 +159,14 @@ struct spf_call {
 	} miss[SPF_MAX_MISSES];
 	size_t nmiss;
 	bool overflow;           /* a pass needed more than the bounds allow */
+	/* the layer around libspf2 (acl/spf_record.h), per pass */
+	bool ipv6;               /* the client as libspf2 sees it (IPv4-mapped: IPv4) */
+	uint8_t addr[16];        /* its address: the answer to an "any" lookup */
+	const char *perm;        /* why the pass is a permerror, or NULL */
+	int terms, voids;        /* RFC 7208 4.6.4's counts */
+	int expect;              /* the kind of term whose lookup comes next, or -1 */
+	SPF_request_t *req;      /* the pass's request, for compiling records */
+	char permbuf[96];
 	size_t outstanding;      /* lookups not yet answered (+1 while starting) */
 	bool running;
 	SPF_result_t result;
@@ -155,6 +175,8 @@ struct spf_call {
 
 static SPF_server_t *spf_server;
 static struct spf_call *spf_current;     /* the call libspf2 is running for */
+
+static SPF_server_t *server_get(void);
 
 static enum dns_type dns_type_of(ns_type t, bool *ok)
 {
@@ -184,8 +206,94 @@ static struct spf_slot *slot_find(struct spf_call *c, const char *name, enum dns
 	return NULL;
 }
 
+/* The layer has found the evaluation a permerror (a syntax error, a limit
+ * of RFC 7208 4.6.4): TRY_AGAIN stops libspf2 at this lookup, and the pass
+ * takes c->perm as its verdict. */
+static SPF_dns_rr_t *layer_stop(struct spf_call *c, SPF_dns_server_t *server, const char *domain,
+				ns_type t, const char *why)
+{
+	if (!c->perm)
+		c->perm = why;
+	return SPF_dns_rr_new_init(server, domain, t, 0, TRY_AGAIN);
+}
+
+/* Whether a lookup of type is the one a term of kind makes itself. */
+static bool term_lookup(int kind, enum dns_type type)
+{
+	switch (kind) {
+	case SPF_RECORD_A:
+		return type == DNS_T_A || type == DNS_T_AAAA;
+	case SPF_RECORD_EXISTS:
+		return type == DNS_T_A;
+	case SPF_RECORD_MX:
+		return type == DNS_T_MX;
+	case SPF_RECORD_PTR:
+		return type == DNS_T_PTR;
+	default:
+		return type == DNS_T_TXT;         /* include, redirect */
+	}
+}
+
+/* Whether libspf2 keeps every term of text (a record of nmech mechanisms
+ * and nmod modifiers): its compiled form has a fixed buffer, and terms
+ * past it are dropped without a word. A record libspf2 cannot compile at
+ * all is its own permerror: true. */
+static bool libspf2_keeps_all(struct spf_call *c, const char *text, size_t nmech, size_t nmod)
+{
+	SPF_response_t *resp = SPF_response_new(c->req);
+	SPF_record_t *rec = NULL;
+	if (!resp)
+		fatal_abort("libspf2: out of memory");
+	bool ok = SPF_record_compile(server_get(), resp, &rec, text) != SPF_E_SUCCESS || !rec ||
+		  (size_t)rec->num_mech + rec->num_mod == nmech + nmod;  /* redirect= is a
+										  * mechanism in libspf2 */
+	SPF_record_free(rec);
+	SPF_response_free(resp);
+	return ok;
+}
+
+/* One answer string as libspf2 gets it: an SPF record rewritten by
+ * spf_record_rewrite(), a name of an "any" lookup with its suffix back,
+ * anything else as it came. NULL after layer_stop's reason is set. */
+static char *layer_string(struct spf_call *c, enum dns_type type, const char *str, bool any)
+{
+	if (type == DNS_T_MX && any)
+		return xasprintf("%s%s", str, SPF_RECORD_ANY);
+	if (type == DNS_T_TXT && !spf_record_is_spf(str)) {
+		/* an exp= text: libspf2 1.2.10 expands it term by term and
+		 * garbles it at each space ('%', macros after it left as they
+		 * are); "%_" is RFC 7208's macro for a space */
+		struct strbuf sb;
+		sb_init(&sb);
+		sb_adds(&sb, "");
+		for (const char *p = str; *p; p++)
+			if (*p == ' ')
+				sb_adds(&sb, "%_");
+			else
+				sb_addc(&sb, *p);
+		return sb.s;
+	}
+	if (type != DNS_T_TXT)
+		return xstrdup(str);
+	size_t nmech, nmod;
+	const char *why;
+	char *rec = spf_record_rewrite(str, c->ipv6, &nmech, &nmod, &why);
+	if (!rec) {
+		snprintf(c->permbuf, sizeof c->permbuf, "syntax error in SPF record: %s", why);
+		c->perm = c->permbuf;
+	} else if (!libspf2_keeps_all(c, rec, nmech, nmod)) {
+		c->perm = "SPF record too large for libspf2";
+		free(rec);
+		rec = NULL;
+	}
+	return rec;
+}
+
 /* libspf2's lookup: an answer this call has, or TRY_AGAIN after noting the
- * name. Never NULL (libspf2 treats NULL as a fatal error). */
+ * name. Never NULL (libspf2 treats NULL as a fatal error). The layer of
+ * acl/spf_record.h lives here: probes are counted and answered "no such
+ * name", "any" names are answered from the real name's answer, SPF records
+ * are checked and rewritten. */
 static SPF_dns_rr_t *layer_lookup(SPF_dns_server_t *server, const char *domain, ns_type t,
 				  int should_cache)
 {
@@ -195,37 +303,74 @@ static SPF_dns_rr_t *layer_lookup(SPF_dns_server_t *server, const char *domain, 
 	enum dns_type type = dns_type_of(t, &known);
 	if (!known || !c)
 		return SPF_dns_rr_new_init(server, domain, t, 0, NO_DATA);
-	const struct spf_slot *s = slot_find(c, domain, type);
+	if (c->perm)
+		return layer_stop(c, server, domain, t, c->perm);
+	enum spf_record_kind kind;
+	if (type == DNS_T_A && spf_record_probe(domain, &kind)) {
+		if (++c->terms > SPF_MAX_TERMS)
+			return layer_stop(c, server, domain, t,
+					  "more than 10 DNS-querying terms (RFC 7208 4.6.4)");
+		c->expect = (int)kind;
+		return SPF_dns_rr_new_init(server, domain, t, 0, HOST_NOT_FOUND);
+	}
+	size_t anylen = spf_record_any(domain);
+	bool any = anylen && (type == DNS_T_A || type == DNS_T_AAAA || type == DNS_T_MX);
+	char *real = any ? xstrndup(domain, anylen) : NULL;
+	const char *name = any ? real : domain;
+	const struct spf_slot *s = slot_find(c, name, type);
 	if (!s) {
 		bool noted = false;
 		for (size_t i = 0; i < c->nmiss && !noted; i++)
-			noted = c->miss[i].type == type && !strcasecmp(c->miss[i].name, domain);
+			noted = c->miss[i].type == type && !strcasecmp(c->miss[i].name, name);
 		/* A full miss list is no overflow: a later pass notes the name
 		 * once these are in (%{p} asks for the A records of up to 10
 		 * PTR names in one run). */
 		if (!noted && c->nslots + c->nmiss >= SPF_MAX_LOOKUPS) {
 			c->overflow = true;
 		} else if (!noted && c->nmiss < SPF_MAX_MISSES) {
-			c->miss[c->nmiss].name = xstrdup(domain);
+			c->miss[c->nmiss].name = xstrdup(name);
 			c->miss[c->nmiss++].type = type;
 		}
+		free(real);
 		return SPF_dns_rr_new_init(server, domain, t, 0, TRY_AGAIN);
+	}
+	free(real);
+	if (c->expect >= 0 && term_lookup(c->expect, type)) {
+		c->expect = -1;
+		if ((s->herrno == HOST_NOT_FOUND || s->herrno == NO_DATA) && ++c->voids > SPF_MAX_VOIDS)
+			return layer_stop(c, server, domain, t,
+					  "more than 2 void lookups (RFC 7208 4.6.4)");
+		if (type == DNS_T_MX && s->n > SPF_MAX_MX)
+			return layer_stop(c, server, domain, t,
+					  "more than 10 MX hosts (RFC 7208 4.6.4)");
 	}
 	SPF_dns_rr_t *rr = SPF_dns_rr_new_init(server, domain, t, (int)s->ttl, s->herrno);
 	if (!rr)
 		fatal_abort("libspf2: out of memory");
-	for (size_t i = 0; i < s->n; i++) {
-		size_t len = type == DNS_T_A ? sizeof(struct in_addr)
+	/* "any": the client's own address when the real name has one */
+	size_t n = any && (type == DNS_T_A || type == DNS_T_AAAA) && s->n ? 1 : s->n;
+	for (size_t i = 0; i < n; i++) {
+		char *str = NULL;
+		size_t len = type == DNS_T_A      ? sizeof(struct in_addr)
 			     : type == DNS_T_AAAA ? sizeof(struct in6_addr)
-						 : strlen(s->str[i]) + 1;
+						 : 0;
+		if (!len) {
+			str = layer_string(c, type, s->str[i], any);
+			if (!str) {
+				SPF_dns_rr_free(rr);
+				return layer_stop(c, server, domain, t, c->perm);
+			}
+			len = strlen(str) + 1;
+		}
 		if (SPF_dns_rr_buf_realloc(rr, (int)i, len) != SPF_E_SUCCESS)
 			fatal_abort("libspf2: out of memory");
-		if (type == DNS_T_A || type == DNS_T_AAAA)
-			memcpy(rr->rr[i], s->addr[i], len);
+		if (str)
+			memcpy(rr->rr[i], str, len);   /* txt, mx and ptr share it */
 		else
-			memcpy(rr->rr[i], s->str[i], len);   /* txt, mx and ptr share it */
+			memcpy(rr->rr[i], any ? c->addr : s->addr[i], len);
+		free(str);
 	}
-	rr->num_rr = (int)s->n;
+	rr->num_rr = (int)n;
 	return rr;
 }
 
@@ -263,6 +408,13 @@ static SPF_server_t *server_get(void)
 		spf_server = SPF_server_new_dns(&layer, 0);
 		if (!spf_server)
 			fatal_abort("libspf2: cannot make an SPF server");
+		/* the layer counts terms across include: (SPF_MAX_TERMS); the
+		 * probes it inserts must not trip libspf2's per-record count */
+		SPF_server_set_max_dns_mech(spf_server, 1000);
+		SPF_response_t *resp = NULL;
+		if (SPF_server_set_explanation(spf_server, SPF_NO_EXP, &resp) != SPF_E_SUCCESS)
+			fatal_abort("libspf2: cannot set the default explanation");
+		SPF_response_free(resp);
 	}
 	return spf_server;
 }
@@ -290,16 +442,33 @@ static void call_free(struct spf_call *c)
 	free(c);
 }
 
-/* ${spf_received}: libspf2's header value, or ours when it has none. */
-static void set_received(struct spf_call *c, const char *rec)
+/* ${spf_received}: libspf2's header value, or ours when it has none or
+ * there is a comment to give: the reason of the layer's permerror, or a
+ * fail's explanation from exp= (RFC 7208 6.2, 9.1), as a header comment:
+ * parentheses and backslashes quoted, bytes outside printable ASCII '?'
+ * (the text is the sender domain's). */
+static void set_received(struct spf_call *c, const char *rec, const char *comment)
 {
 	free(c->received);
-	if (rec)
+	if (rec && !comment) {
 		c->received = xstrdup(rec);
-	else
-		c->received = xasprintf("%s client-ip=%s; envelope-from=%s%s; helo=%s;",
-					result_names[c->result], c->ip, c->sender[0] ? "" : "postmaster@",
-					c->sender[0] ? c->sender : c->helo, c->helo);
+		return;
+	}
+	struct strbuf sb;
+	sb_init(&sb);
+	sb_adds(&sb, result_names[c->result]);
+	if (comment) {
+		sb_adds(&sb, " (");
+		for (const char *p = comment; *p; p++) {
+			if (*p == '(' || *p == ')' || *p == '\\')
+				sb_addc(&sb, '\\');
+			sb_addc(&sb, *p >= 0x20 && *p < 0x7f ? *p : '?');
+		}
+		sb_addc(&sb, ')');
+	}
+	sb_printf(&sb, " client-ip=%s; envelope-from=%s%s; helo=%s;", c->ip,
+		  c->sender[0] ? "" : "postmaster@", c->sender[0] ? c->sender : c->helo, c->helo);
+	c->received = sb.s;
 }
 
 /* One run of libspf2 over the answers so far; notes what it missed. */
@@ -307,17 +476,39 @@ static void spf_pass(struct spf_call *c)
 {
 	c->nmiss = 0;
 	c->overflow = false;
+	c->perm = NULL;
+	c->terms = c->voids = 0;
+	c->expect = -1;
 	SPF_request_t *req = SPF_request_new(server_get());
 	SPF_response_t *resp = NULL;
 	if (!req)
 		fatal_abort("libspf2: out of memory");
-	SPF_errcode_t e = strchr(c->ip, ':') ? SPF_request_set_ipv6_str(req, c->ip)
-					      : SPF_request_set_ipv4_str(req, c->ip);
+	/* An IPv4-mapped IPv6 address is the IPv4 client it maps (RFC 7208
+	 * 5: "ip4" and "a" match it), which libspf2 would check as IPv6. */
+	struct in6_addr a6;
+	struct in_addr a4;
+	SPF_errcode_t e = SPF_E_INVALID_IP4;
+	if (inet_pton(AF_INET6, c->ip, &a6) == 1) {
+		c->ipv6 = !IN6_IS_ADDR_V4MAPPED(&a6);
+		if (c->ipv6) {
+			memcpy(c->addr, &a6, 16);
+			e = SPF_request_set_ipv6(req, a6);
+		} else {
+			memcpy(&a4, &a6.s6_addr[12], 4);
+			memcpy(c->addr, &a4, 4);
+			e = SPF_request_set_ipv4(req, a4);
+		}
+	} else if (inet_pton(AF_INET, c->ip, &a4) == 1) {
+		c->ipv6 = false;
+		memcpy(c->addr, &a4, 4);
+		e = SPF_request_set_ipv4(req, a4);
+	}
 	if (e != SPF_E_SUCCESS) {        /* not an address: nothing to check */
 		c->result = SPF_RESULT_NONE;
 		SPF_request_free(req);
 		return;
 	}
+	c->req = req;
 	/* HELO first: with the null sender libspf2 then checks postmaster@HELO */
 	if (c->helo[0])
 		SPF_request_set_helo_dom(req, c->helo);
@@ -325,13 +516,27 @@ static void spf_pass(struct spf_call *c)
 	spf_current = c;
 	SPF_errcode_t err = SPF_request_query_mailfrom(req, &resp);
 	spf_current = NULL;
+	c->req = NULL;
 	c->result = resp ? SPF_response_result(resp) : SPF_RESULT_TEMPERROR;
 	/* No result, only an error code: a record that does not compile, or a
 	 * lookup of the domain's own TXT that failed (TRY_AGAIN), which
 	 * SPF_server_get_record reports as SPF_E_DNS_ERROR without a result. */
 	if (c->result <= SPF_RESULT_INVALID || c->result >= NRESULTS)
 		c->result = err == SPF_E_DNS_ERROR ? SPF_RESULT_TEMPERROR : SPF_RESULT_PERMERROR;
-	set_received(c, resp ? SPF_response_get_received_spf_value(resp) : NULL);
+	const char *comment = NULL;
+	if (c->perm) {           /* final: whatever else this pass missed */
+		for (size_t i = 0; i < c->nmiss; i++)
+			free((char *)c->miss[i].name);
+		c->nmiss = 0;
+		c->overflow = false;
+		c->result = SPF_RESULT_PERMERROR;
+		comment = c->perm;
+	} else if (c->result == SPF_RESULT_FAIL && resp) {
+		const char *exp = SPF_response_get_explanation(resp);
+		if (exp && exp[0] && strcmp(exp, SPF_NO_EXP) != 0)
+			comment = exp;
+	}
+	set_received(c, resp ? SPF_response_get_received_spf_value(resp) : NULL, comment);
 	SPF_response_free(resp);
 	SPF_request_free(req);
 }
@@ -377,7 +582,7 @@ static void spf_run(struct spf_call *c)
 			for (size_t i = 0; i < c->nmiss; i++)
 				free((char *)c->miss[i].name);
 			c->result = SPF_RESULT_PERMERROR;
-			set_received(c, NULL);  /* the discarded run's said otherwise */
+			set_received(c, NULL, NULL);  /* the discarded run's said otherwise */
 			c->running = false;
 			call_finish(c);
 			return;

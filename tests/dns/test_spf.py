@@ -76,6 +76,14 @@ RECORDS = [
   + ['h%d.pm.%s. 300 IN A 11.2.3.%d' % (i, Z, 9 if i == 9 else 8) for i in range(1, 10)] \
   + ['many.%s. 300 IN TXT "site-verification-%02d=0123456789abcdef0123456789"' % (Z, i)
      for i in range(48)]
+# 70 ip4: terms and -all: libspf2's compiled buffer (511 bytes) holds about
+# 63, and it dropped the rest, -all included (neutral for a forged sender)
+_IP4S = " ".join("ip4:11.10.%d.%d" % (i // 200, i % 200) for i in range(70)) + " -all"
+RECORDS.append('big511.%s. 300 IN TXT %s' % (
+    Z, " ".join('"%s"' % c for c in [("v=spf1 " + _IP4S)[i:i + 200]
+                                      for i in range(0, len(_IP4S) + 7, 200)])))
+RECORDS += ['exp.%s. 300 IN TXT "v=spf1 ip4:192.0.2.0/24 exp=why.%s -all"' % (Z, Z),
+            'why.%s. 300 IN TXT "Not (really) from %%{d}"' % Z]
 ZONES = [Z + ".", "3.2.11.in-addr.arpa."]
 
 ALL = ["pass", "fail", "softfail", "neutral", "none", "permerror", "temperror"]
@@ -140,12 +148,13 @@ class TestSpfResults(SpfCase):
             ("11.7.6.9", "u@mx7." + Z, "pass"),                # the 70th A record
             ("11.7.7.7", "u@mx7." + Z, "fail"),
             ("11.7.9.9", "u@big." + Z, "pass"),                # found in the include
-            ("11.7.20.7", "u@big." + Z, "permerror"),          # more than 128 lookups
+            ("11.7.20.7", "u@big." + Z, "permerror"),          # more than 10 terms
         ])
         conf = ("acl any spf pass fail permerror\n"
                 "action hdr PREPEND Received-SPF: ${spf_received}\naccess any hdr\n")
         self.assertEqual(self.mxacl_test(conf, [req("11.7.20.7", "u@big." + Z)]),
-                         ["action=PREPEND Received-SPF: permerror client-ip=11.7.20.7; "
+                         ["action=PREPEND Received-SPF: permerror (more than 10 DNS-querying "
+                          "terms \\(RFC 7208 4.6.4\\)) client-ip=11.7.20.7; "
                           "envelope-from=u@big.%s; helo=mx.client.example;" % Z])
 
     def test_ipv6_client_a_is_aaaa(self):
@@ -202,9 +211,25 @@ class TestSpfResults(SpfCase):
                       got[0])
         self.assertTrue(got[1].startswith("action=PREPEND Received-SPF: fail ("), got[1])
         self.assertIn("client-ip=198.18.0.1;", got[1])
-        # libspf2 writes none for a record that does not compile; mxacl does
-        self.assertEqual(got[2], "action=PREPEND Received-SPF: permerror client-ip=192.0.2.7; "
+        # a syntax error: mxacl's value, with the reason as its comment
+        self.assertEqual(got[2], "action=PREPEND Received-SPF: permerror (syntax error in SPF "
+                         "record: bad ip4 cidr length) client-ip=192.0.2.7; "
                          "envelope-from=u@bad.%s; helo=mx.client.example;" % Z)
+
+    def test_record_too_large_for_libspf2_is_permerror(self):
+        self.results([("192.0.2.99", "u@big511." + Z, "permerror"),
+                      ("11.10.0.5", "u@big511." + Z, "permerror")])
+
+    def test_received_carries_the_explanation(self):
+        conf = ("acl checked spf pass fail\n"
+                "action hdr PREPEND Received-SPF: ${spf_received}\naccess checked hdr\n")
+        got = self.mxacl_test(conf, [req("198.18.0.1", "u@exp." + Z),
+                                     req("192.0.2.7", "u@exp." + Z)])
+        # the comment's parentheses are quoted (RFC 5322 comment syntax)
+        self.assertEqual(got[0], "action=PREPEND Received-SPF: fail (Not \\(really\\) from "
+                         "exp.%s) client-ip=198.18.0.1; envelope-from=u@exp.%s; "
+                         "helo=mx.client.example;" % (Z, Z))
+        self.assertTrue(got[1].startswith("action=PREPEND Received-SPF: pass ("), got[1])
 
     def test_one_verdict_for_several_acls(self):
         # the second acl takes the first's verdict: the explain trace shows one

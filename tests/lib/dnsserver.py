@@ -200,3 +200,204 @@ class DnsCase(unittest.TestCase):
     def mxacl_test(self, conf, reqs, extra=()):
         """The reply lines of mxacl test on reqs."""
         return [l for l in self.mxacl_test_run(conf, reqs, extra).stdout.split("\n") if l]
+
+
+# ---- ZoneServer: exact zone data, timeouts and malformed records -----------
+#
+# unbound's local-data cannot serve everything the RFC 7208 test suite asks
+# for: a TXT record with no strings (`SPF: []`), a name that answers one
+# type and never answers another (`spftimeout.example.net`: its TXT, then
+# TIMEOUT), and NXDOMAIN for names under a name that times out. ZoneServer
+# is a small authoritative server of its own, in a thread of the test
+# process, speaking real DNS over UDP and TCP on 127.0.0.1, so the resolver
+# under test (libunbound) sees exactly these answers on the wire.
+
+import socketserver
+import struct
+import threading
+
+QTYPES = {"A": 1, "NS": 2, "CNAME": 5, "SOA": 6, "PTR": 12, "MX": 15, "TXT": 16,
+          "AAAA": 28, "SPF": 99}
+
+
+def _wire_name(name):
+    out = b""
+    for label in name.rstrip(".").split("."):
+        if label:
+            b = label.encode("utf-8")
+            out += bytes([min(len(b), 63)]) + b[:63]
+    return out + b"\0"
+
+
+def _rdata(rtype, value):
+    if rtype == "A":
+        return socket.inet_pton(socket.AF_INET, value)
+    if rtype == "AAAA":
+        return socket.inet_pton(socket.AF_INET6, value)
+    if rtype in ("CNAME", "PTR", "NS"):
+        return _wire_name(value)
+    if rtype == "MX":
+        return struct.pack("!H", int(value[0])) + _wire_name(value[1])
+    if rtype in ("TXT", "SPF"):
+        out = b""
+        for s in ([value] if isinstance(value, str) else value):
+            b = s.encode("utf-8") if isinstance(s, str) else bytes(s)
+            while True:      # a character-string holds at most 255 bytes
+                out += bytes([min(len(b), 255)]) + b[:255]
+                b = b[255:]
+                if not b:
+                    break
+        return out
+    raise ValueError("ZoneServer: cannot serve type %s" % rtype)
+
+
+class ZoneServer:
+    """Serves ZONE: {name: [(type, value) | "TIMEOUT", ...]} (names without
+    the trailing dot, any case). A query for a name gets its records of
+    that type; a CNAME is answered for every type, with the chain followed
+    inside ZONE. "TIMEOUT" in a name's list: a query of a type the name has
+    no record of (listed before the marker) is never answered. A name not
+    in ZONE is NXDOMAIN, or never answered when it starts with a label in
+    TIMEOUT_PREFIXES. Every answer has TTL ttl."""
+
+    def __init__(self, zone, timeout_prefixes=(), ttl=300):
+        self.zone = {k.lower().rstrip("."): v for k, v in zone.items()}
+        self.timeout_prefixes = tuple(timeout_prefixes)
+        self.ttl = ttl
+        self.port = None
+        self.servers = []
+        self.queries = []     # (name, type number) of every query seen
+
+    @property
+    def server(self):
+        return "127.0.0.1:%d" % self.port
+
+    def _records(self, name, qtype):
+        """(rcode, [(owner, type, value)]) or None: do not answer."""
+        answers = []
+        seen = set()
+        while True:
+            entries = self.zone.get(name.lower())
+            if entries is None:
+                if answers:
+                    return 0, answers          # a CNAME to outside: its end
+                if name.lower().split(".")[0] in self.timeout_prefixes:
+                    return None
+                return 3, []
+            found = False
+            cname = None
+            for e in entries:
+                if e == "TIMEOUT":
+                    if not found and cname is None:
+                        return None if not answers else (0, answers)
+                    break
+                t, v = e
+                if t == "CNAME" and qtype != QTYPES["CNAME"]:
+                    cname = v
+                    answers.append((name, t, v))
+                elif QTYPES.get(t) == qtype:
+                    found = True
+                    answers.append((name, t, v))
+            if cname is None or found:
+                return 0, answers
+            key = cname.lower().rstrip(".")
+            if key in seen or len(seen) > 8:
+                return 0, answers              # a loop: the resolver sees it
+            seen.add(key)
+            name = cname.rstrip(".")
+
+    def answer(self, query, limit):
+        if len(query) < 12:
+            return None
+        qid, flags, qd = struct.unpack("!HHH", query[:6])
+        if qd != 1 or flags & 0x8000:
+            return None
+        pos, labels = 12, []
+        while pos < len(query) and query[pos]:
+            n = query[pos]
+            labels.append(query[pos + 1:pos + 1 + n].decode("latin-1"))
+            pos += 1 + n
+        pos += 1
+        qtype, qclass = struct.unpack("!HH", query[pos:pos + 4])
+        question = query[12:pos + 4]
+        name = ".".join(labels)
+        self.queries.append((name, qtype))
+        got = self._records(name, qtype)
+        if got is None:
+            return None
+        rcode, rrs = got
+        body = b""
+        for owner, t, v in rrs:
+            rd = _rdata(t, v)
+            body += _wire_name(owner) + struct.pack("!HHIH", QTYPES[t], 1, self.ttl, len(rd)) + rd
+        edns = len(query) > pos + 4     # an OPT record follows the question
+        opt = b"\0" + struct.pack("!HHIH", 41, 1232, 0, 0) if edns else b""
+        flags = 0x8400 | (flags & 0x0100) | rcode          # QR AA, RD copied
+        msg = struct.pack("!HHHHHH", qid, flags, 1, len(rrs), 0, 1 if edns else 0) \
+            + question + body + opt
+        if limit and len(msg) > (1232 if edns else 512):
+            msg = struct.pack("!HHHHHH", qid, flags | 0x0200, 1, 0, 0, 0) + question
+        return msg
+
+    def start(self):
+        owner = self
+
+        class Udp(socketserver.BaseRequestHandler):
+            def handle(self):
+                data, sock = self.request
+                reply = owner.answer(data, True)
+                if reply:
+                    sock.sendto(reply, self.client_address)
+
+        class Tcp(socketserver.BaseRequestHandler):
+            def handle(self):
+                try:
+                    while True:
+                        head = self.request.recv(2, socket.MSG_WAITALL)
+                        if len(head) < 2:
+                            return
+                        (n,) = struct.unpack("!H", head)
+                        reply = owner.answer(self.request.recv(n, socket.MSG_WAITALL), False)
+                        if reply:
+                            self.request.sendall(struct.pack("!H", len(reply)) + reply)
+                except OSError:
+                    return
+
+        class UdpServer(socketserver.ThreadingUDPServer):
+            daemon_threads = True
+
+        class TcpServer(socketserver.ThreadingTCPServer):
+            daemon_threads = True
+            allow_reuse_address = True
+
+        for _ in range(20):
+            port = free_port()
+            try:
+                u = UdpServer(("127.0.0.1", port), Udp)
+            except OSError:
+                continue
+            try:
+                t = TcpServer(("127.0.0.1", port), Tcp)
+            except OSError:
+                u.server_close()
+                continue
+            self.port, self.servers = port, [u, t]
+            break
+        else:
+            raise RuntimeError("ZoneServer: no free port")
+        for s in self.servers:
+            threading.Thread(target=s.serve_forever, kwargs={"poll_interval": 0.05},
+                             daemon=True).start()
+        return self
+
+    def stop(self):
+        for s in self.servers:
+            s.shutdown()
+            s.server_close()
+        self.servers = []
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
