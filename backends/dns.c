@@ -102,6 +102,55 @@ static unsigned outgoing_range(unsigned want)
 	return want < 16 ? 16 : want;
 }
 
+/*
+ * Zones libunbound answers itself unless told otherwise (RFC 6303, 6761,
+ * 7686, 8375: test., invalid., onion., home.arpa., the loopback reverse
+ * zones; services/localzone.c), and some that later versions add. Each
+ * becomes a "transparent" local zone holding no data, which passes every
+ * query on to the forwarders: the resolver the operator configured
+ * decides, so an rbldnsd zone under test. or a PTR under 10.in-addr.arpa
+ * served by the site's resolver is found. ("NAME nodefault" through
+ * ub_ctx_set_option had no effect in libunbound 1.17.1; "transparent"
+ * does.) The AS112 zones (RFC 1918 and documentation reverse zones) go
+ * with unblock-lan-zones. Only localhost. stays libunbound's.
+ */
+static const char *const builtin_zones[] = {
+	"test.", "invalid.", "onion.", "home.arpa.", "resolver.arpa.", "service.arpa.",
+	"127.in-addr.arpa.",
+	"1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.ip6.arpa.",
+};
+
+/* String options, each "NAME:" VALUE; false with *err on the first refused. */
+static bool set_options(struct ub_ctx *ctx, char **err)
+{
+	static const char *const opts[][2] = {
+		/* no validation: there is no trust anchor; say so rather than rely on it */
+		{ "module-config:", "iterator" },
+		/* answers in the order served: libspf2 checks the first ten MX hosts
+		 * of a rotated list, so SPF results would change between lookups */
+		{ "rrset-roundrobin:", "no" },
+		/* the AS112 reverse zones: asked, not answered NXDOMAIN (above) */
+		{ "unblock-lan-zones:", "yes" },
+	};
+	for (size_t i = 0; i < ARRAY_LEN(opts); i++) {
+		int e = ub_ctx_set_option(ctx, opts[i][0], opts[i][1]);
+		if (e) {
+			*err = xasprintf("libunbound: %s %s: %s", opts[i][0], opts[i][1], ub_strerror(e));
+			return false;
+		}
+	}
+	for (size_t i = 0; i < ARRAY_LEN(builtin_zones); i++) {
+		char v[128];
+		snprintf(v, sizeof v, "%s transparent", builtin_zones[i]);
+		int e = ub_ctx_set_option(ctx, "local-zone:", v);
+		if (e) {
+			*err = xasprintf("libunbound: local-zone: %s: %s", v, ub_strerror(e));
+			return false;
+		}
+	}
+	return true;
+}
+
 struct dns *dns_new(struct event_base *base, const struct dns_opts *o, char **err)
 {
 	static const struct dns_opts none;
@@ -119,14 +168,7 @@ struct dns *dns_new(struct event_base *base, const struct dns_opts *o, char **er
 			     o->max_negative_ttl ? o->max_negative_ttl : DNS_DEFAULT_MAX_NEG_TTL, err) &&
 		  set_option(ctx, "msg-cache-size:", DNS_UNBOUND_MSG_CACHE, err) &&
 		  set_option(ctx, "rrset-cache-size:", DNS_UNBOUND_RRSET_CACHE, err);
-	if (ok) {
-		/* no trust anchor, so no validation: say so rather than rely on it */
-		int e = ub_ctx_set_option(ctx, "module-config:", "iterator");
-		if (e) {
-			*err = xasprintf("libunbound: module-config: %s", ub_strerror(e));
-			ok = false;
-		}
-	}
+	ok = ok && set_options(ctx, err);
 	for (size_t i = 0; ok && i < o->nservers; i++) {
 		char fwd[80], msg[160];
 		if (!hostport_dns_server(o->servers[i], fwd, sizeof fwd, msg, sizeof msg)) {

@@ -9,7 +9,11 @@
  *
  * Upstream: the --dns servers (forwarders, a set: libunbound picks among
  * them by measured RTT), or the nameservers of /etc/resolv.conf; when that
- * file cannot be read, 127.0.0.1 (as glibc does).
+ * file cannot be read, 127.0.0.1 (as glibc does). Every name but those
+ * under localhost. is asked there: libunbound's built-in answers for
+ * test., invalid., onion., home.arpa. and the private and documentation
+ * reverse zones are turned off, so the resolver the operator configured
+ * decides. Records come in the order served (no round-robin rotation).
  *
  * A lookup answers through its callback exactly once, with one of:
  *   DNS_FOUND     records of the type asked for (addresses or TXT strings)
