@@ -293,8 +293,9 @@ static void fail(struct dns_query *q, const char *why)
 	answer(q, &r);
 }
 
-/* TXT: the record's character-strings joined, unsafe bytes replaced. */
-static char *txt_string(const unsigned char *p, size_t n)
+/* TXT: the record's character-strings joined, every byte as it came (a
+ * NUL too: *len says where the text ends), at most DNS_MAX_TXT bytes. */
+static char *txt_string(const unsigned char *p, size_t n, size_t *len)
 {
 	char *out = xmalloc(n + 1);
 	size_t k = 0;
@@ -303,12 +304,14 @@ static char *txt_string(const unsigned char *p, size_t n)
 		n--;
 		if (l > n)
 			l = n;
-		for (size_t i = 0; i < l && k < DNS_MAX_TXT; i++)
-			out[k++] = p[i] < 0x20 || p[i] == 0x7f ? '?' : (char)p[i];
+		size_t take = l < DNS_MAX_TXT - k ? l : DNS_MAX_TXT - k;
+		memcpy(out + k, p, take);
+		k += take;
 		p += l;
 		n -= l;
 	}
 	out[k] = 0;
+	*len = k;
 	return out;
 }
 
@@ -362,7 +365,7 @@ static void parse_packet(struct dns_query *q, const unsigned char *pkt, int len)
 			else if (q->type == DNS_T_AAAA && rdlen == 16)
 				memcpy(o->addr, rd, 16);
 			else if (q->type == DNS_T_TXT)
-				o->txt = txt_string(rd, rdlen);
+				o->txt = txt_string(rd, rdlen, &o->txtlen);
 			else if (q->type == DNS_T_MX && rdlen > 2) {
 				o->pref = (uint16_t)ns_get16(rd);
 				if (!(o->host = dname(&m, rd + 2)))

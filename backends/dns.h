@@ -55,7 +55,12 @@ enum dns_status { DNS_FOUND, DNS_NOTFOUND, DNS_TEMPFAIL };
 
 struct dns_rr {
 	uint8_t addr[16];       /* A: 4 bytes, AAAA: 16 */
-	const char *txt;        /* TXT: its strings joined, control bytes as '?' */
+	const char *txt;        /* TXT: its character-strings joined with nothing
+				   between (RFC 7208 3.3), every byte as served:
+				   control bytes and NUL too, so a consumer that
+				   reads it as a C string must compare strlen(txt)
+				   with txtlen (txt[txtlen] is always 0) */
+	size_t txtlen;          /* TXT: bytes in txt, at most DNS_MAX_TXT */
 	const char *host;       /* MX: the exchange; PTR: the name (no trailing dot) */
 	uint16_t pref;          /* MX: the preference */
 };
