@@ -301,7 +301,10 @@ struct dnsl_answer {
  * not wait for the TXT lookups started beside its A lookups.
  */
 struct dnsl_call {
-	const struct dnsl_acl *d;
+	const struct dnsl_acl *d; /* in the program's arena: not to be touched
+				     once the VM has its answer (that may drop
+				     the last reference to the program) */
+	size_t nz;                /* zones, i.e. entries of ans */
 	struct vm_wait *w;        /* NULL once answered */
 	size_t refs;              /* lookups not yet answered (+1 while starting) */
 	size_t a_pending;         /* A answers still to come (+1 while starting) */
@@ -315,7 +318,7 @@ static void call_unref(struct dnsl_call *call)
 {
 	if (--call->refs > 0)
 		return;
-	for (size_t i = 0; i < call->d->nz; i++)
+	for (size_t i = 0; i < call->nz; i++)
 		free(call->ans[i].txt);
 	free(call);
 }
@@ -426,6 +429,7 @@ static enum tri dnsl_eval(const struct acl_rt *acl, struct eval_ctx *e)
 	struct dns *dns = runtime_dns(e->rt);
 	uint64_t deadline = runtime_dns_deadline(e->rt, vm_deadline(e));
 	call->d = d;
+	call->nz = d->nz;
 	call->want_txt = vm_var_used(e, VAR_rbl_txt);
 	call->listed = -1;
 	snprintf(call->key, sizeof call->key, "%s", key);
