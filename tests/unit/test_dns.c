@@ -57,6 +57,20 @@ static const char *const zone_lines[] = {
 	/* RFC 7208 suite, "a-bad-domain": a NUL (\000) in the record */
 	"local-data: 'nul.bl.mxacl.example. 300 IN TXT \"v=spf1 a:foo.example.com\\000\" \" -all\\010\"'",
 	"local-zone: \"never.mxacl.example.\" deny",
+	/* eleven MX with TTL 0 (so every lookup reaches libunbound), served in
+	 * one order: the server must not rotate them either */
+	"rrset-roundrobin: no",
+	"local-data: \"many.bl.mxacl.example. 0 IN MX 10 mx1.example.\"",
+	"local-data: \"many.bl.mxacl.example. 0 IN MX 10 mx2.example.\"",
+	"local-data: \"many.bl.mxacl.example. 0 IN MX 10 mx3.example.\"",
+	"local-data: \"many.bl.mxacl.example. 0 IN MX 10 mx4.example.\"",
+	"local-data: \"many.bl.mxacl.example. 0 IN MX 10 mx5.example.\"",
+	"local-data: \"many.bl.mxacl.example. 0 IN MX 10 mx6.example.\"",
+	"local-data: \"many.bl.mxacl.example. 0 IN MX 10 mx7.example.\"",
+	"local-data: \"many.bl.mxacl.example. 0 IN MX 10 mx8.example.\"",
+	"local-data: \"many.bl.mxacl.example. 0 IN MX 10 mx9.example.\"",
+	"local-data: \"many.bl.mxacl.example. 0 IN MX 10 mx10.example.\"",
+	"local-data: \"many.bl.mxacl.example. 0 IN MX 10 mx11.example.\"",
 };
 
 static void unbound_start(void)
@@ -267,6 +281,31 @@ START_TEST(test_txt_bytes_as_served)
 		ck_assert_msg(!memcmp(g.raw0, want, sizeof want), "pass %d: the bytes differ "
 			      "(got \"%s\" before the NUL)", pass, g.raw0);
 	}
+	dns_free(d);
+	event_base_free(base);
+}
+END_TEST
+
+/* Records come in the order served, on every lookup: libunbound's
+ * round-robin rotation (its default) is off (libspf2 looks at the first
+ * ten MX hosts only). */
+START_TEST(test_mx_order_as_served)
+{
+	struct event_base *base = event_base_new();
+	struct dns *d = make(base, 2000);
+	struct got g;
+	char first[sizeof g.txt];
+	for (int i = 0; i < 6; i++) {
+		lookup(d, base, "many.bl.mxacl.example", DNS_T_MX, &g);
+		ck_assert_msg(g.status == DNS_FOUND && g.n == 11, "MX: status %d n %zu (%s)",
+			      g.status, g.n, g.why);
+		if (i == 0)
+			memcpy(first, g.txt, sizeof first);
+		ck_assert_msg(!strcmp(g.txt, first), "lookup %d: order %s, first was %s", i, g.txt,
+			      first);
+	}
+	/* the server's order: its local-data as written (checked with dig) */
+	ck_assert_msg(!strncmp(first, "10 mx1.example|10 mx2.example|", 30), "order %s", first);
 	dns_free(d);
 	event_base_free(base);
 }
@@ -560,6 +599,7 @@ Suite *dns_suite(void)
 	tcase_add_test(tc, test_not_found);
 	tcase_add_test(tc, test_txt_bytes_as_served);
 	tcase_add_test(tc, test_mx_and_ptr);
+	tcase_add_test(tc, test_mx_order_as_served);
 	tcase_add_test(tc, test_ttl_cap_expires);
 	tcase_add_test(tc, test_timeout);
 	tcase_add_test(tc, test_shared_deadline);
