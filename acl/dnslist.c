@@ -15,26 +15,33 @@
  * for all of them (so ${rbl_zone} is always the first listing zone in the
  * order written, whatever answered first).
  *
- * SPEC filters the A answers, as Exim's dnslists do (answers outside
- * 127.0.0.0/8 are ignored first, as Exim does: a hijacked list cannot list
- * everyone):
+ * SPEC filters the A answers, as Exim's dnslists do. Answers outside
+ * 127.0.0.0/8 are dropped first, whatever the filter (a lapsed or hijacked
+ * list that answers everything cannot list everyone). Exim drops them only
+ * when there is no filter or a bitmask: its =A compares them, and its
+ * !=, !== count them as "not A". A filter value outside 127/8 is warned
+ * about, since it can never be an answer here:
  *   =A,B...   some answer is one of these       ==A,B...  every answer is
  *   &M        some answer has all bits of M      =&M       every answer has
  *   !=, !==, !&, !=&   the same, negated: listed, but the filter fails
  *
  * Answers: any zone lists → match (a timeout elsewhere does not matter);
  * otherwise a timeout or failure of any zone → temporary failure; otherwise
- * no match. On a match the TXT record of the listing is fetched too, and
- * ${rbl_zone}, ${rbl_answer} (the A answers, ascending, comma-separated)
- * and ${rbl_txt} are set. A request without the key (no client address, the
- * null sender, client_name "unknown", an address literal) does not match
- * and sends no query.
+ * no match. On a match ${rbl_zone}, ${rbl_answer} (the A answers,
+ * ascending, comma-separated) and ${rbl_txt} are set. A request without the
+ * key (no client address, the null sender, client_name "unknown", an
+ * address literal) does not match and sends no query.
  *
- * An evaluation starts one A query per zone, collects the answers in a
- * struct dnsl_call, then, when a zone lists the key, fetches that
- * listing's TXT. Answers may come
- * inside dns_lookup (libunbound's cache) or later from the loop; either
- * way the call ends in vm_wait_done (the VM tells the two apart).
+ * An evaluation starts one A query per zone and collects the answers in a
+ * struct dnsl_call. The TXT records behind ${rbl_txt} are asked only when
+ * some action's text reads it (vm_var_used), and then beside each zone's A
+ * query, not after the listing answer: a listed client costs one round
+ * trip either way. A listing then waits for its zone's TXT answer; an
+ * unlisted key does not wait for the TXT answers (the call lives on until
+ * they come, and they fill the cache). Lookups started ahead (prefetch)
+ * follow the same rule. Answers may come inside dns_lookup (a cache hit)
+ * or later from the loop; either way the VM's answer is one vm_wait_done
+ * (the VM tells the two apart).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -177,6 +184,15 @@ static bool zone_parse(struct acl_compile *c, const struct ast_word *w, struct d
 		diag_error(c->diags, w->loc, "'%s': no answer after '='", s);
 		return false;
 	}
+	for (size_t i = 0; i < z->nvals; i++)
+		if (z->vals[i] >> 24 != 127) {
+			uint32_t v = z->vals[i];
+			diag_warning(c->diags, w->loc, "'%s' names %u.%u.%u.%u, outside 127.0.0.0/8: "
+				     "such answers are ignored, so no answer can be it (Exim "
+				     "would compare it)", s, v >> 24, v >> 16 & 255, v >> 8 & 255,
+				     v & 255);
+			break;
+		}
 	return true;
 }
 
@@ -269,57 +285,68 @@ static bool key_name(const struct dnsl_acl *d, struct request *r, char *out, siz
 
 struct dnsl_call;
 
+/* One zone's lookups: its A answer, and its TXT when ${rbl_txt} is used. */
 struct dnsl_answer {
 	struct dnsl_call *call;
 	enum dns_status st;
 	uint32_t a[DNS_MAX_RR];   /* 127/8 answers, host order, ascending */
 	size_t n;
+	bool txt_done;            /* the TXT lookup answered */
+	char *txt;                /* its text for ${rbl_txt}, malloc'd; NULL: none */
 };
 
+/*
+ * One evaluation. It lives until every lookup it started has answered
+ * (refs), which may be after the VM got its answer: an unlisted key does
+ * not wait for the TXT lookups started beside its A lookups.
+ */
 struct dnsl_call {
-	const struct dnsl_acl *d;
-	struct dns *dns;
-	uint64_t deadline;        /* the request's (eval_dns_deadline), also for the TXT */
-	struct vm_wait *w;
-	size_t pending;           /* A answers still to come (+1 while starting) */
-	enum tri result;
+	const struct dnsl_acl *d; /* in the program's arena: not to be touched
+				     once the VM has its answer (that may drop
+				     the last reference to the program) */
+	size_t nz;                /* zones, i.e. entries of ans */
+	struct vm_wait *w;        /* NULL once answered */
+	size_t refs;              /* lookups not yet answered (+1 while starting) */
+	size_t a_pending;         /* A answers still to come (+1 while starting) */
+	bool want_txt;            /* some action reads ${rbl_txt} */
 	int listed;               /* first listing zone, or -1 */
-	char *vars[3];            /* zone, answer, txt: malloc'd */
 	char key[256];
 	struct dnsl_answer ans[];
 };
 
-/* The answer is complete: hand it to the VM (at once or from the loop). */
-static void call_finish(struct dnsl_call *call)
+static void call_unref(struct dnsl_call *call)
 {
-	static const enum var_id ids[3] = { VAR_rbl_zone, VAR_rbl_answer, VAR_rbl_txt };
-	for (int i = 0; i < 3; i++)
-		if (call->vars[i])
-			vm_wait_set_var(call->w, ids[i], call->vars[i]);
-	vm_wait_done(call->w, call->result);
-	for (int i = 0; i < 3; i++)
-		free(call->vars[i]);
+	if (--call->refs > 0)
+		return;
+	for (size_t i = 0; i < call->nz; i++)
+		free(call->ans[i].txt);
 	free(call);
 }
 
-static void txt_answered(void *arg, const struct dns_result *r)
+/* Hand the answer to the VM (at once or from the loop), with the listing's
+ * ${vars} when it matched. */
+static void call_answer(struct dnsl_call *call, enum tri result)
 {
-	struct dnsl_call *call = arg;
-	if (r->status == DNS_FOUND) {
+	if (result == TRI_TRUE) {
+		const struct dnsl_answer *a = &call->ans[call->listed];
 		struct strbuf b;
 		sb_init(&b);
-		for (size_t i = 0; i < r->n; i++) {
-			if (i)
-				sb_adds(&b, "; ");
-			sb_adds(&b, r->rr[i].txt);
-		}
-		call->vars[2] = xstrdup(b.s ? b.s : "");
+		for (size_t i = 0; i < a->n; i++)
+			sb_printf(&b, "%s%u.%u.%u.%u", i ? "," : "", a->a[i] >> 24,
+				  a->a[i] >> 16 & 255, a->a[i] >> 8 & 255, a->a[i] & 255);
+		vm_wait_set_var(call->w, VAR_rbl_zone, call->d->z[call->listed].zone);
+		vm_wait_set_var(call->w, VAR_rbl_answer, b.s);
 		sb_free(&b);
+		if (a->txt)             /* no TXT is no text, not a failure */
+			vm_wait_set_var(call->w, VAR_rbl_txt, a->txt);
 	}
-	call_finish(call);               /* no TXT is no text, not a failure */
+	struct vm_wait *w = call->w;
+	call->w = NULL;
+	vm_wait_done(w, result);
 }
 
-/* All A answers are in: decide, and fetch the listing's text. */
+/* The A answers are all in: decide. A listing whose text is wanted waits
+ * for its zone's TXT answer (already asked, beside the A). */
 static void all_answered(struct dnsl_call *call)
 {
 	const struct dnsl_acl *d = call->d;
@@ -332,24 +359,35 @@ static void all_answered(struct dnsl_call *call)
 		else if (a->st == DNS_FOUND && zone_accepts(&d->z[i], a->a, a->n))
 			call->listed = (int)i;
 	}
-	if (call->listed < 0) {
-		call->result = tempfail ? TRI_TEMPFAIL : TRI_FALSE;
-		call_finish(call);
-		return;
+	if (call->listed < 0)
+		call_answer(call, tempfail ? TRI_TEMPFAIL : TRI_FALSE);
+	else if (!call->want_txt || call->ans[call->listed].txt_done)
+		call_answer(call, TRI_TRUE);
+}
+
+/* ${rbl_txt}: the records joined by "; ", control bytes (NUL too) as '?'. */
+static void txt_answered(void *arg, const struct dns_result *r)
+{
+	struct dnsl_answer *a = arg;
+	struct dnsl_call *call = a->call;
+	a->txt_done = true;
+	if (r->status == DNS_FOUND) {
+		struct strbuf b;
+		sb_init(&b);
+		for (size_t i = 0; i < r->n; i++) {
+			if (i)
+				sb_adds(&b, "; ");
+			for (size_t k = 0; k < r->rr[i].txtlen; k++) {
+				unsigned char ch = (unsigned char)r->rr[i].txt[k];
+				sb_addc(&b, ch < 0x20 || ch == 0x7f ? '?' : (char)ch);
+			}
+		}
+		a->txt = xstrdup(b.s ? b.s : "");
+		sb_free(&b);
 	}
-	call->result = TRI_TRUE;
-	const struct dnsl_answer *a = &call->ans[call->listed];
-	struct strbuf b;
-	sb_init(&b);
-	for (size_t i = 0; i < a->n; i++)
-		sb_printf(&b, "%s%u.%u.%u.%u", i ? "," : "", a->a[i] >> 24, a->a[i] >> 16 & 255,
-			  a->a[i] >> 8 & 255, a->a[i] & 255);
-	call->vars[0] = xstrdup(d->z[call->listed].zone);
-	call->vars[1] = xstrdup(b.s);
-	sb_free(&b);
-	char name[512];
-	snprintf(name, sizeof name, "%s.%s", call->key, d->z[call->listed].zone);
-	dns_lookup_until(call->dns, name, DNS_T_TXT, call->deadline, txt_answered, call);
+	if (call->w && call->a_pending == 0 && call->listed == a - call->ans)
+		call_answer(call, TRI_TRUE);
+	call_unref(call);
 }
 
 static int cmp_u32(const void *x, const void *y)
@@ -370,8 +408,15 @@ static void a_answered(void *arg, const struct dns_result *r)
 			a->a[a->n++] = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 	}
 	qsort(a->a, a->n, sizeof a->a[0], cmp_u32);
-	if (--call->pending == 0)
+	if (--call->a_pending == 0)
 		all_answered(call);
+	call_unref(call);
+}
+
+/* The name of key under zone i, or false when it is too long to exist. */
+static bool zone_name(const struct dnsl_acl *d, size_t i, const char *key, char *out, size_t size)
+{
+	return (size_t)snprintf(out, size, "%s.%s", key, d->z[i].zone) <= 253;
 }
 
 static enum tri dnsl_eval(const struct acl_rt *acl, struct eval_ctx *e)
@@ -381,26 +426,37 @@ static enum tri dnsl_eval(const struct acl_rt *acl, struct eval_ctx *e)
 	if (!key_name(d, e->req, key, sizeof key))
 		return TRI_FALSE;
 	struct dnsl_call *call = xcalloc(1, sizeof *call + d->nz * sizeof call->ans[0]);
+	struct dns *dns = runtime_dns(e->rt);
+	uint64_t deadline = runtime_dns_deadline(e->rt, vm_deadline(e));
 	call->d = d;
-	call->dns = runtime_dns(e->rt);
-	call->deadline = runtime_dns_deadline(e->rt, vm_deadline(e));
+	call->nz = d->nz;
+	call->want_txt = vm_var_used(e, VAR_rbl_txt);
+	call->listed = -1;
 	snprintf(call->key, sizeof call->key, "%s", key);
 	runtime_count(e->rt, RC_dnslist_checks, 1);
 	call->w = vm_wait_begin(e);
-	call->pending = d->nz + 1;       /* +1: no decision while still starting */
+	call->refs = call->a_pending = 1;       /* no decision while still starting */
 	for (size_t i = 0; i < d->nz; i++) {
 		char name[512];
-		call->ans[i].call = call;
-		call->ans[i].st = DNS_TEMPFAIL;
-		if ((size_t)snprintf(name, sizeof name, "%s.%s", key, d->z[i].zone) > 253) {
-			call->ans[i].st = DNS_NOTFOUND;  /* too long to be listed */
-			call->pending--;
+		struct dnsl_answer *a = &call->ans[i];
+		a->call = call;
+		a->st = DNS_TEMPFAIL;
+		if (!zone_name(d, i, key, name, sizeof name)) {
+			a->st = DNS_NOTFOUND;    /* too long to be listed */
+			a->txt_done = true;
 			continue;
 		}
-		dns_lookup_until(call->dns, name, DNS_T_A, call->deadline, a_answered, &call->ans[i]);
+		call->refs++;
+		call->a_pending++;
+		dns_lookup_until(dns, name, DNS_T_A, deadline, a_answered, a);
+		if (call->want_txt) {    /* beside the A, not after it: one round trip */
+			call->refs++;
+			dns_lookup_until(dns, name, DNS_T_TXT, deadline, txt_answered, a);
+		}
 	}
-	if (--call->pending == 0)
-		all_answered(call);      /* may finish, and free call */
+	if (--call->a_pending == 0)
+		all_answered(call);      /* may answer the VM */
+	call_unref(call);                /* may free call */
 	return TRI_PENDING;
 }
 
@@ -411,10 +467,15 @@ static void dnsl_prefetch(const struct acl_rt *acl, struct eval_ctx *e)
 	char key[256], name[512];
 	if (!key_name(d, e->req, key, sizeof key))
 		return;
-	for (size_t i = 0; i < d->nz; i++)
-		if ((size_t)snprintf(name, sizeof name, "%s.%s", key, d->z[i].zone) <= 253)
-			dns_prefetch(runtime_dns(e->rt), name, DNS_T_A,
-				     runtime_dns_deadline(e->rt, vm_deadline(e)));
+	bool want_txt = vm_var_used(e, VAR_rbl_txt);
+	uint64_t deadline = runtime_dns_deadline(e->rt, vm_deadline(e));
+	for (size_t i = 0; i < d->nz; i++) {
+		if (!zone_name(d, i, key, name, sizeof name))
+			continue;
+		dns_prefetch(runtime_dns(e->rt), name, DNS_T_A, deadline);
+		if (want_txt)            /* as eval would: TXT beside A */
+			dns_prefetch(runtime_dns(e->rt), name, DNS_T_TXT, deadline);
+	}
 }
 
 static void dnsl_describe(const struct acl_rt *acl, struct strbuf *out)

@@ -62,6 +62,7 @@
 #define SPF_MAX_TERMS 10
 #define SPF_MAX_VOIDS 2
 #define SPF_MAX_MX 10
+#define SPF_MAX_PTR 10          /* PTR names checked; the rest ignored */
 
 /* libspf2's default explanation, set to a text no exp= gives, so an
  * explanation that is not this came from the record's exp= (RFC 7208 6.2). */
@@ -206,6 +207,25 @@ static struct spf_slot *slot_find(struct spf_call *c, const char *name, enum dns
 	return NULL;
 }
 
+/* Whether name is one of the names a PTR answer of this call gave. */
+static bool ptr_target(const struct spf_call *c, const char *name)
+{
+	size_t len = strlen(name);
+	if (len && name[len - 1] == '.')
+		len--;
+	for (size_t i = 0; i < c->nslots; i++) {
+		const struct spf_slot *s = c->slot[i];
+		for (size_t k = 0; s->type == DNS_T_PTR && k < s->n; k++) {
+			size_t tl = strlen(s->str[k]);
+			if (tl && s->str[k][tl - 1] == '.')
+				tl--;
+			if (tl == len && !strncasecmp(s->str[k], name, len))
+				return true;
+		}
+	}
+	return false;
+}
+
 /* The layer has found the evaluation a permerror (a syntax error, a limit
  * of RFC 7208 4.6.4): TRY_AGAIN stops libspf2 at this lookup, and the pass
  * takes c->perm as its verdict. */
@@ -334,6 +354,7 @@ static SPF_dns_rr_t *layer_lookup(SPF_dns_server_t *server, const char *domain, 
 		free(real);
 		return SPF_dns_rr_new_init(server, domain, t, 0, TRY_AGAIN);
 	}
+	bool ptr_addr = (type == DNS_T_A || type == DNS_T_AAAA) && ptr_target(c, name);
 	free(real);
 	if (c->expect >= 0 && term_lookup(c->expect, type)) {
 		c->expect = -1;
@@ -344,11 +365,20 @@ static SPF_dns_rr_t *layer_lookup(SPF_dns_server_t *server, const char *domain, 
 			return layer_stop(c, server, domain, t,
 					  "more than 10 MX hosts (RFC 7208 4.6.4)");
 	}
-	SPF_dns_rr_t *rr = SPF_dns_rr_new_init(server, domain, t, (int)s->ttl, s->herrno);
+	/*
+	 * RFC 7208 5.5: a DNS error on the address lookup of a name a PTR
+	 * gave skips that name (libspf2 would make it a temperror), and
+	 * 4.6.4: past the first 10 PTR names, the rest are ignored (libspf2
+	 * would make it a permerror).
+	 */
+	int herrno = s->herrno == TRY_AGAIN && ptr_addr ? HOST_NOT_FOUND : s->herrno;
+	SPF_dns_rr_t *rr = SPF_dns_rr_new_init(server, domain, t, (int)s->ttl, herrno);
 	if (!rr)
 		fatal_abort("libspf2: out of memory");
 	/* "any": the client's own address when the real name has one */
 	size_t n = any && (type == DNS_T_A || type == DNS_T_AAAA) && s->n ? 1 : s->n;
+	if (type == DNS_T_PTR && n > SPF_MAX_PTR)
+		n = SPF_MAX_PTR;
 	for (size_t i = 0; i < n; i++) {
 		char *str = NULL;
 		size_t len = type == DNS_T_A      ? sizeof(struct in_addr)
@@ -604,6 +634,23 @@ static void spf_run(struct spf_call *c)
 	c->running = false;
 }
 
+/*
+ * A TXT string for libspf2, which takes C strings: a NUL byte inside it
+ * (served as such: backends/dns.h, txtlen) becomes 0x01, so the record
+ * stays whole and, since RFC 7208 section 12 allows no control byte in a
+ * record, the strict check (spf_record.h) makes it a permerror, as the
+ * RFC 7208 suite's a-bad-domain wants, instead of libspf2 reading it cut
+ * at the NUL.
+ */
+static char *txt_for_libspf2(const struct dns_rr *rr)
+{
+	char *s = xmalloc(rr->txtlen + 1);
+	for (size_t i = 0; i < rr->txtlen; i++)
+		s[i] = rr->txt[i] ? rr->txt[i] : '\x01';
+	s[rr->txtlen] = 0;
+	return s;
+}
+
 static void slot_answered(void *arg, const struct dns_result *r)
 {
 	struct spf_slot *s = arg;
@@ -622,7 +669,8 @@ static void slot_answered(void *arg, const struct dns_result *r)
 		} else {
 			s->str = xmalloc(r->n * sizeof *s->str);
 			for (size_t i = 0; i < r->n; i++)
-				s->str[i] = xstrdup(s->type == DNS_T_TXT ? r->rr[i].txt : r->rr[i].host);
+				s->str[i] = s->type == DNS_T_TXT ? txt_for_libspf2(&r->rr[i])
+								 : xstrdup(r->rr[i].host);
 		}
 	}
 	if (--c->outstanding == 0)

@@ -102,6 +102,55 @@ static unsigned outgoing_range(unsigned want)
 	return want < 16 ? 16 : want;
 }
 
+/*
+ * Zones libunbound answers itself unless told otherwise (RFC 6303, 6761,
+ * 7686, 8375: test., invalid., onion., home.arpa., the loopback reverse
+ * zones; services/localzone.c), and some that later versions add. Each
+ * becomes a "transparent" local zone holding no data, which passes every
+ * query on to the forwarders: the resolver the operator configured
+ * decides, so an rbldnsd zone under test. or a PTR under 10.in-addr.arpa
+ * served by the site's resolver is found. ("NAME nodefault" through
+ * ub_ctx_set_option had no effect in libunbound 1.17.1; "transparent"
+ * does.) The AS112 zones (RFC 1918 and documentation reverse zones) go
+ * with unblock-lan-zones. Only localhost. stays libunbound's.
+ */
+static const char *const builtin_zones[] = {
+	"test.", "invalid.", "onion.", "home.arpa.", "resolver.arpa.", "service.arpa.",
+	"127.in-addr.arpa.",
+	"1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.ip6.arpa.",
+};
+
+/* String options, each "NAME:" VALUE; false with *err on the first refused. */
+static bool set_options(struct ub_ctx *ctx, char **err)
+{
+	static const char *const opts[][2] = {
+		/* no validation: there is no trust anchor; say so rather than rely on it */
+		{ "module-config:", "iterator" },
+		/* answers in the order served: libspf2 checks the first ten MX hosts
+		 * of a rotated list, so SPF results would change between lookups */
+		{ "rrset-roundrobin:", "no" },
+		/* the AS112 reverse zones: asked, not answered NXDOMAIN (above) */
+		{ "unblock-lan-zones:", "yes" },
+	};
+	for (size_t i = 0; i < ARRAY_LEN(opts); i++) {
+		int e = ub_ctx_set_option(ctx, opts[i][0], opts[i][1]);
+		if (e) {
+			*err = xasprintf("libunbound: %s %s: %s", opts[i][0], opts[i][1], ub_strerror(e));
+			return false;
+		}
+	}
+	for (size_t i = 0; i < ARRAY_LEN(builtin_zones); i++) {
+		char v[128];
+		snprintf(v, sizeof v, "%s transparent", builtin_zones[i]);
+		int e = ub_ctx_set_option(ctx, "local-zone:", v);
+		if (e) {
+			*err = xasprintf("libunbound: local-zone: %s: %s", v, ub_strerror(e));
+			return false;
+		}
+	}
+	return true;
+}
+
 struct dns *dns_new(struct event_base *base, const struct dns_opts *o, char **err)
 {
 	static const struct dns_opts none;
@@ -119,14 +168,7 @@ struct dns *dns_new(struct event_base *base, const struct dns_opts *o, char **er
 			     o->max_negative_ttl ? o->max_negative_ttl : DNS_DEFAULT_MAX_NEG_TTL, err) &&
 		  set_option(ctx, "msg-cache-size:", DNS_UNBOUND_MSG_CACHE, err) &&
 		  set_option(ctx, "rrset-cache-size:", DNS_UNBOUND_RRSET_CACHE, err);
-	if (ok) {
-		/* no trust anchor, so no validation: say so rather than rely on it */
-		int e = ub_ctx_set_option(ctx, "module-config:", "iterator");
-		if (e) {
-			*err = xasprintf("libunbound: module-config: %s", ub_strerror(e));
-			ok = false;
-		}
-	}
+	ok = ok && set_options(ctx, err);
 	for (size_t i = 0; ok && i < o->nservers; i++) {
 		char fwd[80], msg[160];
 		if (!hostport_dns_server(o->servers[i], fwd, sizeof fwd, msg, sizeof msg)) {
@@ -251,8 +293,9 @@ static void fail(struct dns_query *q, const char *why)
 	answer(q, &r);
 }
 
-/* TXT: the record's character-strings joined, unsafe bytes replaced. */
-static char *txt_string(const unsigned char *p, size_t n)
+/* TXT: the record's character-strings joined, every byte as it came (a
+ * NUL too: *len says where the text ends), at most DNS_MAX_TXT bytes. */
+static char *txt_string(const unsigned char *p, size_t n, size_t *len)
 {
 	char *out = xmalloc(n + 1);
 	size_t k = 0;
@@ -261,12 +304,14 @@ static char *txt_string(const unsigned char *p, size_t n)
 		n--;
 		if (l > n)
 			l = n;
-		for (size_t i = 0; i < l && k < DNS_MAX_TXT; i++)
-			out[k++] = p[i] < 0x20 || p[i] == 0x7f ? '?' : (char)p[i];
+		size_t take = l < DNS_MAX_TXT - k ? l : DNS_MAX_TXT - k;
+		memcpy(out + k, p, take);
+		k += take;
 		p += l;
 		n -= l;
 	}
 	out[k] = 0;
+	*len = k;
 	return out;
 }
 
@@ -320,7 +365,7 @@ static void parse_packet(struct dns_query *q, const unsigned char *pkt, int len)
 			else if (q->type == DNS_T_AAAA && rdlen == 16)
 				memcpy(o->addr, rd, 16);
 			else if (q->type == DNS_T_TXT)
-				o->txt = txt_string(rd, rdlen);
+				o->txt = txt_string(rd, rdlen, &o->txtlen);
 			else if (q->type == DNS_T_MX && rdlen > 2) {
 				o->pref = (uint16_t)ns_get16(rd);
 				if (!(o->host = dname(&m, rd + 2)))

@@ -9,7 +9,11 @@
  *
  * Upstream: the --dns servers (forwarders, a set: libunbound picks among
  * them by measured RTT), or the nameservers of /etc/resolv.conf; when that
- * file cannot be read, 127.0.0.1 (as glibc does).
+ * file cannot be read, 127.0.0.1 (as glibc does). Every name but those
+ * under localhost. is asked there: libunbound's built-in answers for
+ * test., invalid., onion., home.arpa. and the private and documentation
+ * reverse zones are turned off, so the resolver the operator configured
+ * decides. Records come in the order served (no round-robin rotation).
  *
  * A lookup answers through its callback exactly once, with one of:
  *   DNS_FOUND     records of the type asked for (addresses or TXT strings)
@@ -51,7 +55,12 @@ enum dns_status { DNS_FOUND, DNS_NOTFOUND, DNS_TEMPFAIL };
 
 struct dns_rr {
 	uint8_t addr[16];       /* A: 4 bytes, AAAA: 16 */
-	const char *txt;        /* TXT: its strings joined, control bytes as '?' */
+	const char *txt;        /* TXT: its character-strings joined with nothing
+				   between (RFC 7208 3.3), every byte as served:
+				   control bytes and NUL too, so a consumer that
+				   reads it as a C string must compare strlen(txt)
+				   with txtlen (txt[txtlen] is always 0) */
+	size_t txtlen;          /* TXT: bytes in txt, at most DNS_MAX_TXT */
 	const char *host;       /* MX: the exchange; PTR: the name (no trailing dot) */
 	uint16_t pref;          /* MX: the preference */
 };

@@ -111,7 +111,7 @@ void dnscache_put(struct dnscache *c, const struct dns_result *r, uint32_t ttl, 
 	}
 	size_t size = sizeof(struct dc_entry) + n * sizeof(struct dns_rr) + strlen(r->name) + 1;
 	for (size_t i = 0; i < n; i++)
-		size += (r->rr[i].txt ? strlen(r->rr[i].txt) + 1 : 0) +
+		size += (r->rr[i].txt ? r->rr[i].txtlen + 1 : 0) +
 			(r->rr[i].host ? strlen(r->rr[i].host) + 1 : 0);
 	struct dc_entry *e = xmalloc(size);
 	memset(e, 0, sizeof *e);
@@ -121,9 +121,10 @@ void dnscache_put(struct dnscache *c, const struct dns_result *r, uint32_t ttl, 
 	p = stpcpy(p, r->name) + 1;
 	for (size_t i = 0; i < n; i++) {
 		e->rr[i] = r->rr[i];
-		if (r->rr[i].txt) {
+		if (r->rr[i].txt) {      /* may hold NUL bytes: copied by length */
 			e->rr[i].txt = p;
-			p = stpcpy(p, r->rr[i].txt) + 1;
+			memcpy(p, r->rr[i].txt, r->rr[i].txtlen + 1);
+			p += r->rr[i].txtlen + 1;
 		}
 		if (r->rr[i].host) {
 			e->rr[i].host = p;

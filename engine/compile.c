@@ -54,7 +54,8 @@ static void open_geoip(struct compiler *c, const struct load_opts *o, const char
 }
 
 /* Template variables: ids 0..ATTR_COUNT-1 are request attributes, then
- * the lookup values of VAR_LIST (acl.h). */
+ * the lookup values of VAR_LIST (acl.h). Each one named is recorded as
+ * used, so the VM can tell a type whether to fetch it (vm_var_used). */
 static int var_resolve(void *ctx, const char *name, size_t len)
 {
 	static const char *const vars[] = {
@@ -69,8 +70,10 @@ static int var_resolve(void *ctx, const char *name, size_t len)
 		return id;
 	}
 	for (size_t i = 0; i < ARRAY_LEN(vars); i++)
-		if (strlen(vars[i]) == len && memcmp(vars[i], name, len) == 0)
+		if (strlen(vars[i]) == len && memcmp(vars[i], name, len) == 0) {
+			p->used_var[i] = true;
 			return VAR_BASE + 1 + (int)i;
+		}
 	return -1;
 }
 

@@ -79,6 +79,8 @@ struct program {
 	uint32_t nruns;
 	struct settings settings;
 	bool used_attr[ATTR_COUNT];       /* attributes any acl or action reads */
+	bool used_var[VAR_END - VAR_BASE - 1]; /* lookup ${vars} some action's text
+					     reads (vm_var_used) */
 	struct vm *pool;                  /* free VMs sized for this program, */
 	void (*pool_free)(struct vm *);   /*   and how to free them (vm.c) */
 	struct geoip *geoip;              /* for country acls; NULL: none */

@@ -186,6 +186,11 @@ const char *vm_get_var(struct eval_ctx *e, enum var_id var)
 	return var > VAR_BASE && var < VAR_END ? e->vm->vars[var - VAR_BASE - 1] : NULL;
 }
 
+bool vm_var_used(const struct eval_ctx *e, enum var_id var)
+{
+	return var > VAR_BASE && var < VAR_END && e->vm->p->used_var[var - VAR_BASE - 1];
+}
+
 void vm_wait_set_var(struct vm_wait *w, enum var_id var, const char *value)
 {
 	if (!w->vm->abandoned)

@@ -103,6 +103,14 @@ void vm_wait_set_uint(struct vm_wait *w, enum var_id var, uint64_t value);
 void vm_set_var(struct eval_ctx *e, enum var_id var, const char *value);
 /* The value of ${var} set so far in this request, or NULL. */
 const char *vm_get_var(struct eval_ctx *e, enum var_id var);
+/*
+ * Does the text of some action of the program read ${var}? The compiler
+ * records every ${var} an action names, whether or not that action can
+ * be reached. A type may skip a lookup made only for a value nobody reads
+ * (the dnslist acls fetch a listing's TXT only when ${rbl_txt} is used);
+ * vm_wait_set_var of an unused var is harmless.
+ */
+bool vm_var_used(const struct eval_ctx *e, enum var_id var);
 /* Local time of the request's clock, computed once per request. */
 const struct tm *vm_localtime(struct eval_ctx *e);
 /*

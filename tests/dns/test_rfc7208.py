@@ -31,20 +31,14 @@ MIN_SCORE = 200
 DNS_TIMEOUT_MS = 300
 
 # test id -> why mxacl's answer differs from the suite's (docs/dns.md)
-KNOWN_FAILURES = {
-    "bytes-bug": "libspf2 sends no PTR query for an IPv6 client's ptr: mechanism "
-                 "(the DNS layer is never asked), so ptr never matches: fail, not pass",
-    "ptr-case-change": "the same: ptr for an IPv6 client never matches in libspf2",
-    "p-macro-multiple": "libspf2's %{p} does not choose a validated name the suite accepts "
-                        "among several PTR names: neutral, not pass or softfail",
-}
+# (none: all 203 pass since PTR lookups reach the configured resolver and
+# the layer skips PTR names whose address lookup fails, RFC 7208 5.5)
+KNOWN_FAILURES = {}
 
 # test id -> why ${spf_received} lacks the suite's exp= explanation
 KNOWN_EXPLANATIONS = {
     "domain-name-truncation": "libspf2 gives no explanation when the exp= domain must be "
                               "cut to 253 bytes (RFC 7208 7.3): the default one instead",
-    "p-macro-ip4-valid": "libspf2's %{p} gives 'unknown' where the suite's validated name is "
-                         "mx.example.com",
     "upper-macro": "libspf2 URL-encodes '=' as %3d; the suite wants %3D (equal per RFC 3986 2.1)",
     "v-macro-ip6": "libspf2 writes %{ir} of an IPv6 client in lower-case hex; the suite "
                    "wants upper case (equal as DNS names)",

@@ -24,6 +24,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import unittest
 
@@ -53,9 +54,10 @@ def _quote(record):
 
 
 class DnsServer:
-    def __init__(self, records=(), zones=()):
+    def __init__(self, records=(), zones=(), options=()):
         self.records = list(records)
         self.zones = list(zones)
+        self.options = list(options)   # more "server:" lines ("rrset-roundrobin: no")
         self.dir = tempfile.mkdtemp(prefix="mxacl-dns-")
         self.port = None
         self.proc = None
@@ -88,6 +90,7 @@ class DnsServer:
         for r in self.records:
             lines.append("    local-data: %s" % _quote(r))
         lines.append('    local-zone: "%s" deny' % NEVER_ZONE)
+        lines += ["    " + o for o in self.options]
         lines += ["remote-control:", "    control-enable: no", ""]
         return "\n".join(lines)
 
@@ -150,11 +153,13 @@ class DnsCase(unittest.TestCase):
     `mxacl test --dns` to run requests."""
     RECORDS = ()
     ZONES = ()
+    SERVER_OPTIONS = ()    # more unbound "server:" lines for the test server
 
     FRESH_SERVER = False   # True: a new server for each test (for counting queries)
 
     def _start(holder):
-        holder.dns = DnsServer(records=holder.RECORDS, zones=holder.ZONES).start()
+        holder.dns = DnsServer(records=holder.RECORDS, zones=holder.ZONES,
+                               options=holder.SERVER_OPTIONS).start()
         holder.tmp = tempfile.mkdtemp(prefix="mxacl-dns-test-")
 
     def _stop(holder):
@@ -202,6 +207,173 @@ class DnsCase(unittest.TestCase):
         return [l for l in self.mxacl_test_run(conf, reqs, extra).stdout.split("\n") if l]
 
 
+def _read_name(pkt, off):
+    """A (possibly compressed) domain name at off: (name, offset after it)."""
+    labels, end, jumps = [], None, 0
+    while True:
+        n = pkt[off]
+        if n & 0xC0 == 0xC0:
+            if end is None:
+                end = off + 2
+            off = ((n & 0x3F) << 8) | pkt[off + 1]
+            jumps += 1
+            if jumps > 64:
+                raise ValueError("name compression loop")
+            continue
+        off += 1
+        if n == 0:
+            break
+        labels.append(pkt[off:off + n].decode("ascii", "replace"))
+        off += n
+    return ".".join(labels), (end if end is not None else off)
+
+
+QTYPES = {1: "A", 12: "PTR", 15: "MX", 16: "TXT", 28: "AAAA"}
+
+
+def parse_question(pkt):
+    """(qname without trailing dot, type name) of a query packet."""
+    name, off = _read_name(pkt, 12)
+    qtype = int.from_bytes(pkt[off:off + 2], "big")
+    return name, QTYPES.get(qtype, str(qtype))
+
+
+def query(server_port, name, qtype, timeout=5.0):
+    """Ask 127.0.0.1:server_port for name's records of qtype ("MX", "A",
+    "TXT", ...) once, recursion desired; the answer section in the order
+    served, as [(type, rdata)]: MX rdata is (pref, host), A a dotted quad,
+    TXT the bytes of its strings joined, others the raw bytes."""
+    num = {v: k for k, v in QTYPES.items()}[qtype]
+    qid = os.getpid() & 0xFFFF
+    q = qid.to_bytes(2, "big") + b"\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00"
+    for label in name.rstrip(".").split("."):
+        q += bytes([len(label)]) + label.encode("ascii")
+    q += b"\x00" + num.to_bytes(2, "big") + b"\x00\x01"
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(timeout)
+        s.sendto(q, ("127.0.0.1", server_port))
+        pkt = s.recv(65535)
+    ancount = int.from_bytes(pkt[6:8], "big")
+    _, off = _read_name(pkt, 12)
+    off += 4
+    out = []
+    for _ in range(ancount):
+        _, off = _read_name(pkt, off)
+        rtype = int.from_bytes(pkt[off:off + 2], "big")
+        rdlen = int.from_bytes(pkt[off + 8:off + 10], "big")
+        rd = off + 10
+        if rtype == 15:
+            data = (int.from_bytes(pkt[rd:rd + 2], "big"), _read_name(pkt, rd + 2)[0])
+        elif rtype == 1:
+            data = ".".join(str(b) for b in pkt[rd:rd + 4])
+        elif rtype == 16:
+            data, i = b"", rd
+            while i < rd + rdlen:
+                data += pkt[i + 1:i + 1 + pkt[i]]
+                i += 1 + pkt[i]
+        else:
+            data = pkt[rd:rd + rdlen]
+        out.append((QTYPES.get(rtype, str(rtype)), data))
+        off = rd + rdlen
+    return out
+
+
+class DelayProxy:
+    """A UDP forwarder on a free 127.0.0.1 port that passes each query to
+    127.0.0.1:upstream_port and sends the answer back `delay` seconds after
+    the query arrived: a DNS server `delay` away. It records, for counting
+    round trips, each query's arrival and the moment its answer left:
+    events() gives [(arrived, answered, qname, qtype)] (time.monotonic()
+    seconds; answered is None while the answer is held).
+
+        with DnsServer(...) as dns, DelayProxy(dns.port, 0.2) as slow:
+            Mxacld(conf, extra_args=["--dns", slow.server])
+
+    Standard library only; its threads are daemon threads, and stop()
+    closes the socket and joins the receiver."""
+
+    def __init__(self, upstream_port, delay):
+        self.upstream = ("127.0.0.1", upstream_port)
+        self.delay = delay
+        self.sock = None
+        self.port = None
+        self.lock = threading.Lock()
+        self.log = []
+        self.thread = None
+        self.stopping = False
+
+    @property
+    def server(self):
+        return "127.0.0.1:%d" % self.port
+
+    def start(self):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)       # so that the receiver sees stop()
+        self.port = self.sock.getsockname()[1]
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+        return self
+
+    def _serve(self):
+        while not self.stopping:
+            try:
+                data, peer = self.sock.recvfrom(65535)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            arrived = time.monotonic()
+            try:
+                qname, qtype = parse_question(data)
+            except (IndexError, ValueError):
+                qname, qtype = "?", "?"
+            with self.lock:
+                entry = [arrived, None, qname, qtype]
+                self.log.append(entry)
+            threading.Thread(target=self._answer, args=(data, peer, entry),
+                             daemon=True).start()
+
+    def _answer(self, data, peer, entry):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as up:
+            up.settimeout(5)
+            try:
+                up.sendto(data, self.upstream)
+                reply = up.recv(65535)
+            except OSError:
+                return
+        left = entry[0] + self.delay - time.monotonic()
+        if left > 0:
+            time.sleep(left)
+        with self.lock:
+            entry[1] = time.monotonic()
+        try:
+            self.sock.sendto(reply, peer)
+        except OSError:
+            pass
+
+    def events(self):
+        with self.lock:
+            return [tuple(e) for e in self.log]
+
+    def reset(self):
+        with self.lock:
+            self.log = []
+
+    def stop(self):
+        self.stopping = True
+        if self.thread:
+            self.thread.join(timeout=5)
+        if self.sock:
+            self.sock.close()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
 # ---- ZoneServer: exact zone data, timeouts and malformed records -----------
 #
 # unbound's local-data cannot serve everything the RFC 7208 test suite asks
@@ -214,9 +386,8 @@ class DnsCase(unittest.TestCase):
 
 import socketserver
 import struct
-import threading
 
-QTYPES = {"A": 1, "NS": 2, "CNAME": 5, "SOA": 6, "PTR": 12, "MX": 15, "TXT": 16,
+ZONE_QTYPES = {"A": 1, "NS": 2, "CNAME": 5, "SOA": 6, "PTR": 12, "MX": 15, "TXT": 16,
           "AAAA": 28, "SPF": 99}
 
 
@@ -292,10 +463,10 @@ class ZoneServer:
                         return None if not answers else (0, answers)
                     break
                 t, v = e
-                if t == "CNAME" and qtype != QTYPES["CNAME"]:
+                if t == "CNAME" and qtype != ZONE_QTYPES["CNAME"]:
                     cname = v
                     answers.append((name, t, v))
-                elif QTYPES.get(t) == qtype:
+                elif ZONE_QTYPES.get(t) == qtype:
                     found = True
                     answers.append((name, t, v))
             if cname is None or found:
@@ -329,7 +500,7 @@ class ZoneServer:
         body = b""
         for owner, t, v in rrs:
             rd = _rdata(t, v)
-            body += _wire_name(owner) + struct.pack("!HHIH", QTYPES[t], 1, self.ttl, len(rd)) + rd
+            body += _wire_name(owner) + struct.pack("!HHIH", ZONE_QTYPES[t], 1, self.ttl, len(rd)) + rd
         edns = len(query) > pos + 4     # an OPT record follows the question
         opt = b"\0" + struct.pack("!HHIH", 41, 1232, 0, 0) if edns else b""
         flags = 0x8400 | (flags & 0x0100) | rcode          # QR AA, RD copied

@@ -54,7 +54,23 @@ static const char *const zone_lines[] = {
 	"local-data: \"mx.bl.mxacl.example. 300 IN MX 20 mail2.example.\"",
 	"local-data: \"null.bl.mxacl.example. 300 IN MX 0 .\"",
 	"local-data: \"ptr.bl.mxacl.example. 300 IN PTR host.example.\"",
+	/* RFC 7208 suite, "a-bad-domain": a NUL (\000) in the record */
+	"local-data: 'nul.bl.mxacl.example. 300 IN TXT \"v=spf1 a:foo.example.com\\000\" \" -all\\010\"'",
 	"local-zone: \"never.mxacl.example.\" deny",
+	/* eleven MX with TTL 0 (so every lookup reaches libunbound), served in
+	 * one order: the server must not rotate them either */
+	"rrset-roundrobin: no",
+	"local-data: \"many.bl.mxacl.example. 0 IN MX 10 mx1.example.\"",
+	"local-data: \"many.bl.mxacl.example. 0 IN MX 10 mx2.example.\"",
+	"local-data: \"many.bl.mxacl.example. 0 IN MX 10 mx3.example.\"",
+	"local-data: \"many.bl.mxacl.example. 0 IN MX 10 mx4.example.\"",
+	"local-data: \"many.bl.mxacl.example. 0 IN MX 10 mx5.example.\"",
+	"local-data: \"many.bl.mxacl.example. 0 IN MX 10 mx6.example.\"",
+	"local-data: \"many.bl.mxacl.example. 0 IN MX 10 mx7.example.\"",
+	"local-data: \"many.bl.mxacl.example. 0 IN MX 10 mx8.example.\"",
+	"local-data: \"many.bl.mxacl.example. 0 IN MX 10 mx9.example.\"",
+	"local-data: \"many.bl.mxacl.example. 0 IN MX 10 mx10.example.\"",
+	"local-data: \"many.bl.mxacl.example. 0 IN MX 10 mx11.example.\"",
 };
 
 static void unbound_start(void)
@@ -124,6 +140,8 @@ struct got {
 	size_t n;
 	uint8_t addr[DNS_MAX_RR][16];
 	char txt[2048];
+	size_t txtlen0;           /* the first TXT record's length, and its bytes */
+	char raw0[256];
 	char why[64];
 	struct event_base *base;  /* loop to stop when answered */
 };
@@ -140,6 +158,10 @@ static void got_cb(void *arg, const struct dns_result *r)
 	g->ttl = r->ttl;
 	g->n = r->n;
 	g->txt[0] = 0;
+	if (r->n > 0 && r->rr[0].txt) {
+		g->txtlen0 = r->rr[0].txtlen;
+		memcpy(g->raw0, r->rr[0].txt, g->txtlen0 < sizeof g->raw0 ? g->txtlen0 + 1 : 0);
+	}
 	for (size_t i = 0; i < r->n; i++) {
 		memcpy(g->addr[i], r->rr[i].addr, 16);
 		const char *str = r->rr[i].txt ? r->rr[i].txt : r->rr[i].host;
@@ -236,6 +258,54 @@ START_TEST(test_txt_and_aaaa)
 	ck_assert_msg(g.status == DNS_FOUND && g.n == 1, "AAAA: status %d n %zu", g.status, g.n);
 	addr_str(&g, 0, AF_INET6, a, sizeof a);
 	ck_assert_str_eq(a, "2001:db8::6");
+	dns_free(d);
+	event_base_free(base);
+}
+END_TEST
+
+/* A TXT record's bytes reach the consumer as served, a NUL and a control
+ * byte included, with their length; from the server and from our cache. */
+START_TEST(test_txt_bytes_as_served)
+{
+	static const char want[] = "v=spf1 a:foo.example.com\0 -all\n";
+	struct event_base *base = event_base_new();
+	struct dns *d = make(base, 2000);
+	struct got g;
+	for (int pass = 0; pass < 2; pass++) {
+		lookup(d, base, "nul.bl.mxacl.example", DNS_T_TXT, &g);
+		ck_assert_msg(g.status == DNS_FOUND && g.n == 1, "pass %d: status %d n %zu (%s)", pass,
+			      g.status, g.n, g.why);
+		ck_assert_msg(pass == 0 || g.inside, "the second lookup was not a cache hit");
+		ck_assert_msg(g.txtlen0 == sizeof want - 1, "pass %d: txtlen %zu, want %zu", pass,
+			      g.txtlen0, sizeof want - 1);
+		ck_assert_msg(!memcmp(g.raw0, want, sizeof want), "pass %d: the bytes differ "
+			      "(got \"%s\" before the NUL)", pass, g.raw0);
+	}
+	dns_free(d);
+	event_base_free(base);
+}
+END_TEST
+
+/* Records come in the order served, on every lookup: libunbound's
+ * round-robin rotation (its default) is off (libspf2 looks at the first
+ * ten MX hosts only). */
+START_TEST(test_mx_order_as_served)
+{
+	struct event_base *base = event_base_new();
+	struct dns *d = make(base, 2000);
+	struct got g;
+	char first[sizeof g.txt];
+	for (int i = 0; i < 6; i++) {
+		lookup(d, base, "many.bl.mxacl.example", DNS_T_MX, &g);
+		ck_assert_msg(g.status == DNS_FOUND && g.n == 11, "MX: status %d n %zu (%s)",
+			      g.status, g.n, g.why);
+		if (i == 0)
+			memcpy(first, g.txt, sizeof first);
+		ck_assert_msg(!strcmp(g.txt, first), "lookup %d: order %s, first was %s", i, g.txt,
+			      first);
+	}
+	/* the server's order: its local-data as written (checked with dig) */
+	ck_assert_msg(!strncmp(first, "10 mx1.example|10 mx2.example|", 30), "order %s", first);
 	dns_free(d);
 	event_base_free(base);
 }
@@ -527,7 +597,9 @@ Suite *dns_suite(void)
 	tcase_add_test(tc, test_found_then_cached);
 	tcase_add_test(tc, test_txt_and_aaaa);
 	tcase_add_test(tc, test_not_found);
+	tcase_add_test(tc, test_txt_bytes_as_served);
 	tcase_add_test(tc, test_mx_and_ptr);
+	tcase_add_test(tc, test_mx_order_as_served);
 	tcase_add_test(tc, test_ttl_cap_expires);
 	tcase_add_test(tc, test_timeout);
 	tcase_add_test(tc, test_shared_deadline);
