@@ -174,11 +174,12 @@ class MigrationDoc(unittest.TestCase):
         got = self.answer("postgrey.conf", [
             req(policy_test_time=t),
             req(policy_test_time=t + 60),
+            req(policy_test_time=t + 299),
             req(policy_test_time=t + 301),
             req(policy_test_time=t + 400),
         ])
         grey = "DEFER_IF_PERMIT 4.2.0 Greylisted, see http://postgrey.schweikert.ch/help/"
-        self.assertEqual(got, [grey, grey, "DUNNO", "DUNNO"])
+        self.assertEqual(got, [grey, grey, grey, "DUNNO", "DUNNO"])
 
     def test_postgrey_whitelists(self):
         t = 1700000000
@@ -256,8 +257,8 @@ class MigrationDoc(unittest.TestCase):
         ])
         now = ["--now", str(self.WEDNESDAY_NOON), "--dns", d.server]
         got = self.answer("postfwd.conf", [
-            req(client_address="192.168.3.9"),                          # WL_001 (/22)
-            req(client_name="relay.domain2.de"),                        # WL_002
+            req(client_address="192.168.3.9", client_name="unknown"),   # WL_001 (/22)
+            req(client_address="10.1.0.1", client_name="a-b-c-d-e.domain2.de"),  # WL_002
             req(client_address="10.0.0.9", client_name="unknown"),      # RBL_003
             req(client_address="10.0.0.8", client_name="mail.example.org"),  # listed, static
             req(client_address="10.0.0.8", client_name="mail.example.org"),  # RATE_001
@@ -329,25 +330,35 @@ class MigrationDoc(unittest.TestCase):
         minute = lt.tm_hour * 60 + lt.tm_min
         if any(abs(minute - b) < 3 for b in (0, 6 * 60, 20 * 60, 24 * 60)):
             self.skipTest("too close to a boundary of the sample's time rules")
+        # Each whitelisted request would be greylisted (a dynamic-looking
+        # client, a new triplet) if its whitelist line were translated wrong.
+        def u(i, **kw):
+            a = dict(client_address="10.0.%d.9" % i, client_name="unknown",
+                     recipient="r%d@example.net" % i)
+            a.update(kw)
+            return req(**a)
         reqs = [
-            req(client_address="192.168.0.5"),                      # WL_001, /22 with host bits
-            req(client_address="192.168.3.9"),
-            req(client_address="192.168.4.1"),                      # outside it
-            req(client_name="mx.domain1.net"),                      # WL_002
-            req(client_name="mx.domain1.net.example"),              # not it
-            req(sasl_username="alice"),                             # WL_003
-            req(sasl_username="alicex"),
-            req(stress="yes"),                                      # STRESS
-            req(ccert_fingerprint="11:22:33:44:55:66:AA:BB:CC:DD:EE:FF",
-                encryption_keysize="256"),                          # WL_004
-            req(client_name="smtp2.example.org"),                   # GREY_001 (STATIC)
-            req(client_name="out.web.de"),                          # FREEMAIL in STATIC
-            req(client_address="10.0.0.9", client_name="unknown"),  # GREY_004 + RATE_002
-            req(client_address="10.0.0.9", client_name="unknown"),  # over the rate
-            req(client_address="10.0.0.5", client_name="c-1-2-3-4.pool.example.net",
-                recipient="other@example.net"),
-            req(client_address="10.0.0.4", client_name="h12345.example.net"),
-            req(client_address="10.0.0.3", client_name="plain.example.net"),
+            u(1, client_address="192.168.0.5"),                    # WL_001, /22 with host bits
+            u(2, client_address="192.168.3.9"),
+            u(3, client_address="192.168.4.1"),                    # outside it
+            u(4, client_name="a-b-c-d-e.domain1.net"),             # WL_002
+            u(5, client_name="a-b-c-d-e.domain1.net.example"),     # not it
+            u(6, sasl_username="alice"),                           # WL_003
+            u(7, sasl_username="alicex"),
+            u(8, stress="yes"),                                    # STRESS
+            u(9, ccert_fingerprint="11:22:33:44:55:66:AA:BB:CC:DD:EE:FF",
+              encryption_keysize="256"),                           # WL_004
+            u(10, ccert_fingerprint="11:22:33:44:55:66:AA:BB:CC:DD:EE:FF",
+              encryption_keysize="40"),                            # its keysize item fails
+            u(11, client_name="pool-12345.web.de"),                # FREEMAIL in STATIC
+            u(12, client_name="pool-12345.example.de"),            # only DYNAMIC
+            u(13, client_name="smtp2.h12345.example"),             # STATIC before DYNAMIC
+            u(14),                                                 # GREY_004 + RATE_002
+            u(14),                                                 # over the rate
+            u(15, client_name="c-1-2-3-4.pool.example.net"),
+            u(16, client_name="dsl-host.example.net"),             # no dynamic pattern
+            u(17, client_name="host.ppp.example.net"),             # [_.-]ppp[_.-]
+            u(18, client_name="plain.example.net"),                # by the clock
         ]
         sample = os.path.join(FIXTURES, "postfwd.cf.sample")
         t0 = int(time.time())
@@ -365,7 +376,8 @@ class MigrationDoc(unittest.TestCase):
         self.assertEqual(ours_w, theirs_w, "\n".join(
             "%-3d postfwd %-30s mxacl %s" % (i, a, b) for i, (a, b) in enumerate(zip(theirs, ours))))
         # the rate limit's text is the same
-        self.assertEqual(ours[12], theirs[12])
+        self.assertEqual(ours[14], theirs[14])
+        self.assertTrue(ours[14].startswith("450 "), ours[14])
         self.assertIn("DEFER_IF_PERMIT", ours_w)
         self.assertIn("DUNNO", ours_w)
 
