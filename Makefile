@@ -113,7 +113,7 @@ asan:
 run:
 	scripts/deps build
 	+$(MAKE) all
-	./$(B)/mxacld -c conf.d/policy.conf -l inet:127.0.0.1:10040
+	./$(B)/mxacld -c conf.d/policy.conf -l inet:127.0.0.1:10038
 
 check:
 	scripts/deps

@@ -32,7 +32,7 @@ const struct setting settings_table[] = {
 	  .def = "/etc/mxacl/policy.conf", .metavar = "FILE", .help = "policy file",
 	  .doc = "the policy file (and what it includes)" },
 	{ .name = "listen", .flag = "listen", .short_flag = 'l', .kind = SETTING_ENDPOINTS,
-	  .flags = SETTING_STARTUP, LIST(listen), .def = "inet:127.0.0.1:10040",
+	  .flags = SETTING_STARTUP, LIST(listen), .def = "inet:127.0.0.1:10038",
 	  .metavar = "ENDPOINT",
 	  .help = "inet:HOST:PORT, inet:[ADDR]:PORT or unix:PATH; repeatable",
 	  .doc = "where to listen: `inet:HOST:PORT`, `inet:[ADDR]:PORT` or `unix:PATH`; "
