@@ -161,6 +161,8 @@ static void parse_args(int argc, char **argv, struct opts *o)
 				printf("mxacld %s\n", MXACLD_VERSION);
 			else if (strcmp(row->flag, "settings-markdown") == 0)
 				settings_print_markdown(stdout);
+			else if (strcmp(row->flag, "settings-man") == 0)
+				settings_print_man(stdout);
 			exit(0);
 		}
 		char err[512];
