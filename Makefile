@@ -163,15 +163,12 @@ tmpfilesdir    ?= $(PREFIX)/lib/tmpfiles.d
 MANPAGES   = docs/man/mxacld.8 docs/man/mxacl.1 docs/man/mxacl-policy.5
 DOCS       = $(wildcard docs/*.md) README LICENSE
 EXAMPLE_LISTS = $(wildcard conf.d/lists/*)
-# install builds the binaries when they are missing, not when they are older
-# than their sources (order-only: `make install B=build/asan` must not rebuild
-# a sanitised build without SAN=1); run `make` first.
 # the config: installed when there is none, never over one (yours)
 INSTALL_KEEP = install_keep() { if [ -e "$$2" ]; then \
 		echo "  KEEP   $$2 (exists; the example is $$1)"; \
 	else install -m 0644 "$$1" "$$2"; fi; }
 
-install: | $(B)/mxacld $(B)/mxacl
+install: $(B)/mxacld $(B)/mxacl
 	install -d $(DESTDIR)$(sbindir) $(DESTDIR)$(bindir) $(DESTDIR)$(docdir) \
 		$(DESTDIR)$(mandir)/man1 $(DESTDIR)$(mandir)/man5 $(DESTDIR)$(mandir)/man8 \
 		$(DESTDIR)$(systemdunitdir) $(DESTDIR)$(sysusersdir) $(DESTDIR)$(tmpfilesdir) \

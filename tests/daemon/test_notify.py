@@ -94,6 +94,7 @@ class NotifyTest(unittest.TestCase):
         d.signal(signal.SIGTERM)
         msg, pid = self.recv(n, d)
         self.assertEqual((msg.get("STOPPING"), pid), ("1", d.pid), msg)
+        d.proc.wait(30)     # not a second SIGTERM: that one would kill it
         d.stop()
 
     def test_reload_is_bracketed(self):
