@@ -24,6 +24,7 @@
 #include "daemon/conn.h"
 #include "daemon/control.h"
 #include "daemon/listener.h"
+#include "daemon/notify.h"
 #include "daemon/proc.h"
 #include "daemon/reload.h"
 #include "backends/dns.h"
@@ -160,6 +161,8 @@ static void parse_args(int argc, char **argv, struct opts *o)
 				printf("mxacld %s\n", MXACLD_VERSION);
 			else if (strcmp(row->flag, "settings-markdown") == 0)
 				settings_print_markdown(stdout);
+			else if (strcmp(row->flag, "settings-man") == 0)
+				settings_print_man(stdout);
 			exit(0);
 		}
 		char err[512];
@@ -317,6 +320,7 @@ static void state_loaded(void *arg, const struct store_load_result *r)
 static void stop(struct daemon *d, int sig)
 {
 	log_info("stopping on %s", strsignal(sig));
+	notify_stopping("stopping");
 	reload_free(d->reload);        /* a compile running is abandoned */
 	d->reload = NULL;
 	for (size_t i = 0; i < d->nls; i++)
@@ -581,6 +585,17 @@ int main(int argc, char **argv)
 		 d.config_path, err.s);
 	if (ready_fd >= 0)
 		proc_daemon_ready(ready_fd, strcmp(logdest, "stderr") == 0);
+	/* systemd's Type=notify: the policy compiled, every socket accepts */
+	{
+		char when[32];
+		struct tm tm;
+		time_t now = time(NULL);
+		strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", localtime_r(&now, &tm));
+		char *status = xasprintf("serving %s, loaded %s; listening on %s", d.config_path,
+					 when, err.s);
+		notify_ready(status);
+		free(status);
+	}
 
 	event_base_dispatch(d.base);
 

@@ -72,6 +72,7 @@
 
 #include <event2/event.h>
 
+#include "daemon/notify.h"
 #include "engine/attrs.h"
 #include "engine/compile.h"
 #include "grammar/diag.h"
@@ -112,6 +113,8 @@ struct reload {
 	struct event *wake_ev;
 	struct reload_job *job; /* the compile running, or NULL */
 	bool again;             /* a request came while job ran */
+	time_t loaded;          /* when the policy serving was loaded, for
+	                           systemd's STATUS= (notify.h) */
 	long test_delay_ms;     /* see reload_new */
 };
 
@@ -224,6 +227,27 @@ static struct program *finish(struct reload *r, struct reload_job *j)
 	return old;
 }
 
+/*
+ * Tell systemd the reload is over (notify.h), whatever came of it: READY=1
+ * and a status that says which policy serves since when, and whether the
+ * last reload failed.
+ */
+static void notify_done(struct reload *r, bool ok, size_t nerrors)
+{
+	char when[32], status[PATH_MAX + 160];
+	struct tm tm;
+	if (ok)
+		r->loaded = time(NULL);
+	strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", localtime_r(&r->loaded, &tm));
+	if (ok)
+		snprintf(status, sizeof status, "serving %s, loaded %s", r->path, when);
+	else
+		snprintf(status, sizeof status,
+			 "serving %s as loaded %s; the reload failed with %zu error%s (see the log)",
+			 r->path, when, nerrors, nerrors == 1 ? "" : "s");
+	notify_ready(status);
+}
+
 /* The worker's byte: its job is done. */
 static void wake_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -240,6 +264,8 @@ static void wake_cb(evutil_socket_t fd, short what, void *arg)
 	if (!done)
 		return;
 	/* the worker waits for the hand-back and touches nothing meanwhile */
+	bool ok = j->prog != NULL;
+	size_t nerrors = j->diags.nerrors;
 	struct program *old = finish(r, j);
 	pthread_mutex_lock(&j->mu);
 	j->old = old;
@@ -249,13 +275,18 @@ static void wake_cb(evutil_socket_t fd, short what, void *arg)
 	r->job = NULL;                  /* the worker frees it */
 	if (r->again) {
 		r->again = false;
-		start(r);
+		start(r);       /* systemd hears READY=1 after that one */
+	} else {
+		notify_done(r, ok, nerrors);
 	}
 }
 
 static void start(struct reload *r)
 {
 	log_info("reload: reading %s", r->path);
+	char status[PATH_MAX + 32];
+	snprintf(status, sizeof status, "reloading %s", r->path);
+	notify_reloading(status);
 	struct reload_job *j = job_new(r);
 	pthread_attr_t attr;
 	pthread_t thread;
@@ -279,8 +310,11 @@ static void start(struct reload *r)
 	log_warning("reload: cannot start a thread (%s); compiling on the serving loop",
 		    strerror(rc));
 	job_compile(j);
+	bool ok = j->prog != NULL;
+	size_t nerrors = j->diags.nerrors;
 	j->old = finish(r, j);
 	job_free(j);
+	notify_done(r, ok, nerrors);
 }
 
 void reload_request(struct reload *r)
@@ -307,6 +341,7 @@ struct reload *reload_new(struct event_base *base, const char *path, const struc
 	r->opts.geoip = r->geoip;
 	r->ready = ready;
 	r->arg = arg;
+	r->loaded = time(NULL);     /* the start-up compile has just ended */
 	/* Test hook (util/testhooks.h): MXACL_TEST_RELOAD_MS=N makes each
 	 * compile take N ms longer, so that a test's signals surely arrive
 	 * during one, however fast the machine. Read here: getenv is not for

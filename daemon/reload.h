@@ -15,6 +15,11 @@
  * Falls back to compiling on the loop, as before, if no thread can be
  * started (logged).
  *
+ * systemd (notify.h) hears RELOADING=1 when a compile starts and READY=1,
+ * with a STATUS= naming the policy that serves and whether the reload
+ * failed, when the last compile of a burst is over; so `systemctl reload`
+ * returns once the new policy serves or has been refused.
+ *
  * Test hook (test builds only, util/testhooks.h): MXACL_TEST_RELOAD_MS=N in the
  * environment makes every compile take N ms longer.
  */

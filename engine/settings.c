@@ -32,7 +32,7 @@ const struct setting settings_table[] = {
 	  .def = "/etc/mxacl/policy.conf", .metavar = "FILE", .help = "policy file",
 	  .doc = "the policy file (and what it includes)" },
 	{ .name = "listen", .flag = "listen", .short_flag = 'l', .kind = SETTING_ENDPOINTS,
-	  .flags = SETTING_STARTUP, LIST(listen), .def = "inet:127.0.0.1:10040",
+	  .flags = SETTING_STARTUP, LIST(listen), .def = "inet:127.0.0.1:10038",
 	  .metavar = "ENDPOINT",
 	  .help = "inet:HOST:PORT, inet:[ADDR]:PORT or unix:PATH; repeatable",
 	  .doc = "where to listen: `inet:HOST:PORT`, `inet:[ADDR]:PORT` or `unix:PATH`; "
@@ -128,6 +128,8 @@ const struct setting settings_table[] = {
 	  .doc = "`mxacld VERSION`, exit 0" },
 	{ .flag = "settings-markdown", .kind = SETTING_ACTION, .flags = SETTING_HIDDEN,
 	  .help = "print the table of settings of docs/operations.md" },
+	{ .flag = "settings-man", .kind = SETTING_ACTION, .flags = SETTING_HIDDEN,
+	  .help = "print the OPTIONS of mxacld(8) as roff (docs/man/mxacld.8)" },
 };
 const size_t settings_count = ARRAY_LEN(settings_table);
 
@@ -765,5 +767,101 @@ void settings_print_markdown(FILE *out)
 		if (row->name)
 			fputs(row->flags & SETTING_STARTUP ? "at restart" : "at reload", out);
 		fprintf(out, " | %s |\n", row->doc ? row->doc : row->help);
+	}
+}
+
+static void md_roff(FILE *out, const char *s);
+
+/* n bytes of s through md_roff. */
+static void md_roff_span(FILE *out, const char *s, size_t n)
+{
+	char *t = xstrndup(s, n);
+	md_roff(out, t);
+	free(t);
+}
+
+/*
+ * Markdown of the table's texts as man(7) roff: `code` in bold (its
+ * hyphens as \-, so that options are searchable and do not break),
+ * [text](link) as its text, backslashes escaped, the em dash as \(em.
+ * Nothing else of markdown occurs in the table.
+ */
+static void md_roff(FILE *out, const char *s)
+{
+	bool code = false;
+	if (*s == '.' || *s == '\'')
+		fputs("\\&", out);       /* not a request */
+	for (const char *p = s; *p; p++) {
+		if (*p == '`') {
+			fputs(code ? "\\fR" : "\\fB", out);
+			code = !code;
+		} else if (*p == '[' && strstr(p, "](")) {
+			const char *close = strstr(p, "](");
+			const char *end = strchr(close, ')');
+			md_roff_span(out, p + 1, (size_t)(close - p - 1));
+			p = end ? end : close + 1;
+		} else if (*p == '\\') {
+			fputs("\\e", out);
+		} else if (*p == '-' && code) {
+			fputs("\\-", out);
+		} else if (strncmp(p, "\u2014", strlen("\u2014")) == 0) {
+			fputs("\\(em", out);
+			p += strlen("\u2014") - 1;
+		} else {
+			fputc(*p, out);
+		}
+	}
+	if (code)
+		fputs("\\fR", out);
+}
+
+/* The flag's name in roff: \fB\-c\fR, \fB\-\-config\fR \fIFILE\fR. */
+static void man_flag(FILE *out, const struct setting *row)
+{
+	if (row->short_flag)
+		fprintf(out, "\\fB\\-%c\\fR, ", row->short_flag);
+	fputs("\\fB\\-\\-", out);
+	for (const char *p = row->flag; *p; p++)
+		fputs(*p == '-' ? "\\-" : (char[2]){ *p, 0 }, out);
+	fputs("\\fR", out);
+	if (flag_has_arg(row))
+		fprintf(out, " \\fI%s\\fR", row->metavar);
+}
+
+void settings_print_man(FILE *out)
+{
+	for (size_t i = 0; i < settings_count; i++) {
+		const struct setting *row = &settings_table[i];
+		if (row->flags & SETTING_HIDDEN)
+			continue;
+		bool list = storage_of(row) == ST_LIST;
+		fputs(".TP\n", out);
+		if (row->flag) {
+			man_flag(out, row);
+			if (list)
+				fputs(" (repeatable)", out);
+		} else {
+			fprintf(out, "\\fBset %s\\fR \\fI%s\\fR (in the policy only)", row->name,
+				row->metavar);
+		}
+		fputc('\n', out);
+		md_roff(out, row->doc ? row->doc : row->help);
+		fputs(".\n", out);
+		if (default_text(row)) {
+			fputs("Default: ", out);
+			md_roff(out, default_text(row));
+			fputs(".\n", out);
+		}
+		if (row->name && row->flag) {
+			if (row->kind == SETTING_YESNO)
+				fprintf(out, "In the policy: \\fBset %s yes\\fR", row->name);
+			else
+				fprintf(out, "In the policy: \\fBset %s\\fR \\fI%s\\fR%s", row->name,
+					row->metavar, list ? "..." : "");
+		}
+		if (row->name)
+			fprintf(out, "%s a changed \\fBset\\fR applies %s.\n", row->flag ? ";" : "It:",
+				row->flags & SETTING_STARTUP ? "when mxacld is restarted"
+							     : "at the next reload");
 	}
 }

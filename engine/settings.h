@@ -159,5 +159,8 @@ void settings_startup_changes(const struct settings *flags, const struct setting
 void settings_print_help(FILE *out);
 /* The table of docs/operations.md (markdown), hidden rows left out. */
 void settings_print_markdown(FILE *out);
+/* The OPTIONS items of mxacld(8) (man(7) roff, .TP paragraphs), the same
+ * rows in the same order as the markdown table. */
+void settings_print_man(FILE *out);
 
 #endif

@@ -313,7 +313,7 @@ START_TEST(test_merge)
 	settings_default_flag_only(&flags);
 	settings_merge(&out, &flags, &file);
 	ck_assert_uint_eq(out.nlisten, 1);
-	ck_assert_str_eq(out.listen[0], "inet:127.0.0.1:10040");
+	ck_assert_str_eq(out.listen[0], "inet:127.0.0.1:10038");
 	ck_assert_int_eq(out.daemonize, 0);
 	ck_assert_str_eq(out.syslog_facility, "mail");
 	ck_assert_str_eq(out.store, "memory");
