@@ -750,7 +750,8 @@ static enum maillog_line smtpd_warning(struct maillog *m, const char *p, const c
 		return MAILLOG_IGNORED;
 	}
 	if (!alen || !nlen || alen >= sizeof m->sessions[0].addr || nlen >= ML_SESSION_STR ||
-	    memchr(addr, ' ', alen) || memchr(name, ' ', nlen))
+	    memchr(addr, ' ', alen) || memchr(name, ' ', nlen) ||
+	    (nlen == 7 && !memcmp(name, "unknown", 7)))
 		return MAILLOG_IGNORED;
 	struct ml_session *s = sess_get(m, true);
 	if (!(s->addrlen == alen && !memcmp(s->addr, addr, alen))) {
@@ -874,7 +875,9 @@ static bool angle_value(const char *p, const char *end, const char *sep, size_t 
 static bool addr_value(const char *p, const char *end, const char **v, size_t *vlen,
 		       const char **next)
 {
-	if (p < end && *p == '<')
+	if (p >= end)
+		return false;
+	if (*p == '<')
 		return angle_value(p, end, ", ", 2, v, vlen, next);
 	const char *q = memmem(p, (size_t)(end - p), ", ", 2);
 	if (!q)

@@ -573,6 +573,46 @@ START_TEST(test_maillog_limits)
 }
 END_TEST
 
+/* At most MAILLOG_MAX_HELD requests wait for their client= line: past
+ * that, the one waiting longest goes, and the new one at once; none is
+ * lost, and maillog_finish lets the rest go in the order they came. */
+START_TEST(test_maillog_held_bound)
+{
+	struct maillog_opts o = { .year = 2024 };
+	struct maillog *m = maillog_new(&o);
+	struct maillog_req r;
+	char line[256];
+	int n = MAILLOG_MAX_HELD + 6, got = 0, first_at = -1;
+	for (int i = 0; i < n; i++) {
+		snprintf(line, sizeof line, "Nov 22 06:25:01 mx postfix/smtpd[%d]: NOQUEUE: warn: RCPT "
+			 "from a[192.0.2.1]: w; from=<s> to=<r%d@x> proto=ESMTP helo=<h>", 100 + i, i);
+		ck_assert_int_eq(maillog_feed(m, line, strlen(line)), MAILLOG_REQUEST);
+		while (maillog_next(m, &r)) {
+			if (got == 0) {
+				first_at = i;
+				ck_assert_str_eq(maillog_req_get(&r, "recipient"), "r0@x");
+			}
+			got++;
+		}
+	}
+	ck_assert_msg(first_at == MAILLOG_MAX_HELD, "first let go at line %d, want %d", first_at,
+		      MAILLOG_MAX_HELD);
+	ck_assert_msg(maillog_stats(m)->held == (uint64_t)MAILLOG_MAX_HELD + 3,
+		      "held %llu, want %d", (unsigned long long)maillog_stats(m)->held,
+		      MAILLOG_MAX_HELD + 3);
+	maillog_finish(m);
+	char prev[32] = "";
+	while (maillog_next(m, &r)) {
+		const char *rc = maillog_req_get(&r, "recipient");
+		ck_assert_msg(atoi(rc + 1) > atoi(prev + 1) || !prev[0], "%s after %s", rc, prev);
+		snprintf(prev, sizeof prev, "%s", rc);
+		got++;
+	}
+	ck_assert_int_eq(got, n);
+	maillog_free(m);
+}
+END_TEST
+
 Suite *maillog_suite(void)
 {
 	Suite *s = suite_create("maillog");
@@ -580,6 +620,7 @@ Suite *maillog_suite(void)
 	tcase_add_loop_test(tc, test_maillog_cases, 0, (int)ARRAY_LEN(cases));
 	tcase_add_test(tc, test_maillog_default_year);
 	tcase_add_test(tc, test_maillog_limits);
+	tcase_add_test(tc, test_maillog_held_bound);
 	suite_add_tcase(s, tc);
 	return s;
 }
