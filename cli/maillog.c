@@ -116,6 +116,7 @@ struct maillog {
 	 * ref tentative until the next line confirms it (see classic_year) */
 	bool have_ref, tentative;
 	bool unconfirmed;                /* the current line's stamp is such a jump */
+	bool merged;                     /* the line repeated a held request's RCPT */
 	int ref_year, alt_year;
 	time_t ref, alt;                 /* alt: ref before a tentative jump */
 	int64_t min_key;                 /* cached local minute */
@@ -584,6 +585,15 @@ static bool held_attr(struct ml_held *h, const char *name, const char *v, size_t
 	h->attrs[h->nattrs].off = off;
 	h->attrs[h->nattrs++].len = n;
 	return true;
+}
+
+/* Whether held request h has attribute name with value v (n bytes). */
+static bool held_same_field(const struct ml_held *h, const char *name, const char *v, size_t n)
+{
+	for (size_t k = 0; k < h->nattrs; k++)
+		if (!strcmp(h->attrs[k].name, name))
+			return h->attrs[k].len == n && !memcmp(h->buf + h->attrs[k].off, v, n);
+	return false;
 }
 
 /* Held request i is complete: it goes to the ready queue, in order. */
@@ -1145,10 +1155,18 @@ static enum maillog_line action_line(struct maillog *m, const char *p, const cha
 		win_end(m, qid, qidlen);
 	if (!ok)
 		return MAILLOG_UNPARSABLE;
+	bool accepted = !refused && strcmp(outcome, "defer");
+	if (!qid && se && se->held && accepted && f[1] && held_same_field(&m->held[se->held - 1], "recipient", f[1], fl[1]) &&
+	    held_same_field(&m->held[se->held - 1], "sender", f[0], fl[0])) {
+		/* a second non-final action for the same RCPT (Zimbra logs a
+		 * FILTER for each of two maps): one policy request */
+		m->merged = true;
+		return MAILLOG_USED;
+	}
 	m->st.from_reject++;
 	/* accepted without a queue file yet: wait for the client= line that
 	 * follows (it has the login); a reject or defer never gets one */
-	if (!qid && se && !refused && strcmp(outcome, "defer")) {
+	if (!qid && se && accepted) {
 		if (se->held)
 			held_release(m, se->held - 1);
 		if (held_put(m, se, out))
@@ -1591,13 +1609,17 @@ static enum maillog_line feed(struct maillog *m, const char *p, const char *end,
 		p = rb + 2;
 	}
 	m->cur_session = 0;
+	bool noqueue = false;
+	int prev = 0;                        /* held slot + 1 before a NOQUEUE line */
 	if (plen == 5 && !memcmp(prog, "smtpd", 5) && pid) {
 		m->cur_session = (hash_bytes(host, hostlen, false) ^ (pid * 0x9e3779b97f4a7c15ull)) | 1;
 		bool warning = STARTS(p, end, "warning: ");
 		struct ml_session *se = sess_get(m, false);
 		/* a request held for this process's client= line waits through
 		 * warnings only */
-		if (se && se->held && !warning && !is_client_line(p, end))
+		noqueue = STARTS(p, end, "NOQUEUE: ");
+		prev = noqueue && se ? se->held : 0;
+		if (se && se->held && !warning && !noqueue && !is_client_line(p, end))
 			held_release(m, se->held - 1);
 		if (warning)
 			return smtpd_warning(m, p + 9, end);
@@ -1619,8 +1641,15 @@ static enum maillog_line feed(struct maillog *m, const char *p, const char *end,
 	}
 	if (plen == 10 && !memcmp(prog, "postscreen", 10))
 		return MAILLOG_IGNORED;   /* never reached smtpd or the policy */
-	if (STARTS(p, end, "NOQUEUE: "))
-		return action_line(m, p + 9, end, NULL, 0, t, out);
+	if (STARTS(p, end, "NOQUEUE: ")) {
+		enum maillog_line r = action_line(m, p + 9, end, NULL, 0, t, out);
+		/* a NOQUEUE line lets its process's held request go unless it
+		 * was the same RCPT again */
+		struct ml_held *h = prev ? &m->held[prev - 1] : NULL;
+		if (h && !m->merged && h->session == m->cur_session && !h->ready)
+			held_release(m, prev - 1);
+		return r;
+	}
 	const char *colon = memchr(p, ':', (size_t)(end - p) < MAILLOG_MAX_QID + 1
 						  ? (size_t)(end - p) : MAILLOG_MAX_QID + 1);
 	if (!colon || !is_qid(p, (size_t)(colon - p)) || !STARTS(colon, end, ": "))
@@ -1693,7 +1722,7 @@ static void held_return(struct maillog *m)
 enum maillog_line maillog_feed(struct maillog *m, const char *line, size_t len)
 {
 	held_return(m);
-	m->own_ready = m->own_held = m->unconfirmed = false;
+	m->own_ready = m->own_held = m->unconfirmed = m->merged = false;
 	m->st.lines++;
 	enum maillog_line r;
 	if (len > MAILLOG_MAX_LINE)

@@ -335,6 +335,18 @@ static const struct {
 	    "-",
 	    "T=1732256703 src=reject was=warn client_address=192.0.2.1 client_name=a helo_name=h protocol_name=ESMTP " STD " recipient=r3@x reverse_client_name=a sender=s@y" },
 	  "requests=3 held=2 held_login=0", NULL },
+	{ "two non-final actions for one RCPT (Zimbra's two FILTER lines): one request, with the login", 2024, 0, 0,
+	  { "Jan 21 11:26:20 mta1 postfix/smtpd[25980]: NOQUEUE: filter: RCPT from unknown[123.31.35.57]: <t@d.example>: Sender address triggers FILTER smtp-amavis:[127.0.0.1]:10026; from=<t@d.example> to=<m@c.example> proto=ESMTP helo=<gw.example>",
+	    "Jan 21 11:26:20 mta1 postfix/smtpd[25980]: NOQUEUE: filter: RCPT from unknown[123.31.35.57]: <t@d.example>: Sender address triggers FILTER smtp-amavis:[127.0.0.1]:10024; from=<t@d.example> to=<m@c.example> proto=ESMTP helo=<gw.example>",
+	    "Jan 21 11:26:20 mta1 postfix/smtpd[25980]: DDDDD1: client=unknown[123.31.35.57], sasl_method=PLAIN, sasl_username=t",
+	    "Jan 21 11:26:21 mta1 postfix/smtpd[25980]: NOQUEUE: warn: RCPT from unknown[123.31.35.57]: w; from=<t@d.example> to=<n@c.example> proto=ESMTP helo=<gw.example>",
+	    "Jan 21 11:26:21 mta1 postfix/smtpd[25980]: NOQUEUE: reject: RCPT from unknown[123.31.35.57]: 554 no; from=<t@d.example> to=<n@c.example> proto=ESMTP helo=<gw.example>" },
+	  { "-", "-",
+	    "T=1705836380 src=reject was=filter client_address=123.31.35.57 client_name=unknown helo_name=gw.example protocol_name=ESMTP " STD " recipient=m@c.example sasl_method=PLAIN sasl_username=t sender=t@d.example",
+	    "-",
+	    "T=1705836381 src=reject was=warn client_address=123.31.35.57 client_name=unknown helo_name=gw.example protocol_name=ESMTP " STD " recipient=n@c.example sender=t@d.example"
+	    " | T=1705836381 src=reject was=reject client_address=123.31.35.57 client_name=unknown helo_name=gw.example protocol_name=ESMTP " STD " recipient=n@c.example sender=t@d.example" },
+	  "requests=3 held=2 held_login=1 used=2", NULL },
 	/* issue 11 item 4: a milter's END-OF-MESSAGE reject */
 	{ "END-OF-MESSAGE: a recipient already replayed, a message not held", 2024, 0, 0,
 	  { "Nov 22 06:25:01 mx postfix/smtpd[1]: NOQUEUE: hold: RCPT from a[192.0.2.1]: <r@x>: held; from=<s> to=<r> proto=ESMTP helo=<h>",
