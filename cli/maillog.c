@@ -2,7 +2,8 @@
  * maillog - mail log lines to policy requests (see maillog.h and
  * docs/replay.md). The hot path is one pass over each line with memchr and
  * memcmp; stamps are converted once per minute of log time; the only
- * allocations are per message in the queue-ID window, and those are reused.
+ * allocations are per message in the queue-ID window and per request held
+ * for its client= line, and those are reused.
  */
 #include "cli/maillog.h"
 
@@ -26,6 +27,8 @@ enum ml_field {
 	F_SIZE,
 	F_HELO,
 	F_PROTO,
+	F_REVERSE,                       /* only for client "unknown": the PTR name
+					    from smtpd's warning */
 	F_COUNT
 };
 
@@ -74,9 +77,31 @@ struct ml_session {
 	size_t nrcpts;
 	size_t helolen, protolen;        /* 0: not known */
 	size_t addrlen;                  /* the client's address */
+	size_t ptrlen;                   /* 0: no PTR name from a warning */
+	int held;                        /* index + 1 of its held request; 0 none */
 	char addr[64];
 	char helo[ML_SESSION_STR];
 	char proto[16];
+	char ptr[ML_SESSION_STR];        /* the client's PTR name (client "unknown") */
+};
+
+/*
+ * A request waiting for the client= line of its smtpd process (a NOQUEUE
+ * warn/hold/filter/... line: the recipient was accepted, and the login is
+ * logged only on the client= line that follows). Values are offsets into
+ * buf until it is handed out, so buf may grow.
+ */
+struct ml_held {
+	uint64_t session;                /* its smtpd process; 0: slot free */
+	uint64_t seq;                    /* holding order: the oldest goes first */
+	bool ready;                      /* released, waiting for maillog_next */
+	bool unconfirmed;
+	time_t time;
+	size_t outcome, text;            /* offsets into buf */
+	size_t nattrs;
+	struct { const char *name; size_t off, len; } attrs[MAILLOG_MAX_ATTRS];
+	char *buf;
+	size_t len, cap;
 };
 
 struct maillog {
@@ -86,10 +111,25 @@ struct maillog {
 	time_t last;                     /* last line's time */
 	time_t high;                     /* latest time seen (window aging) */
 	bool have_time;
-	int year, last_month;            /* classic stamps */
-	bool have_year;
+	/* classic stamps (no year): the year of each is chosen against the
+	 * latest classic time so far, ref; a jump of more than ML_JUMP makes
+	 * ref tentative until the next line confirms it (see classic_year) */
+	bool have_ref, tentative;
+	bool unconfirmed;                /* the current line's stamp is such a jump */
+	bool merged;                     /* the line repeated a held request's RCPT */
+	int ref_year, alt_year;
+	time_t ref, alt;                 /* alt: ref before a tentative jump */
 	int64_t min_key;                 /* cached local minute */
 	time_t min_base;
+	/* requests ready or held (maillog_next) */
+	struct maillog_req own;          /* the current line's own request */
+	bool own_ready;
+	bool own_held;                   /* the current line's request was held */
+	struct ml_held held[MAILLOG_MAX_HELD];
+	uint64_t held_seq;
+	int ready[MAILLOG_MAX_HELD];      /* released held requests, in order */
+	int ready_head, ready_n;
+	int lent;                        /* held slot handed out last; -1 none */
 	/* window */
 	struct ml_entry **buckets;
 	size_t nbuckets;
@@ -104,7 +144,7 @@ struct maillog {
 
 static const char *const ml_field_attr[F_COUNT] = {
 	"client_name", "client_address", "client_port", "sasl_method", "sasl_username",
-	"sasl_sender", "sender", "size", "helo_name", "protocol_name",
+	"sasl_sender", "sender", "size", "helo_name", "protocol_name", "reverse_client_name",
 };
 
 /* ---- small helpers ----------------------------------------------------- */
@@ -191,39 +231,113 @@ static int month_of(const char *p)
 	return 0;
 }
 
-/* "Nov 22 06:25:01" (day may be " 2"): 15 bytes at p. */
-static bool classic_stamp(struct maillog *m, const char *p, const char *end, time_t *t)
+/* A step back up to ML_BACK is a late line (or logs of hosts merged); a
+ * step forward of more than ML_JUMP is a jump the next line must confirm. */
+#define ML_BACK (31 * 86400L)
+#define ML_JUMP (31 * 86400L)
+
+/*
+ * The year of a classic stamp (month mo ... second s) after the latest
+ * classic time ref of year ry: the earliest of years ry-1, ry, ry+1 that
+ * is not more than ML_BACK before ref. So a log runs forward: after Mar 22
+ * a Dec 31 is the same year's (a gap), after Dec 31 a Jan 1 the next
+ * year's, after Jan 1 a Dec 31 the year before's (a late line). *t gets
+ * the time.
+ */
+static int classic_year(struct maillog *m, time_t ref, int ry, int mo, int d, int h, int mi,
+			int s, time_t *t)
 {
-	if (end - p < 15 || p[3] != ' ' || p[6] != ' ' || p[9] != ':' || p[12] != ':')
+	time_t t0 = local_time(m, ry, mo, d, h, mi, s);
+	if (t0 < ref - ML_BACK) {
+		*t = local_time(m, ry + 1, mo, d, h, mi, s);
+		return ry + 1;
+	}
+	if (t0 - 300L * 86400 >= ref - ML_BACK) {       /* late in ry, ref early */
+		time_t tp = local_time(m, ry - 1, mo, d, h, mi, s);
+		if (tp >= ref - ML_BACK) {
+			*t = tp;
+			return ry - 1;
+		}
+	}
+	*t = t0;
+	return ry;
+}
+
+/*
+ * "Nov 22 06:25:01", "Nov  2 06:25:01" or "Nov 2 06:25:01" at p; *len
+ * gets its length (15 or 14). The year: --year (or this year, last year
+ * when that lies in the future) for the first; then classic_year against
+ * the latest classic time. A line that jumps more than ML_JUMP from it
+ * keeps its time, but the one after it decides: if that one is near the
+ * time before the jump, the jump was one stray stamp and the log goes on
+ * from before it.
+ */
+static bool classic_stamp(struct maillog *m, const char *p, const char *end, time_t *t,
+			  size_t *len)
+{
+	if (end - p < 14 || p[3] != ' ')
 		return false;
 	int mo = month_of(p);
-	int d = p[4] == ' ' ? digits(p + 5, 1) : digits(p + 4, 2);
-	int h = digits(p + 7, 2), mi = digits(p + 10, 2), s = digits(p + 13, 2);
+	const char *q = p + 4;
+	int d;
+	if (q[0] == ' ' && is_digit(q[1]) && q[2] == ' ')
+		d = q[1] - '0', q += 3;                  /* " 2 " */
+	else if (is_digit(q[0]) && q[1] == ' ')
+		d = q[0] - '0', q += 2;                  /* "2 " */
+	else if (is_digit(q[0]) && is_digit(q[1]) && q[2] == ' ')
+		d = (q[0] - '0') * 10 + q[1] - '0', q += 3;
+	else
+		return false;
+	if (end - q < 8 || q[2] != ':' || q[5] != ':')
+		return false;
+	int h = digits(q, 2), mi = digits(q + 3, 2), s = digits(q + 6, 2);
 	if (!mo || d < 1 || d > 31 || h < 0 || h > 23 || mi < 0 || mi > 59 || s < 0 || s > 60)
 		return false;
-	int y;
-	if (!m->have_year) {
+	*len = (size_t)(q + 8 - p);
+	if (!m->have_ref) {
 		time_t now = m->o.now;
 		struct tm tm;
 		localtime_r(&now, &tm);
-		y = m->o.year ? m->o.year : tm.tm_year + 1900;
-		if (!m->o.year && local_time(m, y, mo, d, h, mi, s) > now + 86400)
-			y--;            /* "Dec 31" read on Jan 1: last year's log */
-		m->year = y;
-		m->have_year = true;
-	} else if (mo + 6 < m->last_month) {
-		y = ++m->year;          /* Dec -> Jan */
-	} else if (mo > m->last_month + 6) {
-		y = m->year - 1;        /* a late line from before new year */
-		mo = -mo;               /* do not move last_month */
-	} else {
-		y = m->year;
+		int y = m->o.year ? m->o.year : tm.tm_year + 1900;
+		*t = local_time(m, y, mo, d, h, mi, s);
+		if (!m->o.year && *t > now + 86400)
+			*t = local_time(m, --y, mo, d, h, mi, s);  /* "Dec 31" read on Jan 1 */
+		m->have_ref = true;
+		m->ref = *t;
+		m->ref_year = y;
+		return true;
 	}
-	if (mo < 0)
-		mo = -mo;
-	else
-		m->last_month = mo;
-	*t = local_time(m, y, mo, d, h, mi, s);
+	if (m->tentative) {
+		/* the line after a jump: near the time before it, the jump was
+		 * a stray stamp */
+		m->tentative = false;
+		time_t ta;
+		int ya = classic_year(m, m->alt, m->alt_year, mo, d, h, mi, s, &ta);
+		if (ta - m->alt <= ML_JUMP) {
+			m->st.stray++;
+			m->ref = m->alt;
+			m->ref_year = m->alt_year;
+			*t = ta;
+			if (ta > m->ref) {
+				m->ref = ta;
+				m->ref_year = ya;
+			}
+			return true;
+		}
+	}
+	int y = classic_year(m, m->ref, m->ref_year, mo, d, h, mi, s, t);
+	if (*t - m->ref > ML_JUMP) {
+		/* until the next line confirms it, the jump's line is marked
+		 * (maillog_req.unconfirmed): one stray stamp must not move the
+		 * replay's clock, which never goes back, months ahead */
+		m->tentative = true;
+		m->alt = m->ref;
+		m->alt_year = m->ref_year;
+	}
+	if (*t > m->ref) {
+		m->ref = *t;
+		m->ref_year = y;
+	}
 	return true;
 }
 
@@ -231,8 +345,8 @@ static bool classic_stamp(struct maillog *m, const char *p, const char *end, tim
 static bool rfc3339_stamp(struct maillog *m, const char *p, const char *end, time_t *t,
 			  size_t *len)
 {
-	if (end - p < 19 || p[4] != '-' || p[7] != '-' || (p[10] != 'T' && p[10] != 't') ||
-	    p[13] != ':' || p[16] != ':')
+	if (end - p < 19 || p[4] != '-' || p[7] != '-' ||
+	    (p[10] != 'T' && p[10] != 't' && p[10] != ' ') || p[13] != ':' || p[16] != ':')
 		return false;
 	int y = digits(p, 4), mo = digits(p + 5, 2), d = digits(p + 8, 2);
 	int h = digits(p + 11, 2), mi = digits(p + 14, 2), s = digits(p + 17, 2);
@@ -240,7 +354,7 @@ static bool rfc3339_stamp(struct maillog *m, const char *p, const char *end, tim
 	    mi > 59 || s < 0 || s > 60)
 		return false;
 	const char *q = p + 19;
-	if (q < end && *q == '.') {
+	if (q < end && (*q == '.' || *q == ',')) {
 		q++;
 		while (q < end && is_digit(*q))
 			q++;
@@ -437,7 +551,120 @@ static unsigned *ent_rcpt(struct ml_entry *e, uint64_t h)
 	return &e->rcpts[e->nrcpts++].flags;
 }
 
+/* ---- held requests ----------------------------------------------------- */
+
+static struct ml_session *sess_find(struct maillog *m, uint64_t key);
+
+/* Room for n more bytes in h's buffer. */
+static void held_room(struct ml_held *h, size_t n)
+{
+	if (h->len + n > h->cap) {
+		h->cap = (h->len + n) * 2 < 512 ? 512 : (h->len + n) * 2;
+		h->buf = xrealloc(h->buf, h->cap);
+	}
+}
+
+/* A NUL-terminated copy of s (n bytes) in h's buffer; its offset. */
+static size_t held_str(struct ml_held *h, const char *s, size_t n)
+{
+	held_room(h, n + 1);
+	size_t off = h->len;
+	memcpy(h->buf + off, s, n);
+	h->buf[off + n] = 0;
+	h->len += n + 1;
+	return off;
+}
+
+/* Add name=value to h (name static); false when it has MAILLOG_MAX_ATTRS. */
+static bool held_attr(struct ml_held *h, const char *name, const char *v, size_t n)
+{
+	if (h->nattrs == MAILLOG_MAX_ATTRS)
+		return false;
+	size_t off = held_str(h, v, n);
+	h->attrs[h->nattrs].name = name;
+	h->attrs[h->nattrs].off = off;
+	h->attrs[h->nattrs++].len = n;
+	return true;
+}
+
+/* Whether held request h has attribute name with value v (n bytes). */
+static bool held_same_field(const struct ml_held *h, const char *name, const char *v, size_t n)
+{
+	for (size_t k = 0; k < h->nattrs; k++)
+		if (!strcmp(h->attrs[k].name, name))
+			return h->attrs[k].len == n && !memcmp(h->buf + h->attrs[k].off, v, n);
+	return false;
+}
+
+/* Held request i is complete: it goes to the ready queue, in order. */
+static void held_release(struct maillog *m, int i)
+{
+	struct ml_held *h = &m->held[i];
+	if (h->ready || !h->session)
+		return;
+	struct ml_session *se = sess_find(m, h->session);
+	if (se && se->held == i + 1)
+		se->held = 0;
+	h->ready = true;
+	m->ready[(m->ready_head + m->ready_n++) % MAILLOG_MAX_HELD] = i;
+}
+
+/* Hold r (the current line's request, reject-line attributes: static
+ * names) for session se until its process logs its next line. False when
+ * every slot is ready and not yet taken: then it is handed out at once. */
+static bool held_put(struct maillog *m, struct ml_session *se, const struct maillog_req *r)
+{
+	int free_i = -1, oldest = -1;
+	for (int i = 0; i < MAILLOG_MAX_HELD; i++) {
+		struct ml_held *h = &m->held[i];
+		if (!h->session) {
+			free_i = i;
+			break;
+		}
+		if (!h->ready && (oldest < 0 || h->seq < m->held[oldest].seq))
+			oldest = i;
+	}
+	if (free_i < 0) {
+		if (oldest < 0)
+			return false;
+		held_release(m, oldest);     /* the bound: the oldest waits no longer */
+		return false;
+	}
+	struct ml_held *h = &m->held[free_i];
+	h->session = se->key;
+	h->seq = ++m->held_seq;
+	h->ready = false;
+	h->time = r->time;
+	h->unconfirmed = r->unconfirmed;
+	h->len = 0;
+	h->nattrs = 0;
+	h->outcome = held_str(h, r->outcome, strlen(r->outcome));
+	h->text = held_str(h, r->outcome_text, strlen(r->outcome_text));
+	for (size_t k = 0; k < r->nattrs; k++)
+		held_attr(h, r->attrs[k].name, r->attrs[k].value, r->attrs[k].len);
+	se->held = free_i + 1;
+	m->st.held++;
+	return true;
+}
+
 /* ---- smtpd sessions ---------------------------------------------------- */
+
+/* The session slot of key if it holds that session, else NULL. */
+static struct ml_session *sess_find(struct maillog *m, uint64_t key)
+{
+	if (!m->sessions)
+		return NULL;
+	struct ml_session *s = &m->sessions[key % ML_SESSIONS];
+	return s->key == key ? s : NULL;
+}
+
+/* Forget what a session said (its held request is released first). */
+static void sess_clear(struct maillog *m, struct ml_session *s)
+{
+	if (s->held)
+		held_release(m, s->held - 1);
+	s->nrcpts = s->helolen = s->protolen = s->addrlen = s->ptrlen = 0;
+}
 
 /* The current line's session, or NULL; with create, a slot held by another
  * session is taken over (emptied). */
@@ -454,18 +681,97 @@ static struct ml_session *sess_get(struct maillog *m, bool create)
 	if (s->key != m->cur_session) {
 		if (!create)
 			return NULL;
+		if (s->key)
+			sess_clear(m, s);
 		s->key = m->cur_session;
-		s->nrcpts = s->helolen = s->protolen = s->addrlen = 0;
+		s->held = 0;
+		s->nrcpts = s->helolen = s->protolen = s->addrlen = s->ptrlen = 0;
 	}
 	return s;
 }
 
-/* The client connected or left: forget what its process said. */
-static void sess_end(struct maillog *m)
+/* The client connected or left: forget what its process said, but keep a
+ * PTR name its warning gave for the client now connecting (addr, alen;
+ * NULL when it left). */
+static void sess_end(struct maillog *m, const char *addr, size_t alen)
 {
 	struct ml_session *s = sess_get(m, false);
-	if (s)
+	if (!s)
+		return;
+	bool keep = addr && s->ptrlen && s->addrlen == alen && !memcmp(s->addr, addr, alen);
+	size_t ptrlen = s->ptrlen;
+	sess_clear(m, s);
+	if (keep) {
+		s->addrlen = alen;
+		s->ptrlen = ptrlen;
+	} else {
 		s->key = 0;
+	}
+}
+
+/* The session's PTR name for a client "unknown" at addr, or NULL. */
+static const char *sess_ptr(struct maillog *m, const char *name, size_t nlen, const char *addr,
+			    size_t alen, size_t *plen)
+{
+	if (!(nlen == 7 && !memcmp(name, "unknown", 7)))
+		return NULL;
+	struct ml_session *s = sess_get(m, false);
+	if (!s || !s->ptrlen || s->addrlen != alen || memcmp(s->addr, addr, alen))
+		return NULL;
+	*plen = s->ptrlen;
+	return s->ptr;
+}
+
+/*
+ * smtpd's forward-confirmation warnings (smtpd_peer.c), logged before
+ * "connect from unknown[ADDR]": the PTR name Postfix sends as
+ * reverse_client_name while client_name is "unknown".
+ *   ADDR: address not listed for hostname NAME
+ *   ADDR: hostname NAME verification failed: REASON
+ *   hostname NAME does not resolve to address ADDR[: REASON]
+ */
+static enum maillog_line smtpd_warning(struct maillog *m, const char *p, const char *end)
+{
+	const char *addr = NULL, *name = NULL, *k;
+	size_t alen = 0, nlen = 0;
+	if (STARTS(p, end, "hostname ")) {
+		name = p + 9;
+		k = memmem(name, (size_t)(end - name), " does not resolve to address ", 29);
+		if (!k)
+			return MAILLOG_IGNORED;
+		nlen = (size_t)(k - name);
+		addr = k + 29;
+		const char *c = memmem(addr, (size_t)(end - addr), ": ", 2);
+		alen = (size_t)((c ? c : end) - addr);
+	} else if ((k = memmem(p, (size_t)(end - p), ": address not listed for hostname ", 34))) {
+		addr = p;
+		alen = (size_t)(k - p);
+		name = k + 34;
+		nlen = (size_t)(end - name);
+	} else if ((k = memmem(p, (size_t)(end - p), ": hostname ", 11))) {
+		addr = p;
+		alen = (size_t)(k - p);
+		name = k + 11;
+		const char *v = memmem(name, (size_t)(end - name), " verification failed", 20);
+		if (!v)
+			return MAILLOG_IGNORED;
+		nlen = (size_t)(v - name);
+	} else {
+		return MAILLOG_IGNORED;
+	}
+	if (!alen || !nlen || alen >= sizeof m->sessions[0].addr || nlen >= ML_SESSION_STR ||
+	    memchr(addr, ' ', alen) || memchr(name, ' ', nlen) ||
+	    (nlen == 7 && !memcmp(name, "unknown", 7)))
+		return MAILLOG_IGNORED;
+	struct ml_session *s = sess_get(m, true);
+	if (!(s->addrlen == alen && !memcmp(s->addr, addr, alen))) {
+		sess_clear(m, s);            /* a new client of this process */
+		memcpy(s->addr, addr, alen);
+		s->addrlen = alen;
+	}
+	memcpy(s->ptr, name, nlen);
+	s->ptrlen = nlen;
+	return MAILLOG_USED;
 }
 
 /* ---- building the request ---------------------------------------------- */
@@ -476,6 +782,7 @@ static void out_reset(struct maillog *m, struct maillog_req *r)
 	m->outlen = 0;
 	memset(r, 0, sizeof *r);
 	r->outcome = r->outcome_text = r->orig_rule = "";
+	r->unconfirmed = m->unconfirmed;
 }
 
 /* A NUL-terminated copy of s in the request area, control bytes as '?';
@@ -570,6 +877,30 @@ static bool angle_value(const char *p, const char *end, const char *sep, size_t 
 }
 
 /*
+ * An address in a queue line at p (just after "to=", "orig_to=", "from="):
+ * "<value>" as Postfix writes it (angle_value), or a bare value running to
+ * the next ", " or the end (logs edited by hand or by a redaction tool
+ * drop the brackets). *next is after it.
+ */
+static bool addr_value(const char *p, const char *end, const char **v, size_t *vlen,
+		       const char **next)
+{
+	if (p >= end)
+		return false;
+	if (*p == '<')
+		return angle_value(p, end, ", ", 2, v, vlen, next);
+	const char *q = memmem(p, (size_t)(end - p), ", ", 2);
+	if (!q)
+		q = end;
+	if (q == p || memchr(p, ' ', (size_t)(q - p)) || memchr(p, '<', (size_t)(q - p)))
+		return false;
+	*v = p;
+	*vlen = (size_t)(q - p);
+	*next = q;
+	return true;
+}
+
+/*
  * The "<value>" at p (at '<'), ending at the first '>' followed by one of
  * the nseps strings in seps or, when last is set, by the end. *next is
  * after the '>'.
@@ -631,14 +962,23 @@ static bool reject_tail(const char *p, const char *end, const char *f[4], size_t
 	return p == end;
 }
 
-/* Common attributes of a client: name, address, reverse name, port. */
+/* Common attributes of a client: name, address, reverse name, port. The
+ * reverse name of a client "unknown" is the PTR name of its smtpd
+ * process's warning (rev; NULL: ask the current line's session). */
 static bool out_client(struct maillog *m, struct maillog_req *r, const char *name, size_t nlen,
-		       const char *addr, size_t alen, const char *port, size_t plen)
+		       const char *addr, size_t alen, const char *port, size_t plen,
+		       const char *rev, size_t revlen)
 {
 	bool ok = out_attr(m, r, "client_address", addr, alen) &&
 		  out_attr(m, r, "client_name", name, nlen);
-	if (ok && !(nlen == 7 && memcmp(name, "unknown", 7) == 0))
-		ok = out_attr(m, r, "reverse_client_name", name, nlen);
+	if (!(nlen == 7 && memcmp(name, "unknown", 7) == 0)) {
+		rev = name;
+		revlen = nlen;
+	} else if (!rev) {
+		rev = sess_ptr(m, name, nlen, addr, alen, &revlen);
+	}
+	if (ok && rev)
+		ok = out_attr(m, r, "reverse_client_name", rev, revlen);
 	if (ok && port)
 		ok = out_attr(m, r, "client_port", port, plen);
 	return ok;
@@ -659,8 +999,10 @@ static bool is_qid(const char *p, size_t n)
 
 /*
  * "WORD: STAGE from NAME[ADDR]: TEXT; from=<S> to=<R> proto=P helo=<H>"
- * at p (after "NOQUEUE: " or "QID: "). qid NULL for NOQUEUE. Returns
- * MAILLOG_IGNORED when p is not such a line at all.
+ * at p (after "NOQUEUE: " or "QID: "). qid NULL for NOQUEUE. Replayed:
+ * STAGE RCPT; and END-OF-MESSAGE (a milter's reject, after the recipients
+ * were accepted) for a message held in the window whose recipient has not
+ * been replayed. Returns MAILLOG_IGNORED when p is not such a line at all.
  */
 static enum maillog_line action_line(struct maillog *m, const char *p, const char *end,
 				     const char *qid, size_t qidlen, time_t t,
@@ -678,13 +1020,20 @@ static enum maillog_line action_line(struct maillog *m, const char *p, const cha
 		p++;
 	size_t slen = (size_t)(p - stage);
 	bool smtpd_stage = slen && STARTS(p, end, " from ");
-	if (!smtpd_stage || !(slen == 4 && memcmp(stage, "RCPT", 4) == 0)) {
+	bool rcpt = smtpd_stage && slen == 4 && memcmp(stage, "RCPT", 4) == 0;
+	bool eom = smtpd_stage && qid && slen == 14 && memcmp(stage, "END-OF-MESSAGE", 14) == 0;
+	/* cleanup's "reject: header ...", a DATA or END-OF-MESSAGE reject, a
+	 * milter's: the message ends without a delivery */
+	bool ends = qid && !rcpt && ((wlen == 6 && !memcmp(w, "reject", 6)) ||
+				     (wlen == 13 && !memcmp(w, "milter-reject", 13)));
+	struct ml_entry *e = qid ? win_find(m, qid, qidlen) : NULL;
+	if (eom && (!e || e->reinjected))
+		eom = false;             /* not held, or its recipients came from
+					    the message the filter got */
+	if (!rcpt && !eom) {
 		if (smtpd_stage)
 			m->st.other_stage++;
-		/* cleanup's "reject: header ...", a DATA or END-OF-MESSAGE
-		 * reject, a milter's: the message ends without a delivery */
-		if (qid && ((wlen == 6 && !memcmp(w, "reject", 6)) ||
-			    (wlen == 13 && !memcmp(w, "milter-reject", 13))))
+		if (ends)
 			win_end(m, qid, qidlen);
 		return MAILLOG_IGNORED;
 	}
@@ -692,8 +1041,11 @@ static enum maillog_line action_line(struct maillog *m, const char *p, const cha
 	const char *name, *addr, *port;
 	size_t nlen, alen, plen;
 	if (!parse_client(&p, end, &name, &nlen, &addr, &alen, &port, &plen) ||
-	    !STARTS(p, end, ": "))
+	    !STARTS(p, end, ": ")) {
+		if (ends)
+			win_end(m, qid, qidlen);
 		return MAILLOG_UNPARSABLE;
+	}
 	p += 2;
 	/* TEXT may hold "; from=<" (a DNSBL's TXT record, an access map's
 	 * reply) and so may the client's HELO: the tail is the last "; from=<"
@@ -703,24 +1055,47 @@ static enum maillog_line action_line(struct maillog *m, const char *p, const cha
 	do {
 		tail = rfind(p, tail, "; from=<", 8);
 	} while (tail && !reject_tail(tail + 2, end, f, fl));
-	if (!tail)
+	if (!tail) {
+		if (ends)
+			win_end(m, qid, qidlen);
 		return MAILLOG_UNPARSABLE;
+	}
 	const char *text = p;
 	size_t textlen = (size_t)(tail - p);
+	if (eom) {
+		/* the recipient smtpd logs with the reject: replayed unless a
+		 * RCPT line (or a NOQUEUE one of the session) already was */
+		unsigned *fl2 = f[1] ? ent_rcpt(e, hash_bytes(f[1], fl[1], false)) : NULL;
+		bool fresh = fl2 && !(*fl2 & RCPT_REPLAYED);
+		if (fl2)
+			*fl2 |= RCPT_REPLAYED;
+		if (!fresh) {
+			m->st.other_stage++;
+			if (ends)
+				win_end(m, qid, qidlen);
+			return MAILLOG_IGNORED;
+		}
+	}
 
-	struct ml_entry *e = qid ? win_find(m, qid, qidlen) : NULL;
 	out_reset(m, out);
 	out->time = t;
 	out->source = MAILLOG_SRC_REJECT;
 	const char *outcome = out_str(m, w, wlen);
+	bool refused = outcome && ((wlen == 6 && !memcmp(w, "reject", 6)) || eom);
 	if (outcome && wlen == 6 && !memcmp(w, "reject", 6) && textlen && text[0] == '4')
 		outcome = "defer";
 	out->outcome = outcome;
 	out->outcome_text = out_str(m, text, textlen);
+	const char *rev = NULL;
+	size_t revlen = 0;
+	if (e && (e->set & (1u << F_REVERSE))) {
+		rev = e->buf + e->off[F_REVERSE];
+		revlen = e->flen[F_REVERSE];
+	}
 	bool ok = outcome && out->outcome_text &&
 		  OUT_LIT(m, out, "request", "smtpd_access_policy") &&
 		  OUT_LIT(m, out, "protocol_state", "RCPT") &&
-		  out_client(m, out, name, nlen, addr, alen, port, plen) &&
+		  out_client(m, out, name, nlen, addr, alen, port, plen, rev, revlen) &&
 		  out_attr(m, out, "sender", f[0], fl[0]) &&
 		  OUT_LIT(m, out, "recipient_count", "0");
 	if (ok && f[1])
@@ -731,10 +1106,10 @@ static enum maillog_line action_line(struct maillog *m, const char *p, const cha
 		ok = out_attr(m, out, "helo_name", f[3], fl[3]);
 	if (ok && qid)
 		ok = out_attr(m, out, "queue_id", qid, qidlen);
-	struct ml_session *se = sess_get(m, true);
+	struct ml_session *se = eom ? NULL : sess_get(m, true);
 	if (se && !(se->addrlen == alen && !memcmp(se->addr, addr, alen))) {
 		/* another client: a "connect from" line went missing */
-		se->nrcpts = se->helolen = se->protolen = se->addrlen = 0;
+		sess_clear(m, se);
 		if (alen < sizeof se->addr) {
 			memcpy(se->addr, addr, alen);
 			se->addrlen = alen;
@@ -751,7 +1126,7 @@ static enum maillog_line action_line(struct maillog *m, const char *p, const cha
 		}
 		/* warn, hold, discard...: the recipient is accepted, and its
 		 * delivery line must not replay it a second time */
-		if (!qid && f[1] && outcome && strcmp(outcome, "reject") && strcmp(outcome, "defer") &&
+		if (!qid && f[1] && outcome && !refused && strcmp(outcome, "defer") &&
 		    se->nrcpts < ML_SESSION_RCPTS)
 			se->rcpts[se->nrcpts++] = hash_bytes(f[1], fl[1], false);
 	}
@@ -761,23 +1136,66 @@ static enum maillog_line action_line(struct maillog *m, const char *p, const cha
 			if (e->set & (1u << fi))
 				ok = out_attr(m, out, ml_field_attr[fi], e->buf + e->off[fi],
 					      e->flen[fi]);
-		/* later recipients of this message learn the HELO and protocol */
-		if (f[3])
-			ent_set(e, F_HELO, f[3], fl[3]);
-		if (f[2])
-			ent_set(e, F_PROTO, f[2], fl[2]);
-		if (f[1]) {
-			unsigned *fl2 = ent_rcpt(e, hash_bytes(f[1], fl[1], false));
-			if (fl2)
-				*fl2 |= RCPT_REPLAYED;
+		if (!eom) {
+			/* later recipients of this message learn the HELO and protocol */
+			if (f[3])
+				ent_set(e, F_HELO, f[3], fl[3]);
+			if (f[2])
+				ent_set(e, F_PROTO, f[2], fl[2]);
+			if (f[1]) {
+				unsigned *fl2 = ent_rcpt(e, hash_bytes(f[1], fl[1], false));
+				if (fl2)
+					*fl2 |= RCPT_REPLAYED;
+			}
 		}
 		e->nreplayed++;
 		win_touch(m, e, t);
 	}
+	if (ends)
+		win_end(m, qid, qidlen);
 	if (!ok)
 		return MAILLOG_UNPARSABLE;
+	bool accepted = !refused && strcmp(outcome, "defer");
+	if (!qid && se && se->held && accepted && f[1] && held_same_field(&m->held[se->held - 1], "recipient", f[1], fl[1]) &&
+	    held_same_field(&m->held[se->held - 1], "sender", f[0], fl[0])) {
+		/* a second non-final action for the same RCPT (Zimbra logs a
+		 * FILTER for each of two maps): one policy request */
+		m->merged = true;
+		return MAILLOG_USED;
+	}
 	m->st.from_reject++;
+	/* accepted without a queue file yet: wait for the client= line that
+	 * follows (it has the login); a reject or defer never gets one */
+	if (!qid && se && accepted) {
+		if (se->held)
+			held_release(m, se->held - 1);
+		if (held_put(m, se, out))
+			m->own_held = true;
+	}
 	return MAILLOG_REQUEST;
+}
+
+/* The client= line of session se (NULL: another client) arrived: the
+ * request its NOQUEUE line held gets the login and the queue ID, and is
+ * ready. */
+static void client_release(struct maillog *m, struct ml_entry *e, struct ml_session *se,
+			   bool same_client)
+{
+	if (!se || !se->held)
+		return;
+	if (!same_client) {
+		held_release(m, se->held - 1);   /* not its client: no login */
+		return;
+	}
+	struct ml_held *h = &m->held[se->held - 1];
+	bool login = false;
+	for (int f = F_SASL_METHOD; f <= F_SASL_SENDER; f++)
+		if (e->set & (1u << f)) {
+			held_attr(h, ml_field_attr[f], e->buf + e->off[f], e->flen[f]);
+			login = true;
+		}
+	m->st.held_login += login;
+	held_release(m, se->held - 1);
 }
 
 /* "client=NAME[ADDR][:PORT][, sasl_method=M, sasl_username=U, ...]" */
@@ -796,6 +1214,10 @@ static enum maillog_line client_line(struct maillog *m, const char *p, const cha
 		ent_set(e, F_CLIENT_PORT, port, plen);
 	struct ml_session *se = sess_get(m, false);
 	if (se && se->addrlen == alen && !memcmp(se->addr, addr, alen)) {
+		size_t revlen;
+		const char *rev = sess_ptr(m, name, nlen, addr, alen, &revlen);
+		if (rev)
+			ent_set(e, F_REVERSE, rev, revlen);
 		if (se->helolen)
 			ent_set(e, F_HELO, se->helo, se->helolen);
 		if (se->protolen)
@@ -819,7 +1241,7 @@ static enum maillog_line client_line(struct maillog *m, const char *p, const cha
 		while (i < ARRAY_LEN(keys) && !starts(p, end, keys[i], strlen(keys[i])))
 			i++;
 		if (i == ARRAY_LEN(keys))
-			return MAILLOG_USED;     /* something new after the client: keep what we have */
+			break;           /* something new after the client: keep what we have */
 		const char *v = p + strlen(keys[i]), *vend = end;
 		for (size_t j = i + 1; j < ARRAY_LEN(keys); j++) {
 			const char *k = memmem(v, (size_t)(end - v), keys[j], strlen(keys[j]));
@@ -835,6 +1257,7 @@ static enum maillog_line client_line(struct maillog *m, const char *p, const cha
 		p = vend;
 		i++;
 	}
+	client_release(m, e, se, se && se->addrlen == alen && !memcmp(se->addr, addr, alen));
 	return MAILLOG_USED;
 }
 
@@ -844,7 +1267,7 @@ static enum maillog_line from_line(struct maillog *m, const char *p, const char 
 {
 	const char *v, *next;
 	size_t vlen;
-	if (!angle_value(p, end, ", ", 2, &v, &vlen, &next))
+	if (!addr_value(p, end, &v, &vlen, &next))
 		return MAILLOG_UNPARSABLE;
 	if (!STARTS(next, end, ", size="))
 		return MAILLOG_IGNORED;   /* "from=<S>, status=expired, returned to sender" */
@@ -878,13 +1301,13 @@ static enum maillog_line to_line(struct maillog *m, const char *p, const char *e
 {
 	const char *to, *next;
 	size_t tolen;
-	if (!angle_value(p, end, ", ", 2, &to, &tolen, &next))
+	if (!addr_value(p, end, &to, &tolen, &next))
 		return MAILLOG_UNPARSABLE;
 	const char *rc = to;
 	size_t rclen = tolen;
 	if (STARTS(next, end, ", orig_to=")) {
 		const char *n2;
-		if (!angle_value(next + 10, end, ", ", 2, &rc, &rclen, &n2))
+		if (!addr_value(next + 10, end, &rc, &rclen, &n2))
 			return MAILLOG_UNPARSABLE;
 	}
 	struct ml_entry *e = win_find(m, qid, qidlen);
@@ -922,7 +1345,7 @@ static enum maillog_line to_line(struct maillog *m, const char *p, const char *e
 		if (ok)
 			ok = out_attr(m, out, "client_name", nm, nmlen);
 		if (ok && !(nmlen == 7 && !memcmp(nm, "unknown", 7)))
-			ok = out_attr(m, out, "reverse_client_name", nm, nmlen);
+			ok = out_attr(m, out, "reverse_client_name", nm, nmlen);   /* else F_REVERSE */
 		ok = ok && out_attr(m, out, "recipient", rc, rclen) &&
 		     OUT_LIT(m, out, "recipient_count", "0") &&
 		     out_attr(m, out, "queue_id", e->qid, e->qidlen);
@@ -948,9 +1371,9 @@ static enum maillog_line queue_line(struct maillog *m, const char *qid, size_t q
 {
 	if (STARTS(p, end, "client="))
 		return client_line(m, p + 7, end, qid, qidlen, t);
-	if (STARTS(p, end, "from=<"))
+	if (STARTS(p, end, "from="))
 		return from_line(m, p + 5, end, qid, qidlen, t);
-	if (STARTS(p, end, "to=<"))
+	if (STARTS(p, end, "to="))
 		return to_line(m, p + 3, end, qid, qidlen, t, out);
 	/* the end of a message; pickup's "uid=N from=<S>" starts a new one
 	 * (sendmail(1)), so a message held under its queue ID is over too */
@@ -1100,15 +1523,39 @@ static bool tag_word(const char *w, const char *wend, const char **prog, size_t 
 	return true;
 }
 
+/* A syslog priority "<N>" (1 to 3 digits) at p: its length, or 0. */
+static size_t priority_len(const char *p, const char *end)
+{
+	if (p >= end || *p != '<')
+		return 0;
+	const char *q = p + 1;
+	while (q < end && q - p <= 3 && is_digit(*q))
+		q++;
+	return q > p + 1 && q < end && *q == '>' ? (size_t)(q + 1 - p) : 0;
+}
+
+/* Whether the text of an smtpd line is a "QID: client=" line. */
+static bool is_client_line(const char *p, const char *end)
+{
+	size_t n = (size_t)(end - p) < MAILLOG_MAX_QID + 9 ? (size_t)(end - p) : MAILLOG_MAX_QID + 9;
+	return memmem(p, n, ": client=", 9) != NULL;
+}
+
 /* One line without its newline: stamp, [host,] tag, then by program. */
 static enum maillog_line feed(struct maillog *m, const char *p, const char *end,
 			      struct maillog_req *out)
 {
+	const char *q = p;
+	while (q < end && (*q == ' ' || *q == '\t'))
+		q++;
+	if (q == end)
+		return MAILLOG_BLANK;
+	p += priority_len(p, end);           /* "<22>Nov 22 ..." from a relay */
 	time_t t;
-	size_t slen = 15;
+	size_t slen = 0;
 	bool stamped = true;
-	if (end - p >= 15 && p[3] == ' ' && classic_stamp(m, p, end, &t))
-		slen = 15;
+	if (end - p >= 14 && p[3] == ' ' && classic_stamp(m, p, end, &t, &slen))
+		;
 	else if (end - p >= 19 && is_digit(p[0]) && rfc3339_stamp(m, p, end, &t, &slen))
 		;
 	else
@@ -1123,7 +1570,10 @@ static enum maillog_line feed(struct maillog *m, const char *p, const char *end,
 			m->st.backwards++;
 		m->last = t;
 		m->have_time = true;
-		if (t > m->high) {
+		/* a jump the next line has not confirmed does not age the
+		 * window: it may be one stray stamp */
+		m->unconfirmed = m->tentative;
+		if (t > m->high && !m->unconfirmed) {
 			m->high = t;
 			win_age(m);
 		}
@@ -1137,22 +1587,50 @@ static enum maillog_line feed(struct maillog *m, const char *p, const char *end,
 	const char *prog, *host = "";
 	size_t plen, hostlen = 0;
 	uint64_t pid;
+	w += priority_len(w, sp);
 	if (!tag_word(w, sp, &prog, &plen, &pid)) {
 		if (!stamped)
 			return MAILLOG_UNPARSABLE;
-		host = w;
-		hostlen = (size_t)(sp - w);
+		host = p;
+		hostlen = (size_t)(sp - p);
 		w = sp + 1;
 		sp = memchr(w, ' ', (size_t)(end - w));
+		if (sp)
+			w += priority_len(w, sp);    /* "HOST <22>postfix/smtpd[1]:" */
 		if (!sp || !tag_word(w, sp, &prog, &plen, &pid))
 			return MAILLOG_UNPARSABLE;
 	}
 	p = sp + 1;
+	if (STARTS(p, end, "[ID ")) {
+		/* Solaris syslog: "[ID 197553 mail.info] " before the text */
+		const char *rb = memchr(p, ']', (size_t)(end - p) < 64 ? (size_t)(end - p) : 64);
+		if (!rb || !STARTS(rb, end, "] "))
+			return MAILLOG_UNPARSABLE;
+		p = rb + 2;
+	}
 	m->cur_session = 0;
+	bool noqueue = false;
+	int prev = 0;                        /* held slot + 1 before a NOQUEUE line */
 	if (plen == 5 && !memcmp(prog, "smtpd", 5) && pid) {
 		m->cur_session = (hash_bytes(host, hostlen, false) ^ (pid * 0x9e3779b97f4a7c15ull)) | 1;
-		if (STARTS(p, end, "connect from ") || STARTS(p, end, "disconnect from ")) {
-			sess_end(m);
+		bool warning = STARTS(p, end, "warning: ");
+		struct ml_session *se = sess_get(m, false);
+		/* a request held for this process's client= line waits through
+		 * warnings only */
+		noqueue = STARTS(p, end, "NOQUEUE: ");
+		prev = noqueue && se ? se->held : 0;
+		if (se && se->held && !warning && !noqueue && !is_client_line(p, end))
+			held_release(m, se->held - 1);
+		if (warning)
+			return smtpd_warning(m, p + 9, end);
+		bool connect = STARTS(p, end, "connect from ");
+		if (connect || STARTS(p, end, "disconnect from ")) {
+			const char *c = p + (connect ? 13 : 16), *name, *addr, *port;
+			size_t nlen, alen, plen2;
+			if (connect && parse_client(&c, end, &name, &nlen, &addr, &alen, &port, &plen2))
+				sess_end(m, addr, alen);
+			else
+				sess_end(m, NULL, 0);
 			return MAILLOG_IGNORED;
 		}
 	}
@@ -1163,8 +1641,15 @@ static enum maillog_line feed(struct maillog *m, const char *p, const char *end,
 	}
 	if (plen == 10 && !memcmp(prog, "postscreen", 10))
 		return MAILLOG_IGNORED;   /* never reached smtpd or the policy */
-	if (STARTS(p, end, "NOQUEUE: "))
-		return action_line(m, p + 9, end, NULL, 0, t, out);
+	if (STARTS(p, end, "NOQUEUE: ")) {
+		enum maillog_line r = action_line(m, p + 9, end, NULL, 0, t, out);
+		/* a NOQUEUE line lets its process's held request go unless it
+		 * was the same RCPT again */
+		struct ml_held *h = prev ? &m->held[prev - 1] : NULL;
+		if (h && !m->merged && h->session == m->cur_session && !h->ready)
+			held_release(m, prev - 1);
+		return r;
+	}
 	const char *colon = memchr(p, ':', (size_t)(end - p) < MAILLOG_MAX_QID + 1
 						  ? (size_t)(end - p) : MAILLOG_MAX_QID + 1);
 	if (!colon || !is_qid(p, (size_t)(colon - p)) || !STARTS(colon, end, ": "))
@@ -1188,6 +1673,7 @@ struct maillog *maillog_new(const struct maillog_opts *o)
 	if (!m->o.now)
 		m->o.now = time(NULL);
 	m->min_key = -1;
+	m->lent = -1;
 	m->nbuckets = 1024;
 	m->buckets = xcalloc(m->nbuckets, sizeof *m->buckets);
 	return m;
@@ -1215,15 +1701,28 @@ void maillog_free(struct maillog *m)
 		next = e->hnext;
 		entry_free(e);
 	}
+	for (int i = 0; i < MAILLOG_MAX_HELD; i++)
+		free(m->held[i].buf);
 	free(m->buckets);
 	free(m->sessions);
 	free(m);
 }
 
-/* See maillog.h: count the line by what it was. */
-enum maillog_line maillog_feed(struct maillog *m, const char *line, size_t len,
-			       struct maillog_req *out)
+/* The held slot handed out last is free again (its pointers are over). */
+static void held_return(struct maillog *m)
 {
+	if (m->lent >= 0) {
+		m->held[m->lent].session = 0;
+		m->held[m->lent].ready = false;
+		m->lent = -1;
+	}
+}
+
+/* See maillog.h: count the line by what it was. */
+enum maillog_line maillog_feed(struct maillog *m, const char *line, size_t len)
+{
+	held_return(m);
+	m->own_ready = m->own_held = m->unconfirmed = m->merged = false;
 	m->st.lines++;
 	enum maillog_line r;
 	if (len > MAILLOG_MAX_LINE)
@@ -1231,11 +1730,12 @@ enum maillog_line maillog_feed(struct maillog *m, const char *line, size_t len,
 	else {
 		if (len && line[len - 1] == '\r')
 			len--;
-		r = feed(m, line, line + len, out);
+		r = feed(m, line, line + len, &m->own);
 	}
 	switch (r) {
 	case MAILLOG_REQUEST:
 		m->st.requests++;
+		m->own_ready = !m->own_held;
 		break;
 	case MAILLOG_USED:
 		m->st.used++;
@@ -1246,13 +1746,61 @@ enum maillog_line maillog_feed(struct maillog *m, const char *line, size_t len,
 	case MAILLOG_UNPARSABLE:
 		m->st.unparsable++;
 		break;
+	case MAILLOG_BLANK:
+		m->st.blank++;
+		break;
 	}
 	return r;
+}
+
+/* See maillog.h: released held requests first (they are older), then the
+ * line's own. */
+bool maillog_next(struct maillog *m, struct maillog_req *out)
+{
+	held_return(m);
+	if (m->ready_n) {
+		int i = m->ready[m->ready_head];
+		m->ready_head = (m->ready_head + 1) % MAILLOG_MAX_HELD;
+		m->ready_n--;
+		struct ml_held *h = &m->held[i];
+		memset(out, 0, offsetof(struct maillog_req, attrs));
+		out->time = h->time;
+		out->unconfirmed = h->unconfirmed;
+		out->source = MAILLOG_SRC_REJECT;
+		out->outcome = h->buf + h->outcome;
+		out->outcome_text = h->buf + h->text;
+		out->orig_rule = "";
+		out->nattrs = h->nattrs;
+		for (size_t k = 0; k < h->nattrs; k++)
+			out->attrs[k] = (struct maillog_attr){ .name = h->attrs[k].name,
+							       .value = h->buf + h->attrs[k].off,
+							       .len = h->attrs[k].len };
+		m->lent = i;
+		return true;
+	}
+	if (m->own_ready) {
+		m->own_ready = false;
+		*out = m->own;
+		return true;
+	}
+	return false;
 }
 
 /* See maillog.h. */
 void maillog_finish(struct maillog *m)
 {
+	held_return(m);
+	/* in holding order */
+	for (;;) {
+		int oldest = -1;
+		for (int i = 0; i < MAILLOG_MAX_HELD; i++)
+			if (m->held[i].session && !m->held[i].ready &&
+			    (oldest < 0 || m->held[i].seq < m->held[oldest].seq))
+				oldest = i;
+		if (oldest < 0)
+			break;
+		held_release(m, oldest);
+	}
 	while (!TAILQ_EMPTY(&m->lru))
 		win_drop(m, TAILQ_FIRST(&m->lru));
 }

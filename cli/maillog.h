@@ -6,20 +6,28 @@
  *
  * Lines are fed one at a time, in log order. A line is
  *
- *   STAMP [HOST] PROGRAM[PID]: TEXT
+ *   [<PRI>]STAMP [HOST] [<PRI>]PROGRAM[PID]: [[ID N FACILITY.LEVEL] ]TEXT
  *
- * where STAMP is classic syslog ("Nov 22 06:25:01", the year from
- * maillog_opts.year, rolled over at a Dec -> Jan step) or RFC 3339
- * ("2024-11-22T06:25:01", optionally with fraction and Z/+HH:MM; without a
- * zone it is local time, as mxacld's own file log writes it); a line that
+ * where STAMP is classic syslog ("Nov 22 06:25:01", "Aug 3 15:30:49"; the
+ * year from maillog_opts.year for the first line, then inferred: see
+ * docs/replay.md, "Years") or RFC 3339 ("2024-11-22T06:25:01", also with a
+ * space for the T, optionally with fraction and Z/+HH:MM; without a zone
+ * it is local time, as mxacld's own file log writes it); a line that
  * starts with PROGRAM[PID]: (mxacld logging to stderr) takes the time of
- * the line before it.
+ * the line before it. <PRI> is a syslog priority a relay left in; the
+ * [ID ...] tag is Solaris syslog's.
  *
  * What becomes a request (docs/replay.md has the whole mapping):
  *   - smtpd "NOQUEUE: WORD: RCPT from NAME[ADDR]: TEXT; from=<S> to=<R>
- *     proto=P helo=<H>" (also with a queue ID instead of NOQUEUE): at once;
- *     WORD is the outcome (reject; a reject with a 4xx reply is "defer";
- *     warn, hold, discard, filter, redirect, reject_warning, ...);
+ *     proto=P helo=<H>" (also with a queue ID instead of NOQUEUE); WORD is
+ *     the outcome (reject; a reject with a 4xx reply is "defer"; warn,
+ *     hold, discard, filter, redirect, reject_warning, ...). A reject or
+ *     defer is ready at once; any other word means the recipient was
+ *     accepted and the next line of the same smtpd process is normally its
+ *     "QID: client=..." line, which carries the SASL login: the request is
+ *     held until that process logs again (at most MAILLOG_MAX_HELD at once);
+ *   - a "QID: WORD: END-OF-MESSAGE from ..." line (a milter's reject) of
+ *     a held message: its recipient, unless already replayed;
  *   - an accepted message: "QID: client=NAME[ADDR], sasl_method=...",
  *     later "QID: from=<S>, size=N, nrcpt=N" (qmgr), then one request per
  *     distinct recipient at its first "QID: to=<R>[, orig_to=<O>]" line,
@@ -28,6 +36,9 @@
  *     filter handing back a message whose recipients were replayed);
  *   - mxacld "decision client=... rule=... action=WORD ..." lines: the
  *     attributes they list, the outcome WORD.
+ * smtpd's "warning: ADDR: address not listed for hostname NAME" (and the
+ * other forward-confirmation warnings) before "connect from unknown[ADDR]"
+ * give the session's requests reverse_client_name=NAME.
  *
  * The queue-ID window holds the messages between their client= line and
  * their last recipient (or qmgr's "removed", a reject after RCPT, or
@@ -51,6 +62,7 @@
 #define MAILLOG_MAX_RCPTS 4096      /* recipients remembered per message */
 #define MAILLOG_DEFAULT_WINDOW 100000     /* queue IDs held at once */
 #define MAILLOG_DEFAULT_WINDOW_AGE 3600   /* s of log time without a mention */
+#define MAILLOG_MAX_HELD 64         /* requests waiting for their client= line */
 
 struct maillog_opts {
 	int year;               /* of the first classic stamp; 0: this year (or
@@ -74,9 +86,13 @@ struct maillog_attr {
 };
 
 /* One reconstructed request. Every pointer is valid until the next
- * maillog_feed or maillog_free. */
+ * maillog_feed, maillog_next, maillog_finish or maillog_free. */
 struct maillog_req {
 	time_t time;            /* the request's time */
+	bool unconfirmed;       /* its line's classic stamp jumped more than a
+				   month from the latest before it, and the
+				   next line has not confirmed it yet (it may
+				   be a stray stamp: see docs/replay.md) */
 	enum maillog_source source;
 	const char *outcome;    /* what the log says happened ("reject", "defer",
 				   "accept", mxacld's action word...); "" none */
@@ -86,20 +102,29 @@ struct maillog_req {
 	struct maillog_attr attrs[MAILLOG_MAX_ATTRS];
 };
 
+/* What a line was (each line is one of these; its requests, if any, are
+ * taken with maillog_next). */
 enum maillog_line {
-	MAILLOG_REQUEST,        /* *out holds a request */
-	MAILLOG_USED,           /* fed the queue-ID correlation */
+	MAILLOG_REQUEST,        /* a request's own line (ready now or held) */
+	MAILLOG_USED,           /* fed the queue-ID correlation or a session */
 	MAILLOG_IGNORED,        /* understood, not needed (connect, other programs) */
 	MAILLOG_UNPARSABLE,     /* no log line, or a known kind that is malformed */
+	MAILLOG_BLANK,          /* empty, or only spaces and tabs */
 };
 
 struct maillog_stats {
 	uint64_t lines;         /* fed */
-	uint64_t requests;      /* handed out: from_reject + from_queue + from_mxacld */
+	uint64_t requests;      /* MAILLOG_REQUEST lines: from_reject + from_queue +
+				   from_mxacld; each gives one request (a held one
+				   by maillog_finish at the latest) */
 	uint64_t from_reject, from_queue, from_mxacld;
 	uint64_t used, ignored, unparsable;
+	uint64_t blank;         /* MAILLOG_BLANK lines */
+	uint64_t held;          /* requests that waited for their client= line */
+	uint64_t held_login;    /* ... and got a SASL login from it */
+	uint64_t stray;         /* classic stamps taken as stray (docs/replay.md) */
 	uint64_t other_stage;   /* smtpd reject/... lines at CONNECT, MAIL, DATA...
-				   (counted in ignored) */
+				   not replayed (counted in ignored) */
 	uint64_t messages;      /* client= lines */
 	uint64_t incomplete;    /* messages that ended without any recipient
 				   (removed, rejected after RCPT, evicted, end of input) */
@@ -123,14 +148,19 @@ void maillog_free(struct maillog *m);
 
 /*
  * Take one line (len bytes, no newline; it need not be NUL-terminated and
- * is not kept). Returns what the line was; on MAILLOG_REQUEST, *out holds
- * the request it completed (at most one per line).
+ * is not kept). Returns what the line was. The requests it made ready
+ * (none, its own, held ones it released, in log order: released ones
+ * first) are then taken with maillog_next.
  */
-enum maillog_line maillog_feed(struct maillog *m, const char *line, size_t len,
-			       struct maillog_req *out);
+enum maillog_line maillog_feed(struct maillog *m, const char *line, size_t len);
 
-/* End of input: the messages still held count as incomplete if they have
- * had no recipient; the window is emptied. */
+/* The next ready request into *out; false when there is none. Call it
+ * until false after each maillog_feed and after maillog_finish. */
+bool maillog_next(struct maillog *m, struct maillog_req *out);
+
+/* End of input: held requests become ready (take them with maillog_next);
+ * the messages still held count as incomplete if they have had no
+ * recipient; the window is emptied. */
 void maillog_finish(struct maillog *m);
 
 const struct maillog_stats *maillog_stats(const struct maillog *m);

@@ -404,8 +404,8 @@ static void replay_request(struct replay *R, const struct maillog_req *q)
 		R->bad_requests++;
 		return;
 	}
-	if (q->time > R->clock)
-		R->clock = q->time;
+	if (q->time > R->clock && !q->unconfirmed)   /* a stray stamp must not */
+		R->clock = q->time;                  /* move it months ahead */
 	req_set_clock(R->req, false, R->clock);
 	for (int i = 0; i < R->nrs; i++)
 		decide(R, &R->rs[i], &R->d[i]);
@@ -454,10 +454,10 @@ static void one_line(struct replay *R, const char *name, uint64_t lineno, const 
 		     size_t n)
 {
 	struct maillog_req q;
-	enum maillog_line k = maillog_feed(R->ml, s, n, &q);
-	if (k == MAILLOG_REQUEST)
+	enum maillog_line k = maillog_feed(R->ml, s, n);
+	while (maillog_next(R->ml, &q))
 		replay_request(R, &q);
-	else if (k == MAILLOG_UNPARSABLE && R->verbose)
+	if (k == MAILLOG_UNPARSABLE && R->verbose)
 		fprintf(stderr, "mxacl: replay: %s:%llu: cannot parse: %.*s\n", name,
 			(unsigned long long)lineno, (int)(n > 300 ? 300 : n), s);
 }
@@ -598,11 +598,14 @@ static void text_summary(struct replay *R, FILE *o)
 	const struct maillog_stats *st = maillog_stats(R->ml);
 	fprintf(o, "\nsummary: %llu lines, %llu requests (%llu from smtpd reject/defer/warn/hold/... "
 		"lines, %llu from accepted messages, %llu from mxacld decision lines), %llu "
-		"unparsable, %llu not needed\n",
+		"unparsable, %llu not needed",
 		(unsigned long long)st->lines, (unsigned long long)st->requests,
 		(unsigned long long)st->from_reject, (unsigned long long)st->from_queue,
 		(unsigned long long)st->from_mxacld, (unsigned long long)st->unparsable,
 		(unsigned long long)(st->ignored + st->used));
+	if (st->blank)
+		fprintf(o, ", %llu blank", (unsigned long long)st->blank);
+	fputc('\n', o);
 	fprintf(o, "queue IDs: %llu messages, %llu re-injected by a content filter (not replayed "
 		"again), %llu incomplete (no recipient logged), %llu evicted "
 		"by the window (%zu IDs, %ld s idle), peak %llu held; %llu from=/to= lines without "
@@ -618,6 +621,11 @@ static void text_summary(struct replay *R, FILE *o)
 			"request parser\n",
 			(unsigned long long)st->other_stage, (unsigned long long)st->backwards,
 			(unsigned long long)R->bad_requests);
+	if (st->held || st->stray)
+		fprintf(o, "also: %llu NOQUEUE requests waited for their client= line (%llu got a "
+			"SASL login from it), %llu stray stamps\n",
+			(unsigned long long)st->held, (unsigned long long)st->held_login,
+			(unsigned long long)st->stray);
 	for (int i = 0; i < R->nrs; i++)
 		text_ruleset_summary(R, &R->rs[i], o);
 	if (!R->diff)
@@ -680,7 +688,8 @@ static void json_summary(struct replay *R, FILE *o)
 		  "\"from_reject\":%llu,\"from_queue\":%llu,\"from_mxacld\":%llu,"
 		  "\"unparsable\":%llu,\"not_needed\":%llu,\"other_stage\":%llu,\"messages\":%llu,"
 		  "\"reinjected\":%llu,\"incomplete\":%llu,\"evicted\":%llu,\"window_peak\":%llu,\"orphans\":%llu,"
-		  "\"duplicates\":%llu,\"backwards\":%llu,\"refused\":%llu,\"rulesets\":[",
+		  "\"duplicates\":%llu,\"backwards\":%llu,\"refused\":%llu,\"blank\":%llu,"
+		  "\"held\":%llu,\"held_login\":%llu,\"stray\":%llu,\"rulesets\":[",
 		  (unsigned long long)st->lines, (unsigned long long)st->requests,
 		  (unsigned long long)st->from_reject, (unsigned long long)st->from_queue,
 		  (unsigned long long)st->from_mxacld, (unsigned long long)st->unparsable,
@@ -689,7 +698,9 @@ static void json_summary(struct replay *R, FILE *o)
 		  (unsigned long long)st->incomplete,
 		  (unsigned long long)st->evicted, (unsigned long long)st->window_peak,
 		  (unsigned long long)st->orphans, (unsigned long long)st->duplicates,
-		  (unsigned long long)st->backwards, (unsigned long long)R->bad_requests);
+		  (unsigned long long)st->backwards, (unsigned long long)R->bad_requests,
+		  (unsigned long long)st->blank, (unsigned long long)st->held,
+		  (unsigned long long)st->held_login, (unsigned long long)st->stray);
 	for (int i = 0; i < R->nrs; i++) {
 		if (i)
 			sb_addc(&b, ',');
@@ -878,6 +889,9 @@ int replay_main(int argc, char **argv)
 			rc = 1;
 	free(buf);
 	maillog_finish(R.ml);
+	struct maillog_req q;
+	while (maillog_next(R.ml, &q))      /* requests still held at the end */
+		replay_request(&R, &q);
 	if (R.ngroups)              /* largest group first, for both formats */
 		qsort(R.groups, R.ngroups, sizeof *R.groups, cmp_group);
 	if (R.json)

@@ -373,6 +373,67 @@ class ReplayTest(unittest.TestCase):
 
     # -- the window
 
+    def test_years_follow_the_log_forward(self):
+        # issue 11 item 5 (docs/replay.md, "Years"): a log runs forward, a
+        # gap does not turn it back a year, one stray stamp shifts nothing
+        def dec(stamp, rcpt):
+            return ("%s mx postfix/smtpd[1]: NOQUEUE: reject: RCPT from a[192.0.2.1]: 554 no; "
+                    "from=<s@x> to=<%s> proto=ESMTP helo=<h>\n" % (stamp, rcpt))
+        stamps = ["Mar 22 06:25:01", "Dec 31 06:25:01", "Jan  1 01:00:00",   # after Mar, Dec
+                  "Aug  1 06:25:01", "Aug  2 06:25:01",                       # a 7-month gap
+                  "Feb  3 06:25:01",                                          # one stray stamp
+                  "Aug  3 06:25:01", "Dec 31 23:59:59", "Jan  1 00:00:01"]
+        self.write("years.log", "".join(dec(st, "r%d@y" % i) for i, st in enumerate(stamps)))
+        doc, _ = self.replay_json("-c", "policy.conf", "years.log")
+        self.assertEqual([r["time"] for r in doc["requests"]], [
+            "2024-03-22T06:25:01", "2024-12-31T06:25:01", "2025-01-01T01:00:00",
+            "2025-08-01T06:25:01", "2025-08-02T06:25:01",
+            "2026-02-03T06:25:01",
+            "2025-08-03T06:25:01", "2025-12-31T23:59:59", "2026-01-01T00:00:01"])
+        self.assertEqual(doc["summary"]["stray"], 1)
+
+    def test_a_stray_stamp_does_not_move_the_replay_clock(self):
+        # greylisting at 10:00, a line stamped months off (Feb 3: taken as
+        # next year's, then found stray), the retry at 10:02: still too early
+        self.write("grey.conf", "acl grey greylist delay=5m\n"
+                   "action wait DEFER_IF_PERMIT Greylisted, retry in ${greylist_remaining}s\n"
+                   "access grey wait\n")
+        rej = ("%s mx postfix/smtpd[1]: NOQUEUE: reject: RCPT from a.example[192.0.2.1]:"
+               " 450 4.7.1 <r@example.org>: Recipient address rejected: Greylisted; "
+               "from=<s@example.net> to=<%s> proto=ESMTP helo=<a.example>\n")
+        self.write("stray.log", rej % ("Nov 22 10:00:00", "r@example.org") +
+                   rej % ("Feb  3 10:01:00", "q@example.org") +
+                   rej % ("Nov 22 10:02:00", "r@example.org"))
+        doc, _ = self.replay_json("-c", "grey.conf", "stray.log")
+        got = [(r["time"], r["decision"]["action"]) for r in doc["requests"]]
+        self.assertEqual(got, [
+            ("2024-11-22T10:00:00", "DEFER_IF_PERMIT Greylisted, retry in 300s"),
+            ("2025-02-03T10:01:00", "DEFER_IF_PERMIT Greylisted, retry in 300s"),
+            ("2024-11-22T10:02:00", "DEFER_IF_PERMIT Greylisted, retry in 180s")])
+        self.assertEqual(doc["summary"]["stray"], 1)
+
+    def test_blank_lines_and_addresses_without_brackets(self):
+        # issue 11 item 6
+        self.write("blank.log",
+                   "\n"
+                   "Nov 22 06:25:01 mx postfix/smtpd[7]: 5A5A5A5A5A: client=c[198.51.100.7]\n"
+                   "   \n"
+                   "Nov 22 06:25:02 mx postfix/qmgr[9]: 5A5A5A5A5A: from=<s@example.org>, size=9, "
+                   "nrcpt=2 (queue active)\n"
+                   "Nov 22 06:25:03 mx postfix/local[12]: 5A5A5A5A5A: to=r@example.org, "
+                   "relay=local, status=sent (delivered to mailbox)\n"
+                   "Nov 22 06:25:03 mx postfix/local[12]: 5A5A5A5A5A: to=<t@example.org>, "
+                   "orig_to=o@example.org, relay=local, status=sent (delivered to mailbox)\n")
+        doc, err = self.replay_json("-v", "-c", "policy.conf", "blank.log")
+        self.assertEqual([r["recipient"] for r in doc["requests"]],
+                         ["r@example.org", "o@example.org"])
+        s = doc["summary"]
+        self.assertEqual((s["lines"], s["blank"], s["unparsable"], s["not_needed"]),
+                         (6, 2, 0, 2))
+        self.assertNotIn("cannot parse", err)
+        out, _ = self.replay("-c", "policy.conf", "--summary", "blank.log")
+        self.assertIn("0 unparsable, 2 not needed, 2 blank\n", out)
+
     def test_window_bound(self):
         lines = []
         for i in range(5):
