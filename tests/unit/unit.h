@@ -21,7 +21,8 @@
 	X(dns)         \
 	X(dnscache)    \
 	X(maillog)     \
-	X(settings)
+	X(settings)    \
+	X(runtime)
 
 #define X(n) Suite *n##_suite(void);
 UNIT_SUITES(X)
