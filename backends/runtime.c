@@ -50,7 +50,8 @@ static const struct {
 };
 
 static const double hist_bounds[RUNTIME_HIST_NBOUNDS] = RUNTIME_HIST_BOUNDS;
-/* The same bounds in nanoseconds, for the search. */
+/* The same bounds in nanoseconds, for the search: filled by runtime_new
+ * (the same values every time; runtimes are made on the main thread). */
 static uint64_t hist_bounds_ns[RUNTIME_HIST_NBOUNDS];
 
 struct runtime *runtime_new(struct event_base *base)

@@ -231,8 +231,9 @@ static inline void runtime_stats_add(struct runtime_stats *st, enum runtime_coun
 /*
  * What "status" and the metrics endpoint say about the process: the
  * version, when the runtime started (wall clock), and the policy serving
- * now: its main file, the SHA-256 of that file's bytes as compiled (hex),
- * and when it was swapped in. The strings are copied.
+ * now: its main file, the SHA-256 of that file (hex; the daemon reads it
+ * when the program is swapped in, so an edit between the compile and the
+ * swap would show), and when it was swapped in. The strings are copied.
  */
 void runtime_set_version(struct runtime *rt, const char *version);
 const char *runtime_version(const struct runtime *rt);
