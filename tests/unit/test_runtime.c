@@ -38,7 +38,7 @@ END_TEST
 START_TEST(test_sha256_million_a_in_pieces)
 {
 	struct sha256 s;
-	char hex[65], a[1000];
+	char hex[65], a[1001];
 	memset(a, 'a', sizeof a);
 	sha256_init(&s);
 	for (int i = 0; i < 1000; i++)
