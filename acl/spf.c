@@ -172,6 +172,8 @@ struct spf_call {
 	bool running;
 	SPF_result_t result;
 	char *received;
+	struct runtime_stats *stats; /* the verdict's time is counted there */
+	uint64_t t0;
 };
 
 static SPF_server_t *spf_server;
@@ -583,6 +585,7 @@ static enum tri verdict_answer(const struct spf_acl *a, int result)
 /* The verdict is in: hand it to the VM (at once or from the loop). */
 static void call_finish(struct spf_call *c)
 {
+	runtime_observe(c->stats, RH_lookup_spf, runtime_mono_ns() - c->t0);
 	vm_wait_set_var(c->w, VAR_spf_result, result_names[c->result]);
 	if (c->received)
 		vm_wait_set_var(c->w, VAR_spf_received, c->received);
@@ -698,6 +701,8 @@ static enum tri spf_eval(const struct acl_rt *acl, struct eval_ctx *e)
 	c->sender = xstrdup(r->v[ATTR_sender].s);
 	c->helo = xstrdup(r->v[ATTR_helo_name].s);
 	runtime_count(e->rt, RC_spf_checks, 1);
+	c->stats = runtime_stats(e->rt);
+	c->t0 = runtime_mono_ns();
 	c->w = vm_wait_begin(e);
 	spf_run(c);                      /* may finish, and free c */
 	return TRI_PENDING;

@@ -24,6 +24,7 @@
 #include <unbound.h>
 
 #include "backends/dnscache.h"
+#include "backends/runtime.h"
 #include "util/hostport.h"
 #include "util/log.h"
 #include "util/util.h"
@@ -40,6 +41,7 @@ struct dns_query {
 	bool answered;          /* cb has been called */
 	dns_cb cb;
 	void *arg;
+	uint64_t t0;            /* runtime_mono_ns() when it started */
 };
 
 struct dns {
@@ -56,6 +58,7 @@ struct dns {
 	 * server gets a clear line in the log, not one per request) */
 	uint64_t failed;            /* since the last warning */
 	uint64_t last_warning;      /* mono_now() of it; 0: none */
+	struct runtime_stats *stats; /* counted there (dns_set_stats); NULL: nowhere */
 };
 
 #define DNS_WARN_INTERVAL 60     /* s between warnings about failed lookups */
@@ -206,6 +209,16 @@ struct dns *dns_new(struct event_base *base, const struct dns_opts *o, char **er
 	return d;
 }
 
+void dns_set_stats(struct dns *d, struct runtime_stats *st)
+{
+	d->stats = st;
+}
+
+size_t dns_cache_entries(const struct dns *d)
+{
+	return dnscache_count(d->cache);
+}
+
 size_t dns_pending(const struct dns *d)
 {
 	return d->npending;
@@ -278,6 +291,11 @@ static void answer(struct dns_query *q, struct dns_result *r)
 	r->name = q->name;
 	r->type = q->type;
 	note_failure(d, q, r);
+	if (d->stats) {
+		runtime_observe(d->stats, RH_lookup_dns, runtime_mono_ns() - q->t0);
+		if (r->status == DNS_TEMPFAIL)
+			(*runtime_family_slot(d->stats, RF_dns_failures, r->why, strlen(r->why)))++;
+	}
 	if (r->status != DNS_TEMPFAIL) {
 		uint32_t cap = r->status == DNS_FOUND ? d->max_ttl : d->max_neg_ttl;
 		dnscache_put(d->cache, r, r->ttl < cap ? r->ttl : cap, mono_now());
@@ -457,6 +475,7 @@ void dns_lookup_until(struct dns *d, const char *name, enum dns_type type, uint6
 		      dns_cb cb, void *arg)
 {
 	struct dns_result hit;
+	runtime_stats_add(d->stats, RC_dns_queries, 1);
 	if (!name_possible(name)) {
 		/* no such name, for good: not a temporary failure (for SPF, RFC 7208
 		 * 4.3 makes a malformed domain "none"); nothing to cache or send */
@@ -469,6 +488,7 @@ void dns_lookup_until(struct dns *d, const char *name, enum dns_type type, uint6
 		hit.name = name;
 		hit.type = type;
 		hit.why = NULL;
+		runtime_stats_add(d->stats, RC_dns_cache_hits, 1);
 		cb(arg, &hit);
 		return;
 	}
@@ -478,6 +498,8 @@ void dns_lookup_until(struct dns *d, const char *name, enum dns_type type, uint6
 	q->type = type;
 	q->cb = cb;
 	q->arg = arg;
+	q->t0 = d->stats ? runtime_mono_ns() : 0;
+	runtime_stats_add(d->stats, RC_dns_cache_misses, 1);
 	d->npending++;
 	if (d->closing || d->offline) {
 		fail(q, d->closing ? "shutdown" : "offline");

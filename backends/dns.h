@@ -142,6 +142,15 @@ void dns_lookup(struct dns *d, const char *name, enum dns_type type, dns_cb cb, 
  */
 void dns_prefetch(struct dns *d, const char *name, enum dns_type type, uint64_t deadline);
 
+/*
+ * Count lookups, cache hits and misses, failures by reason and the time
+ * of each query into st (backends/runtime.h) from now on; NULL stops.
+ */
+struct runtime_stats;
+void dns_set_stats(struct dns *d, struct runtime_stats *st);
+/* Answers in our first-level cache now (status). */
+size_t dns_cache_entries(const struct dns *d);
+
 /* Lookups started and not yet answered (tests, shutdown). */
 size_t dns_pending(const struct dns *d);
 

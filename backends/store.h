@@ -160,10 +160,24 @@ struct store_ops {
 STORE_BACKENDS(X)
 #undef X
 
+struct runtime_stats;
+struct store_call;
+
 /* Every store begins with this. */
 struct store {
 	const struct store_ops *ops;
+	struct runtime_stats *stats;   /* where calls are counted; NULL: nowhere */
+	struct store_call *free_calls; /* store.c's timing records, for reuse */
+	bool closing;                  /* store_close: records are freed, not kept */
 };
+
+/*
+ * Count this store's calls, errors and (for a store that answers later)
+ * their time into st (backends/runtime.h), from now on; NULL stops. The
+ * runtime does it for the store it owns. A backend may count its own
+ * events (an outage, reconnects) into s->stats, which may be NULL.
+ */
+void store_set_stats(struct store *s, struct runtime_stats *st);
 
 /*
  * Open the store a URL names ("memory" when url is NULL). NULL with *err

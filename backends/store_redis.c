@@ -58,6 +58,7 @@
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 
+#include "backends/runtime.h"
 #include "backends/store.h"
 #include "util/log.h"
 #include "util/util.h"
@@ -549,6 +550,8 @@ static void conn_drop(struct store_redis *s, const char *why, bool hiredis_frees
 	if (!s->closing) {
 		if (!s->outage) {
 			s->outage = true;
+			if (s->base.stats)
+				s->base.stats->c[RC_store_down] = 1;
 			log_warning("store %s: %s: %s; greylist and rate acls answer as temporary "
 				    "failures", s->display,
 				    s->ever_up ? "connection lost" : "cannot connect", why);
@@ -573,6 +576,8 @@ static void conn_up(struct store_redis *s)
 	s->backoff_ms = REDIS_BACKOFF_MIN_MS;
 	if (s->outage) {
 		s->outage = false;
+		if (s->base.stats)
+			s->base.stats->c[RC_store_down] = 0;
 		log_info("store %s: %s", s->display, s->ever_up ? "connected again" : "connected");
 	}
 	s->ever_up = true;
@@ -686,8 +691,10 @@ static void on_reconnect(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	struct store_redis *s = arg;
 	enter(s);
-	if (!s->closing && !s->ac)
+	if (!s->closing && !s->ac) {
+		runtime_stats_add(s->base.stats, RC_store_reconnects, 1);
 		conn_start(s);
+	}
 	leave(s);
 }
 

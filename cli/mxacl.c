@@ -7,6 +7,7 @@
  *   mxacl test -c FILE [--explain] [--now EPOCH] [FILE...]
  *   mxacl grey (--control PATH | --store URL) [--json] COMMAND   (grey.c)
  *   mxacl replay -c FILE [--diff OTHER] [...] [LOG...]          (replay.c)
+ *   mxacl status|stats [--control PATH] [--json]                (status.c)
  */
 #include <errno.h>
 #include <event2/event.h>
@@ -20,6 +21,7 @@
 #include "cli/common.h"
 #include "cli/grey.h"
 #include "cli/replay.h"
+#include "cli/status.h"
 #include "backends/runtime.h"
 #include "engine/compile.h"
 #include "engine/disasm.h"
@@ -38,6 +40,7 @@ static void usage(FILE *f)
 	      "                  pass TRIPLET|forget KEY|flush\n"
 	      "       mxacl replay -c FILE [--diff OTHER] [--format text|json] [--fail-on-change]\n"
 	      "                  [--year YYYY] [--offline] [--dns HOST:PORT]... [LOG...]\n"
+	      "       mxacl status|stats [--control PATH] [--json]\n"
 	      "\n"
 	      "check    compile the policy; print every error and warning as FILE:LINE:COL\n"
 	      "dump     print the compiled program, each instruction with its source line\n"
@@ -49,6 +52,10 @@ static void usage(FILE *f)
 	      "replay   run the policy over mail logs (Postfix's and mxacld's): what it would\n"
 	      "         have decided, or with --diff what a new policy changes\n"
 	      "         (mxacl replay --help)\n"
+	      "status   what a running mxacld serves: version, uptime, policy and its SHA-256,\n"
+	      "         connections, store, DNS cache (over its control socket, by default\n"
+	      "         " STATUS_DEFAULT_CONTROL ")\n"
+	      "stats    a running mxacld's counters, as its metrics endpoint has them\n"
 	      "\n"
 	      "  -c, --config FILE   the policy (default /etc/mxacl/policy.conf)\n"
 	      "  -e, --explain       print each acl evaluated and the deciding line on stderr\n"
@@ -178,6 +185,8 @@ int main(int argc, char **argv)
 		return grey_cli_main(argc - 1, argv + 1);
 	if (!strcmp(cmd, "replay"))
 		return replay_main(argc - 1, argv + 1);
+	if (!strcmp(cmd, "status") || !strcmp(cmd, "stats"))
+		return status_cli_main(argc - 1, argv + 1);
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "explain", no_argument, NULL, 'e' },

@@ -29,6 +29,12 @@
  * the states above, so that finding it is O(1). A request received whole
  * (running, suspended, or its reply unsent) is never dropped for another
  * client; with every connection busy so, the new one is refused.
+ *
+ * Counting (backends/runtime.h) adds no allocation to the hot path: the
+ * counters of the serving program's actions and access lines are looked
+ * up once per program (conn_slots), so a request adds to three counters
+ * through pointers and one histogram; only a request that finishes on the
+ * program a reload replaced looks its counters up by name.
  */
 #include "daemon/conn.h"
 #include "daemon/client.h"
@@ -46,6 +52,7 @@
 #include <event2/event.h>
 
 #include "backends/runtime.h"
+#include "engine/program.h"
 #include "engine/vm.h"
 #include "engine/request.h"
 #include "util/log.h"
@@ -90,6 +97,17 @@ struct conn {
 	size_t in_off, in_len, in_cap;
 	struct request *req;         /* reused for every request */
 	struct vm *vm;               /* the suspended request, or NULL */
+	uint64_t read_ns;            /* runtime_mono_ns() of the latest read */
+	uint64_t vm_t0;              /* the suspended request's read_ns */
+};
+
+/* The counters of one program's actions and access lines (runtime.h's
+ * families requests and rule_hits), found once per program. */
+struct conn_slots {
+	const struct program *p;
+	uint64_t **action;           /* per action of p */
+	uint64_t **rule;             /* per access line of p */
+	uint64_t *rule_default, *rule_tempfail;
 };
 
 struct conn_pool {
@@ -105,7 +123,65 @@ struct conn_pool {
 	struct conn_list partial;          /* half-received requests, by age */
 	struct conn_quiet refused;         /* log lines of refusals, */
 	struct conn_quiet evicted;         /*   of connections closed for room */
+	struct runtime_stats *stats;       /* the runtime's counters */
+	struct conn_slots slots;           /* of program */
 };
+
+/* Write an access line's label (runtime.h, rule_hits): today FILE:LINE,
+ * as on the decision line. */
+static size_t conn_rule_label(const struct program *p, uint32_t rule, char *buf, size_t size)
+{
+	int n = snprintf(buf, size, "%s:%d", p->rules[rule].loc.file, p->rules[rule].loc.line);
+	return n < 0 ? 0 : (size_t)n < size ? (size_t)n : size - 1;
+}
+
+/* Look the counters of p's actions and lines up (at start and reload). */
+static void conn_slots_set(struct conn_pool *pool, const struct program *p)
+{
+	struct conn_slots *sl = &pool->slots;
+	free(sl->action);
+	free(sl->rule);
+	sl->p = p;
+	sl->action = xcalloc(p->nactions ? p->nactions : 1, sizeof *sl->action);
+	sl->rule = xcalloc(p->nrules ? p->nrules : 1, sizeof *sl->rule);
+	for (uint32_t i = 0; i < p->nactions; i++) {
+		const char *w = p->actions[i].act.word;
+		sl->action[i] = runtime_family_slot(pool->stats, RF_requests, w, strlen(w));
+	}
+	char buf[4096];
+	for (uint32_t i = 0; i < p->nrules; i++)
+		sl->rule[i] = runtime_family_slot(pool->stats, RF_rule_hits, buf,
+						  conn_rule_label(p, i, buf, sizeof buf));
+	sl->rule_default = runtime_family_slot(pool->stats, RF_rule_hits, "default", 7);
+	sl->rule_tempfail = runtime_family_slot(pool->stats, RF_rule_hits, "tempfail", 8);
+}
+
+/* Count a finished request: its action, its line, its time. */
+static void conn_count(struct conn_pool *pool, struct vm *vm, uint64_t t0)
+{
+	struct runtime_stats *st = pool->stats;
+	const struct program *p = vm_program(vm);
+	bool by_tempfail;
+	long rule = vm_rule(vm, &by_tempfail);
+	uint32_t act = vm_action(vm);
+	st->c[RC_requests]++;
+	if (by_tempfail)
+		st->c[RC_requests_tempfail]++;
+	if (p == pool->slots.p) {
+		(*pool->slots.action[act])++;
+		(*(rule >= 0 ? pool->slots.rule[rule]
+		   : by_tempfail ? pool->slots.rule_tempfail : pool->slots.rule_default))++;
+	} else {                     /* on the program a reload replaced */
+		const char *w = p->actions[act].act.word;
+		(*runtime_family_slot(st, RF_requests, w, strlen(w)))++;
+		char buf[4096];
+		size_t n = rule >= 0 ? conn_rule_label(p, (uint32_t)rule, buf, sizeof buf)
+				     : (size_t)snprintf(buf, sizeof buf, "%s",
+							by_tempfail ? "tempfail" : "default");
+		(*runtime_family_slot(st, RF_rule_hits, buf, n))++;
+	}
+	runtime_observe(st, RH_request_duration, runtime_mono_ns() - t0);
+}
 
 static double conn_secs(const struct timeval *tv)
 {
@@ -144,6 +220,7 @@ static void conn_lru_push(struct conn *c, enum conn_class cls)
 static void conn_close(struct conn *c)
 {
 	conn_lru_unlink(c);
+	c->pool->stats->c[RC_connections_open]--;
 	vm_free(c->vm);   /* abandons its lookups; resume is not called */
 	event_free(c->resume_ev);
 	req_free(c->req);
@@ -174,16 +251,13 @@ static void conn_reject(struct conn *c, const char *why)
 		conn_close(c);
 }
 
-/* A request is done: queue its reply and log its decision. */
-static void conn_finish(struct conn *c, struct vm *vm)
+/* A request is done: queue its reply, count it and log its decision.
+ * t0: when its last byte was read. */
+static void conn_finish(struct conn *c, struct vm *vm, uint64_t t0)
 {
 	struct conn_pool *pool = c->pool;
 	vm_reply(vm, &c->cl.out);
-	bool by_tempfail;
-	vm_rule(vm, &by_tempfail);
-	runtime_count(pool->rt, RC_requests, 1);
-	if (by_tempfail)
-		runtime_count(pool->rt, RC_requests_tempfail, 1);
+	conn_count(pool, vm, t0);
 	sb_reset(&pool->line);
 	vm_log_line(vm, &pool->line);
 	log_info_line(pool->line.s, pool->line.len);
@@ -238,9 +312,10 @@ static bool conn_process(struct conn *c)
 		struct vm *vm = vm_new(pool->rt, pool->program, c->req, conn_resume, c);
 		if (vm_run(vm) == VM_SUSPENDED) {
 			c->vm = vm;
+			c->vm_t0 = c->read_ns;
 			break;
 		}
-		conn_finish(c, vm);
+		conn_finish(c, vm, c->read_ns);
 	}
 	if (c->in_off == c->in_len)
 		c->in_off = c->in_len = 0;
@@ -350,6 +425,9 @@ static void conn_read_cb(evutil_socket_t fd, short what, void *arg)
 	if (n == 0 && !c->cl.eof)
 		return;
 	c->in_len += (size_t)n;
+	/* A request is timed from the read that brought its last byte (one
+	 * queued behind a request waiting for a lookup: from the latest). */
+	c->read_ns = runtime_mono_ns();
 	conn_serve(c);
 }
 
@@ -365,7 +443,7 @@ static void conn_resume_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	struct vm *vm = c->vm;
 	c->vm = NULL;
-	conn_finish(c, vm);
+	conn_finish(c, vm, c->vm_t0);
 	conn_serve(c);
 }
 
@@ -406,6 +484,7 @@ static bool conn_quiet_pass(struct conn_quiet *q, unsigned long *held)
 static void conn_refuse(struct conn_pool *pool, int fd, const char *peer)
 {
 	close(fd);
+	pool->stats->c[RC_connections_refused]++;
 	unsigned long held;
 	if (!conn_quiet_pass(&pool->refused, &held))
 		return;
@@ -431,6 +510,7 @@ static bool conn_evict(struct conn_pool *pool, const char *peer)
 		v = TAILQ_LAST(&pool->partial, conn_list);
 	if (!v)
 		return false;
+	pool->stats->c[RC_connections_evicted]++;
 	unsigned long held;
 	if (conn_quiet_pass(&pool->evicted, &held)) {
 		struct timeval tv;
@@ -458,6 +538,8 @@ void conn_pool_accept(int fd, const char *peer, void *arg)
 	}
 	struct conn *c = xcalloc(1, sizeof *c);
 	c->pool = pool;
+	pool->stats->c[RC_connections_open]++;
+	pool->stats->c[RC_connections_accepted]++;
 	client_open(&c->cl, &pool->clients, pool->base, fd, xstrdup(peer), conn_read_cb,
 		    conn_write_cb, conn_timeout_cb, c);
 	c->resume_ev = event_new(pool->base, -1, 0, conn_resume_cb, c);
@@ -486,6 +568,8 @@ struct conn_pool *conn_pool_new(struct event_base *base, struct runtime *rt,
 		fatal_abort("cannot set up connection timeouts");
 	pool->refused.logged = -1;
 	pool->evicted.logged = -1;
+	pool->stats = runtime_stats(rt);
+	conn_slots_set(pool, program);
 	sb_init(&pool->line);
 	return pool;
 }
@@ -499,6 +583,8 @@ void conn_pool_free(struct conn_pool *pool)
 		conn_close(CLIENT_OWNER(cl, struct conn, cl));
 	program_unref(pool->program);
 	sb_free(&pool->line);
+	free(pool->slots.action);
+	free(pool->slots.rule);
 	free(pool);
 }
 
@@ -507,6 +593,7 @@ void conn_pool_set_program(struct conn_pool *pool, struct program *program)
 	/* VMs in flight hold their own references to the old program. */
 	program_unref(pool->program);
 	pool->program = program;
+	conn_slots_set(pool, program);
 }
 
 struct program *conn_pool_program(const struct conn_pool *pool)

@@ -49,8 +49,10 @@
 
 #include <event2/event.h>
 
+#include "backends/dns.h"
 #include "backends/runtime.h"
 #include "backends/store.h"
+#include "daemon/metrics.h"
 #include "util/log.h"
 #include "util/util.h"
 
@@ -196,17 +198,50 @@ static void control_done_cb(void *arg, enum store_status st, unsigned long chang
 }
 
 /* "stats": a line per counter of the runtime (backends/runtime.h), in the
- * table's order, then "ok N"; answered at once. */
+ * tables' order (daemon/metrics.h), then "ok N"; answered at once. */
 static void control_stats(struct control_conn *c, const char *cmd, const char *err)
 {
 	if (err) {
 		control_answer(c, cmd, false, 0, err);
 		return;
 	}
-	for (int i = 0; i < RC_COUNT; i++)
-		sb_printf(&c->cl.out, "%s %llu\n", runtime_counter_name((enum runtime_counter)i),
-			  (unsigned long long)runtime_counter(c->ctl->rt, (enum runtime_counter)i));
-	control_answer(c, cmd, true, RC_COUNT, NULL);
+	size_t n = metrics_stats(c->ctl->rt, &c->cl.out);
+	control_answer(c, cmd, true, n, NULL);
+}
+
+/* How this binary was built, for "status". */
+#ifdef MXACL_TESTHOOKS
+#define CONTROL_BUILD "cc " __VERSION__ ", test build (sanitisers, test hooks)"
+#else
+#define CONTROL_BUILD "cc " __VERSION__
+#endif
+
+/* "status": what is running, as "NAME VALUE" lines; answered at once. */
+static void control_status(struct control_conn *c, const char *cmd, const char *err)
+{
+	if (err) {
+		control_answer(c, cmd, false, 0, err);
+		return;
+	}
+	struct runtime *rt = c->ctl->rt;
+	struct strbuf *o = &c->cl.out;
+	time_t now = runtime_now(rt);
+	struct store *st = runtime_store(rt);
+	struct dns *dns = runtime_dns_if_made(rt);
+	sb_printf(o, "version %s\n", runtime_version(rt));
+	sb_printf(o, "build %s\n", CONTROL_BUILD);
+	sb_printf(o, "pid %ld\n", (long)getpid());
+	sb_printf(o, "started %lld\n", (long long)runtime_started(rt));
+	sb_printf(o, "uptime %lld\n", (long long)(now - runtime_started(rt)));
+	sb_printf(o, "policy %s\n", runtime_policy_path(rt));
+	sb_printf(o, "policy_sha256 %s\n", runtime_policy_sha256(rt));
+	sb_printf(o, "policy_loaded %lld\n", (long long)runtime_policy_loaded(rt));
+	sb_printf(o, "connections %llu\n",
+		  (unsigned long long)runtime_counter(rt, RC_connections_open));
+	sb_printf(o, "store %s\n", store_is_memory(st) ? "memory" : "redis");
+	sb_printf(o, "store_state %s\n", runtime_counter(rt, RC_store_down) ? "down" : "up");
+	sb_printf(o, "dns_cache_entries %zu\n", dns ? dns_cache_entries(dns) : (size_t)0);
+	control_answer(c, cmd, true, 12, NULL);
 }
 
 static bool control_space(char ch)
@@ -296,7 +331,7 @@ static void control_exec(struct control_conn *c, char *line, size_t len)
 {
 	struct control *ctl = c->ctl;
 	static const char usage[] = "use grey list, grey whitelist NET, grey pass TRIPLET, "
-				    "grey forget KEY, grey flush or stats";
+				    "grey forget KEY, grey flush, stats or status";
 	if (memchr(line, 0, len)) {
 		control_answer(c, "(binary)", false, 0, "NUL byte in the command");
 		return;
@@ -310,6 +345,11 @@ static void control_exec(struct control_conn *c, char *line, size_t len)
 	const char *w = control_word(&rest);
 	if (!strcmp(w, "stats")) {
 		control_stats(c, cmd, *rest ? "stats takes no argument" : NULL);
+		free(cmd);
+		return;
+	}
+	if (!strcmp(w, "status")) {
+		control_status(c, cmd, *rest ? "status takes no argument" : NULL);
 		free(cmd);
 		return;
 	}

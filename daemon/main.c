@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -24,6 +25,7 @@
 #include "daemon/conn.h"
 #include "daemon/control.h"
 #include "daemon/listener.h"
+#include "daemon/metrics.h"
 #include "daemon/notify.h"
 #include "daemon/proc.h"
 #include "daemon/reload.h"
@@ -34,6 +36,7 @@
 #include "util/testhooks.h"
 #include "grammar/diag.h"
 #include "util/log.h"
+#include "util/digest.h"
 #include "util/util.h"
 
 #define MXACLD_VERSION "0.1"
@@ -67,6 +70,7 @@ struct daemon {
 	size_t nls, capls;
 	struct listener *control_ls;   /* --control; NULL: none */
 	struct control *control;
+	struct metrics *metrics;       /* --metrics; NULL: none */
 	struct event *sig_ev[4];       /* SIGHUP, SIGTERM, SIGINT, SIGUSR1 */
 	struct event *flush_ev;
 	char *state_file;              /* absolute; NULL: none */
@@ -195,15 +199,30 @@ static void warn_startup_changes(const struct daemon *d, const struct settings *
 	settings_startup_changes(&d->opts.flags, &d->boot, now, warn_changed, NULL);
 }
 
+/* The policy now serving, for status and metrics (runtime.h). */
+static void note_policy(struct daemon *d)
+{
+	char hex[65];
+	if (!digest_sha256_file(d->config_path, hex))
+		log_warning("cannot read %s for its SHA-256: %s", d->config_path, strerror(errno));
+	runtime_set_policy(d->rt, d->config_path, hex, time(NULL));
+}
+
 /* A reload compiled (reload.h): serve it from now on; the reloader frees
  * the old one off the loop. */
 static struct program *reload_ready(struct program *p, void *arg)
 {
 	struct daemon *d = arg;
+	if (!p) {                      /* it had errors */
+		runtime_count(d->rt, RC_reloads_failed, 1);
+		return NULL;
+	}
+	runtime_count(d->rt, RC_reloads, 1);
 	struct program *old = conn_pool_program(d->pool);
 	program_ref(old);
 	warn_startup_changes(d, program_settings(p));
 	conn_pool_set_program(d->pool, p);
+	note_policy(d);
 	return old;
 }
 
@@ -332,6 +351,8 @@ static void stop(struct daemon *d, int sig)
 	d->pool = NULL;
 	control_free(d->control);
 	d->control = NULL;
+	metrics_free(d->metrics);
+	d->metrics = NULL;
 	event_base_loopbreak(d->base);
 }
 
@@ -554,7 +575,15 @@ int main(int argc, char **argv)
 	d.rt = runtime_new(d.base);
 	open_store(&d, eff.store, eff.state_file, daemonize);
 	open_dns(&d, &eff);
+	runtime_set_version(d.rt, MXACLD_VERSION);
 	d.pool = conn_pool_new(d.base, d.rt, prog, &o->lim);
+	note_policy(&d);
+	if (eff.metrics) {
+		char *merr = NULL;
+		d.metrics = metrics_new(d.base, d.rt, eff.metrics, &merr);
+		if (!d.metrics)
+			die("%s", merr);
+	}
 	d.reload = reload_new(d.base, d.config_path, &o->load, reload_ready, &d);
 	if (!d.reload)
 		die("reload: %s", strerror(errno));
@@ -581,6 +610,8 @@ int main(int argc, char **argv)
 		sb_printf(&err, "%s%s", i ? " " : "", listener_name(d.ls[i]));
 	if (d.control_ls)
 		sb_printf(&err, ", control %s", listener_name(d.control_ls));
+	if (d.metrics)
+		sb_printf(&err, ", metrics http://%s/metrics", metrics_name(d.metrics));
 	log_info("mxacld %s started: policy %s, listening on %s", MXACLD_VERSION,
 		 d.config_path, err.s);
 	if (ready_fd >= 0)
@@ -606,6 +637,7 @@ int main(int argc, char **argv)
 	reload_free(d.reload);
 	conn_pool_free(d.pool);
 	control_free(d.control);
+	metrics_free(d.metrics);
 	log_set_flush_hook(NULL, NULL);
 	event_free(d.flush_ev);
 	for (size_t i = 0; i < ARRAY_LEN(d.sig_ev); i++)

@@ -222,6 +222,7 @@ static struct program *finish(struct reload *r, struct reload_job *j)
 		old = r->ready(p, r->arg);
 		log_info("reload: %s loaded (compiled in %.2f s)", j->path, j->seconds);
 	} else {
+		r->ready(NULL, r->arg);     /* told, to count it */
 		log_error("reload: %s has errors; still serving the previous policy", j->path);
 	}
 	return old;

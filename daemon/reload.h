@@ -37,8 +37,9 @@ struct reload;
  * (typically conn_pool_set_program) and returns the program p replaces,
  * with a reference of its own (or NULL): the reloader drops that one on
  * its thread, so that freeing a big program does not stop the loop either
- * (program references are atomic). Not called for a reload with errors:
- * the diagnostics are logged and the running program stays.
+ * (program references are atomic). A reload with errors calls it with p
+ * NULL (the callee returns NULL): the diagnostics are logged and the
+ * running program stays.
  */
 typedef struct program *(*reload_ready_fn)(struct program *p, void *arg);
 

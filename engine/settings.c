@@ -89,6 +89,12 @@ const struct setting settings_table[] = {
 	  .doc = "a unix socket for `mxacl grey` "
 		 "([below](#inspecting-greylisting-mxacl-grey)); mode 0600, owned by the user "
 		 "mxacld serves as" },
+	{ .name = "metrics", .flag = "metrics", .kind = SETTING_STRING, .flags = SETTING_STARTUP,
+	  AT(metrics), .metavar = "inet:HOST:PORT",
+	  .help = "serve Prometheus metrics over HTTP at http://HOST:PORT/metrics",
+	  .doc = "serve Prometheus metrics at `http://HOST:PORT/metrics` "
+		 "([Metrics](#metrics-and-status)); `inet:HOST:PORT` or `inet:[ADDR]:PORT`, "
+		 "no authentication, so bind it to loopback or a monitoring network" },
 	{ .name = "tempfail", .kind = SETTING_TEMPFAIL, AT(tempfail), .def = "nomatch",
 	  .metavar = "MODE", .help = "what a temporary failure of an acl means",
 	  .doc = "what a temporary failure of a DNS, SPF or store acl means when the acl's "

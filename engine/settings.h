@@ -50,6 +50,7 @@ struct settings {
 	const char *store;          /* state store URL ("memory", "redis://...") */
 	const char *state_file;     /* memory store persistence */
 	const char *control;        /* control socket path (mxacl grey) */
+	const char *metrics;        /* Prometheus endpoint "inet:HOST:PORT" */
 	int tempfail;               /* default tempfail mode of acls; -1 not set */
 	const char *geoip;          /* MaxMind DB for country acls */
 	const char **dns;           /* DNS servers "HOST[:PORT]" */

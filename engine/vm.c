@@ -512,6 +512,16 @@ void vm_log_line(struct vm *vm, struct strbuf *out)
 	action_format(&p->actions[vm->action].act, vm_lookup, vm, out);
 }
 
+const struct program *vm_program(const struct vm *vm)
+{
+	return vm->p;
+}
+
+uint32_t vm_action(const struct vm *vm)
+{
+	return vm->action;
+}
+
 long vm_rule(const struct vm *vm, bool *by_tempfail)
 {
 	if (by_tempfail)

@@ -75,6 +75,11 @@ void vm_set_trace(struct vm *vm, FILE *f);
  * default. by_tempfail may be NULL. For mxacl replay's per-line counts.
  */
 long vm_rule(const struct vm *vm, bool *by_tempfail);
+/* After VM_DONE: the program it ran (a request started before a reload
+ * finishes on the old one), and the index in its actions of the action
+ * that answered (0: the default). For the daemon's counters. */
+const struct program *vm_program(const struct vm *vm);
+uint32_t vm_action(const struct vm *vm);
 
 /* ---- for acl types (acl.h) ------------------------------------------------ */
 

@@ -196,7 +196,7 @@ static bool run_set(struct settings *s, const char *file, const char *line, stru
 }
 
 #define KNOWN "listen, user, pidfile, daemonize, socket_mode, socket_owner, log, " \
-	      "syslog_facility, store, state_file, control, tempfail, geoip, dns"
+	      "syslog_facility, store, state_file, control, metrics, tempfail, geoip, dns"
 
 static const struct {
 	const char *line;
@@ -429,7 +429,7 @@ START_TEST(test_startup_rows)
 		if (settings_table[i].flags & SETTING_STARTUP)
 			sb_printf(&got, "%s ", settings_table[i].name);
 	ck_assert_str_eq(got.s, "listen user pidfile daemonize socket_mode socket_owner log "
-				"syslog_facility store state_file control dns ");
+				"syslog_facility store state_file control metrics dns ");
 	sb_free(&got);
 }
 END_TEST

@@ -22,7 +22,8 @@
 	X(dnscache)    \
 	X(maillog)     \
 	X(settings)    \
-	X(spf_record)
+	X(spf_record)  \
+	X(runtime)
 
 #define X(n) Suite *n##_suite(void);
 UNIT_SUITES(X)
