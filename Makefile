@@ -115,10 +115,16 @@ fuzz:
 asan:
 	+$(MAKE) B=build/asan SAN=1 build/asan/mxacld build/asan/mxacl build/asan/unit
 
+# The README's "Using it" lines talk to this daemon: its control socket is
+# $(B)/control, so that no root is needed (/run/mxacld/control is the
+# installed service's). tests/docs/test_readme.py runs those lines against
+# the same command line.
+RUN_LISTEN  = inet:127.0.0.1:10038
+RUN_CONTROL = $(B)/control
 run:
 	scripts/deps build
 	+$(MAKE) all
-	./$(B)/mxacld -c conf.d/policy.conf -l inet:127.0.0.1:10038
+	./$(B)/mxacld -c conf.d/policy.conf -l $(RUN_LISTEN) --control $(RUN_CONTROL)
 
 check:
 	scripts/deps
