@@ -20,7 +20,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 DOCS = os.path.join(ROOT, "docs")
 DEV = os.path.join(DOCS, "dev")
 
-# `name.md`, `dev/name.md`, `../name.md`, `docs/x/name.md`, [text](name.md)
+# `name.md`, `dev/name.md`, `../name.md`, `docs/.../name.md`, [text](name.md)
 PAGE_REF = re.compile(r"(?:`|\]\()((?:\.\./|[\w-]+/)*[\w-]+\.md)(?:#[\w-]*)?(?:`|\))")
 TREE_REF = re.compile(r"\bdocs/(?:[\w-]+/)*[\w-]+\.md\b")
 # names of other projects' files, quoted in the records
