@@ -167,7 +167,7 @@ systemdunitdir ?= $(PREFIX)/lib/systemd/system
 sysusersdir    ?= $(PREFIX)/lib/sysusers.d
 tmpfilesdir    ?= $(PREFIX)/lib/tmpfiles.d
 MANPAGES   = docs/man/mxacld.8 docs/man/mxacl.1 docs/man/mxacl-policy.5
-DOCS       = $(wildcard docs/*.md) README LICENSE
+DOCS       = $(wildcard docs/*.md) README LICENSE conf.d/request.txt
 EXAMPLE_LISTS = $(wildcard conf.d/lists/*)
 # the config: installed when there is none, never over one (yours)
 INSTALL_KEEP = install_keep() { if [ -e "$$2" ]; then \

@@ -108,6 +108,8 @@ class DocLinks(unittest.TestCase):
         for f in ("language.md", "operations.md", "dns.md", "migration.md"):
             self.assertIn("docs/" + f, cmd)
         self.assertNotIn("docs/dev/", cmd)
+        # the sample requests the example policy's header points to
+        self.assertIn("conf.d/request.txt", cmd)
 
 
 if __name__ == "__main__":
