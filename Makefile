@@ -115,10 +115,16 @@ fuzz:
 asan:
 	+$(MAKE) B=build/asan SAN=1 build/asan/mxacld build/asan/mxacl build/asan/unit
 
+# The README's "Using it" lines talk to this daemon: its control socket is
+# $(B)/control, so that no root is needed (/run/mxacld/control is the
+# installed service's). tests/docs/test_readme.py runs those lines against
+# the same command line.
+RUN_LISTEN  = inet:127.0.0.1:10038
+RUN_CONTROL = $(B)/control
 run:
 	scripts/deps build
 	+$(MAKE) all
-	./$(B)/mxacld -c conf.d/policy.conf -l inet:127.0.0.1:10038
+	./$(B)/mxacld -c conf.d/policy.conf -l $(RUN_LISTEN) --control $(RUN_CONTROL)
 
 check:
 	scripts/deps
@@ -161,7 +167,7 @@ systemdunitdir ?= $(PREFIX)/lib/systemd/system
 sysusersdir    ?= $(PREFIX)/lib/sysusers.d
 tmpfilesdir    ?= $(PREFIX)/lib/tmpfiles.d
 MANPAGES   = docs/man/mxacld.8 docs/man/mxacl.1 docs/man/mxacl-policy.5
-DOCS       = $(wildcard docs/*.md) README LICENSE
+DOCS       = $(wildcard docs/*.md) README LICENSE conf.d/request.txt
 EXAMPLE_LISTS = $(wildcard conf.d/lists/*)
 # the config: installed when there is none, never over one (yours)
 INSTALL_KEEP = install_keep() { if [ -e "$$2" ]; then \

@@ -23,7 +23,7 @@
  * and reports every other name as a temporary failure (TRY_AGAIN) after
  * noting it. Such a run is thrown away: the noted names are looked up
  * through the runtime's resolver (backends/dns.h) and libspf2 runs again,
- * until a run needs nothing new (docs/dns.md).
+ * until a run needs nothing new (docs/dev/dns.md).
  *
  * One struct spf_call per request that needs the verdict: it keeps the
  * answers collected so far and runs libspf2 again each time the missing

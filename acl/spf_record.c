@@ -1,6 +1,6 @@
 /*
  * spf_record - RFC 7208's record grammar, strictly, and the record rewritten
- * for libspf2 (the contract is in spf_record.h; why, in docs/dns.md).
+ * for libspf2 (the contract is in spf_record.h; why, in docs/dev/dns.md).
  *
  * The grammar is RFC 7208 section 12's ABNF, checked term by term: a term
  * with NAME "=" is a modifier, anything else a directive. Written from the

@@ -3,7 +3,7 @@
  * rewritten into the record libspf2 1.2.10 evaluates as RFC 7208 says.
  *
  * libspf2 stays the evaluator (acl/spf.c); this module is the layer
- * around it where it is wrong (docs/dns.md, "SPF: the layer around
+ * around it where it is wrong (docs/dev/dns.md, "SPF: the layer around
  * libspf2"). acl/spf.c's DNS layer runs every SPF record it hands to
  * libspf2 through spf_record_rewrite():
  *

@@ -5,7 +5,7 @@
  * resolving, negative caching and merging of identical queries in flight
  * are libunbound's. In front of its cache sits a first-level cache of
  * answers (backends/dnscache.h) that makes a hit cheap; both honour TTLs
- * with the same caps (docs/dns.md has the decisions and the numbers).
+ * with the same caps (docs/dev/dns.md has the decisions and the numbers).
  *
  * Upstream: the --dns servers (forwarders, a set: libunbound picks among
  * them by measured RTT), or the nameservers of /etc/resolv.conf; when that
@@ -118,7 +118,7 @@ void dns_free(struct dns *d);
  * in milliseconds of CLOCK_MONOTONIC. A request takes one when its first
  * lookup starts and passes it to every lookup it makes (also those started
  * ahead and SPF's later ones), so that it waits for DNS at most one
- * timeout in all, however many acls it evaluates (docs/dns.md, "One
+ * timeout in all, however many acls it evaluates (docs/dev/dns.md, "One
  * deadline per request").
  */
 uint64_t dns_deadline(const struct dns *d);

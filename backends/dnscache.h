@@ -8,7 +8,7 @@
  * speed: a libunbound cache hit costs 3-4 us in mxacld (a query built, a
  * locked cache, an answer packet encoded for us and parsed back), which
  * made three DNS lists cost more than the whole request otherwise does
- * (docs/dns.md, "A first-level cache"); a hit here is a hash probe and a
+ * (docs/dev/dns.md, "A first-level cache"); a hit here is a hash probe and a
  * copy-free answer. Temporary failures are never stored.
  *
  * Names compare without regard to case, as in DNS. Time is a monotonic

@@ -24,7 +24,7 @@
 /*
  * The table. Rows with a name are the language's "set" statements, in the
  * order the "unknown setting" hint lists them; --help and the docs list
- * every row not hidden in this order. Adding a setting: docs/design.md,
+ * every row not hidden in this order. Adding a setting: docs/dev/design.md,
  * "Recipe: a setting".
  */
 const struct setting settings_table[] = {

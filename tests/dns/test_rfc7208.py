@@ -30,7 +30,7 @@ SUITE = "/usr/share/doc/python3-spf/rfc7208-tests.yml.gz"
 MIN_SCORE = 200
 DNS_TIMEOUT_MS = 300
 
-# test id -> why mxacl's answer differs from the suite's (docs/dns.md)
+# test id -> why mxacl's answer differs from the suite's (docs/dns.md, "SPF")
 # (none: all 203 pass since PTR lookups reach the configured resolver and
 # the layer skips PTR names whose address lookup fails, RFC 7208 5.5)
 KNOWN_FAILURES = {}

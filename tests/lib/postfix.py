@@ -572,6 +572,22 @@ def start_mxacld(conf_text, listen, extra_args=()):
     return d.start()
 
 
+def start_mxacld_file(conf_path, listen, extra_args=()):
+    """start_mxacld with a policy file of the tree as shipped (e.g.
+    conf.d/policy.conf): its text, and the files beside it that its `file:`
+    acls read (a lists/ directory), copied into the daemon's directory so
+    that relative paths resolve as they do next to the original."""
+    with open(conf_path) as f:
+        text = f.read()
+    lists = os.path.join(os.path.dirname(os.path.abspath(conf_path)), "lists")
+    if mxtest is not None and hasattr(mxtest, "Mxacld"):
+        inner = mxtest.Mxacld(text, listen=listen, extra_args=list(extra_args))
+        if os.path.isdir(lists):
+            shutil.copytree(lists, os.path.join(inner.tmpdir, "lists"))
+        return _SharedMxacld(inner).start()
+    raise AssertionError("start_mxacld_file needs tests/lib/mxtest.py (Mxacld)")
+
+
 def mxacld_ready():
     """Why the daemon under test cannot be used yet, or None when it can."""
     exe = os.path.join(mxacl_build(), "mxacld")

@@ -399,7 +399,7 @@ END_TEST
 
 /* Two lookups given one deadline end together, at it, not each a timeout
  * after its own start; a lookup started once it passed fails at once with
- * nothing sent, unless our cache has the answer (docs/dns.md, "One
+ * nothing sent, unless our cache has the answer (docs/dev/dns.md, "One
  * deadline per request"). */
 START_TEST(test_shared_deadline)
 {

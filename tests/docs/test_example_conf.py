@@ -1,0 +1,48 @@
+"""conf.d/policy.conf as shipped, and as its comments say to change it:
+it compiles without a warning, and so does the DNS block at its end once
+uncommented and moved where the comment says ("move these above `access
+our_domains tag`"). How it behaves behind Postfix: tests/postfix/test_examples.py.
+"""
+import os
+import subprocess
+import tempfile
+import unittest
+
+from mxtest import mxacl_path
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+POLICY = os.path.join(ROOT, "conf.d", "policy.conf")
+
+
+def check(text):
+    with tempfile.TemporaryDirectory() as d:
+        os.symlink(os.path.join(ROOT, "conf.d", "lists"), os.path.join(d, "lists"))
+        path = os.path.join(d, "policy.conf")
+        with open(path, "w") as f:
+            f.write(text)
+        return subprocess.run([mxacl_path(), "check", "-c", path], capture_output=True,
+                              text=True, timeout=60)
+
+
+class ExampleConf(unittest.TestCase):
+
+    def test_as_shipped(self):
+        with open(POLICY) as f:
+            p = check(f.read())
+        self.assertEqual((p.returncode, p.stdout + p.stderr), (0, ""))
+
+    def test_dns_block_as_the_comment_says(self):
+        with open(POLICY) as f:
+            lines = f.read().splitlines()
+        start = next(i for i, l in enumerate(lines) if l.startswith("# --- DNS lists"))
+        block = [l[2:] for l in lines[start:]
+                 if l.startswith(("# acl ", "# action ", "# access "))]
+        self.assertEqual(len(block), 6, block)
+        at = lines.index("access our_domains tag")
+        new = lines[:at] + block + lines[at:start]
+        p = check("\n".join(new) + "\n")
+        self.assertEqual((p.returncode, p.stdout + p.stderr), (0, ""))
+
+
+if __name__ == "__main__":
+    unittest.main()
