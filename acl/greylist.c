@@ -1,7 +1,8 @@
 /*
  * greylist - the greylist and greylisting acls (see greylist.h). They build
  * a triplet key from the request, ask the runtime's store, and give the
- * action text what they learnt (${greylist_remaining}, ${greylist_age}).
+ * action text what they learnt (${greylist_remaining}, ${greylist_age},
+ * ${greylist_reason}: what the check did, also on the decision line).
  * The memory store answers at once, Redis later: both through the VM's
  * wait (engine/vm.h).
  */
@@ -349,6 +350,29 @@ static void grey_part(const struct grey_acl *g, enum grey_part part, struct requ
 
 /* ---- asking the store ------------------------------------------------------ */
 
+/* What the check did, as postgrey says it: ${greylist_reason} and the
+ * decision line's greylist=<...>. */
+static void grey_reason(const struct grey_answer *a, char *buf, size_t size)
+{
+	switch (a->state) {
+	case GREY_NEW:
+		snprintf(buf, size, "new");
+		break;
+	case GREY_EARLY:
+		snprintf(buf, size, "early retry, %u s missing", a->remaining);
+		break;
+	case GREY_FIRST_PASS:
+		snprintf(buf, size, "passed after %u s", a->age);
+		break;
+	case GREY_PASSED:
+		snprintf(buf, size, "passed");
+		break;
+	case GREY_AWL:
+		snprintf(buf, size, "awl");
+		break;
+	}
+}
+
 /* The store's answer, at once (memory) or later (Redis): arg is the wait. */
 static void grey_answered(void *arg, enum store_status st, const struct grey_answer *a)
 {
@@ -360,6 +384,9 @@ static void grey_answered(void *arg, enum store_status st, const struct grey_ans
 	vm_wait_set_uint(w, VAR_greylist_age, a->age);
 	if (a->greylisted)
 		vm_wait_set_uint(w, VAR_greylist_remaining, a->remaining);
+	char why[64];
+	grey_reason(a, why, sizeof why);
+	vm_wait_set_var(w, VAR_greylist_reason, why);
 	vm_wait_done(w, a->greylisted ? TRI_TRUE : TRI_FALSE);
 }
 

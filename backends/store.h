@@ -53,21 +53,37 @@ struct grey_query {
 	struct grey_params p;
 };
 
+/* What the check did, as postgrey logs it (the decision line's greylist=). */
+enum grey_state {
+	GREY_NEW,               /* unknown, or seen again too late: its wait starts now */
+	GREY_EARLY,             /* retried before the delay: `remaining` s missing */
+	GREY_FIRST_PASS,        /* retried after the delay: passes for the first time,
+				   `age` s after it was first seen */
+	GREY_PASSED,            /* a triplet that had passed before */
+	GREY_AWL,               /* its network is auto-whitelisted */
+};
+
 struct grey_answer {
-	bool greylisted;        /* true: the request must wait (the acl matches) */
-	bool awl;               /* passed because its network is auto-whitelisted */
+	bool greylisted;        /* true: the request must wait (the acl matches);
+				   exactly state NEW or EARLY */
+	bool awl;               /* passed because its network is auto-whitelisted
+				   (state AWL) */
 	uint32_t remaining;     /* greylisted: seconds until a retry will pass */
 	uint32_t age;           /* seconds since the triplet was first seen */
+	enum grey_state state;
 };
 
 /*
  * The check-and-update, as postgrey does it:
- *  - network in the auto-whitelist (>= awl passed triplets): pass;
+ *  - network in the auto-whitelist (>= awl passed triplets): pass (AWL);
  *  - triplet unknown, or not retried within retry_window, or passed but
- *    unused for expire: (re)start it at now; greylisted, remaining = delay;
- *  - triplet waiting, now - first < delay: greylisted, remaining = the rest;
+ *    unused for expire: (re)start it at now; greylisted, remaining = delay
+ *    (NEW);
+ *  - triplet waiting, now - first < delay: greylisted, remaining = the rest
+ *    (EARLY);
  *  - else pass: the triplet is remembered as passed for expire from now,
- *    and the first pass of a triplet counts once towards its network's AWL.
+ *    and the first pass of a triplet (FIRST_PASS; later ones PASSED)
+ *    counts once towards its network's AWL.
  */
 typedef void (*grey_cb)(void *arg, enum store_status st, const struct grey_answer *a);
 

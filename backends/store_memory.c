@@ -361,20 +361,28 @@ static void mem_grey(struct store *s, const struct grey_query *q, grey_cb cb, vo
 			w->last = now;
 			w->expires = add_sat(now, p->expire);
 			a.awl = true;
+			a.state = GREY_AWL;
 			cb(arg, STORE_OK, &a);
 			return;
 		}
 	}
 	struct mem_entry *t = mem_get(m, MEM_TRIPLET, q->triplet, q->triplet_len, now);
+	a.state = GREY_EARLY;
 	if (!t) {
 		t = mem_put(&m->d, MEM_TRIPLET, q->triplet, q->triplet_len);
 		grey_start(t, now, p);
+		a.state = GREY_NEW;
 	} else if (!t->count && now - t->first > p->retry_window) {
 		grey_start(t, now, p);       /* not retried in time: start over */
+		a.state = GREY_NEW;
 	} else if (t->count && now - t->last > p->expire) {
 		grey_start(t, now, p);
-	} else if (!t->count && now - t->first >= p->delay) {
+		a.state = GREY_NEW;
+	} else if (t->count) {
+		a.state = GREY_PASSED;
+	} else if (now - t->first >= p->delay) {
 		t->count = 1;                /* the first pass */
+		a.state = GREY_FIRST_PASS;
 		if (p->awl) {
 			struct mem_entry *w = mem_get(m, MEM_AWL, q->net, q->net_len, now);
 			if (!w) {

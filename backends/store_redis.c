@@ -88,7 +88,8 @@
  */
 
 /* KEYS: triplet, AWL net. ARGV: now delay expire retry_window awl.
- * Returns {greylisted, remaining, age, awl}. */
+ * Returns {greylisted, remaining, age, awl, state}, state an enum
+ * grey_state: 0 new, 1 early retry, 2 first pass, 3 passed, 4 awl. */
 static const char grey_lua[] =
 	"local now = tonumber(ARGV[1])\n"
 	"local delay, expire = tonumber(ARGV[2]), tonumber(ARGV[3])\n"
@@ -101,7 +102,7 @@ static const char grey_lua[] =
 	"  if c and e and now < e and c >= awl then\n"
 	"    redis.call('HSET', KEYS[2], 'last', now, 'expires', now + expire)\n"
 	"    redis.call('EXPIRE', KEYS[2], ttl(expire))\n"
-	"    return {0, 0, 0, 1}\n"
+	"    return {0, 0, 0, 1, 4}\n"
 	"  end\n"
 	"end\n"
 	"local t = redis.call('HMGET', KEYS[1], 'first', 'last', 'passed', 'expires')\n"
@@ -113,11 +114,13 @@ static const char grey_lua[] =
 	"  redis.call('HSET', KEYS[1], 'first', now, 'last', now, 'passed', 0,\n"
 	"             'expires', now + window + delay)\n"
 	"  redis.call('EXPIRE', KEYS[1], ttl(window + delay))\n"
-	"  return {1, delay, 0, 0}\n"
+	"  return {1, delay, 0, 0, 0}\n"
 	"end\n"
 	"local age = since(first)\n"
+	"local state = 3\n"
 	"if not passed and age >= delay then\n"
 	"  passed = true\n"
+	"  state = 2\n"
 	"  if awl > 0 then\n"
 	"    local w = redis.call('HMGET', KEYS[2], 'count', 'expires')\n"
 	"    local c, we = tonumber(w[1]), tonumber(w[2])\n"
@@ -133,10 +136,10 @@ static const char grey_lua[] =
 	"if passed then\n"
 	"  redis.call('HSET', KEYS[1], 'last', now, 'passed', 1, 'expires', now + expire)\n"
 	"  redis.call('EXPIRE', KEYS[1], ttl(expire))\n"
-	"  return {0, 0, age, 0}\n"
+	"  return {0, 0, age, 0, state}\n"
 	"end\n"
 	"redis.call('HSET', KEYS[1], 'last', now)\n"
-	"return {1, delay - age, age, 0}\n";
+	"return {1, delay - age, age, 0, 1}\n";
 
 /* A sliding log: one member per event, scored by its time; at most
  * limit + 1 are kept, enough to say "over". KEYS: log. ARGV: now window
@@ -754,11 +757,13 @@ static void on_script_reply(redisAsyncContext *ac, void *reply, void *priv)
 		else
 			rreq_answer(r, STORE_FAIL, NULL);
 	} else if (r->kind == RK_GREY) {
-		long long g = 0, rem = 0, age = 0, awl = 0;
+		long long g = 0, rem = 0, age = 0, awl = 0, state = 0;
 		bool ok = int_elem(rp, 0, &g) && int_elem(rp, 1, &rem) && int_elem(rp, 2, &age) &&
-			  int_elem(rp, 3, &awl);
+			  int_elem(rp, 3, &awl) && int_elem(rp, 4, &state) && state >= GREY_NEW &&
+			  state <= GREY_AWL;
 		struct grey_answer a = { .greylisted = g != 0, .awl = awl != 0,
-					 .remaining = clamp_u32(rem), .age = clamp_u32(age) };
+					 .remaining = clamp_u32(rem), .age = clamp_u32(age),
+					 .state = (enum grey_state)state };
 		cmd_done(s, r, rp, ok, &a);
 	} else {
 		bool ok = rp->type == REDIS_REPLY_INTEGER;

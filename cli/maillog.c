@@ -1420,8 +1420,39 @@ static char *decision_value(struct maillog *m, const char **pp, const char *end,
 	return start;
 }
 
+/*
+ * Fields of the decision line before rule= that say what the lookups did,
+ * not what the request held (vm_log_line): a replay skips them, so it
+ * rebuilds the request Postfix sent. A new such field is a row here.
+ */
+static const char *const decision_notes[] = { "greylist", "tempfail" };
+
+static bool decision_note(const char *k, size_t klen)
+{
+	for (size_t i = 0; i < ARRAY_LEN(decision_notes); i++)
+		if (strlen(decision_notes[i]) == klen && !memcmp(k, decision_notes[i], klen))
+			return true;
+	return false;
+}
+
+/* Step over an mxacld "<value>" without decoding it: *pp is at '<';
+ * advances past '>'. */
+static bool skip_decision_value(const char **pp, const char *end)
+{
+	const char *p = *pp;
+	if (p >= end || *p != '<')
+		return false;
+	for (p++; p < end && *p != '>'; p++)
+		if (*p == '\\' && ++p >= end)
+			return false;
+	if (p >= end)
+		return false;
+	*pp = p + 1;
+	return true;
+}
+
 /* mxacld: "decision client=NAME[ADDR] helo=<H> from=<S> to=<R> [a=<v>...]
- * rule=R action=WORD text" */
+ * [greylist=<G>] [tempfail=<T>] rule=R action=WORD text" */
 static enum maillog_line decision_line(struct maillog *m, const char *p, const char *end, time_t t,
 				       struct maillog_req *out)
 {
@@ -1467,6 +1498,11 @@ static enum maillog_line decision_line(struct maillog *m, const char *p, const c
 			if (!out->orig_rule || !out->outcome || !out->outcome_text || w == a)
 				return MAILLOG_UNPARSABLE;
 			break;
+		}
+		if (decision_note(k, klen)) {
+			if (!skip_decision_value(&p, end))
+				return MAILLOG_UNPARSABLE;
+			continue;
 		}
 		const char *name;
 		if (klen == 4 && !memcmp(k, "helo", 4))

@@ -186,17 +186,16 @@ static const char *fmt_time(struct replay *R, time_t t)
 	return R->stamp;
 }
 
-/* "FILE:LINE", "default" or "tempfail" for rule of ruleset s. */
+/* The line's label (its name, else "FILE:LINE"), "default" or "tempfail"
+ * for rule of ruleset s. */
 static void add_rule(struct strbuf *b, const struct ruleset *s, long rule)
 {
 	if (rule == RULE_DEFAULT)
 		sb_adds(b, "default");
 	else if (rule == RULE_TEMPFAIL)
 		sb_adds(b, "tempfail");
-	else {
-		struct loc l = program_rule_loc(s->p, (size_t)rule);
-		sb_printf(b, "%s:%d", l.file, l.line);
-	}
+	else
+		sb_adds(b, program_rule_label(s->p, (size_t)rule));
 }
 
 /* rule as a JSON string: "FILE:LINE", "default" or "tempfail". */

@@ -127,11 +127,12 @@ struct conn_pool {
 	struct conn_slots slots;           /* of program */
 };
 
-/* Write an access line's label (runtime.h, rule_hits): today FILE:LINE,
- * as on the decision line. */
+/* Write an access line's label (runtime.h, rule_hits) as on the decision
+ * line: its name ("access NAME: ..."), else FILE:LINE. A named line keeps
+ * its series when lines move or files are re-ordered. */
 static size_t conn_rule_label(const struct program *p, uint32_t rule, char *buf, size_t size)
 {
-	int n = snprintf(buf, size, "%s:%d", p->rules[rule].loc.file, p->rules[rule].loc.line);
+	int n = snprintf(buf, size, "%s", program_rule_label(p, rule));
 	return n < 0 ? 0 : (size_t)n < size ? (size_t)n : size - 1;
 }
 

@@ -62,6 +62,7 @@ struct acl_compile {
 #define VAR_LIST(X)            \
 	X(greylist_remaining)  \
 	X(greylist_age)        \
+	X(greylist_reason)     \
 	X(rate_count)          \
 	X(rbl_zone)            \
 	X(rbl_answer)          \

@@ -11,6 +11,7 @@
  * only those (NEXT goes to the next one), so 10,000 "acl sN sender userN@x"
  * / "access sN rejN" lines cost one lookup, not 10,000 tests.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -548,6 +549,16 @@ static struct program *program_build(struct arena *a, struct diags *d, struct as
 							.nterms = (uint32_t)pol.rules[i].nterms,
 							.explicit_action = pol.rules[i].explicit_action };
 			own_loc(p, &p->rules[i].loc);
+			const struct loc *at = &p->rules[i].loc;
+			if (pol.rules[i].name) {
+				p->rules[i].name = arena_strdup(a, pol.rules[i].name);
+				p->rules[i].label = p->rules[i].name;
+			} else {
+				size_t n = strlen(at->file) + 16;
+				char *lab = arena_alloc(a, n);
+				snprintf(lab, n, "%s:%d", at->file, at->line);
+				p->rules[i].label = lab;
+			}
 		}
 		generate(&c);
 		list_prefetch(p);

@@ -102,7 +102,12 @@ void disasm_program(const struct program *p, FILE *f, unsigned flags)
 			if (rule == NO_RULE) {
 				sb_adds(&b, "; no line matched");
 			} else {
-				sb_printf(&b, "; %s:%d: ", p->rules[rule].loc.file, p->rules[rule].loc.line);
+				const struct rule_rt *r = &p->rules[rule];
+				/* a named line: the name logs and metrics use first */
+				if (r->name)
+					sb_printf(&b, "; %s (%s:%d): ", r->name, r->loc.file, r->loc.line);
+				else
+					sb_printf(&b, "; %s:%d: ", r->loc.file, r->loc.line);
 				source_text(p, &p->rules[rule].loc, &b);
 			}
 			last_rule = rule;

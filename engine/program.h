@@ -39,6 +39,9 @@ struct action_rt {
 
 struct rule_rt {
 	struct loc loc;
+	const char *name;           /* "access NAME: ...", or NULL */
+	const char *label;          /* what logs, metrics, --explain and replay call
+				       the line: its name, else "FILE:LINE" */
 	uint32_t action;
 	uint32_t nterms;
 	bool explicit_action;
@@ -100,6 +103,12 @@ const char *program_path(const struct program *p);
 /* The program's access lines: how many, and where line i is. */
 size_t program_nrules(const struct program *p);
 struct loc program_rule_loc(const struct program *p, size_t i);
+/* Line i's label: its name ("access NAME: ..."), else "FILE:LINE". The
+ * program owns the string. */
+static inline const char *program_rule_label(const struct program *p, size_t i)
+{
+	return p->rules[i].label;
+}
 
 
 #endif

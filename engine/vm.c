@@ -15,6 +15,19 @@
 
 enum vm_state { VM_RUNNING, VM_WAITING, VM_FINISHED };
 
+/*
+ * A temporary failure that its acl's tempfail= mode turned into an answer,
+ * for the decision line's tempfail= field. It counted when it decided a
+ * test on the way to the verdict: it made a line fail (or gave the default
+ * at once), or it let a line go on and that line decided.
+ */
+struct vm_failure {
+	uint32_t acl;
+	uint32_t rule;           /* the line of the TEST */
+	bool stopped;            /* the failure ended its line (or the request) */
+};
+#define VM_MAX_FAILURES 8
+
 struct vm {
 	struct program *p;
 	struct runtime *rt;
@@ -30,6 +43,8 @@ struct vm {
 	enum vm_state state;
 	uint32_t action, rule;   /* the verdict */
 	bool by_tempfail;
+	struct vm_failure failures[VM_MAX_FAILURES];
+	uint32_t nfailures;      /* may exceed VM_MAX_FAILURES: the rest untold */
 	int nwait;               /* lookups not yet answered */
 	bool abandoned;          /* vm_free called while lookups were pending */
 	FILE *trace;
@@ -78,6 +93,7 @@ struct vm *vm_new(struct runtime *rt, struct program *p, struct request *req,
 	vm->pc = 0;
 	vm->state = VM_RUNNING;
 	vm->by_tempfail = false;
+	vm->nfailures = 0;
 	vm->nwait = 0;
 	vm->abandoned = false;
 	vm->trace = NULL;
@@ -340,6 +356,23 @@ static void vm_switch(struct vm *vm, uint32_t r)
 	}
 }
 
+static const char *const tempfail_mode_names[] = { "nomatch", "match", "default" };
+
+/* Remember that acl a's failure answered the TEST at pc. */
+static void note_failure(struct vm *vm, uint32_t a, bool stopped)
+{
+	const struct program *p = vm->p;
+	if (vm->nfailures < VM_MAX_FAILURES)
+		vm->failures[vm->nfailures] = (struct vm_failure){
+			.acl = a, .rule = p->code_rule[vm->pc], .stopped = stopped };
+	vm->nfailures++;
+	if (vm->trace)
+		fprintf(vm->trace, "  acl %s: temporary failure, tempfail=%s: %s\n", p->acls[a].name,
+			tempfail_mode_names[p->acls[a].tempfail],
+			p->acls[a].tempfail == TEMPFAIL_DEFAULT ? "the default action answers"
+			: stopped ? "the line does not match" : "the line goes on");
+}
+
 /* Dispatch (Lua's three macros): a switch; computed goto would fit too. */
 #define vmdispatch(x) switch (x)
 #define vmcase(op) case op:
@@ -366,7 +399,8 @@ enum vm_status vm_run(struct vm *vm)
 						vm_prefetch(vm);
 					return VM_SUSPENDED;
 				}
-				if (r == TRI_TEMPFAIL) {
+				bool failed = r == TRI_TEMPFAIL;
+				if (failed) {
 					switch (p->acls[a].tempfail) {
 					case TEMPFAIL_NOMATCH:
 						r = TRI_FALSE;
@@ -375,6 +409,7 @@ enum vm_status vm_run(struct vm *vm)
 						r = TRI_TRUE;
 						break;
 					case TEMPFAIL_DEFAULT:
+						note_failure(vm, a, true);
 						vm->action = POLICY_DEFAULT_ACTION;
 						vm->rule = NO_RULE;
 						vm->by_tempfail = true;
@@ -383,6 +418,8 @@ enum vm_status vm_run(struct vm *vm)
 					}
 				}
 				bool go_on = (r == TRI_TRUE) == (INSN_OP(i) == OP_TEST);
+				if (failed)
+					note_failure(vm, a, !go_on);
 				vm->pc = go_on ? vm->pc + 1 : INSN_B(i);
 				vmbreak;
 			}
@@ -412,6 +449,11 @@ enum vm_status vm_run(struct vm *vm)
 				if (vm->trace) {
 					struct strbuf b;
 					sb_init(&b);
+					if (vm->rule != NO_RULE && p->rules[vm->rule].name)
+						fprintf(vm->trace, "  access line %s (%s:%d) decides\n",
+							p->rules[vm->rule].name,
+							p->rules[vm->rule].loc.file,
+							p->rules[vm->rule].loc.line);
 					vm_log_line(vm, &b);
 					fprintf(vm->trace, "  => %s\n", b.s);
 					sb_free(&b);
@@ -449,15 +491,15 @@ void vm_reply(struct vm *vm, struct strbuf *out)
 }
 
 /* "<value>" with \\, > and control bytes escaped, so a replay can parse it. */
-static void log_value(struct strbuf *out, const struct req_value *v)
+static void log_bytes(struct strbuf *out, const char *s, size_t len)
 {
 	sb_addc(out, '<');
-	uint32_t run = 0;                /* start of bytes that need no escape */
-	for (uint32_t i = 0; i < v->len; i++) {
-		unsigned char ch = (unsigned char)v->s[i];
+	size_t run = 0;                  /* start of bytes that need no escape */
+	for (size_t i = 0; i < len; i++) {
+		unsigned char ch = (unsigned char)s[i];
 		if (ch != '\\' && ch != '>' && ch >= 0x20 && ch != 0x7f)
 			continue;
-		sb_add(out, v->s + run, i - run);
+		sb_add(out, s + run, i - run);
 		if (ch < 0x20 || ch == 0x7f)
 			sb_printf(out, "\\x%02x", ch);
 		else {
@@ -466,8 +508,46 @@ static void log_value(struct strbuf *out, const struct req_value *v)
 		}
 		run = i + 1;
 	}
-	sb_add(out, v->s + run, v->len - run);
+	sb_add(out, s + run, len - run);
 	sb_addc(out, '>');
+}
+
+static void log_value(struct strbuf *out, const struct req_value *v)
+{
+	log_bytes(out, v->s, v->len);
+}
+
+/*
+ * " tempfail=<acl:mode,...>": the failed lookups whose tempfail= mode
+ * decided a test on the way to this verdict (struct vm_failure), each
+ * acl once, in the order they answered.
+ */
+static void log_failures(const struct vm *vm, struct strbuf *out)
+{
+	const struct program *p = vm->p;
+	uint32_t n = vm->nfailures < VM_MAX_FAILURES ? vm->nfailures : VM_MAX_FAILURES;
+	bool any = false;
+	for (uint32_t i = 0; i < n; i++) {
+		const struct vm_failure *f = &vm->failures[i];
+		if (!f->stopped && (vm->rule == NO_RULE || f->rule != vm->rule))
+			continue;
+		bool seen = false;
+		for (uint32_t j = 0; j < i && !seen; j++)
+			seen = vm->failures[j].acl == f->acl &&
+			       (vm->failures[j].stopped ||
+				(vm->rule != NO_RULE && vm->failures[j].rule == vm->rule));
+		if (seen)
+			continue;
+		sb_adds(out, any ? "," : " tempfail=<");
+		any = true;
+		sb_adds(out, p->acls[f->acl].name);
+		sb_addc(out, ':');
+		sb_adds(out, tempfail_mode_names[p->acls[f->acl].tempfail]);
+	}
+	if (any && vm->nfailures > VM_MAX_FAILURES)
+		sb_adds(out, ",...");
+	if (any)
+		sb_addc(out, '>');
 }
 
 void vm_log_line(struct vm *vm, struct strbuf *out)
@@ -504,10 +584,17 @@ void vm_log_line(struct vm *vm, struct strbuf *out)
 		sb_addc(out, '=');
 		log_value(out, &r->v[a]);
 	}
+	/* what the lookups did: not request attributes (a replay skips them) */
+	const char *grey = vm->vars[VAR_greylist_reason - VAR_BASE - 1];
+	if (grey) {
+		sb_adds(out, " greylist=");
+		log_bytes(out, grey, strlen(grey));
+	}
+	log_failures(vm, out);
 	if (vm->rule == NO_RULE)
 		sb_adds(out, vm->by_tempfail ? " rule=tempfail" : " rule=default");
 	else
-		sb_printf(out, " rule=%s:%d", p->rules[vm->rule].loc.file, p->rules[vm->rule].loc.line);
+		sb_printf(out, " rule=%s", p->rules[vm->rule].label);
 	sb_adds(out, " action=");
 	action_format(&p->actions[vm->action].act, vm_lookup, vm, out);
 }

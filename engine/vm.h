@@ -62,8 +62,12 @@ void vm_reply(struct vm *vm, struct strbuf *out);
 /*
  * After VM_DONE: append the decision log line (no newline):
  * "decision client=NAME[ADDR] helo=<..> from=<..> to=<..> [attr=<..>...]
- *  rule=FILE:LINE action=WORD text". Attributes the rules used are listed
- * so a replay can rebuild the request.
+ *  [greylist=<..>] [tempfail=<acl:mode,...>] rule=LINE action=WORD text".
+ * Attributes the rules used are listed so a replay can rebuild the
+ * request; greylist= (${greylist_reason}) and tempfail= (the failed
+ * lookups whose tempfail= mode decided a test on the way to the verdict)
+ * are not attributes. LINE is the line's label (program_rule_label), or
+ * "default" / "tempfail" when no line decided.
  */
 void vm_log_line(struct vm *vm, struct strbuf *out);
 /* Trace every acl evaluated and the deciding line to f (--explain). */

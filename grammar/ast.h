@@ -17,7 +17,7 @@
 enum ast_kind {
 	AST_ACL,       /* acl NAME TYPE VALUE... */
 	AST_ACTION,    /* action NAME TYPE [TEXT] */
-	AST_ACCESS,    /* access [!]ACL... [ACTION] */
+	AST_ACCESS,    /* access [NAME:] [!]ACL... [ACTION] (resolve.c) */
 	AST_INCLUDE,   /* include PATH */
 	AST_SET,       /* set NAME VALUE... */
 	AST_UNKNOWN,   /* a line that starts with any other word */

@@ -8,6 +8,12 @@
  * last word is the action exactly when it names an action. Names are
  * case-sensitive and must be defined before they are used; the built-in
  * action "default" (DUNNO) may be redefined once, anywhere in the files.
+ *
+ * An access line may be named: a first word ending in ':' ("access
+ * relay_clients: internal_nets accept"). Line names are unique among
+ * access lines and live in a namespace of their own (a line may share its
+ * name with an acl or action); logs, metrics and replay show the name in
+ * place of FILE:LINE, so it survives lines moving.
  */
 #ifndef MXACL_POLICY_H
 #define MXACL_POLICY_H
@@ -43,6 +49,9 @@ struct pol_term {
 
 struct pol_rule {
 	struct loc loc;                 /* the "access" keyword */
+	const char *name;               /* "access NAME: ...": the line's own name
+					   (logs, metrics, replay); NULL: none */
+	struct loc name_loc;
 	struct pol_term *terms;
 	size_t nterms;
 	int action;                     /* index into actions */
@@ -63,6 +72,10 @@ struct policy {
 	size_t nsets, capsets;
 	struct pol_name *names;
 	size_t nnames_cap, nnames;
+	/* access-line names: a namespace of their own, so a line may be
+	 * named like the acl or action it tests */
+	struct pol_name *rule_names;
+	size_t nrule_names_cap, nrule_names;
 };
 
 #define POLICY_DEFAULT_ACTION 0

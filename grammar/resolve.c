@@ -13,6 +13,7 @@ struct pol_name {
 	uint64_t hash;
 	enum ast_kind kind;
 	int index;
+	const struct loc *at;    /* access-line names: where it was given */
 };
 
 static uint64_t name_hash(const char *s)
@@ -20,44 +21,57 @@ static uint64_t name_hash(const char *s)
 	return hash_bytes(s, strlen(s), false);
 }
 
-static struct pol_name *name_slot(const struct policy *p, const char *name, uint64_t h)
+/* A name table: open addressing, a power-of-two capacity. */
+static struct pol_name *name_slot(struct pol_name *tab, size_t cap, const char *name, uint64_t h)
 {
-	size_t mask = p->nnames_cap - 1;
+	size_t mask = cap - 1;
 	for (size_t i = h & mask;; i = (i + 1) & mask) {
-		struct pol_name *e = &p->names[i];
+		struct pol_name *e = &tab[i];
 		if (!e->name || (e->hash == h && strcmp(e->name, name) == 0))
 			return e;
 	}
 }
 
-static void name_add(struct policy *p, const char *name, enum ast_kind kind, int index)
+static void table_add(struct pol_name **tab, size_t *cap, size_t *n, const char *name,
+		      enum ast_kind kind, int index)
 {
-	if ((p->nnames + 1) * 10 >= p->nnames_cap * 7) {
-		struct pol_name *old = p->names;
-		size_t oldcap = p->nnames_cap;
-		p->nnames_cap = oldcap ? oldcap * 2 : 64;
-		p->names = xcalloc(p->nnames_cap, sizeof *p->names);
+	if ((*n + 1) * 10 >= *cap * 7) {
+		struct pol_name *old = *tab;
+		size_t oldcap = *cap;
+		*cap = oldcap ? oldcap * 2 : 64;
+		*tab = xcalloc(*cap, sizeof **tab);
 		for (size_t i = 0; i < oldcap; i++)
 			if (old[i].name)
-				*name_slot(p, old[i].name, old[i].hash) = old[i];
+				*name_slot(*tab, *cap, old[i].name, old[i].hash) = old[i];
 		free(old);
 	}
 	uint64_t h = name_hash(name);
-	struct pol_name *e = name_slot(p, name, h);
+	struct pol_name *e = name_slot(*tab, *cap, name, h);
 	*e = (struct pol_name){ .name = name, .hash = h, .kind = kind, .index = index };
-	p->nnames++;
+	(*n)++;
 }
 
-int policy_lookup(const struct policy *p, const char *name, enum ast_kind *kind)
+static int table_find(const struct pol_name *tab, size_t cap, const char *name,
+		      enum ast_kind *kind)
 {
-	if (!p->nnames_cap)
+	if (!cap)
 		return -1;
-	struct pol_name *e = name_slot(p, name, name_hash(name));
+	const struct pol_name *e = name_slot((struct pol_name *)tab, cap, name, name_hash(name));
 	if (!e->name)
 		return -1;
 	if (kind)
 		*kind = e->kind;
 	return e->index;
+}
+
+static void name_add(struct policy *p, const char *name, enum ast_kind kind, int index)
+{
+	table_add(&p->names, &p->nnames_cap, &p->nnames, name, kind, index);
+}
+
+int policy_lookup(const struct policy *p, const char *name, enum ast_kind *kind)
+{
+	return table_find(p->names, p->nnames_cap, name, kind);
 }
 
 static bool valid_name(const char *s)
@@ -171,18 +185,71 @@ static const char *defined_name_at(size_t i, void *ctx)
 	return i < p->nactions ? p->actions[i].name : NULL;
 }
 
-/* One word of an access line: "[!]NAME". */
+/*
+ * "NAME:", the name of an access line: check it and claim it. Returns
+ * false (reported) when it is invalid or taken; the line is still resolved
+ * so that its other errors are reported too.
+ */
+static bool resolve_rule_name(struct policy *p, const struct ast_word *w, struct diags *d,
+			      struct arena *a, struct pol_rule *r)
+{
+	char *name = arena_strndup(a, w->s, w->len - 1);
+	struct loc loc = w->loc;
+	loc.len = loc.len > 1 ? loc.len - 1 : 1;
+	if (!valid_name(name)) {
+		diag_error(d, loc,
+			   "invalid access line name '%s': use letters, digits, '_', '-' and '.'",
+			   name);
+		return false;
+	}
+	/* rule=default and rule=tempfail already mean "no line decided" */
+	if (!strcmp(name, "default") || !strcmp(name, "tempfail")) {
+		diag_error(d, loc,
+			   "'%s' cannot name an access line: logs and metrics use rule=%s "
+			   "when no line decided",
+			   name, name);
+		return false;
+	}
+	struct pol_name *e = p->nrule_names_cap
+		? name_slot(p->rule_names, p->nrule_names_cap, name, name_hash(name)) : NULL;
+	if (e && e->name) {
+		diag_error(d, loc, "access line name '%s' is already used at %s:%d", name,
+			   e->at->file, e->at->line);
+		return false;
+	}
+	struct loc *at = arena_alloc(a, sizeof *at);
+	*at = loc;
+	table_add(&p->rule_names, &p->nrule_names_cap, &p->nrule_names, name, AST_ACCESS, 0);
+	name_slot(p->rule_names, p->nrule_names_cap, name, name_hash(name))->at = at;
+	r->name = name;
+	r->name_loc = loc;
+	return true;
+}
+
+/* "access [NAME:] [!]ACL... [ACTION]". */
 static void resolve_access(struct policy *p, const struct ast_stmt *s, struct diags *d,
 			   struct arena *a)
 {
+	struct pol_rule r = { .loc = s->loc, .action = POLICY_DEFAULT_ACTION };
+	size_t first = 0;
+	bool ok = true;
+	if (s->nw > 0 && !s->w[0].quoted && s->w[0].len > 0 && s->w[0].s[s->w[0].len - 1] == ':') {
+		ok = resolve_rule_name(p, &s->w[0], d, a, &r);
+		first = 1;
+	}
 	if (s->nw == 0) {
 		diag_error(d, s->loc, "access needs at least one acl or action: access ACL... [ACTION]");
 		return;
 	}
-	struct pol_rule r = { .loc = s->loc, .action = POLICY_DEFAULT_ACTION };
+	if (s->nw == first) {
+		diag_error(d, s->w[0].loc,
+			   "access line '%.*s' needs at least one acl or action: "
+			   "access NAME: ACL... [ACTION]",
+			   (int)s->w[0].len - 1, s->w[0].s);
+		return;
+	}
 	r.terms = arena_alloc(a, s->nw * sizeof *r.terms);
-	bool ok = true;
-	for (size_t k = 0; k < s->nw; k++) {
+	for (size_t k = first; k < s->nw; k++) {
 		const struct ast_word *w = &s->w[k];
 		bool neg = w->s[0] == '!' && !w->quoted;
 		const char *name = neg ? w->s + 1 : w->s;
@@ -192,7 +259,11 @@ static void resolve_access(struct policy *p, const struct ast_stmt *s, struct di
 			/* one or two letters are as close to any other short name */
 			size_t n = strlen(name);
 			const char *hint = n >= 3 ? suggest_word(name, n, defined_name_at, p) : NULL;
-			if (hint)
+			if (!strcmp(name, ":") && k == first + 1 && !first)
+				diag_error(d, w->loc,
+					   "a lone ':'; an access line's name is written with the "
+					   "colon attached: access NAME: ACL... [ACTION]");
+			else if (hint)
 				diag_error(d, w->loc, "'%s' is not defined; did you mean '%s'?", name,
 					   hint);
 			else
@@ -286,5 +357,6 @@ void policy_free(struct policy *p)
 	free(p->rules);
 	free(p->sets);
 	free(p->names);
+	free(p->rule_names);
 	memset(p, 0, sizeof *p);
 }

@@ -11,12 +11,13 @@ The fixtures are in UTC; every run sets TZ=UTC.
 import gzip
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
 import unittest
 
-from mxtest import mxacl_path, ROOT
+from mxtest import Mxacld, free_port, mxacl_path, ROOT
 
 FIX = os.path.join(ROOT, "tests", "replay", "fixtures")
 
@@ -161,6 +162,100 @@ class ReplayTest(unittest.TestCase):
             # the log's escapes are undone (a tab became '?': no control bytes)
             self.assertEqual(reqs[4]["sender"], "o>dd\\name@example.org")
             self.assertEqual(reqs[4]["recipient"], "x?y@example.org")
+
+    def test_named_lines_greylist_and_tempfail_fields_from_a_real_mxacld(self):
+        # A real mxacld logs decision lines with line names, greylist=<...>
+        # and tempfail=<...>; a replay of its log rebuilds the requests it
+        # saw (the two fields are not attributes) and the same policy
+        # decides the same lines, by name.
+        policy = ("acl internal client_address 10.0.0.0/8\n"
+                  "acl strict_rcpt recipient strict@example.org\n"
+                  "acl soft_rcpt recipient soft@example.org\n"
+                  "acl hard rbl hard.example.invalid tempfail=default\n"
+                  "acl soft rbl soft.example.invalid tempfail=match\n"
+                  "acl open rbl open.example.invalid\n"
+                  "acl grey greylist delay=5m\n"
+                  "action accept OK\n"
+                  "action blocked REJECT listed\n"
+                  "action wait DEFER_IF_PERMIT greylisted (${greylist_reason})\n"
+                  "access relay_clients: internal accept\n"
+                  "access strict: strict_rcpt hard blocked\n"
+                  "access soft_listed: soft_rcpt soft blocked\n"
+                  "access open_listed: open blocked\n"
+                  "access greylisting: grey wait\n"
+                  "access default\n")
+        self.write("named.conf", policy)
+        logfile = os.path.join(self.dir, "decisions.log")
+        # a DNS server that never answers: every rbl lookup fails
+        silent = free_port()
+        with Mxacld(policy, log_mode=logfile,
+                    extra_args=["--dns", "127.0.0.1:%d" % silent,
+                                "--dns-timeout", "300"]) as d:
+            base = {"request": "smtpd_access_policy", "protocol_state": "RCPT",
+                    "client_address": "192.0.2.7", "sender": "s@example.net"}
+            got = [d.query(dict(base, client_address="10.1.2.3", recipient="a@example.org")),
+                   d.query(dict(base, recipient="strict@example.org")),
+                   d.query(dict(base, recipient="soft@example.org")),
+                   d.query(dict(base, recipient="r@example.org")),
+                   d.query(dict(base, recipient="r@example.org"))]
+        self.assertEqual(got[:3], ["action=OK", "action=DUNNO", "action=REJECT listed"])
+        self.assertEqual(got[3], "action=DEFER_IF_PERMIT greylisted (new)")
+        m = re.match(r"^action=DEFER_IF_PERMIT greylisted \(early retry, (\d+) s missing\)$",
+                     got[4])
+        self.assertTrue(m and 280 <= int(m.group(1)) <= 300, got[4])
+        log = [l for l in open(logfile).read().splitlines() if " decision " in l]
+        self.assertEqual(len(log), 5, log)
+        self.assertIn(" rule=relay_clients action=OK", log[0])
+        self.assertNotIn("tempfail=", log[0])
+        self.assertIn(" tempfail=<hard:default> rule=tempfail action=DUNNO", log[1])
+        self.assertIn(" tempfail=<soft:match> rule=soft_listed action=REJECT listed", log[2])
+        # open's failure (nomatch) ended its line; greylisting decided
+        self.assertIn(" greylist=<new> tempfail=<open:nomatch> rule=greylisting ", log[3])
+        self.assertRegex(log[4], r" greylist=<early retry, \d+ s missing> "
+                                 r"tempfail=<open:nomatch> rule=greylisting ")
+
+        doc, _ = self.replay_json("-c", "named.conf", "--offline", "decisions.log", year=None)
+        self.assertEqual(doc["summary"]["from_mxacld"], 5)
+        self.assertEqual(doc["summary"]["unparsable"], 0)
+        reqs = doc["requests"]
+        self.assertEqual([r["was_rule"] for r in reqs],
+                         ["relay_clients", "tempfail", "soft_listed", "greylisting",
+                          "greylisting"])
+        for r in reqs:
+            self.assertEqual(r["decision"]["rule"], r["was_rule"], r)
+            self.assertNotIn("greylist", r)
+            self.assertNotIn("tempfail", r)
+            self.assertEqual(r["sender"], "s@example.net")
+        self.assertEqual([r["recipient"] for r in reqs],
+                         ["a@example.org", "strict@example.org", "soft@example.org",
+                          "r@example.org", "r@example.org"])
+        self.assertEqual(reqs[3]["decision"]["action"], "DEFER_IF_PERMIT greylisted (new)")
+        counts = {c["rule"]: c["count"] for c in doc["summary"]["rulesets"][0]["lines"]}
+        self.assertEqual(counts, {"relay_clients": 1, "strict": 0, "soft_listed": 1,
+                                  "open_listed": 0, "greylisting": 2, "named.conf:16": 0})
+
+    def test_diff_of_a_reordered_policy_keeps_line_names(self):
+        # Lines moved, and one changed: the groups name the lines, not
+        # where they happen to be in each file.
+        head = ("acl v6 client_address 2001:db8::/32\n"
+                "acl nobody recipient nobody@example.org\n"
+                "action no_user REJECT no such user\n"
+                "action no_v6 REJECT no IPv6 here\n")
+        self.write("old.conf", head + "access no_such_user: nobody no_user\n"
+                   "access no_ipv6: v6 no_v6\n")
+        self.write("new.conf", "# re-ordered, with a comment on top\n\n" + head +
+                   "access no_ipv6: v6 default\n"
+                   "access no_such_user: nobody no_user\n")
+        doc, _ = self.replay_json("-c", "old.conf", "--diff", "new.conf", "postfix.log")
+        groups = {(g["old_rule"], g["new_rule"]): g["count"] for g in doc["summary"]["changes"]}
+        # heidi is IPv6 and writes to nobody: no_ipv6 comes first now
+        self.assertEqual(groups, {("no_ipv6", "no_ipv6"): 2, ("no_such_user", "no_ipv6"): 1})
+        lines = [{c["rule"]: c["count"] for c in rs["lines"]}
+                 for rs in doc["summary"]["rulesets"]]
+        self.assertEqual(lines[0], {"no_such_user": 2, "no_ipv6": 2})
+        self.assertEqual(lines[1], {"no_ipv6": 3, "no_such_user": 1})
+        out, _ = self.replay("-c", "old.conf", "--diff", "new.conf", "postfix.log")
+        self.assertIn("  no_ipv6 -> no_ipv6: 2", out.splitlines())
 
     # -- inputs
 

@@ -422,63 +422,70 @@ struct step {
 	unsigned long changed;           /* edit */
 	const char *listing;             /* list */
 	const struct grey_params *p;     /* NULL: the table's */
+	const char *state;               /* grey: what the check did (grey_state) */
 	const char *what;
+};
+
+/* The short names of enum grey_state in the tables above. */
+static const char *const grey_state_names[] = {
+	[GREY_NEW] = "new", [GREY_EARLY] = "early", [GREY_FIRST_PASS] = "first",
+	[GREY_PASSED] = "passed", [GREY_AWL] = "awl",
 };
 
 static const struct grey_params P = { .delay = 60, .expire = 3600, .retry_window = 600, .awl = 3 };
 static const struct grey_params P_NOAWL = { .delay = 60, .expire = 3600, .retry_window = 600 };
 
 static const struct step greylist_steps[] = {
-	{ OP_GREY, 0, "192.0.2/a@x/b@y", "192.0.2", .grey = 1, .remaining = 60, .what = "first seen" },
+	{ OP_GREY, 0, "192.0.2/a@x/b@y", "192.0.2", .grey = 1, .remaining = 60, .state = "new", .what = "first seen" },
 	{ OP_GREY, 20, "192.0.2/a@x/b@y", "192.0.2", .grey = 1, .remaining = 40, .age = 20,
-	  .what = "early retry" },
+	  .state = "early", .what = "early retry" },
 	{ OP_GREY, 59, "192.0.2/a@x/b@y", "192.0.2", .grey = 1, .remaining = 1, .age = 59,
-	  .what = "one second early" },
-	{ OP_GREY, 60, "192.0.2/a@x/b@y", "192.0.2", .age = 60, .what = "retry after the delay" },
-	{ OP_GREY, 1000, "192.0.2/a@x/b@y", "192.0.2", .age = 1000, .what = "passed, within expire" },
+	  .state = "early", .what = "one second early" },
+	{ OP_GREY, 60, "192.0.2/a@x/b@y", "192.0.2", .age = 60, .state = "first", .what = "retry after the delay" },
+	{ OP_GREY, 1000, "192.0.2/a@x/b@y", "192.0.2", .age = 1000, .state = "passed", .what = "passed, within expire" },
 	{ OP_GREY, 4599, "192.0.2/a@x/b@y", "192.0.2", .age = 4599,
-	  .what = "passed, used just before expire" },
+	  .state = "passed", .what = "passed, used just before expire" },
 	{ OP_GREY, 8199, "192.0.2/a@x/b@y", "192.0.2", .grey = 1, .remaining = 60,
-	  .what = "unused for expire: starts over" },
-	{ OP_GREY, 8259, "192.0.2/a@x/b@y", "192.0.2", .age = 60, .what = "passes again" },
-	{ OP_GREY, 0, "192.0.2/c@x/d@y", "192.0.2", .grey = 1, .remaining = 60, .what = "second" },
+	  .state = "new", .what = "unused for expire: starts over" },
+	{ OP_GREY, 8259, "192.0.2/a@x/b@y", "192.0.2", .age = 60, .state = "first", .what = "passes again" },
+	{ OP_GREY, 0, "192.0.2/c@x/d@y", "192.0.2", .grey = 1, .remaining = 60, .state = "new", .what = "second" },
 	{ OP_GREY, 600, "192.0.2/c@x/d@y", "192.0.2", .age = 600,
-	  .what = "retried at the end of the retry window" },
-	{ OP_GREY, 0, "192.0.2/e@x/f@y", "192.0.2", .grey = 1, .remaining = 60, .what = "third" },
+	  .state = "first", .what = "retried at the end of the retry window" },
+	{ OP_GREY, 0, "192.0.2/e@x/f@y", "192.0.2", .grey = 1, .remaining = 60, .state = "new", .what = "third" },
 	{ OP_GREY, 601, "192.0.2/e@x/f@y", "192.0.2", .grey = 1, .remaining = 60,
-	  .what = "not retried within retry_window: starts over" },
+	  .state = "new", .what = "not retried within retry_window: starts over" },
 	{ OP_GREY, 630, "192.0.2/e@x/f@y", "192.0.2", .grey = 1, .remaining = 31, .age = 29,
-	  .what = "waiting again" },
-	{ OP_GREY, 661, "192.0.2/e@x/f@y", "192.0.2", .age = 60, .what = "passes after restart" },
+	  .state = "early", .what = "waiting again" },
+	{ OP_GREY, 661, "192.0.2/e@x/f@y", "192.0.2", .age = 60, .state = "first", .what = "passes after restart" },
 	{ OP_GREY, 0, "d0", "n0", .grey = 1, .p = &(struct grey_params){ 0, 3600, 600, 0 },
-	  .what = "delay 0: the first request still waits" },
+	  .state = "new", .what = "delay 0: the first request still waits" },
 	{ OP_GREY, 0, "d0", "n0", .p = &(struct grey_params){ 0, 3600, 600, 0 },
-	  .what = "delay 0: the retry passes" },
+	  .state = "first", .what = "delay 0: the retry passes" },
 };
 
 static const struct step awl_steps[] = {
-	{ OP_GREY, 0, "a1", "198.51.100", .grey = 1, .remaining = 60, .what = "a1 first" },
-	{ OP_GREY, 0, "a2", "198.51.100", .grey = 1, .remaining = 60, .what = "a2 first" },
-	{ OP_GREY, 0, "a3", "198.51.100", .grey = 1, .remaining = 60, .what = "a3 first" },
-	{ OP_GREY, 60, "a1", "198.51.100", .age = 60, .what = "a1 passes: AWL 1" },
-	{ OP_GREY, 70, "a1", "198.51.100", .age = 70, .what = "a1 again: a triplet counts once" },
-	{ OP_GREY, 60, "a2", "198.51.100", .age = 60, .what = "a2 passes: AWL 2" },
+	{ OP_GREY, 0, "a1", "198.51.100", .grey = 1, .remaining = 60, .state = "new", .what = "a1 first" },
+	{ OP_GREY, 0, "a2", "198.51.100", .grey = 1, .remaining = 60, .state = "new", .what = "a2 first" },
+	{ OP_GREY, 0, "a3", "198.51.100", .grey = 1, .remaining = 60, .state = "new", .what = "a3 first" },
+	{ OP_GREY, 60, "a1", "198.51.100", .age = 60, .state = "first", .what = "a1 passes: AWL 1" },
+	{ OP_GREY, 70, "a1", "198.51.100", .age = 70, .state = "passed", .what = "a1 again: a triplet counts once" },
+	{ OP_GREY, 60, "a2", "198.51.100", .age = 60, .state = "first", .what = "a2 passes: AWL 2" },
 	{ OP_GREY, 61, "b1", "198.51.100", .grey = 1, .remaining = 60,
-	  .what = "two passes do not whitelist" },
-	{ OP_GREY, 61, "a3", "198.51.100", .age = 61, .what = "a3 passes: AWL 3" },
-	{ OP_GREY, 62, "b2", "198.51.100", .awl = 1, .what = "whitelisted network, new triplet" },
-	{ OP_GREY, 62, "b1", "198.51.100", .awl = 1, .what = "whitelisted network, waiting triplet" },
-	{ OP_GREY, 62, "c1", "203.0.113", .grey = 1, .remaining = 60, .what = "other network" },
+	  .state = "new", .what = "two passes do not whitelist" },
+	{ OP_GREY, 61, "a3", "198.51.100", .age = 61, .state = "first", .what = "a3 passes: AWL 3" },
+	{ OP_GREY, 62, "b2", "198.51.100", .awl = 1, .state = "awl", .what = "whitelisted network, new triplet" },
+	{ OP_GREY, 62, "b1", "198.51.100", .awl = 1, .state = "awl", .what = "whitelisted network, waiting triplet" },
+	{ OP_GREY, 62, "c1", "203.0.113", .grey = 1, .remaining = 60, .state = "new", .what = "other network" },
 	{ OP_GREY, 62, "c2", "198.51.100", .grey = 1, .remaining = 60, .p = &P_NOAWL,
-	  .what = "awl=0 ignores the whitelist" },
+	  .state = "new", .what = "awl=0 ignores the whitelist" },
 	{ OP_LIST, 62,
 	  .listing = "a:198.51.100 n=3 f=60 l=62|g:a1 p=1 f=0 l=70|g:a2 p=1 f=0 l=60|"
 		     "g:a3 p=1 f=0 l=61|g:b1 p=0 f=61 l=61|g:c1 p=0 f=62 l=62|"
 		     "g:c2 p=0 f=62 l=62",
 	  .what = "listing" },
-	{ OP_GREY, 3661, "b3", "198.51.100", .awl = 1, .what = "AWL lives expire from its last use" },
+	{ OP_GREY, 3661, "b3", "198.51.100", .awl = 1, .state = "awl", .what = "AWL lives expire from its last use" },
 	{ OP_GREY, 7261, "b4", "198.51.100", .grey = 1, .remaining = 60,
-	  .what = "AWL entry expired" },
+	  .state = "new", .what = "AWL entry expired" },
 };
 
 static const struct step rate_steps[] = {
@@ -500,17 +507,17 @@ static const struct step rate_steps[] = {
 };
 
 static const struct step edit_steps[] = {
-	{ OP_GREY, 0, "e1", "n7", .grey = 1, .remaining = 60, .what = "e1 waits" },
+	{ OP_GREY, 0, "e1", "n7", .grey = 1, .remaining = 60, .state = "new", .what = "e1 waits" },
 	{ OP_PASS, 0, "e2", .changed = 1, .what = "pass e2" },
 	{ OP_WHITELIST, 0, "n9", .changed = 1, .what = "whitelist n9" },
 	{ OP_WHITELIST, 0, "n8", .changed = 1, .p = &P_NOAWL, .what = "whitelist n8, awl 0" },
 	{ OP_LIST, 10,
 	  .listing = "a:n8 n=1 f=0 l=0|a:n9 n=3 f=0 l=0|g:e1 p=0 f=0 l=0|g:e2 p=1 f=0 l=0",
 	  .what = "listing" },
-	{ OP_GREY, 10, "x1", "n9", .awl = 1, .what = "whitelisted by hand" },
+	{ OP_GREY, 10, "x1", "n9", .awl = 1, .state = "awl", .what = "whitelisted by hand" },
 	{ OP_GREY, 10, "x1", "n8", .awl = 1, .p = &(struct grey_params){ 60, 3600, 600, 1 },
-	  .what = "whitelisted with awl 0: count 1" },
-	{ OP_GREY, 10, "e2", "n7", .age = 10, .what = "passed by hand" },
+	  .state = "awl", .what = "whitelisted with awl 0: count 1" },
+	{ OP_GREY, 10, "e2", "n7", .age = 10, .state = "passed", .what = "passed by hand" },
 	{ OP_FORGET, 20, "e1", .changed = 1, .what = "forget e1" },
 	{ OP_FORGET, 20, "n8", .changed = 1, .what = "forget n8" },
 	{ OP_FORGET, 20, "nothing", .changed = 0, .what = "forget what is not there" },
@@ -520,7 +527,7 @@ static const struct step edit_steps[] = {
 	{ OP_LIST, 30, .listing = "", .what = "flushed" },
 	{ OP_RATE, 30, "k", .limit = 1, .window = 60, .count = 2, .over = 1,
 	  .what = "flush keeps rate counters" },
-	{ OP_GREY, 30, "e2", "n7", .grey = 1, .remaining = 60, .what = "flushed triplet restarts" },
+	{ OP_GREY, 30, "e2", "n7", .grey = 1, .remaining = 60, .state = "new", .what = "flushed triplet restarts" },
 	{ OP_LIST, 30, .listing = "g:e2 p=0 f=30 l=30", .what = "restarted" },
 	{ OP_LIST, 5000, .listing = "", .what = "what expired is not listed" },
 };
@@ -575,6 +582,15 @@ static void run_steps(struct fix *f, const char *name, const struct step *steps,
 				      "age=%u, want greylisted=%d awl=%d remaining=%u age=%u",
 				      be, name, i, st->what, r.g.greylisted, r.g.awl, r.g.remaining,
 				      r.g.age, st->grey, st->awl, st->remaining, st->age);
+			ck_assert_msg(st->state, "%s step %zu (%s): no state in the table", name, i,
+				      st->what);
+			ck_assert_msg((unsigned)r.g.state < ARRAY_LEN(grey_state_names) &&
+					      strcmp(grey_state_names[r.g.state], st->state) == 0,
+				      "%s %s step %zu (%s): got state %d (%s), want %s", be, name, i,
+				      st->what, (int)r.g.state,
+				      (unsigned)r.g.state < ARRAY_LEN(grey_state_names)
+					      ? grey_state_names[r.g.state] : "?",
+				      st->state);
 			break;
 		case OP_RATE:
 			ck_assert_msg(r.r.count == st->count && r.r.over == (st->over != 0),
