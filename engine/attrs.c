@@ -14,14 +14,14 @@ static const char *const names[ATTR_COUNT] = {
 #define X(n) #n,
 	ATTR_LIST(X)
 #undef X
-#define D(n, src, fn) #n,
+#define D(n, src, fn, dom) #n,
 	ATTR_DERIVED(D)
 #undef D
 };
 
 /* The source of each derived attribute, from its row. */
 static const signed char sources[ATTR_COUNT - ATTR_SENT_COUNT] = {
-#define D(n, src, fn) ATTR_##src,
+#define D(n, src, fn, dom) ATTR_##src,
 	ATTR_DERIVED(D)
 #undef D
 };
@@ -57,6 +57,21 @@ static void attrs_init(void)
 const char *attr_name(enum attr_id id)
 {
 	return (unsigned)id < ATTR_COUNT ? names[id] : "?";
+}
+
+/* Whether each derived attribute's values are domain names, from its row. */
+static const bool derived_domain[ATTR_COUNT - ATTR_SENT_COUNT] = {
+#define D(n, src, fn, dom) dom,
+	ATTR_DERIVED(D)
+#undef D
+};
+
+bool attr_is_domain(int id)
+{
+	if (attr_derived(id))
+		return derived_domain[id - ATTR_SENT_COUNT];
+	return id == ATTR_client_name || id == ATTR_reverse_client_name ||
+	       id == ATTR_helo_name || id == ATTR_etrn_domain;
 }
 
 enum attr_id attr_source(enum attr_id id)

@@ -57,18 +57,20 @@
  * when first asked for (req_get), never taken from the request (a request
  * line "sender_domain=..." is ignored, like any name Postfix does not
  * send). One row each: D(name, source attribute, function of
- * engine/derive.h that computes it from the source's value). A source may
- * itself be derived if its row comes first. A new derived attribute is one
- * row here (and, for a new kind of derivation, one function in derive.c).
+ * engine/derive.h that computes it from the source's value, whether the
+ * value is a domain name: a string acl's "@.example.com" then means its
+ * subdomains, as for helo_name). A source may itself be derived if its
+ * row comes first. A new derived attribute is one row here (and, for a
+ * new kind of derivation, one function in derive.c).
  */
-#define ATTR_DERIVED(D)                                          \
-	D(sender_domain,       sender,        derive_domain)     \
-	D(sender_localpart,    sender,        derive_localpart)  \
-	D(recipient_domain,    recipient,     derive_domain)     \
-	D(recipient_localpart, recipient,     derive_localpart)  \
-	D(client_domain,       client_name,   derive_registered) \
-	D(helo_domain,         helo_name,     derive_registered) \
-	D(sender_org_domain,   sender_domain, derive_registered)
+#define ATTR_DERIVED(D)                                                 \
+	D(sender_domain,       sender,        derive_domain,     true)  \
+	D(sender_localpart,    sender,        derive_localpart,  false) \
+	D(recipient_domain,    recipient,     derive_domain,     true)  \
+	D(recipient_localpart, recipient,     derive_localpart,  false) \
+	D(client_domain,       client_name,   derive_registered, true)  \
+	D(helo_domain,         helo_name,     derive_registered, true)  \
+	D(sender_org_domain,   sender_domain, derive_registered, true)
 
 enum attr_id {
 #define X(n) ATTR_##n,
@@ -76,7 +78,7 @@ enum attr_id {
 #undef X
 	ATTR_SENT_COUNT,                    /* the first derived id */
 	ATTR_SENT_LAST_ = ATTR_SENT_COUNT - 1,
-#define D(n, src, fn) ATTR_##n,
+#define D(n, src, fn, dom) ATTR_##n,
 	ATTR_DERIVED(D)
 #undef D
 	ATTR_COUNT
@@ -98,6 +100,10 @@ enum attr_id attr_source(enum attr_id id);
  * for sender_org_domain (sender). The decision log lists this one, so a
  * replay rebuilds the derived value. */
 enum attr_id attr_root(enum attr_id id);
+/* Whether the values of id are host or domain names (client_name,
+ * reverse_client_name, helo_name, etrn_domain and the derived domains):
+ * engine/strkey.h cuts such a value without '@' as its own domain. */
+bool attr_is_domain(int id);
 /* Each attribute name by index, then NULL (for "did you mean"). */
 const char *attr_name_at(size_t i, void *ctx);
 

@@ -43,6 +43,36 @@ static bool is_address(const char *s, size_t len)
 	return true;
 }
 
+/* Whether s is well-formed UTF-8 (RFC 3629: no overlong forms, no
+ * surrogates, nothing past U+10FFFF). libpsl's folding passes other bytes
+ * through, and a name with them is no IDN. */
+static bool utf8_valid(const unsigned char *s, size_t len)
+{
+	for (size_t i = 0; i < len;) {
+		unsigned c = s[i];
+		size_t n = c < 0x80 ? 0 : c >= 0xc2 && c <= 0xdf ? 1 : c >= 0xe0 && c <= 0xef ? 2 :
+			   c >= 0xf0 && c <= 0xf4 ? 3 : 9;
+		if (n == 9 || i + n >= len)       /* a bad lead byte, or cut short */
+			return false;
+		unsigned lo = 0x80, hi = 0xbf;             /* the second byte's range */
+		if (c == 0xe0)
+			lo = 0xa0;
+		else if (c == 0xed)
+			hi = 0x9f;
+		else if (c == 0xf0)
+			lo = 0x90;
+		else if (c == 0xf4)
+			hi = 0x8f;
+		for (size_t k = 1; k <= n; k++) {
+			unsigned b = s[i + k];
+			if (b < (k == 1 ? lo : 0x80) || b > (k == 1 ? hi : 0xbf))
+				return false;
+		}
+		i += n + 1;
+	}
+	return true;
+}
+
 void derive_registered(struct arena *a, const char *s, size_t len, const char **out,
 		       size_t *outlen)
 {
@@ -62,9 +92,10 @@ void derive_registered(struct arena *a, const char *s, size_t len, const char **
 	const char *name = low;
 	char *folded = NULL;
 	if (!ascii) {
-		/* an IDN in UTF-8: libpsl wants its letters in lower case too;
-		 * it refuses bytes that are not UTF-8 */
-		if (psl_str_to_utf8lower(low, NULL, NULL, &folded) != PSL_SUCCESS)
+		/* an IDN in UTF-8: libpsl wants its letters in lower case too
+		 * (its folding needs the encoding named: NULL is the locale's) */
+		if (!utf8_valid((const unsigned char *)low, len) ||
+		    psl_str_to_utf8lower(low, "utf-8", NULL, &folded) != PSL_SUCCESS)
 			return;
 		name = folded;
 	}

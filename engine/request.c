@@ -10,7 +10,7 @@
 
 /* How each derived attribute is computed, from its row (attrs.h). */
 static derive_fn *const derive_fns[ATTR_COUNT - ATTR_SENT_COUNT] = {
-#define D(n, src, fn) fn,
+#define D(n, src, fn, dom) fn,
 	ATTR_DERIVED(D)
 #undef D
 };
