@@ -265,16 +265,23 @@ static bool str_compile(struct acl_compile *c)
 	return ok;
 }
 
+/* Postfix's client_name or reverse_client_name for a client without a
+ * (verified) name: no name to be equal to (low is lower-cased). */
+static bool str_no_name(int attr, const char *low)
+{
+	return (attr == ATTR_client_name || attr == ATTR_reverse_client_name) &&
+	       !strcmp(low, "unknown");
+}
+
 /* The value of a ${name}, lower-cased, or NULL when it has none: empty,
- * or Postfix's "unknown" for a client without a (verified) name. */
+ * or "unknown" (str_no_name). */
 static const char *str_attrval_get(struct request *r, int attr, size_t *len)
 {
 	const struct req_value *v = req_get(r, (enum attr_id)attr);
 	if (v->len == 0)
 		return NULL;
 	const char *low = req_lower(r, (enum attr_id)attr);
-	if ((attr == ATTR_client_name || attr == ATTR_reverse_client_name) &&
-	    !strcmp(low, "unknown"))
+	if (str_no_name(attr, low))
 		return NULL;
 	*len = v->len;
 	return low;
@@ -293,7 +300,8 @@ static enum tri str_eval(const struct acl_rt *acl, struct eval_ctx *e)
 		for (size_t i = 0; i < n; i++)
 			if (m->set[keys[i].form] && strmap_get(m->set[keys[i].form], keys[i].s, keys[i].len))
 				return TRI_TRUE;
-		for (size_t a = 0; a < m->nav; a++) {
+		/* "unknown" equals no ${name}, whichever side it is on */
+		for (size_t a = 0; a < m->nav && !str_no_name(m->attr, low); a++) {
 			size_t olen = 0;
 			const char *other = str_attrval_get(e->req, m->av[a].attr, &olen);
 			for (size_t i = 0; other && i < n; i++)
