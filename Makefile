@@ -23,7 +23,7 @@ SAY      = @true
 endif
 SAN     ?= 0
 CC      ?= cc
-PKGS     = libevent libpcre2-8 hiredis libmaxminddb libunbound zlib libsystemd nettle
+PKGS     = libevent libpcre2-8 hiredis libmaxminddb libunbound zlib libsystemd nettle libpsl
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lspf2 -lresolv -pthread
 CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null)

@@ -4,7 +4,8 @@
  *   acl NAME rate ATTR[+ATTR...] LIMIT/DUR [tempfail=match|nomatch|default]
  *
  * It matches when this request makes more than LIMIT events for its key
- * (the attributes' values) in DUR, and gives ${rate_count} to the action
+ * (the attributes' values, sent or derived: "sender_domain" is the
+ * sender's domain, engine/attrs.h) in DUR, and gives ${rate_count} to the action
  * text. The count is one atomic check-and-update in the store (memory, or
  * Redis shared by several gateways).
  */
@@ -43,7 +44,14 @@ static bool rate_compile(struct acl_compile *c)
 		size_t n = plus ? (size_t)(plus - v) : strlen(v);
 		int id = attr_lookup(v, n);
 		if (id < 0 || r->nattr == RATE_MAX_PARTS) {
-			diag_error(c->diags, kw->loc, "'%.*s' is not a request attribute", (int)n, v);
+			const char *hint = id < 0 && n ? suggest_word(v, n, attr_name_at, NULL) : NULL;
+			if (hint)
+				diag_error(c->diags, kw->loc,
+					   "'%.*s' is not a request attribute; did you mean '%s'?", (int)n,
+					   v, hint);
+			else
+				diag_error(c->diags, kw->loc, "'%.*s' is not a request attribute", (int)n,
+					   v);
 			return false;
 		}
 		r->attr[r->nattr++] = id;

@@ -12,6 +12,14 @@
  * (engine/strkey.h), so "acl dyn client_name @.dyn.example.net" works.
  * An acl of literals only can be indexed: the compiler folds consecutive
  * lines into one SWITCH (acl.h, literals).
+ *
+ * Attribute values compare with another attribute of the same request,
+ * sent or derived (engine/attrs.h), at eval time:
+ *   ${name}       the whole value equals it   @${name}   the domain does
+ *   @.${name}     a parent domain does        ${name}@   the local part does
+ * An empty attribute, and Postfix's "unknown" for client_name and
+ * reverse_client_name, is no value: such a value then matches nothing.
+ * An acl with one cannot be indexed (its answer is not a set of literals).
  */
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
@@ -23,8 +31,16 @@
 #include "engine/strkey.h"
 #include "engine/strmap.h"
 
+/* A ${name} value: the request's key of this form equals attribute attr. */
+struct str_attrval {
+	int attr;
+	enum str_form form;
+};
+
 struct str_matcher {
 	int attr;
+	struct str_attrval *av;  /* ${name} values (malloc'd: str_free) */
+	size_t nav, capav;
 	struct strmap *set[FORM_COUNT];
 	bool match_empty;
 	pcre2_code **re;
@@ -119,6 +135,74 @@ static void str_check_commas(struct acl_compile *c, const struct value *v)
 	free(blanks);
 }
 
+/* How a ${name} value may be written: the prefix and suffix around it. */
+static const struct {
+	const char *pre, *post;
+	enum str_form form;
+} attrval_forms[] = {
+	{ "", "", FORM_WHOLE },
+	{ "@", "", FORM_DOMAIN },
+	{ "@.", "", FORM_SUBDOMAIN },
+	{ "", "@", FORM_LOCAL },
+};
+
+/*
+ * A bare value holding "${": one of the forms of attrval_forms, naming an
+ * attribute. Returns false with a diagnostic otherwise (a "${" in a bare
+ * value never was a useful regex: '$' there anchors the end).
+ */
+static bool str_add_attrval(struct acl_compile *c, struct str_matcher *m, const struct value *v)
+{
+	const char *s = v->s, *open = memmem(s, v->len, "${", 2);
+	const char *close = memchr(open, '}', v->len - (size_t)(open - s));
+	if (!close) {
+		diag_error(c->diags, v->loc, "unclosed '${' in '%.*s'", (int)v->len, s);
+		return false;
+	}
+	const char *name = open + 2;
+	size_t nlen = (size_t)(close - name), prelen = (size_t)(open - s);
+	const char *post = close + 1;
+	size_t postlen = v->len - (size_t)(post - s);
+	int form = -1;
+	for (size_t i = 0; i < ARRAY_LEN(attrval_forms); i++)
+		if (strlen(attrval_forms[i].pre) == prelen && !memcmp(attrval_forms[i].pre, s, prelen) &&
+		    strlen(attrval_forms[i].post) == postlen &&
+		    !memcmp(attrval_forms[i].post, post, postlen))
+			form = (int)attrval_forms[i].form;
+	if (form < 0) {
+		diag_error(c->diags, v->loc,
+			   "'%.*s': an attribute value is written ${name}, @${name}, @.${name} or "
+			   "${name}@ (quote it for a literal '$')",
+			   (int)v->len, s);
+		return false;
+	}
+	if (nlen == 0) {
+		diag_error(c->diags, v->loc, "empty attribute name in '%.*s'", (int)v->len, s);
+		return false;
+	}
+	int id = attr_lookup(name, nlen);
+	if (id < 0) {
+		struct loc loc = v->loc;
+		loc.col += (int)(name - s);
+		loc.len = (int)nlen;
+		const char *hint = suggest_word(name, nlen, attr_name_at, NULL);
+		if (hint)
+			diag_error(c->diags, loc, "'%.*s' is not a request attribute; did you mean '%s'?",
+				   (int)nlen, name, hint);
+		else
+			diag_error(c->diags, loc,
+				   "'%.*s' is not a request attribute (docs/language.md lists them)",
+				   (int)nlen, name);
+		return false;
+	}
+	struct str_attrval av = { .attr = id, .form = (enum str_form)form };
+	VEC_PUSH(m->av, m->nav, m->capav, av);
+	if (c->used_attr)
+		c->used_attr[attr_root((enum attr_id)id)] = true;
+	c->indexable = false;
+	return true;
+}
+
 static bool str_value(struct acl_compile *c, void *vm, const struct value *v)
 {
 	struct str_matcher *m = vm;
@@ -139,6 +223,8 @@ static bool str_value(struct acl_compile *c, void *vm, const struct value *v)
 		return true;
 	if (!v->quoted && len >= 2 && s[0] == '/' && s[len - 1] == '/')
 		return str_add_regex(c, m, v, s + 1, len - 2, 1);
+	if (!v->quoted && memmem(s, len, "${", 2))
+		return str_add_attrval(c, m, v);
 	if (!v->quoted && has_regex_chars(s, len)) {
 		if (memchr(s, '@', len) && !has_regex_chars_but_plus(s, len))
 			diag_warning(c->diags, v->loc,
@@ -179,19 +265,50 @@ static bool str_compile(struct acl_compile *c)
 	return ok;
 }
 
+/* Postfix's client_name or reverse_client_name for a client without a
+ * (verified) name: no name to be equal to (low is lower-cased). */
+static bool str_no_name(int attr, const char *low)
+{
+	return (attr == ATTR_client_name || attr == ATTR_reverse_client_name) &&
+	       !strcmp(low, "unknown");
+}
+
+/* The value of a ${name}, lower-cased, or NULL when it has none: empty,
+ * or "unknown" (str_no_name). */
+static const char *str_attrval_get(struct request *r, int attr, size_t *len)
+{
+	const struct req_value *v = req_get(r, (enum attr_id)attr);
+	if (v->len == 0)
+		return NULL;
+	const char *low = req_lower(r, (enum attr_id)attr);
+	if (str_no_name(attr, low))
+		return NULL;
+	*len = v->len;
+	return low;
+}
+
 static enum tri str_eval(const struct acl_rt *acl, struct eval_ctx *e)
 {
 	const struct str_matcher *m = acl_data(acl);
-	const struct req_value *v = &e->req->v[m->attr];
+	const struct req_value *v = req_get(e->req, (enum attr_id)m->attr);
 	if (v->len == 0)
 		return m->match_empty ? TRI_TRUE : TRI_FALSE;
-	if (m->nliterals) {
+	if (m->nliterals || m->nav) {
 		const char *low = req_lower(e->req, (enum attr_id)m->attr);
 		struct str_key keys[STR_MAX_KEYS];
 		size_t n = strkey_split(m->attr, low, v->len, keys);
 		for (size_t i = 0; i < n; i++)
 			if (m->set[keys[i].form] && strmap_get(m->set[keys[i].form], keys[i].s, keys[i].len))
 				return TRI_TRUE;
+		/* "unknown" equals no ${name}, whichever side it is on */
+		for (size_t a = 0; a < m->nav && !str_no_name(m->attr, low); a++) {
+			size_t olen = 0;
+			const char *other = str_attrval_get(e->req, m->av[a].attr, &olen);
+			for (size_t i = 0; other && i < n; i++)
+				if (keys[i].form == m->av[a].form && keys[i].len == olen &&
+				    !memcmp(keys[i].s, other, olen))
+					return TRI_TRUE;
+		}
 	}
 	for (size_t i = 0; i < m->nre; i++) {
 		int rc = pcre2_match(m->re[i], (PCRE2_SPTR)v->s, v->len, 0, 0, match_data, NULL);
@@ -207,6 +324,8 @@ static void str_describe(const struct acl_rt *acl, struct strbuf *out)
 	sb_printf(out, "%s: %zu literal%s, %zu regex%s%s", attr_name((enum attr_id)m->attr),
 		  m->nliterals, m->nliterals == 1 ? "" : "s", m->nre, m->nre == 1 ? "" : "es",
 		  m->match_empty ? ", empty" : "");
+	if (m->nav)
+		sb_printf(out, ", %zu attribute value%s", m->nav, m->nav == 1 ? "" : "s");
 }
 
 /* Append s as it would be written in a policy: bare when that reads back
@@ -256,6 +375,11 @@ static void str_values(const struct acl_rt *acl, const char *prefix, struct strb
 	}
 	if (m->match_empty)
 		sb_printf(out, "%s\"\"\n", prefix);
+	for (size_t a = 0; a < m->nav; a++)
+		for (size_t i = 0; i < ARRAY_LEN(attrval_forms); i++)
+			if (attrval_forms[i].form == m->av[a].form)
+				sb_printf(out, "%s%s${%s}%s\n", prefix, attrval_forms[i].pre,
+					  attr_name((enum attr_id)m->av[a].attr), attrval_forms[i].post);
 	for (size_t i = 0; i < m->nre; i++)
 		sb_printf(out, "%s/%s/\n", prefix, m->re_src[i]);
 }
@@ -269,13 +393,14 @@ static void str_free(void *data)
 		pcre2_code_free(m->re[i]);
 	free(m->re);
 	free(m->re_src);
+	free(m->av);
 }
 
 /* The run index's view (acl.h, literals): only a matcher without regexes. */
 static bool str_literals(const struct acl_rt *acl, struct strmap *const **sets, bool *match_empty)
 {
 	const struct str_matcher *m = acl_data(acl);
-	if (m->nre)
+	if (m->nre || m->nav)
 		return false;
 	*sets = m->set;
 	*match_empty = m->match_empty;

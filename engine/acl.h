@@ -51,6 +51,10 @@ struct acl_compile {
 				       the compiler tests it last on its line */
 	int tempfail;               /* out: a "tempfail=" value (enum
 				       tempfail_mode), or -1 for the global one */
+	bool *used_attr;            /* out: set [id] for each attribute (ATTR
+				       ids) the acl reads besides its type's,
+				       such as a ${name} value, so the decision
+				       log shows it (vm_log_line) */
 	const struct geoip *geoip;  /* the program's GeoIP database, or NULL */
 	bool geoip_failed;          /* it was named but did not open (reported) */
 };

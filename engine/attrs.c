@@ -1,10 +1,11 @@
 /*
- * attrs - names and ids of the policy protocol attributes (see attrs.h).
- * The name table is a small perfect-enough hash built once; a request
- * with 30 attributes costs 30 probes.
+ * attrs - names and ids of the request attributes, sent and derived (see
+ * attrs.h). The name table is a small perfect-enough hash built once; a
+ * request with 30 attributes costs 30 probes.
  */
 #include "engine/attrs.h"
 
+#include <assert.h>
 #include <string.h>
 
 #include "util/util.h"
@@ -13,6 +14,16 @@ static const char *const names[ATTR_COUNT] = {
 #define X(n) #n,
 	ATTR_LIST(X)
 #undef X
+#define D(n, src, fn, dom) #n,
+	ATTR_DERIVED(D)
+#undef D
+};
+
+/* The source of each derived attribute, from its row. */
+static const signed char sources[ATTR_COUNT - ATTR_SENT_COUNT] = {
+#define D(n, src, fn, dom) ATTR_##src,
+	ATTR_DERIVED(D)
+#undef D
 };
 
 #define ATTR_TABLE 256
@@ -20,7 +31,7 @@ static signed char table[ATTR_TABLE];
 static unsigned char lens[ATTR_COUNT];
 static bool table_ready;
 
-/* Cheap and enough for these 32 names: length and three bytes. */
+/* Cheap and enough for these 40 names: length and three bytes. */
 static size_t attr_hash(const char *s, size_t len)
 {
 	return (len * 37u + (unsigned char)s[0] * 7u + (unsigned char)s[len - 1] * 13u +
@@ -37,12 +48,48 @@ static void attrs_init(void)
 			k = (k + 1) & (ATTR_TABLE - 1);
 		table[k] = (signed char)i;
 	}
+	/* a derived attribute's source is computed before it (attrs.h) */
+	for (int i = ATTR_SENT_COUNT; i < ATTR_COUNT; i++)
+		assert(sources[i - ATTR_SENT_COUNT] < i);
 	table_ready = true;
 }
 
 const char *attr_name(enum attr_id id)
 {
 	return (unsigned)id < ATTR_COUNT ? names[id] : "?";
+}
+
+/* Whether each derived attribute's values are domain names, from its row. */
+static const bool derived_domain[ATTR_COUNT - ATTR_SENT_COUNT] = {
+#define D(n, src, fn, dom) dom,
+	ATTR_DERIVED(D)
+#undef D
+};
+
+bool attr_is_domain(int id)
+{
+	if (attr_derived(id))
+		return derived_domain[id - ATTR_SENT_COUNT];
+	return id == ATTR_client_name || id == ATTR_reverse_client_name ||
+	       id == ATTR_helo_name || id == ATTR_etrn_domain;
+}
+
+enum attr_id attr_source(enum attr_id id)
+{
+	return attr_derived(id) ? (enum attr_id)sources[id - ATTR_SENT_COUNT] : id;
+}
+
+enum attr_id attr_root(enum attr_id id)
+{
+	while (attr_derived(id))
+		id = attr_source(id);
+	return id;
+}
+
+const char *attr_name_at(size_t i, void *ctx)
+{
+	(void)ctx;
+	return i < ATTR_COUNT ? names[i] : NULL;
 }
 
 int attr_lookup(const char *name, size_t len)

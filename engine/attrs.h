@@ -1,12 +1,21 @@
 /*
- * attrs - the Postfix policy delegation attributes (SMTPD_POLICY_README,
- * Postfix 3.7), listed once. X(name) expands for each; ATTR_name is its id.
+ * attrs - the attributes a request has, listed once: those Postfix sends
+ * (SMTPD_POLICY_README, Postfix 3.7; X(name) expands for each) and those
+ * mxacl derives from them (ATTR_DERIVED below). ATTR_name is the id of
+ * either; ids below ATTR_SENT_COUNT are sent, the rest derived.
  * policy_test_time is mxacl's own: the tool uses it as the request's clock
  * (as postgrey's test mode does); mxacld ignores it.
+ *
+ * Every name here is an acl type, a ${name} in action text and in string
+ * acl values, and a rate key. The value of any attribute of a request,
+ * sent or derived, is req_get() (engine/request.h); resolve a name with
+ * attr_lookup(). Acl types that take an attribute as an argument (rate,
+ * the DNS facts) need nothing else to reach the derived ones.
  */
 #ifndef MXACL_ATTRS_H
 #define MXACL_ATTRS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #define ATTR_LIST(X)                 \
@@ -43,16 +52,59 @@
 	X(mail_version)              \
 	X(policy_test_time)
 
+/*
+ * Derived attributes: computed from another attribute of the same request
+ * when first asked for (req_get), never taken from the request (a request
+ * line "sender_domain=..." is ignored, like any name Postfix does not
+ * send). One row each: D(name, source attribute, function of
+ * engine/derive.h that computes it from the source's value, whether the
+ * value is a domain name: a string acl's "@.example.com" then means its
+ * subdomains, as for helo_name). A source may itself be derived if its
+ * row comes first. A new derived attribute is one row here (and, for a
+ * new kind of derivation, one function in derive.c).
+ */
+#define ATTR_DERIVED(D)                                                 \
+	D(sender_domain,       sender,        derive_domain,     true)  \
+	D(sender_localpart,    sender,        derive_localpart,  false) \
+	D(recipient_domain,    recipient,     derive_domain,     true)  \
+	D(recipient_localpart, recipient,     derive_localpart,  false) \
+	D(client_domain,       client_name,   derive_registered, true)  \
+	D(helo_domain,         helo_name,     derive_registered, true)  \
+	D(sender_org_domain,   sender_domain, derive_registered, true)
+
 enum attr_id {
 #define X(n) ATTR_##n,
 	ATTR_LIST(X)
 #undef X
+	ATTR_SENT_COUNT,                    /* the first derived id */
+	ATTR_SENT_LAST_ = ATTR_SENT_COUNT - 1,
+#define D(n, src, fn, dom) ATTR_##n,
+	ATTR_DERIVED(D)
+#undef D
 	ATTR_COUNT
 };
 
 /* Name of an attribute id ("sender"). */
 const char *attr_name(enum attr_id id);
-/* Id of an attribute name of len bytes, or -1 when Postfix has none such. */
+/* Id of an attribute name of len bytes (sent or derived), or -1 when there
+ * is none such. */
 int attr_lookup(const char *name, size_t len);
+/* Whether id is a derived attribute (computed, never sent). */
+static inline bool attr_derived(int id)
+{
+	return id >= ATTR_SENT_COUNT && id < ATTR_COUNT;
+}
+/* The attribute a derived one is computed from (itself for a sent one). */
+enum attr_id attr_source(enum attr_id id);
+/* The sent attribute a value ultimately comes from: the source's source
+ * for sender_org_domain (sender). The decision log lists this one, so a
+ * replay rebuilds the derived value. */
+enum attr_id attr_root(enum attr_id id);
+/* Whether the values of id are host or domain names (client_name,
+ * reverse_client_name, helo_name, etrn_domain and the derived domains):
+ * engine/strkey.h cuts such a value without '@' as its own domain. */
+bool attr_is_domain(int id);
+/* Each attribute name by index, then NULL (for "did you mean"). */
+const char *attr_name_at(size_t i, void *ctx);
 
 #endif

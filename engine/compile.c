@@ -68,6 +68,7 @@ static int var_resolve(void *ctx, const char *name, size_t len)
 	int id = attr_lookup(name, len);
 	if (id >= 0) {
 		p->used_attr[id] = true;
+		p->used_attr[attr_root((enum attr_id)id)] = true;   /* a derived one's source */
 		return id;
 	}
 	for (size_t i = 0; i < ARRAY_LEN(vars); i++)
@@ -120,15 +121,18 @@ static void compile_acls(struct compiler *c)
 			}
 			continue;
 		}
-		if (acl->type->attr >= 0)
+		if (acl->type->attr >= 0) {
 			p->used_attr[acl->type->attr] = true;
+			p->used_attr[attr_root((enum attr_id)acl->type->attr)] = true;
+		}
 		if (pa->nvals == 0 && !acl->type->values_optional) {
 			diag_error(c->d, pa->loc, "acl '%s' has no values", pa->name);
 			continue;
 		}
 		struct acl_compile ac = { .arena = p->arena, .diags = c->d, .acl = pa,
 					  .attr = acl->type->attr, .tempfail = -1,
-					  .geoip = p->geoip, .geoip_failed = c->geoip_failed };
+					  .geoip = p->geoip, .geoip_failed = c->geoip_failed,
+					  .used_attr = p->used_attr };
 		size_t errors = c->d->nerrors;
 		bool ok = acl->type->compile(&ac);
 		acl->data = ac.data;

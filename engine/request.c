@@ -6,6 +6,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/derive.h"
+
+/* How each derived attribute is computed, from its row (attrs.h). */
+static derive_fn *const derive_fns[ATTR_COUNT - ATTR_SENT_COUNT] = {
+#define D(n, src, fn, dom) fn,
+	ATTR_DERIVED(D)
+#undef D
+};
+
 enum req_scan req_scan(const char *buf, size_t len, size_t *reqlen, const char **err)
 {
 	size_t pos = 0, lines = 0;
@@ -68,6 +77,7 @@ void req_reset(struct request *r)
 		r->v[i] = (struct req_value){ .s = "", .len = 0, .present = false };
 		r->lower[i] = NULL;
 	}
+	memset(r->derived, 0, sizeof r->derived);
 	r->now = 0;
 	arena_reset(r->arena);
 }
@@ -109,7 +119,7 @@ bool req_parse(struct request *r, const char *buf, size_t len, const char **err)
 		}
 		*eol = 0;
 		int id = attr_lookup(p, (size_t)(eq - p));
-		if (id >= 0) {
+		if (id >= 0 && id < ATTR_SENT_COUNT) {   /* derived names: ignored */
 			r->v[id].s = eq + 1;
 			r->v[id].len = (uint32_t)(eol - (eq + 1));
 			r->v[id].present = true;
@@ -138,10 +148,23 @@ void req_set_clock(struct request *r, bool use_test_time, time_t fallback)
 	r->now = (time_t)t;
 }
 
+const struct req_value *req_get(struct request *r, enum attr_id id)
+{
+	if (!attr_derived(id) || r->derived[id - ATTR_SENT_COUNT])
+		return &r->v[id];
+	const struct req_value *src = req_get(r, attr_source(id));
+	const char *s;
+	size_t len;
+	derive_fns[id - ATTR_SENT_COUNT](r->arena, src->s, src->len, &s, &len);
+	r->v[id] = (struct req_value){ .s = s, .len = (uint32_t)len, .present = len > 0 };
+	r->derived[id - ATTR_SENT_COUNT] = true;
+	return &r->v[id];
+}
+
 const char *req_lower(struct request *r, enum attr_id id)
 {
 	if (!r->lower[id]) {
-		const struct req_value *v = &r->v[id];
+		const struct req_value *v = req_get(r, id);
 		char *p = arena_alloc(r->arena, v->len + 1);
 		ascii_lower_copy(p, v->s, v->len);
 		p[v->len] = 0;

@@ -6,7 +6,14 @@
  * A request owns a copy of its bytes, so it outlives the connection buffer
  * it came from (the VM may suspend while the connection reads on). Values
  * are NUL-terminated in place. Unknown attributes are ignored, as Postfix
- * asks; a repeated attribute keeps its last value.
+ * asks; a repeated attribute keeps its last value. So are the names of
+ * derived attributes (attrs.h): a request cannot set sender_domain, it is
+ * always computed from sender.
+ *
+ * Reading a value: req_get(r, id) for any attribute, sent or derived (it
+ * computes a derived one on first use); req_lower(r, id) for the same
+ * folded to lower case. r->v[id] directly is right only for a sent id
+ * (id < ATTR_SENT_COUNT).
  */
 #ifndef MXACL_REQUEST_H
 #define MXACL_REQUEST_H
@@ -38,6 +45,8 @@ struct request {
 	struct arena *arena;     /* per-request scratch: derived values, VM */
 	/* lazily derived, lower-cased copies of values; NULL until asked */
 	const char *lower[ATTR_COUNT];
+	/* which derived attributes v[] holds already (see req_get) */
+	bool derived[ATTR_COUNT - ATTR_SENT_COUNT];
 };
 
 enum req_scan {
@@ -73,7 +82,18 @@ void req_reset(struct request *r);
  */
 void req_set_clock(struct request *r, bool use_test_time, time_t fallback);
 
-/* The value of an attribute, folded to lower case (cached per request). */
+/*
+ * The value of any attribute of r, sent or derived: the one accessor acl
+ * types and the VM use (a DNS fact's ATTR argument, a rate key, a string
+ * acl, ${name}). A derived value is computed from its source through its
+ * row of ATTR_DERIVED on first call and kept in r->v[id] (in r's arena)
+ * until req_reset; present is true when it is not empty. Never fails;
+ * the pointer lives as long as r's current request.
+ */
+const struct req_value *req_get(struct request *r, enum attr_id id);
+
+/* The value of an attribute (sent or derived), folded to lower case
+ * (cached per request). */
 const char *req_lower(struct request *r, enum attr_id id);
 
 #endif

@@ -8,12 +8,6 @@
 
 #include "engine/attrs.h"
 
-static bool host_attr(int attr)
-{
-	return attr == ATTR_client_name || attr == ATTR_reverse_client_name ||
-	       attr == ATTR_helo_name || attr == ATTR_etrn_domain;
-}
-
 size_t strkey_split(int attr, const char *s, size_t len, struct str_key *out)
 {
 	size_t n = 0;
@@ -25,7 +19,7 @@ size_t strkey_split(int attr, const char *s, size_t len, struct str_key *out)
 		out[n++] = (struct str_key){ FORM_LOCAL, s, (size_t)(at - s) };
 		dom = at + 1;
 		domlen = len - (size_t)(dom - s);
-	} else if (host_attr(attr)) {
+	} else if (attr_is_domain(attr)) {
 		dom = s;
 		domlen = len;
 	}

@@ -324,7 +324,7 @@ static void add_candidates(struct vm *vm, const struct run *run, uint32_t k)
 static void vm_switch(struct vm *vm, uint32_t r)
 {
 	const struct run *run = &vm->p->runs[r];
-	const struct req_value *v = &vm->req->v[run->attr];
+	const struct req_value *v = req_get(vm->req, (enum attr_id)run->attr);
 	vm->ncand = vm->ccur = 0;
 	vm->cur_run = r;
 	if (v->len == 0) {
@@ -479,7 +479,7 @@ static bool vm_lookup(void *ctx, int var, const char **val, size_t *len)
 	}
 	if (var < 0 || var >= ATTR_COUNT)
 		return false;
-	const struct req_value *v = &vm->req->v[var];
+	const struct req_value *v = req_get(vm->req, (enum attr_id)var);
 	*val = v->s;
 	*len = v->len;
 	return v->present;
@@ -573,7 +573,9 @@ void vm_log_line(struct vm *vm, struct strbuf *out)
 		sb_addc(out, '=');
 		log_value(out, &r->v[fixed[i].id]);
 	}
-	for (int a = 0; a < ATTR_COUNT; a++) {
+	/* Sent attributes only: a replay rebuilds the derived ones from their
+	 * sources, which the compiler marked used with them. */
+	for (int a = 0; a < ATTR_SENT_COUNT; a++) {
 		/* queue_id, when Postfix sends one, ties the line to the mail log */
 		bool shown = p->used_attr[a] || (a == ATTR_queue_id && r->v[a].len);
 		if (!shown || a == ATTR_client_name || a == ATTR_client_address ||

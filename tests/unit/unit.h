@@ -15,6 +15,7 @@
 	X(timematch)   \
 	X(action)      \
 	X(request)     \
+	X(derive)      \
 	X(vm)          \
 	X(greylist)    \
 	X(store)       \
