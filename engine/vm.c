@@ -7,6 +7,10 @@
  * (Lua's "finish the interrupted instruction"). The memo also makes each
  * acl evaluated at most once per request. It is tagged with a generation
  * number, so a VM taken from the program's pool needs no clearing.
+ *
+ * One TEST may begin several waits (a score asks for all its terms at
+ * once, vm_acl_answer): each answer goes to the memo as it comes, and the
+ * owner is told to resume once, when the last of them has answered.
  */
 #include <stdarg.h>
 #include <stdlib.h>
