@@ -39,6 +39,7 @@ struct compiler {
 	unsigned char *state;   /* per acl: enum acl_state, while compiling acls */
 	uint32_t *stack;        /* the acls being compiled, innermost last */
 	size_t nstack, capstack;
+	bool ref_failed;        /* the acl being compiled named one that failed */
 };
 
 /* The acl names, for suggest_word. */
@@ -143,8 +144,10 @@ static bool acl_ref(struct acl_compile *ac, const char *name, struct loc loc, st
 	}
 	if (c->state[i] == ACL_TODO)
 		compile_acl(c, (uint32_t)i);
-	if (c->state[i] != ACL_DONE)
+	if (c->state[i] != ACL_DONE) {
+		c->ref_failed = true;   /* reported already: no "does not compile" */
 		return false;
+	}
 	const struct acl_rt *acl = &c->p->acls[i];
 	*out = (struct acl_ref){ .index = i, .name = arena_strdup(c->p->arena, acl->name),
 				 .type = acl->type, .stateful = acl->stateful,
@@ -194,7 +197,10 @@ static void compile_acl(struct compiler *c, uint32_t i)
 	size_t errors = c->d->nerrors;
 	c->state[i] = ACL_COMPILING;
 	VEC_PUSH(c->stack, c->nstack, c->capstack, i);
+	c->ref_failed = false;
 	bool ok = acl->type->compile(&ac);
+	bool ref_failed = c->ref_failed;
+	c->ref_failed = false;
 	c->nstack--;
 	c->state[i] = ok && c->d->nerrors == errors ? ACL_DONE : ACL_FAILED;
 	acl->data = ac.data;
@@ -204,7 +210,7 @@ static void compile_acl(struct compiler *c, uint32_t i)
 	else if (p->settings.tempfail >= 0)
 		acl->tempfail = (enum tempfail_mode)p->settings.tempfail;
 	acl->indexable = ok && ac.indexable && c->d->nerrors == errors;
-	if (!ok && c->d->nerrors == errors)
+	if (!ok && c->d->nerrors == errors && !ref_failed)
 		diag_error(c->d, pa->loc, "acl '%s' does not compile", pa->name);
 }
 
