@@ -30,7 +30,8 @@
 	X(rhsbl)        \
 	X(rhsbl_helo)   \
 	X(rhsbl_client) \
-	X(spf)
+	X(spf)          \
+	X(score)
 
 #define X(n) extern const struct acl_type acl_##n##_type;
 ACL_TYPES(X)

@@ -33,11 +33,25 @@ enum tempfail_mode {
 	TEMPFAIL_DEFAULT,   /* the request gets the default action at once */
 };
 
+struct acl_compile;
 struct acl_rt;
 struct geoip;
 struct runtime;
 struct strmap;
 struct vm;
+
+/*
+ * Another acl of the program, as a type whose values name acls (score)
+ * sees it at compile time: what acl_compile.ref gives.
+ */
+struct acl_ref {
+	int index;                  /* its index: vm_acl_answer(e, index) */
+	const char *name;           /* lives as long as the program */
+	const struct acl_type *type;
+	bool stateful;              /* its type counts or records when evaluated */
+	enum tempfail_mode tempfail; /* what its temporary failure means (its
+				       tempfail=, else "set tempfail") */
+};
 
 /* What a type's compile function gets. */
 struct acl_compile {
@@ -57,6 +71,18 @@ struct acl_compile {
 				       log shows it (vm_log_line) */
 	const struct geoip *geoip;  /* the program's GeoIP database, or NULL */
 	bool geoip_failed;          /* it was named but did not open (reported) */
+	/*
+	 * For a type whose values name other acls (score): the acl called
+	 * name (loc: the word that names it, for diagnostics), compiled first
+	 * if it is not yet, so that its stateful and tempfail are final, and
+	 * marked used. Acls may name acls defined later in the files. Returns
+	 * false after reporting a name that is not an acl ("did you mean") or
+	 * a cycle of acls naming each other (the error names the cycle), and
+	 * false without a new report when that acl had errors of its own.
+	 * Called only from inside compile; never NULL.
+	 */
+	bool (*ref)(struct acl_compile *c, const char *name, struct loc loc, struct acl_ref *out);
+	void *ref_ctx;              /* the compiler's, for ref */
 };
 
 /*
@@ -72,7 +98,10 @@ struct acl_compile {
 	X(rbl_answer)          \
 	X(rbl_txt)             \
 	X(spf_result)          \
-	X(spf_received)
+	X(spf_received)        \
+	X(score)               \
+	X(score_hits)          \
+	X(score_missing)
 
 enum var_id {
 	VAR_BASE = ATTR_COUNT - 1,

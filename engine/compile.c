@@ -37,7 +37,18 @@ struct compiler {
 	size_t nfix, capfix;
 	struct loc geoip_loc;   /* the "set geoip" value, for errors */
 	bool geoip_failed;
+	unsigned char *state;   /* per acl: enum acl_state, while compiling acls */
+	uint32_t *stack;        /* the acls being compiled, innermost last */
+	size_t nstack, capstack;
+	bool ref_failed;        /* the acl being compiled named one that failed */
 };
+
+/* The acl names, for suggest_word. */
+static const char *acl_name_at(size_t i, void *ctx)
+{
+	const struct policy *pol = ctx;
+	return i < pol->nacls ? pol->acls[i].name : NULL;
+}
 
 /* Open the GeoIP database the flag or "set geoip" names, if any. */
 static void open_geoip(struct compiler *c, const struct load_opts *o, const char *path)
@@ -91,60 +102,138 @@ static void compile_set(struct compiler *c, const struct ast_stmt *s)
 
 /* ---- acls and actions ---------------------------------------------------- */
 
+/* Where an acl is in compile_acl (acl_ref's cycle check). */
+enum acl_state { ACL_TODO, ACL_COMPILING, ACL_DONE, ACL_FAILED };
+
+static void compile_acl(struct compiler *c, uint32_t i);
+
+/*
+ * acl_compile.ref: another acl named in an acl's values (a score's
+ * terms). It is compiled first when it is not yet, depth first, so the
+ * acls being compiled are a stack (c->stack); naming one of them closes a
+ * cycle, reported with its path.
+ */
+static bool acl_ref(struct acl_compile *ac, const char *name, struct loc loc, struct acl_ref *out)
+{
+	struct compiler *c = ac->ref_ctx;
+	enum ast_kind kind;
+	int i = policy_lookup(c->pol, name, &kind);
+	if (i < 0 || kind != AST_ACL) {
+		size_t n = strlen(name);
+		/* one or two letters are as close to any other short name */
+		const char *hint = n >= 3 ? suggest_word(name, n, acl_name_at, c->pol) : NULL;
+		if (i >= 0)
+			diag_error(c->d, loc, "'%s' is an action, not an acl", name);
+		else if (hint)
+			diag_error(c->d, loc, "'%s' is not defined; did you mean '%s'?", name, hint);
+		else
+			diag_error(c->d, loc, "'%s' is not defined", name);
+		return false;
+	}
+	c->pol->acls[i].used = true;
+	if (c->state[i] == ACL_COMPILING) {
+		struct strbuf path;
+		sb_init(&path);
+		size_t from = c->nstack;
+		while (from > 0 && c->stack[from - 1] != (uint32_t)i)
+			from--;
+		for (size_t k = from - 1; k < c->nstack; k++)
+			sb_printf(&path, "%s -> ", c->pol->acls[c->stack[k]].name);
+		sb_adds(&path, name);
+		diag_error(c->d, loc, "'%s' is used inside itself: %s", name, path.s);
+		sb_free(&path);
+		return false;
+	}
+	if (c->state[i] == ACL_TODO)
+		compile_acl(c, (uint32_t)i);
+	if (c->state[i] != ACL_DONE) {
+		c->ref_failed = true;   /* reported already: no "does not compile" */
+		return false;
+	}
+	const struct acl_rt *acl = &c->p->acls[i];
+	*out = (struct acl_ref){ .index = i, .name = arena_strdup(c->p->arena, acl->name),
+				 .type = acl->type, .stateful = acl->stateful,
+				 .tempfail = acl->tempfail };
+	return true;
+}
+
+/* Compile acl i with its type (once: acl_ref may have done it already). */
+static void compile_acl(struct compiler *c, uint32_t i)
+{
+	struct program *p = c->p;
+	const struct pol_acl *pa = &c->pol->acls[i];
+	struct acl_rt *acl = &p->acls[i];
+	c->state[i] = ACL_FAILED;
+	acl->name = pa->name;
+	acl->loc = pa->loc;
+	acl->run = -1;
+	acl->tempfail = TEMPFAIL_NOMATCH;
+	acl->type = acl_type_find(pa->type->s);
+	if (!acl->type) {
+		const char *hint = acl_type_suggest(pa->type->s);
+		if (hint)
+			diag_error(c->d, pa->type->loc, "unknown acl type '%s'; did you mean '%s'?",
+				   pa->type->s, hint);
+		else {
+			struct strbuf types;
+			sb_init(&types);
+			acl_type_list_named(&types);
+			diag_error(c->d, pa->type->loc,
+				   "unknown acl type '%s'; use a request attribute (sender, "
+				   "client_address, ...) or %s (docs/language.md lists them)",
+				   pa->type->s, types.s);
+			sb_free(&types);
+		}
+		return;
+	}
+	if (acl->type->attr >= 0) {
+		p->used_attr[acl->type->attr] = true;
+		p->used_attr[attr_root((enum attr_id)acl->type->attr)] = true;
+	}
+	if (pa->nvals == 0 && !acl->type->values_optional) {
+		diag_error(c->d, pa->loc, "acl '%s' has no values", pa->name);
+		return;
+	}
+	struct acl_compile ac = { .arena = p->arena, .diags = c->d, .acl = pa,
+				  .attr = acl->type->attr, .tempfail = -1,
+				  .geoip = p->geoip, .geoip_failed = c->geoip_failed,
+				  .used_attr = p->used_attr, .ref = acl_ref, .ref_ctx = c };
+	size_t errors = c->d->nerrors;
+	c->state[i] = ACL_COMPILING;
+	VEC_PUSH(c->stack, c->nstack, c->capstack, i);
+	c->ref_failed = false;
+	bool ok = acl->type->compile(&ac);
+	bool ref_failed = c->ref_failed;
+	c->ref_failed = false;
+	c->nstack--;
+	c->state[i] = ok && c->d->nerrors == errors ? ACL_DONE : ACL_FAILED;
+	acl->data = ac.data;
+	acl->stateful = ac.stateful;
+	if (ac.tempfail >= 0)
+		acl->tempfail = (enum tempfail_mode)ac.tempfail;
+	else if (p->settings.tempfail >= 0)
+		acl->tempfail = (enum tempfail_mode)p->settings.tempfail;
+	acl->indexable = ok && ac.indexable && c->d->nerrors == errors;
+	if (!ok && c->d->nerrors == errors && !ref_failed)
+		diag_error(c->d, pa->loc, "acl '%s' does not compile", pa->name);
+}
+
 static void compile_acls(struct compiler *c)
 {
 	struct program *p = c->p;
 	p->nacls = (uint32_t)c->pol->nacls;
 	p->acls = xcalloc(p->nacls ? p->nacls : 1, sizeof *p->acls);
-	for (uint32_t i = 0; i < p->nacls; i++) {
-		const struct pol_acl *pa = &c->pol->acls[i];
-		struct acl_rt *acl = &p->acls[i];
-		acl->name = pa->name;
-		acl->loc = pa->loc;
-		acl->run = -1;
-		acl->tempfail = TEMPFAIL_NOMATCH;
-		acl->type = acl_type_find(pa->type->s);
-		if (!acl->type) {
-			const char *hint = acl_type_suggest(pa->type->s);
-			if (hint)
-				diag_error(c->d, pa->type->loc, "unknown acl type '%s'; did you mean '%s'?",
-					   pa->type->s, hint);
-			else {
-				struct strbuf types;
-				sb_init(&types);
-				acl_type_list_named(&types);
-				diag_error(c->d, pa->type->loc,
-					   "unknown acl type '%s'; use a request attribute (sender, "
-					   "client_address, ...) or %s (docs/language.md lists them)",
-					   pa->type->s, types.s);
-				sb_free(&types);
-			}
-			continue;
-		}
-		if (acl->type->attr >= 0) {
-			p->used_attr[acl->type->attr] = true;
-			p->used_attr[attr_root((enum attr_id)acl->type->attr)] = true;
-		}
-		if (pa->nvals == 0 && !acl->type->values_optional) {
-			diag_error(c->d, pa->loc, "acl '%s' has no values", pa->name);
-			continue;
-		}
-		struct acl_compile ac = { .arena = p->arena, .diags = c->d, .acl = pa,
-					  .attr = acl->type->attr, .tempfail = -1,
-					  .geoip = p->geoip, .geoip_failed = c->geoip_failed,
-					  .used_attr = p->used_attr };
-		size_t errors = c->d->nerrors;
-		bool ok = acl->type->compile(&ac);
-		acl->data = ac.data;
-		acl->stateful = ac.stateful;
-		if (ac.tempfail >= 0)
-			acl->tempfail = (enum tempfail_mode)ac.tempfail;
-		else if (p->settings.tempfail >= 0)
-			acl->tempfail = (enum tempfail_mode)p->settings.tempfail;
-		acl->indexable = ok && ac.indexable && c->d->nerrors == errors;
-		if (!ok && c->d->nerrors == errors)
-			diag_error(c->d, pa->loc, "acl '%s' does not compile", pa->name);
-	}
+	c->state = xcalloc(p->nacls ? p->nacls : 1, sizeof *c->state);
+	for (uint32_t i = 0; i < p->nacls; i++)
+		if (c->state[i] == ACL_TODO)
+			compile_acl(c, i);
+	free(c->state);
+	free(c->stack);
+	/* here, not in the resolver: an acl may be used only by another's values */
+	for (size_t i = 0; i < c->pol->nacls; i++)
+		if (!c->pol->acls[i].used)
+			diag_warning(c->d, c->pol->acls[i].loc, "acl '%s' is never used",
+				     c->pol->acls[i].name);
 }
 
 /* Where an action_error points: the type word, or a span of the text. */

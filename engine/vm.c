@@ -7,7 +7,12 @@
  * (Lua's "finish the interrupted instruction"). The memo also makes each
  * acl evaluated at most once per request. It is tagged with a generation
  * number, so a VM taken from the program's pool needs no clearing.
+ *
+ * One TEST may begin several waits (a score asks for all its terms at
+ * once, vm_acl_answer): each answer goes to the memo as it comes, and the
+ * owner is told to resume once, when the last of them has answered.
  */
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -182,6 +187,8 @@ void vm_wait_done(struct vm_wait *w, enum tri answer)
 	if (vm->trace)
 		fprintf(vm->trace, "  acl %s answered: %s\n", vm->p->acls[acl].name,
 			answer == TRI_TRUE ? "match" : answer == TRI_FALSE ? "no match" : "temporary failure");
+	if (vm->nwait > 0)              /* several waits (a score): resume on the last */
+		return;
 	if (vm->resume)
 		vm->resume(vm, vm->arg);
 }
@@ -270,6 +277,44 @@ static enum tri vm_acl(struct vm *vm, uint32_t i)
 		fprintf(vm->trace, "  acl %s (%s:%d) %s: %s\n", acl->name, acl->loc.file, acl->loc.line,
 			acl->type->name, tri_name(r));
 	return r;
+}
+
+/* ---- services for acls whose values name acls (score) --------------------- */
+
+enum tri vm_acl_answer(struct eval_ctx *e, int acl)
+{
+	struct vm *vm = e->vm;
+	if (acl < 0 || (uint32_t)acl >= vm->p->nacls || acl == e->acl)
+		fatal_abort("vm: acl %d asks for acl %d", e->acl, acl);
+	return vm_acl(vm, (uint32_t)acl);
+}
+
+void vm_acl_prefetch(struct eval_ctx *e, int a)
+{
+	struct vm *vm = e->vm;
+	const struct acl_rt *acl = &vm->p->acls[a];
+	if (!acl->type->prefetch || vm->memo[a] >> 2 == vm->gen)
+		return;
+	struct eval_ctx t = { .req = vm->req, .rt = vm->rt, .vm = vm, .acl = a };
+	if (vm->trace)
+		fprintf(vm->trace, "  acl %s (%s:%d) %s: lookups started ahead\n", acl->name,
+			acl->loc.file, acl->loc.line, acl->type->name);
+	acl->type->prefetch(acl, &t);
+}
+
+bool vm_tracing(const struct eval_ctx *e)
+{
+	return e->vm->trace != NULL;
+}
+
+void vm_tracef(struct eval_ctx *e, const char *fmt, ...)
+{
+	if (!e->vm->trace)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vfprintf(e->vm->trace, fmt, ap);
+	va_end(ap);
 }
 
 /*

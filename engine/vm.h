@@ -100,6 +100,15 @@ uint32_t vm_action(const struct vm *vm);
  */
 struct vm_wait;
 struct vm_wait *vm_wait_begin(struct eval_ctx *e);
+/*
+ * Several waits on one request. Evaluating one TEST may begin several
+ * waits (a score evaluates every term at once, so their lookups run in
+ * parallel). Each answer is recorded in the memo as it comes; the owner's
+ * resume function is called once, when the last outstanding wait of the
+ * request has answered, and the interrupted TEST is executed again. This
+ * is exact because a suspended request only has waits its current TEST
+ * needs: every earlier TEST was decided, and prefetch hooks never wait.
+ */
 void vm_wait_done(struct vm_wait *w, enum tri answer);
 /* Give ${var} a value for the waiting request (copied); a no-op when the
  * request was abandoned. */
@@ -120,6 +129,29 @@ const char *vm_get_var(struct eval_ctx *e, enum var_id var);
  * vm_wait_set_var of an unused var is harmless.
  */
 bool vm_var_used(const struct eval_ctx *e, enum var_id var);
+/*
+ * The answer of another acl of the program (its index: acl_ref.index) for
+ * this request, from the memo, evaluating it the first time, exactly as a
+ * TEST would: TRI_TRUE, TRI_FALSE, TRI_TEMPFAIL (its tempfail mode not
+ * applied: the caller applies acl_ref.tempfail), or TRI_PENDING when its
+ * lookup has begun and not yet answered (the caller returns TRI_PENDING;
+ * the VM resumes when every wait has answered, and the caller's eval is
+ * called again, so it must be re-entrant: asking again returns the memo,
+ * without evaluating twice). Each acl is evaluated at most once per
+ * request, so a stateful acl (greylist, rate) counts once however many
+ * acls ask for it. No cycles: the compiler refuses acls naming each other.
+ */
+enum tri vm_acl_answer(struct eval_ctx *e, int acl);
+/*
+ * Start, without waiting, the lookups of another acl (its type's prefetch
+ * hook), unless it has been evaluated already or has no hook: for the
+ * prefetch hook of a type whose values name acls.
+ */
+void vm_acl_prefetch(struct eval_ctx *e, int acl);
+/* Is --explain tracing this request? Then vm_tracef writes a line of the
+ * trace (indent it by four spaces, end it with a newline); else a no-op. */
+bool vm_tracing(const struct eval_ctx *e);
+void vm_tracef(struct eval_ctx *e, const char *fmt, ...) PRINTF_LIKE(2, 3);
 /* Local time of the request's clock, computed once per request. */
 const struct tm *vm_localtime(struct eval_ctx *e);
 /*

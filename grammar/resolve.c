@@ -338,9 +338,7 @@ bool policy_resolve(struct policy *p, const struct ast_list *l, struct arena *a,
 			break;
 		}
 	}
-	for (size_t i = 0; i < p->nacls; i++)
-		if (!p->acls[i].used)
-			diag_warning(d, p->acls[i].loc, "acl '%s' is never used", p->acls[i].name);
+	/* unused acls are reported by the compiler: a score's terms use acls too */
 	for (size_t i = 1; i < p->nactions; i++)
 		if (!p->actions[i].used)
 			diag_warning(d, p->actions[i].loc, "action '%s' is never used",

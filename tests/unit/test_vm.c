@@ -1,7 +1,8 @@
 /*
  * VM tests: evaluation order and memo, SWITCH runs against the plain code,
- * suspension on a real asynchronous source (a libevent timer), and an
- * answer that comes before the type's eval returns.
+ * suspension on a real asynchronous source (a libevent timer), an
+ * answer that comes before the type's eval returns, and scores: several
+ * waits outstanding on one request.
  */
 #include <event2/event.h>
 #include <stdlib.h>
@@ -316,6 +317,94 @@ START_TEST(test_answered_at_once)
 }
 END_TEST
 
+/*
+ * A score evaluates all its terms at once: four lookups of different
+ * lengths are outstanding together on one VM, the request suspends once
+ * and is resumed once, when the last has answered (not once per answer),
+ * and each term is evaluated once.
+ */
+START_TEST(test_score_several_waits)
+{
+	testhooks_register();
+	struct event_base *base = event_base_new();
+	struct runtime *rt = runtime_new(base);
+	struct program *p = compile_ok("acl a test_sleep 30 yes\n"
+				       "acl b test_sleep 10 no\n"
+				       "acl c test_sleep 20 yes\n"
+				       "acl t test_sleep 5 tempfail\n"
+				       "acl s score a*2 b*5 !c c*0.5 t*7 >= 2.5\n"
+				       "action r REJECT ${score} [${score_hits}] [${score_missing}]\n"
+				       "access s r\n");
+	testhooks_sleep_evals = 0;
+	int susp = -1;
+	char *got = run(rt, base, p, "sender=x@y\n\n", &susp);
+	ck_assert_str_eq(got, "action=REJECT 2.5 [a*2 c*0.5] [t]\n\n");
+	ck_assert_msg(susp == 1, "got %d suspensions, want 1 (all four terms waited together)", susp);
+	ck_assert_msg(testhooks_sleep_evals == 4, "got %lu evaluations, want 4 (each term once)",
+		      testhooks_sleep_evals);
+	free(got);
+
+	/* freed while its four waits are outstanding: never resumed, released
+	 * when the last answers (ASan checks the rest) */
+	struct request *r = req_new();
+	const char *err;
+	ck_assert(req_parse(r, "sender=x@y\n\n", 12, &err));
+	req_set_clock(r, true, 0);
+	struct waiter w = { 0 };
+	struct vm *vm = vm_new(rt, p, r, on_resume, &w);
+	ck_assert_int_eq(vm_run(vm), VM_SUSPENDED);
+	vm_free(vm);
+	event_base_dispatch(base);
+	ck_assert_int_eq(w.resumed, 0);
+	req_free(r);
+	program_unref(p);
+	runtime_free(rt);
+	event_base_free(base);
+}
+END_TEST
+
+/* Nested scores and a term shared between lines: every acl is evaluated
+ * once per request (a stateful term counts once), and the outer score's
+ * ${score} is the one shown. */
+START_TEST(test_score_memo)
+{
+	testhooks_register();
+	struct event_base *base = event_base_new();
+	struct runtime *rt = runtime_new(base);
+	struct program *p = compile_ok("acl a test_sleep 10 yes\n"
+				       "acl b test_sleep 15 yes\n"
+				       "acl s1 score a b >= 2\n"
+				       "acl s2 score s1*2 a >= 3\n"
+				       "action r REJECT ${score} ${score_hits}\n"
+				       "access !s1 r\n"
+				       "access a s2 r\n");
+	testhooks_sleep_evals = 0;
+	int susp = -1;
+	char *got = run(rt, base, p, "sender=x@y\n\n", &susp);
+	ck_assert_str_eq(got, "action=REJECT 3 s1*2 a*1\n\n");
+	ck_assert_int_eq(susp, 1);
+	ck_assert_msg(testhooks_sleep_evals == 2, "got %lu evaluations, want 2",
+		      testhooks_sleep_evals);
+	free(got);
+	program_unref(p);
+
+	/* a term whose failure asks for the default action fails the score */
+	p = compile_ok("set tempfail default\n"
+		       "acl a test_sleep 20 yes\n"
+		       "acl t test_sleep 5 tempfail\n"
+		       "acl s score a t >= 1\n"
+		       "action r REJECT x\n"
+		       "action default DEFER_IF_PERMIT later\n"
+		       "access s r\n");
+	got = run(rt, base, p, "sender=x@y\n\n", &susp);
+	ck_assert_str_eq(got, "action=DEFER_IF_PERMIT later\n\n");
+	free(got);
+	program_unref(p);
+	runtime_free(rt);
+	event_base_free(base);
+}
+END_TEST
+
 START_TEST(test_verifier_rejects)
 {
 	struct program *p = compile_ok("acl a sender a@x\nacl b sender b@x\naction r REJECT\n"
@@ -357,6 +446,8 @@ Suite *vm_suite(void)
 	tcase_add_test(tc, test_many_suspended_and_abandoned);
 	tcase_add_test(tc, test_tempfail_modes);
 	tcase_add_test(tc, test_answered_at_once);
+	tcase_add_test(tc, test_score_several_waits);
+	tcase_add_test(tc, test_score_memo);
 	tcase_add_test(tc, test_verifier_rejects);
 	suite_add_tcase(s, tc);
 	return s;
