@@ -30,7 +30,9 @@
 	X(rhsbl)        \
 	X(rhsbl_helo)   \
 	X(rhsbl_client) \
-	X(spf)
+	X(spf)          \
+	X(mx)           \
+	X(a)
 
 #define X(n) extern const struct acl_type acl_##n##_type;
 ACL_TYPES(X)

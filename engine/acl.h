@@ -67,7 +67,11 @@ struct acl_compile {
 	X(rbl_answer)          \
 	X(rbl_txt)             \
 	X(spf_result)          \
-	X(spf_received)
+	X(spf_received)        \
+	X(mx_hosts)            \
+	X(mx_none)             \
+	X(dns_name)            \
+	X(dns_address)
 
 enum var_id {
 	VAR_BASE = ATTR_COUNT - 1,
