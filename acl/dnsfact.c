@@ -206,6 +206,12 @@ static bool attr_word(struct acl_compile *c, struct fact_acl *d, const struct as
 			   ? "an address" : "a number", type);
 		return false;
 	}
+	if (w->len > 3 && !memcmp(w->s, "${", 2) && w->s[w->len - 1] == '}' &&
+	    attr_lookup(w->s + 2, w->len - 3) >= 0) {
+		diag_error(c->diags, w->loc, "write the attribute's name without ${}: %s %.*s ...",
+			   type, (int)w->len - 3, w->s + 2);
+		return false;
+	}
 	const char *hint = suggest_word(w->s, w->len, attr_candidate, NULL);
 	if (hint)
 		diag_error(c->diags, w->loc, "unknown attribute '%s'; did you mean '%s'? (%s)",
