@@ -31,7 +31,9 @@
 	X(rhsbl_helo)   \
 	X(rhsbl_client) \
 	X(spf)          \
-	X(score)
+	X(score)        \
+	X(mx)           \
+	X(a)
 
 #define X(n) extern const struct acl_type acl_##n##_type;
 ACL_TYPES(X)

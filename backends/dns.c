@@ -367,7 +367,7 @@ static void parse_packet(struct dns_query *q, const unsigned char *pkt, int len)
 	}
 	struct dns_rr rr[DNS_MAX_RR];
 	struct dns_result r = { .status = DNS_NOTFOUND, .rr = rr, .nxdomain = rcode == ns_r_nxdomain };
-	uint32_t ttl = UINT32_MAX;
+	uint32_t ttl = UINT32_MAX, nullttl = UINT32_MAX;
 	if (rcode == ns_r_noerror) {
 		for (int i = 0; i < ns_msg_count(m, ns_s_an) && r.n < DNS_MAX_RR; i++) {
 			ns_rr x;
@@ -386,6 +386,14 @@ static void parse_packet(struct dns_query *q, const unsigned char *pkt, int len)
 				o->txt = txt_string(rd, rdlen, &o->txtlen);
 			else if (q->type == DNS_T_MX && rdlen > 2) {
 				o->pref = (uint16_t)ns_get16(rd);
+				if (rdlen == 3 && rd[2] == 0) {
+					/* the root: a null MX (RFC 7505), said but not
+					   a host (SPF never sees it) */
+					r.null_mx = true;
+					if (ns_rr_ttl(x) < nullttl)
+						nullttl = ns_rr_ttl(x);
+					continue;
+				}
 				if (!(o->host = dname(&m, rd + 2)))
 					continue;
 			} else if (q->type == DNS_T_PTR) {
@@ -400,8 +408,10 @@ static void parse_packet(struct dns_query *q, const unsigned char *pkt, int len)
 	}
 	if (r.n > 0) {
 		r.status = DNS_FOUND;
-		r.ttl = ttl;
+		r.ttl = ttl < nullttl ? ttl : nullttl;
 		r.nxdomain = false;
+	} else if (r.null_mx) {
+		r.ttl = nullttl;            /* no SOA: the null MX's own TTL */
 	} else {
 		for (int i = 0; i < ns_msg_count(m, ns_s_ns); i++) {
 			ns_rr x;

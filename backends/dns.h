@@ -72,6 +72,10 @@ struct dns_result {
 	uint32_t ttl;           /* FOUND: the smallest record TTL; NOTFOUND: the
 				   SOA's negative TTL when there is one, else 0 */
 	bool nxdomain;          /* NOTFOUND: the name does not exist at all */
+	bool null_mx;           /* MX: the answer held a record whose exchange is
+				   the root, "." (RFC 7505's null MX, "no mail
+				   here"); such records are not in rr, so an
+				   answer of only that is NOTFOUND with this set */
 	size_t n;               /* FOUND: records in rr (>= 1) */
 	const struct dns_rr *rr;
 	const char *why;        /* TEMPFAIL: a short reason ("timeout", "SERVFAIL") */

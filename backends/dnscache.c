@@ -21,6 +21,7 @@ struct dc_entry {
 	enum dns_type type;
 	enum dns_status status;
 	bool nxdomain;
+	bool null_mx;
 	size_t n;
 	struct dns_rr *rr;               /* n records, inside this allocation */
 	char *name;                      /* inside this allocation */
@@ -81,6 +82,7 @@ bool dnscache_get(struct dnscache *c, const char *name, enum dns_type type, uint
 		return false;
 	r->status = e->status;
 	r->nxdomain = e->nxdomain;
+	r->null_mx = e->null_mx;
 	r->n = e->n;
 	r->rr = e->rr;
 	r->ttl = (uint32_t)(e->expires - now);
@@ -136,6 +138,7 @@ void dnscache_put(struct dnscache *c, const struct dns_result *r, uint32_t ttl, 
 	e->type = r->type;
 	e->status = n ? DNS_FOUND : DNS_NOTFOUND;
 	e->nxdomain = r->nxdomain;
+	e->null_mx = r->null_mx;
 	e->n = n;
 	e->chain = *link;
 	*link = e;

@@ -101,7 +101,11 @@ struct acl_compile {
 	X(spf_received)        \
 	X(score)               \
 	X(score_hits)          \
-	X(score_missing)
+	X(score_missing)       \
+	X(mx_hosts)            \
+	X(mx_none)             \
+	X(dns_name)            \
+	X(dns_address)
 
 enum var_id {
 	VAR_BASE = ATTR_COUNT - 1,
