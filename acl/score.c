@@ -305,8 +305,8 @@ static enum tri score_eval(const struct acl_rt *acl, struct eval_ctx *e)
 	if (pending)
 		return TRI_PENDING;     /* evaluated again when they have answered */
 
-	bool show = vm_tracing(e) || vm_var_used(e, VAR_score) || vm_var_used(e, VAR_score_hits) ||
-		    vm_var_used(e, VAR_score_missing);
+	/* ${score}, ${score_hits} and ${score_missing} are set every time,
+	 * used in a template or not: the decision log shows them (vm_log_line) */
 	struct strbuf hits, missing;
 	sb_init(&hits);
 	sb_init(&missing);
@@ -319,8 +319,6 @@ static enum tri score_eval(const struct acl_rt *acl, struct eval_ctx *e)
 		bool holds = (r == TRI_TRUE) != t->neg;
 		if (holds)
 			sum += t->weight;
-		if (!show)
-			continue;
 		if (holds) {
 			if (hits.len)
 				sb_addc(&hits, ' ');
@@ -352,20 +350,18 @@ static enum tri score_eval(const struct acl_rt *acl, struct eval_ctx *e)
 		}
 	}
 	bool match = compare(m->op, sum, m->threshold);
-	if (show) {
-		struct strbuf b;
-		sb_init(&b);
-		milli_format(&b, sum);
-		vm_set_var(e, VAR_score, b.s);
-		vm_set_var(e, VAR_score_hits, hits.len ? hits.s : "");
-		vm_set_var(e, VAR_score_missing, missing.len ? missing.s : "");
-		sb_printf(&b, " %s ", op_names[m->op]);
-		milli_format(&b, m->threshold);
-		vm_tracef(e, "    score %s = %s: %s%s%s%s\n", acl_name(acl), b.s,
-			  match ? "true" : "false", missing.len ? " (computed without " : "",
-			  missing.len ? missing.s : "", missing.len ? ")" : "");
-		sb_free(&b);
-	}
+	struct strbuf b;
+	sb_init(&b);
+	milli_format(&b, sum);
+	vm_set_var(e, VAR_score, b.s);
+	vm_set_var(e, VAR_score_hits, hits.len ? hits.s : "");
+	vm_set_var(e, VAR_score_missing, missing.len ? missing.s : "");
+	sb_printf(&b, " %s ", op_names[m->op]);
+	milli_format(&b, m->threshold);
+	vm_tracef(e, "    score %s = %s: %s%s%s%s\n", acl_name(acl), b.s,
+		  match ? "true" : "false", missing.len ? " (computed without " : "",
+		  missing.len ? missing.s : "", missing.len ? ")" : "");
+	sb_free(&b);
 	sb_free(&hits);
 	sb_free(&missing);
 	return match ? TRI_TRUE : TRI_FALSE;

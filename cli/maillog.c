@@ -1425,7 +1425,8 @@ static char *decision_value(struct maillog *m, const char **pp, const char *end,
  * not what the request held (vm_log_line): a replay skips them, so it
  * rebuilds the request Postfix sent. A new such field is a row here.
  */
-static const char *const decision_notes[] = { "greylist", "tempfail" };
+static const char *const decision_notes[] = { "greylist", "score", "score_hits",
+					       "score_missing", "tempfail" };
 
 static bool decision_note(const char *k, size_t klen)
 {
@@ -1452,7 +1453,8 @@ static bool skip_decision_value(const char **pp, const char *end)
 }
 
 /* mxacld: "decision client=NAME[ADDR] helo=<H> from=<S> to=<R> [a=<v>...]
- * [greylist=<G>] [tempfail=<T>] rule=R action=WORD text" */
+ * [greylist=<G>] [score=<S> score_hits=<H> [score_missing=<M>]] [tempfail=<T>]
+ * rule=R action=WORD text" */
 static enum maillog_line decision_line(struct maillog *m, const char *p, const char *end, time_t t,
 				       struct maillog_req *out)
 {

@@ -637,6 +637,22 @@ void vm_log_line(struct vm *vm, struct strbuf *out)
 		sb_adds(out, " greylist=");
 		log_bytes(out, grey, strlen(grey));
 	}
+	/* The last score evaluated, as ${score} and ${score_hits} show it
+	 * (acl/score.c sets them whenever a score is computed): why a line
+	 * rejected, greppable without --explain. */
+	const char *score = vm->vars[VAR_score - VAR_BASE - 1];
+	if (score) {
+		const char *hits = vm->vars[VAR_score_hits - VAR_BASE - 1];
+		const char *missing = vm->vars[VAR_score_missing - VAR_BASE - 1];
+		sb_adds(out, " score=");
+		log_bytes(out, score, strlen(score));
+		sb_adds(out, " score_hits=");
+		log_bytes(out, hits ? hits : "", hits ? strlen(hits) : 0);
+		if (missing && *missing) {
+			sb_adds(out, " score_missing=");
+			log_bytes(out, missing, strlen(missing));
+		}
+	}
 	log_failures(vm, out);
 	if (vm->rule == NO_RULE)
 		sb_adds(out, vm->by_tempfail ? " rule=tempfail" : " rule=default");

@@ -24,7 +24,7 @@ TRACE = """request 1 (-):
     score spammy = 4.5 >= 3: true
   acl spammy (score_weights.conf:10) score: match
   => decision client=unknown[198.51.100.7] helo=<[198.51.100.7]> from=<> to=<> \
-rule=score_weights.conf:12 action=REJECT 5.7.1 score 4.5 (barracuda*2 !fcrdns*1.5 helo_mismatch*1)
+score=<4.5> score_hits=<barracuda*2 !fcrdns*1.5 helo_mismatch*1> rule=score_weights.conf:12 action=REJECT 5.7.1 score 4.5 (barracuda*2 !fcrdns*1.5 helo_mismatch*1)
 """
 
 
