@@ -168,6 +168,8 @@ sysusersdir    ?= $(PREFIX)/lib/sysusers.d
 tmpfilesdir    ?= $(PREFIX)/lib/tmpfiles.d
 MANPAGES   = docs/man/mxacld.8 docs/man/mxacl.1 docs/man/mxacl-policy.5
 DOCS       = $(wildcard docs/*.md) README LICENSE conf.d/request.txt
+# example policies (other programs' policies translated), as documentation
+EXAMPLES   = $(wildcard conf.d/examples/*.conf)
 EXAMPLE_LISTS = $(wildcard conf.d/lists/*)
 # the config: installed when there is none, never over one (yours)
 INSTALL_KEEP = install_keep() { if [ -e "$$2" ]; then \
@@ -175,7 +177,7 @@ INSTALL_KEEP = install_keep() { if [ -e "$$2" ]; then \
 	else install -m 0644 "$$1" "$$2"; fi; }
 
 install: $(B)/mxacld $(B)/mxacl
-	install -d $(DESTDIR)$(sbindir) $(DESTDIR)$(bindir) $(DESTDIR)$(docdir) \
+	install -d $(DESTDIR)$(sbindir) $(DESTDIR)$(bindir) $(DESTDIR)$(docdir)/examples \
 		$(DESTDIR)$(mandir)/man1 $(DESTDIR)$(mandir)/man5 $(DESTDIR)$(mandir)/man8 \
 		$(DESTDIR)$(systemdunitdir) $(DESTDIR)$(sysusersdir) $(DESTDIR)$(tmpfilesdir) \
 		$(DESTDIR)$(sysconfdir)/mxacl/lists $(DESTDIR)$(sysconfdir)/default
@@ -185,6 +187,7 @@ install: $(B)/mxacld $(B)/mxacl
 	install -m 0644 docs/man/mxacl-policy.5 $(DESTDIR)$(mandir)/man5/mxacl-policy.5
 	install -m 0644 docs/man/mxacld.8 $(DESTDIR)$(mandir)/man8/mxacld.8
 	install -m 0644 $(DOCS) $(DESTDIR)$(docdir)/
+	install -m 0644 $(EXAMPLES) $(DESTDIR)$(docdir)/examples/
 	sed -e 's|@SBINDIR@|$(sbindir)|g' -e 's|@SYSCONFDIR@|$(sysconfdir)|g' \
 		dist/mxacld.service.in > $(DESTDIR)$(systemdunitdir)/mxacld.service
 	chmod 0644 $(DESTDIR)$(systemdunitdir)/mxacld.service

@@ -31,6 +31,20 @@ class ExampleConf(unittest.TestCase):
             p = check(f.read())
         self.assertEqual((p.returncode, p.stdout + p.stderr), (0, ""))
 
+    def test_examples_as_shipped(self):
+        """conf.d/examples/*.conf (installed as documentation) compile
+        without a warning; how they behave: test_policyd_weight.py,
+        test_postscreen_weights.py."""
+        d = os.path.join(ROOT, "conf.d", "examples")
+        names = sorted(f for f in os.listdir(d) if f.endswith(".conf"))
+        self.assertIn("policyd-weight.conf", names)
+        self.assertIn("postscreen-weights.conf", names)
+        for name in names:
+            with self.subTest(name):
+                p = subprocess.run([mxacl_path(), "check", "-c", os.path.join(d, name)],
+                                   capture_output=True, text=True, timeout=60)
+                self.assertEqual((p.returncode, p.stdout + p.stderr), (0, ""))
+
     def test_dns_block_as_the_comment_says(self):
         with open(POLICY) as f:
             lines = f.read().splitlines()

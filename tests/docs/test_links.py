@@ -110,6 +110,11 @@ class DocLinks(unittest.TestCase):
         self.assertNotIn("docs/dev/", cmd)
         # the sample requests the example policy's header points to
         self.assertIn("conf.d/request.txt", cmd)
+        # the example policies, as documentation
+        ex = [l for l in p.stdout.splitlines() if "share/doc/mxacl/examples" in l]
+        self.assertTrue(any("conf.d/examples/policyd-weight.conf" in l
+                            and "conf.d/examples/postscreen-weights.conf" in l for l in ex),
+                        p.stdout)
 
 
 if __name__ == "__main__":

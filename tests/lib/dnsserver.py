@@ -429,19 +429,29 @@ class ZoneServer:
     inside ZONE. "TIMEOUT" in a name's list: a query of a type the name has
     no record of (listed before the marker) is never answered. A name not
     in ZONE is NXDOMAIN, or never answered when it starts with a label in
-    TIMEOUT_PREFIXES. Every answer has TTL ttl."""
+    TIMEOUT_PREFIXES. A name whose list is ["SERVFAIL"] answers SERVFAIL to
+    every type. Every answer has TTL ttl.
 
-    def __init__(self, zone, timeout_prefixes=(), ttl=300):
+    host and port choose where it listens: 127.0.0.1 and a free port by
+    default. A client that can only ask port 53 (policyd-weight's DNS list
+    lookups) gets a server on port 53 of another loopback address
+    (host="127.0.0.N", port=53: needs root); never a non-loopback address."""
+
+    def __init__(self, zone, timeout_prefixes=(), ttl=300, host="127.0.0.1", port=None):
+        if not host.startswith("127."):
+            raise ValueError("ZoneServer listens on loopback only, not %s" % host)
         self.zone = {k.lower().rstrip("."): v for k, v in zone.items()}
         self.timeout_prefixes = tuple(timeout_prefixes)
         self.ttl = ttl
+        self.host = host
+        self.want_port = port
         self.port = None
         self.servers = []
         self.queries = []     # (name, type number) of every query seen
 
     @property
     def server(self):
-        return "127.0.0.1:%d" % self.port
+        return "%s:%d" % (self.host, self.port)
 
     def _records(self, name, qtype):
         """(rcode, [(owner, type, value)]) or None: do not answer."""
@@ -455,6 +465,8 @@ class ZoneServer:
                 if name.lower().split(".")[0] in self.timeout_prefixes:
                     return None
                 return 3, []
+            if entries == ["SERVFAIL"]:
+                return 2, []                   # the name's server failed
             found = False
             cname = None
             for e in entries:
@@ -541,16 +553,20 @@ class ZoneServer:
             daemon_threads = True
             allow_reuse_address = True
 
-        for _ in range(20):
-            port = free_port()
+        for _ in range(1 if self.want_port else 20):
+            port = self.want_port or free_port()
             try:
-                u = UdpServer(("127.0.0.1", port), Udp)
+                u = UdpServer((self.host, port), Udp)
             except OSError:
+                if self.want_port:
+                    raise
                 continue
             try:
-                t = TcpServer(("127.0.0.1", port), Tcp)
+                t = TcpServer((self.host, port), Tcp)
             except OSError:
                 u.server_close()
+                if self.want_port:
+                    raise
                 continue
             self.port, self.servers = port, [u, t]
             break
