@@ -245,6 +245,8 @@ class Mxacld:
                 # from the running loop, when the log is ours to read.
                 if self.log_mode == "stderr":
                     self.wait_log(STARTED.pattern, max(1.0, deadline - time.monotonic()))
+                elif self.log_mode and self.log_mode.startswith("/"):
+                    self.wait_file(self.log_mode, STARTED, deadline)
                 return self
             except OSError:
                 pass
@@ -252,6 +254,19 @@ class Mxacld:
                 self.kill()
                 raise AssertionError("mxacld does not accept connections on %s:\n%s"
                                      % (self.endpoint, self.log_text()))
+            time.sleep(0.02)
+
+    def wait_file(self, path, rx, deadline):
+        """Wait for rx in a log file mxacld writes itself (--log FILE)."""
+        while True:
+            try:
+                with open(path, errors="replace") as f:
+                    if rx.search(f.read()):
+                        return
+            except FileNotFoundError:
+                pass
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError("no %r in %s:\n%s" % (rx.pattern, path, self.log_text()))
             time.sleep(0.02)
 
     def running(self):
