@@ -193,10 +193,17 @@ void vm_wait_done(struct vm_wait *w, enum tri answer)
 		vm->resume(vm, vm->arg);
 }
 
+/* The slot of lookup value var in vm->vars, or NULL for an id that is none. */
+static const char **var_slot(struct vm *vm, int var)
+{
+	return var > VAR_BASE && var < VAR_END ? &vm->vars[var - VAR_BASE - 1] : NULL;
+}
+
 static void set_var(struct vm *vm, enum var_id var, const char *value)
 {
-	if (var > VAR_BASE && var < VAR_END)
-		vm->vars[var - VAR_BASE - 1] = arena_strdup(vm->req->arena, value);
+	const char **slot = var_slot(vm, var);
+	if (slot)
+		*slot = arena_strdup(vm->req->arena, value);
 }
 
 void vm_set_var(struct eval_ctx *e, enum var_id var, const char *value)
@@ -206,7 +213,8 @@ void vm_set_var(struct eval_ctx *e, enum var_id var, const char *value)
 
 const char *vm_get_var(struct eval_ctx *e, enum var_id var)
 {
-	return var > VAR_BASE && var < VAR_END ? e->vm->vars[var - VAR_BASE - 1] : NULL;
+	const char **slot = var_slot(e->vm, var);
+	return slot ? *slot : NULL;
 }
 
 bool vm_var_used(const struct eval_ctx *e, enum var_id var)
@@ -516,8 +524,9 @@ enum vm_status vm_run(struct vm *vm)
 static bool vm_lookup(void *ctx, int var, const char **val, size_t *len)
 {
 	struct vm *vm = ctx;
-	if (var > VAR_BASE && var < VAR_END) {
-		const char *s = vm->vars[var - VAR_BASE - 1];
+	const char **slot = var_slot(vm, var);
+	if (slot) {
+		const char *s = *slot;
 		*val = s;
 		*len = s ? strlen(s) : 0;
 		return s != NULL;
@@ -567,6 +576,13 @@ static void log_value(struct strbuf *out, const struct req_value *v)
  * decided a test on the way to this verdict (struct vm_failure), each
  * acl once, in the order they answered.
  */
+/* " key=<value>", the value escaped as log_bytes does. */
+static void log_field(struct strbuf *out, const char *key, const char *value)
+{
+	sb_printf(out, " %s=", key);
+	log_bytes(out, value, strlen(value));
+}
+
 static void log_failures(const struct vm *vm, struct strbuf *out)
 {
 	const struct program *p = vm->p;
@@ -632,26 +648,20 @@ void vm_log_line(struct vm *vm, struct strbuf *out)
 		log_value(out, &r->v[a]);
 	}
 	/* what the lookups did: not request attributes (a replay skips them) */
-	const char *grey = vm->vars[VAR_greylist_reason - VAR_BASE - 1];
-	if (grey) {
-		sb_adds(out, " greylist=");
-		log_bytes(out, grey, strlen(grey));
-	}
+	const char *grey = *var_slot(vm, VAR_greylist_reason);
+	if (grey)
+		log_field(out, "greylist", grey);
 	/* The last score evaluated, as ${score} and ${score_hits} show it
 	 * (acl/score.c sets them whenever a score is computed): why a line
 	 * rejected, greppable without --explain. */
-	const char *score = vm->vars[VAR_score - VAR_BASE - 1];
+	const char *score = *var_slot(vm, VAR_score);
 	if (score) {
-		const char *hits = vm->vars[VAR_score_hits - VAR_BASE - 1];
-		const char *missing = vm->vars[VAR_score_missing - VAR_BASE - 1];
-		sb_adds(out, " score=");
-		log_bytes(out, score, strlen(score));
-		sb_adds(out, " score_hits=");
-		log_bytes(out, hits ? hits : "", hits ? strlen(hits) : 0);
-		if (missing && *missing) {
-			sb_adds(out, " score_missing=");
-			log_bytes(out, missing, strlen(missing));
-		}
+		const char *hits = *var_slot(vm, VAR_score_hits);
+		const char *missing = *var_slot(vm, VAR_score_missing);
+		log_field(out, "score", score);
+		log_field(out, "score_hits", hits ? hits : "");
+		if (missing && *missing)
+			log_field(out, "score_missing", missing);
 	}
 	log_failures(vm, out);
 	if (vm->rule == NO_RULE)
