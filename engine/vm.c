@@ -579,7 +579,9 @@ static void log_value(struct strbuf *out, const struct req_value *v)
 /* " key=<value>", the value escaped as log_bytes does. */
 static void log_field(struct strbuf *out, const char *key, const char *value)
 {
-	sb_printf(out, " %s=", key);
+	sb_addc(out, ' ');
+	sb_adds(out, key);
+	sb_addc(out, '=');
 	log_bytes(out, value, strlen(value));
 }
 
