@@ -31,10 +31,10 @@ diff) and check it against docs/language.md before keeping it.
 """
 import difflib
 import os
-import shutil
 import subprocess
-import tempfile
 import unittest
+
+from mxtest import ScratchDir
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -132,18 +132,10 @@ for _kind in KINDS:
                 _make_test(_kind, _name))
 
 
-class Generated(unittest.TestCase):
+class Generated(ScratchDir, unittest.TestCase):
     """Cases whose input is generated: too big, or needing absolute paths."""
 
-    def setUp(self):
-        self.dir = tempfile.mkdtemp(prefix="mxacl-golden-")
-
-    def tearDown(self):
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-    def write(self, name, text):
-        with open(os.path.join(self.dir, name), "w") as f:
-            f.write(text)
+    prefix = "mxacl-golden-"
 
     def test_big_literal_policy(self):
         """10,000 literal sender lines: one SWITCH, first match kept."""

@@ -5,26 +5,15 @@ glob in a missing directory is an error. The fixed cases are golden files
 (tests/golden/diag/include_*.conf).
 """
 import os
-import shutil
-import tempfile
 import time
 import unittest
 
 from test_golden import run_mxacl
+from mxtest import ScratchDir
 
 
-class Include(unittest.TestCase):
-    def setUp(self):
-        self.dir = tempfile.mkdtemp(prefix="mxacl-include-")
-
-    def tearDown(self):
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-    def write(self, name, text):
-        path = os.path.join(self.dir, name)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, "w") as f:
-            f.write(text)
+class Include(ScratchDir, unittest.TestCase):
+    prefix = "mxacl-include-"
 
     def test_nine_files_that_each_include_the_others(self):
         """The report's conf.d: nine files, each "include *.conf". Each is

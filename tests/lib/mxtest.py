@@ -345,3 +345,33 @@ class Mxacld:
         """One request on a fresh connection; the reply's action line."""
         with PolicyConn(self.endpoint, timeout) as c:
             return c.request(attrs)
+
+
+class ScratchDir:
+    """A unittest mixin: self.dir, a fresh directory per test, filled with
+    the files of the folders in copy_from and removed afterwards."""
+
+    prefix = "mxacl-test-"
+    copy_from = ()
+
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix=self.prefix)
+        for d in self.copy_from:
+            for f in os.listdir(d):
+                shutil.copy(os.path.join(d, f), self.dir)
+
+    def tearDown(self):
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def write(self, name, text):
+        """Write text to name (subfolders made as needed); returns name."""
+        path = os.path.join(self.dir, name)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w") as f:
+            f.write(text)
+        return name
+
+    def read(self, name):
+        with open(os.path.join(self.dir, name)) as f:
+            return f.read()
+

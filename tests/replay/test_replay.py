@@ -12,12 +12,10 @@ import gzip
 import json
 import os
 import re
-import shutil
 import subprocess
-import tempfile
 import unittest
 
-from mxtest import Mxacld, free_port, mxacl_path, ROOT
+from mxtest import ScratchDir, Mxacld, free_port, mxacl_path, ROOT
 
 FIX = os.path.join(ROOT, "tests", "replay", "fixtures")
 
@@ -49,19 +47,9 @@ POSTFIX_WANT = [
 ]
 
 
-class ReplayTest(unittest.TestCase):
-    def setUp(self):
-        self.dir = tempfile.mkdtemp(prefix="mxacl-replay-")
-        for f in os.listdir(FIX):
-            shutil.copy(os.path.join(FIX, f), self.dir)
-
-    def tearDown(self):
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-    def write(self, name, text):
-        with open(os.path.join(self.dir, name), "w") as f:
-            f.write(text)
-        return name
+class ReplayTest(ScratchDir, unittest.TestCase):
+    prefix = "mxacl-replay-"
+    copy_from = (FIX,)
 
     def replay(self, *args, stdin=None, year="2024", want_rc=0):
         argv = [mxacl_path(), "replay"] + (["--year", year] if year else []) + list(args)

@@ -9,35 +9,18 @@ The logs are read with TZ=UTC and --year 2020.
 import json
 import os
 import re
-import shutil
 import subprocess
-import tempfile
 import unittest
 
-from mxtest import mxacl_path, ROOT
+from mxtest import ScratchDir, mxacl_path, ROOT
 
 REAL = os.path.join(ROOT, "tests", "replay", "real")
 FIX = os.path.join(ROOT, "tests", "replay", "fixtures")
 
 
-class ReplayRealTest(unittest.TestCase):
-    def setUp(self):
-        self.dir = tempfile.mkdtemp(prefix="mxacl-replay-real-")
-        for d in (REAL, FIX):
-            for f in os.listdir(d):
-                shutil.copy(os.path.join(d, f), self.dir)
-
-    def tearDown(self):
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-    def write(self, name, text):
-        with open(os.path.join(self.dir, name), "w") as f:
-            f.write(text)
-        return name
-
-    def read(self, name):
-        with open(os.path.join(self.dir, name)) as f:
-            return f.read()
+class ReplayRealTest(ScratchDir, unittest.TestCase):
+    prefix = "mxacl-replay-real-"
+    copy_from = (REAL, FIX)
 
     def replay(self, *args):
         argv = [mxacl_path(), "replay", "--year", "2020", "--format", "json", "-c",
