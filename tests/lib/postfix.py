@@ -596,6 +596,39 @@ def mxacld_ready():
     return None
 
 
+class PostfixPolicyCase(unittest.TestCase):
+    """A private Postfix (cls.postfix) in front of an mxacld (cls.policy),
+    and optionally a test DNS server (cls.dns), for a whole test class.
+    setUpClass calls start(fn): fn starts them, and anything it started is
+    stopped if it fails. tearDownClass stops Postfix first, then mxacld,
+    then the DNS server."""
+
+    postfix = None
+    policy = None
+    dns = None
+
+    @classmethod
+    def start(cls, fn):
+        try:
+            fn()
+        except BaseException:
+            cls.tearDownClass()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        for name, stop in (("postfix", "stop"), ("policy", "stop"), ("dns", "cleanup")):
+            part = getattr(cls, name)
+            if part:
+                setattr(cls, name, None)
+                getattr(part, stop)()
+
+    def context(self):
+        """The ends of both logs, for a failing assertion's message."""
+        return "\n--- mxacld log (end):\n%s\n--- Postfix maillog (end):\n%s" % (
+            self.policy.log_text()[-3000:], self.postfix.log_text()[-3000:])
+
+
 def missing_tools():
     """Why a private Postfix cannot run here, or None when it can."""
     for tool in ("postfix", "postqueue", "postcat", "swaks", "script"):

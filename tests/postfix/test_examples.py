@@ -62,39 +62,23 @@ def line_of(text, path=POLICY):
     raise AssertionError("%s: no line %r" % (path, text))
 
 
-class ShippedExample(unittest.TestCase):
-
-    postfix = None
-    policy = None
+class ShippedExample(pf.PostfixPolicyCase):
 
     @classmethod
     def setUpClass(cls):
         pf.require()
         cls.main = header_main_cf()
         cls.endpoint = "inet:127.0.0.1:10038"
-        try:
-            listen = "inet:127.0.0.1:%d" % pf.free_port()
-            cls.policy = pf.start_mxacld_file(POLICY, listen)
-            main = {k: v.replace(cls.endpoint, listen) for k, v in cls.main.items()}
-            main.update({"smtpd_authorized_xclient_hosts": "127.0.0.0/8",
-                         "relay_domains": "example.com example.net example.org"})
-            cls.postfix = pf.PrivatePostfix(listen, main=main).start()
-        except BaseException:
-            cls.tearDownClass()
-            raise
+        cls.start(cls.start_servers)
 
     @classmethod
-    def tearDownClass(cls):
-        if cls.postfix:
-            cls.postfix.stop()
-            cls.postfix = None
-        if cls.policy:
-            cls.policy.stop()
-            cls.policy = None
-
-    def context(self):
-        return "\n--- mxacld log (end):\n%s\n--- Postfix maillog (end):\n%s" % (
-            self.policy.log_text()[-3000:], self.postfix.log_text()[-3000:])
+    def start_servers(cls):
+        listen = "inet:127.0.0.1:%d" % pf.free_port()
+        cls.policy = pf.start_mxacld_file(POLICY, listen)
+        main = {k: v.replace(cls.endpoint, listen) for k, v in cls.main.items()}
+        main.update({"smtpd_authorized_xclient_hosts": "127.0.0.0/8",
+                     "relay_domains": "example.com example.net example.org"})
+        cls.postfix = pf.PrivatePostfix(listen, main=main).start()
 
     def session(self, rcpts, sender, addr, name=None, helo=None, login=None,
                 quit_after=None, body=None):

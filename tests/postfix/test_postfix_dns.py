@@ -32,38 +32,21 @@ access spf_seen spf_hdr
 """
 
 
-class DnsThroughPostfix(unittest.TestCase):
+class DnsThroughPostfix(pf.PostfixPolicyCase):
     @classmethod
     def setUpClass(cls):
         pf.require()
-        cls.dns = cls.policy = cls.postfix = None
-        try:
-            cls.dns = DnsServer(records=RECORDS, zones=ZONES).start()
-            listen = "inet:127.0.0.1:%d" % pf.free_port()
-            cls.policy = pf.start_mxacld(CONF, listen, extra_args=["--dns", cls.dns.server])
-            cls.postfix = pf.PrivatePostfix(listen, main={
-                "smtpd_authorized_xclient_hosts": "127.0.0.0/8",
-                "relay_domains": DOMAIN,
-            }).start()
-        except BaseException:
-            cls.tearDownClass()
-            raise
+        cls.start(cls.start_servers)
 
     @classmethod
-    def tearDownClass(cls):
-        if cls.postfix:
-            cls.postfix.stop()
-            cls.postfix = None
-        if cls.policy:
-            cls.policy.stop()
-            cls.policy = None
-        if cls.dns:
-            cls.dns.cleanup()
-            cls.dns = None
-
-    def context(self):
-        return "\n--- mxacld log:\n%s\n--- Postfix maillog (end):\n%s" % (
-            self.policy.log_text()[-3000:], self.postfix.log_text()[-3000:])
+    def start_servers(cls):
+        cls.dns = DnsServer(records=RECORDS, zones=ZONES).start()
+        listen = "inet:127.0.0.1:%d" % pf.free_port()
+        cls.policy = pf.start_mxacld(CONF, listen, extra_args=["--dns", cls.dns.server])
+        cls.postfix = pf.PrivatePostfix(listen, main={
+            "smtpd_authorized_xclient_hosts": "127.0.0.0/8",
+            "relay_domains": DOMAIN,
+        }).start()
 
     def smtp(self, client, sender, *extra):
         return self.postfix.swaks("--xclient-addr", client, "--from", sender,
