@@ -25,6 +25,7 @@
 	X(greylist)     \
 	X(greylisting)  \
 	X(rate)         \
+	X(distinct)     \
 	X(rbl)          \
 	X(dnswl)        \
 	X(rhsbl)        \

@@ -93,7 +93,8 @@ uint64_t runtime_dns_deadline(struct runtime *rt, uint64_t *slot);
 				      "first")                                             \
 	X(reloads, COUNTER, "policy reloads that compiled and were swapped in")           \
 	X(reloads_failed, COUNTER, "policy reloads rejected for errors (the previous "    \
-				    "policy stays)")
+				    "policy stays)")                                       \
+	X(distinct_checks, COUNTER, "distinct acls asked of the store")
 
 enum runtime_counter_kind { RUNTIME_COUNTER, RUNTIME_GAUGE, RUNTIME_STATS };
 

@@ -21,6 +21,7 @@ struct store_call {
 	union {
 		grey_cb grey;
 		rate_cb rate;
+		distinct_cb distinct;
 	} cb;
 	void *arg;
 	uint64_t t0;                   /* 0: not timed (the memory store) */
@@ -143,6 +144,26 @@ void store_rate(struct store *s, const struct rate_query *q, rate_cb cb, void *a
 	struct store_call *c = store_call_get(s, arg);
 	c->cb.rate = cb;
 	s->ops->rate(s, q, store_rate_done, c);
+}
+
+static void store_distinct_done(void *arg, enum store_status st, const struct distinct_answer *a)
+{
+	struct store_call *c = arg;
+	distinct_cb cb = c->cb.distinct;
+	void *cb_arg = c->arg;
+	store_call_put(c, st);
+	cb(cb_arg, st, a);
+}
+
+void store_distinct(struct store *s, const struct distinct_query *q, distinct_cb cb, void *arg)
+{
+	if (!s->stats) {
+		s->ops->distinct(s, q, cb, arg);
+		return;
+	}
+	struct store_call *c = store_call_get(s, arg);
+	c->cb.distinct = cb;
+	s->ops->distinct(s, q, store_distinct_done, c);
 }
 
 void store_list(struct store *s, time_t now, store_list_cb cb, void *arg)

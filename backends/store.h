@@ -1,5 +1,5 @@
 /*
- * store - where greylisting and rate counters keep their state: embedded
+ * store - where greylisting, rate and distinct counters keep their state: embedded
  * in memory by default (store_memory.c), or in Redis when several MX
  * gateways must share it (store_redis.c). A backend is a small table of
  * functions (OpenSMTPD's table_*.c), picked by the scheme of a URL:
@@ -9,7 +9,7 @@
  *   redis+unix://[[USER]:PASSWORD@]/PATH[?db=N&prefix=P&timeout=MS]
  * (docs/store.md has the details.)
  *
- * grey, rate and each single edit are one atomic check-and-update on the
+ * grey, rate, distinct and each single edit are one atomic check-and-update on the
  * store's side, so two gateways racing on one triplet cannot both pass it
  * early (list and flush are not snapshots). Answers come through a callback
  * called exactly once: at once (the memory store, or Redis while it is
@@ -106,6 +106,38 @@ struct rate_answer {
 /* Records one event at now and answers the count. */
 typedef void (*rate_cb)(void *arg, enum store_status st, const struct rate_answer *a);
 
+/* ---- distinct-value counters ---------------------------------------------- */
+
+struct distinct_query {
+	const char *key;        /* e.g. "sasl_username|country|3/3600|alice" */
+	size_t key_len;
+	const char *value;      /* this request's value, e.g. "DE"; never empty */
+	size_t value_len;
+	uint32_t limit;         /* distinct values allowed in window */
+	uint32_t window;        /* seconds */
+	time_t now;
+};
+
+struct distinct_answer {
+	uint32_t count;         /* distinct values seen in (now - window, now],
+				   this one included: at most limit + 1 */
+	bool over;              /* count > limit: the acl matches */
+};
+
+/*
+ * The check-and-update of a distinct counter, a set of (value, last seen)
+ * per key, exact (values are kept whole, never hashed):
+ *  - values last seen at or before now - window leave the set;
+ *  - a value already in the set is seen again: its time becomes now (never
+ *    earlier than it was: another gateway's clock may be behind), count =
+ *    the set's size, not over;
+ *  - a new value with fewer than limit in the set joins it at now;
+ *  - a new value with limit already in the set is not recorded: count =
+ *    limit + 1, over. A refused request uses up nothing, and the set never
+ *    holds more than limit values (memory per key is bounded by it).
+ */
+typedef void (*distinct_cb)(void *arg, enum store_status st, const struct distinct_answer *a);
+
 /* ---- administration (mxacl grey) ---------------------------------------- */
 
 enum store_entry_kind { STORE_TRIPLET, STORE_AWL };
@@ -146,6 +178,8 @@ struct store_ops {
 	void (*close)(struct store *s);
 	void (*grey)(struct store *s, const struct grey_query *q, grey_cb cb, void *arg);
 	void (*rate)(struct store *s, const struct rate_query *q, rate_cb cb, void *arg);
+	void (*distinct)(struct store *s, const struct distinct_query *q, distinct_cb cb,
+			 void *arg);
 	void (*list)(struct store *s, time_t now, store_list_cb cb, void *arg);
 	/*
 	 * Optional (NULL: use list). A listing in slices, for a store that
@@ -211,6 +245,7 @@ void store_close(struct store *s);     /* NULL is a no-op */
  */
 void store_grey(struct store *s, const struct grey_query *q, grey_cb cb, void *arg);
 void store_rate(struct store *s, const struct rate_query *q, rate_cb cb, void *arg);
+void store_distinct(struct store *s, const struct distinct_query *q, distinct_cb cb, void *arg);
 void store_list(struct store *s, time_t now, store_list_cb cb, void *arg);
 /*
  * A listing in slices (store_ops.list_slice). A backend without slices

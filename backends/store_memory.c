@@ -1,7 +1,8 @@
 /*
  * store_memory - the embedded store: a chained hash table of greylist
- * triplets, auto-whitelisted networks and rate logs, each entry a single
- * allocation with its whole key inline. Answers synchronously.
+ * triplets, auto-whitelisted networks, rate logs and distinct-value sets,
+ * each entry a single allocation with its whole key inline (a rate log's
+ * ring and a distinct set are a second one). Answers synchronously.
  *
  * Nothing here may hold the event loop for long, whatever the size:
  *  - the table grows as Redis's dict does: a second table twice the size,
@@ -42,12 +43,24 @@
 #include "util/testhooks.h"
 #include "util/util.h"
 
-enum mem_kind { MEM_TRIPLET = 'g', MEM_AWL = 'a', MEM_RATE = 'r' };
+enum mem_kind { MEM_TRIPLET = 'g', MEM_AWL = 'a', MEM_RATE = 'r', MEM_DISTINCT = 'd' };
 
 /* A rate log: a ring of event times. */
 struct mem_ring {
 	uint32_t cap, n, head;
 	uint32_t t[];
+};
+
+/*
+ * A distinct counter's set: n records packed in b, each the value's last
+ * sighting (4 bytes), its length (4 bytes) and its bytes, unaligned (read
+ * with memcpy). Whole values, not hashes: a value an attacker picks (a
+ * HELO name) cannot be made to collide with another. At most the acl's
+ * limit records (store.h), so a key costs a few bytes per value.
+ */
+struct mem_dset {
+	uint32_t n, len, cap;     /* records; bytes used and allocated in b */
+	char b[];
 };
 
 struct mem_entry {
@@ -56,7 +69,10 @@ struct mem_entry {
 	uint32_t first, last;     /* seconds since the epoch */
 	uint32_t expires;         /* dropped once now >= expires */
 	uint32_t count;           /* triplet: passed (0/1); AWL: passes */
-	struct mem_ring *ring;    /* rate only */
+	union {
+		struct mem_ring *ring;    /* rate */
+		struct mem_dset *set;     /* distinct */
+	};
 	char kind;
 	char key[];               /* keylen bytes and a NUL */
 };
@@ -446,6 +462,107 @@ static void mem_rate(struct store *s, const struct rate_query *q, rate_cb cb, vo
 	cb(arg, STORE_OK, &a);
 }
 
+/* One record of a distinct set at p: its time, length and value. */
+static const char *dset_rec(const char *p, uint32_t *t, uint32_t *len)
+{
+	memcpy(t, p, 4);
+	memcpy(len, p + 4, 4);
+	return p + 8;
+}
+
+/*
+ * Drop the values of g last seen at or before now - window, and refresh v
+ * (to now, never back in time) if it is there: *found. Returns the latest
+ * time left in the set (0: empty).
+ */
+static uint32_t dset_prune(struct mem_dset *g, uint32_t now, uint32_t window, const char *v,
+			   size_t vlen, bool *found)
+{
+	uint32_t n = 0, latest = 0;
+	size_t in = 0, out = 0;
+	for (uint32_t i = 0; i < g->n; i++) {
+		uint32_t t, len;
+		const char *val = dset_rec(g->b + in, &t, &len);
+		size_t rec = 8 + (size_t)len;
+		if ((uint64_t)t + window > now) {
+			if (len == vlen && memcmp(val, v, vlen) == 0) {
+				*found = true;
+				if (t < now)
+					t = now;
+			}
+			memmove(g->b + out, g->b + in, rec);
+			memcpy(g->b + out, &t, 4);
+			out += rec;
+			n++;
+			if (t > latest)
+				latest = t;
+		}
+		in += rec;
+	}
+	g->n = n;
+	g->len = (uint32_t)out;
+	return latest;
+}
+
+/* g with v added at now (g may be NULL: a new set). */
+static struct mem_dset *dset_add(struct mem_dset *g, uint32_t now, const char *v, size_t vlen)
+{
+	size_t need = (g ? g->len : 0) + 8 + vlen;
+	if (!g || need > g->cap) {
+		size_t cap = need + need / 2;
+		struct mem_dset *ng = xrealloc(g, sizeof *ng + cap);
+		if (!g)
+			ng->n = ng->len = 0;
+		ng->cap = (uint32_t)cap;
+		g = ng;
+	}
+	uint32_t len = (uint32_t)vlen;
+	memcpy(g->b + g->len, &now, 4);
+	memcpy(g->b + g->len + 4, &len, 4);
+	memcpy(g->b + g->len + 8, v, vlen);
+	g->len += 8 + len;
+	g->n++;
+	return g;
+}
+
+static void mem_distinct(struct store *s, const struct distinct_query *q, distinct_cb cb,
+			 void *arg)
+{
+	struct mem_store *m = mem(s);
+	uint32_t now = t32(q->now);
+	if (m->loader || q->key_len > MEM_MAX_KEY || q->value_len > MEM_MAX_KEY || !q->limit) {
+		cb(arg, STORE_FAIL, NULL);
+		return;
+	}
+	mem_tick(m, now);
+	struct mem_entry *d = mem_get(m, MEM_DISTINCT, q->key, q->key_len, now);
+	bool found = false;
+	uint32_t n = 0, latest = 0;
+	if (d && d->set) {
+		latest = dset_prune(d->set, now, q->window, q->value, q->value_len, &found);
+		n = d->set->n;
+	}
+	struct distinct_answer a = { .count = found ? n : n + 1 };
+	if (!found && n >= q->limit) {
+		a.over = true;           /* not recorded: the set stays as it is */
+		a.count = q->limit + 1;
+	} else {
+		if (!found) {
+			if (!d)
+				d = mem_put(&m->d, MEM_DISTINCT, q->key, q->key_len);
+			d->set = dset_add(d->set, now, q->value, q->value_len);
+		}
+		if (latest < now)
+			latest = now;
+		if (!d->first)
+			d->first = now;
+		d->last = now;
+	}
+	if (d && d->set && d->set->n)
+		d->expires = add_sat(latest, q->window);
+	cb(arg, STORE_OK, &a);
+}
+
 struct mem_list_arg {
 	uint32_t now;
 	store_list_cb cb;
@@ -456,7 +573,7 @@ struct mem_list_arg {
 static void mem_list_visit(const struct mem_entry *e, void *arg)
 {
 	struct mem_list_arg *la = arg;
-	if (e->kind == MEM_RATE || la->now >= e->expires)
+	if ((e->kind != MEM_TRIPLET && e->kind != MEM_AWL) || la->now >= e->expires)
 		return;
 	struct store_entry se = {
 		.kind = e->kind == MEM_TRIPLET ? STORE_TRIPLET : STORE_AWL,
@@ -540,7 +657,7 @@ static void mem_edit(struct store *s, enum store_edit op, const char *key, time_
 		for (int t = 0; t < 2; t++) {
 			for (size_t i = 0; m->d.t[t].b && i <= m->d.t[t].mask; i++) {
 				for (struct mem_entry **l = &m->d.t[t].b[i]; *l;) {
-					if ((*l)->kind != MEM_RATE) {
+					if ((*l)->kind == MEM_TRIPLET || (*l)->kind == MEM_AWL) {
 						dict_unlink(&m->d, l);
 						changed++;
 					} else {
@@ -586,6 +703,7 @@ const struct store_ops store_memory_ops = {
 	.close = mem_close,
 	.grey = mem_grey,
 	.rate = mem_rate,
+	.distinct = mem_distinct,
 	.list = mem_list,
 	.list_slice = mem_list_slice,
 	.edit = mem_edit,
@@ -612,6 +730,11 @@ void store_memory_stats(const struct store *s, struct store_memory_stats *st)
  *   g FIRST LAST EXPIRES PASSED KEY
  *   a FIRST LAST EXPIRES COUNT KEY
  *   r FIRST LAST EXPIRES CAP T1,T2,... KEY      (- for no events)
+ *   d FIRST LAST EXPIRES N T1 LEN1 VALUE1 ... TN LENN VALUEN KEY
+ *
+ * A distinct set's values are written whole, each as its last sighting,
+ * its length in bytes and exactly that many bytes, then a space (a value
+ * may hold spaces).
  *
  * One entry a line; the key comes last and runs to the end of the line
  * (keys never hold a newline: request values cannot).
@@ -675,7 +798,20 @@ static void mem_write_entry(const struct mem_entry *e, void *arg)
 	wb_u32(w, e->first, ' ');
 	wb_u32(w, e->last, ' ');
 	wb_u32(w, e->expires, ' ');
-	if (e->kind == MEM_RATE) {
+	if (e->kind == MEM_DISTINCT) {
+		const struct mem_dset *g = e->set;
+		wb_u32(w, g ? g->n : 0, ' ');
+		const char *p = g ? g->b : NULL;
+		for (uint32_t i = 0; g && i < g->n; i++) {
+			uint32_t t, len;
+			p = dset_rec(p, &t, &len);
+			wb_u32(w, t, ' ');
+			wb_u32(w, len, ' ');
+			wb_add(w, p, len);
+			wb_add(w, " ", 1);
+			p += len;
+		}
+	} else if (e->kind == MEM_RATE) {
 		const struct mem_ring *g = e->ring;
 		wb_u32(w, g ? g->cap : 1, ' ');
 		for (uint32_t i = 0; g && i < g->n; i++)
@@ -1000,7 +1136,8 @@ static bool mem_load_line(struct mem_loader *ld, const char *s, size_t n)
 {
 	const char *end = s + n;
 	uint32_t first, last, expires, count;
-	if (n < 2 || s[1] != ' ' || (s[0] != MEM_TRIPLET && s[0] != MEM_AWL && s[0] != MEM_RATE))
+	if (n < 2 || s[1] != ' ' ||
+	    (s[0] != MEM_TRIPLET && s[0] != MEM_AWL && s[0] != MEM_RATE && s[0] != MEM_DISTINCT))
 		return false;
 	char kind = s[0];
 	const char *p = s + 2;
@@ -1008,7 +1145,21 @@ static bool mem_load_line(struct mem_loader *ld, const char *s, size_t n)
 	    !parse_u32(&p, end, ' ', &expires) || !parse_u32(&p, end, ' ', &count))
 		return false;
 	struct mem_ring *g = NULL;
-	if (kind == MEM_RATE) {
+	struct mem_dset *set = NULL;
+	if (kind == MEM_DISTINCT) {
+		if (count > 1000001)
+			return false;
+		for (uint32_t i = 0; i < count; i++) {
+			uint32_t t, len;
+			if (!parse_u32(&p, end, ' ', &t) || !parse_u32(&p, end, ' ', &len) ||
+			    len > MEM_MAX_KEY || (size_t)(end - p) < (size_t)len + 1 || p[len] != ' ') {
+				free(set);
+				return false;
+			}
+			set = dset_add(set, t, p, len);
+			p += len + 1;
+		}
+	} else if (kind == MEM_RATE) {
 		if (count == 0 || count > 1000001)
 			return false;
 		g = xmalloc(sizeof *g + count * sizeof g->t[0]);
@@ -1038,10 +1189,12 @@ static bool mem_load_line(struct mem_loader *ld, const char *s, size_t n)
 	size_t keylen = (size_t)(end - p);
 	if (keylen > MEM_MAX_KEY) {
 		free(g);
+		free(set);
 		return false;
 	}
 	if (ld->now >= expires) {
 		free(g);
+		free(set);
 		ld->expired++;
 		return true;
 	}
@@ -1053,9 +1206,12 @@ static bool mem_load_line(struct mem_loader *ld, const char *s, size_t n)
 	e->first = first;
 	e->last = last;
 	e->expires = expires;
-	e->count = kind == MEM_RATE ? 0 : count;
+	e->count = kind == MEM_RATE || kind == MEM_DISTINCT ? 0 : count;
 	free(e->ring);
-	e->ring = g;
+	if (kind == MEM_DISTINCT)
+		e->set = set;
+	else
+		e->ring = g;
 	ld->loaded++;
 	return true;
 }

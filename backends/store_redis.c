@@ -1,11 +1,11 @@
 /*
  * store_redis - the state store in Redis, for MX gateways that must share
- * greylisting and rate state (the contract is store.h; the key layout,
+ * greylisting, rate and distinct-counter state (the contract is store.h; the key layout,
  * atomicity and failure behaviour are in docs/store.md).
  *
  * One hiredis asynchronous connection on the caller's libevent loop: a
- * request that waits for Redis never blocks anything else. Greylisting and
- * rate counting are each one Lua script, loaded once per connection and
+ * request that waits for Redis never blocks anything else. Greylisting,
+ * rate and distinct counting are each one Lua script, loaded once per connection and
  * called by its SHA1 (EVALSHA), so every check-and-update is one atomic
  * round trip; time is the caller's `now`, never the Redis clock.
  *
@@ -155,6 +155,26 @@ static const char rate_lua[] =
 	"redis.call('EXPIRE', KEYS[1], window)\n"
 	"return n\n";
 
+/* A distinct counter: a sorted set of values scored by their last
+ * sighting (store.h has the rules). A value seen again keeps the later of
+ * its two times (a gateway's clock may be behind another's); a new value
+ * past the limit is not added. KEYS: set. ARGV: now window limit value.
+ * Returns the count, limit + 1 when over. */
+static const char distinct_lua[] =
+	"local now, window = tonumber(ARGV[1]), tonumber(ARGV[2])\n"
+	"local limit = tonumber(ARGV[3])\n"
+	"redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)\n"
+	"local n = redis.call('ZCARD', KEYS[1])\n"
+	"local t = redis.call('ZSCORE', KEYS[1], ARGV[4])\n"
+	"if not t then\n"
+	"  if n >= limit then return limit + 1 end\n"
+	"  n = n + 1\n"
+	"end\n"
+	"if not t or tonumber(t) < now then redis.call('ZADD', KEYS[1], now, ARGV[4]) end\n"
+	"if window < 1 then window = 1 end\n"
+	"redis.call('EXPIRE', KEYS[1], window)\n"
+	"return n\n";
+
 /* list: each key and its fields, for one SCAN batch. pcall: a foreign key
  * of another type under the prefix is skipped, not an error. */
 static const char list_lua[] =
@@ -191,8 +211,9 @@ static const char pass_lua[] =
 enum conn_state { CONN_DOWN, CONN_CONNECTING, CONN_UP };
 
 /* Handshake steps, in the order they are pipelined. */
-enum hs_step { HS_AUTH, HS_SELECT, HS_LOAD_GREY, HS_LOAD_RATE };
-static const char *const hs_name[] = { "AUTH", "SELECT", "SCRIPT LOAD", "SCRIPT LOAD" };
+enum hs_step { HS_AUTH, HS_SELECT, HS_LOAD_GREY, HS_LOAD_RATE, HS_LOAD_DISTINCT };
+static const char *const hs_name[] = { "AUTH", "SELECT", "SCRIPT LOAD", "SCRIPT LOAD",
+				       "SCRIPT LOAD" };
 
 struct rreq;
 
@@ -227,6 +248,7 @@ struct store_redis {
 	uint64_t cmd_errors, cmd_oks; /* replies since its last line */
 	uint64_t cmd_errors_all;      /* error replies in the whole outage */
 	char sha_grey[41], sha_rate[41]; /* empty until a SCRIPT LOAD answered */
+	char sha_distinct[41];
 
 	TAILQ_HEAD(, rreq) pending;   /* unanswered requests, oldest first */
 	int busy;                     /* loop entries and close() on the stack */
@@ -236,7 +258,7 @@ struct store_redis {
 	char *scan_pattern;           /* PREFIX (glob-escaped) + "[ga]:*" */
 };
 
-enum rkind { RK_GREY, RK_RATE, RK_LIST, RK_EDIT, RK_FLUSH };
+enum rkind { RK_GREY, RK_RATE, RK_LIST, RK_EDIT, RK_FLUSH, RK_DISTINCT };
 
 #define RREQ_MAXARG 10
 
@@ -252,12 +274,13 @@ struct rreq {
 	union {
 		grey_cb grey;
 		rate_cb rate;
+		distinct_cb distinct;
 		store_list_cb list;
 		store_done_cb done;
 	} cb;
 	void *arg;
 	time_t now;                   /* list: drops what has expired by then */
-	uint32_t limit;               /* rate: over when the count passes it */
+	uint32_t limit;               /* rate, distinct: over when the count passes it */
 	unsigned long changed;        /* flush: keys deleted so far */
 	/* grey, rate: the command, kept for the EVAL retry after NOSCRIPT */
 	int argc;
@@ -356,6 +379,9 @@ static void rreq_notify(struct rreq *r, enum store_status st, const void *answer
 		break;
 	case RK_RATE:
 		r->cb.rate(r->arg, st, answer);
+		break;
+	case RK_DISTINCT:
+		r->cb.distinct(r->arg, st, answer);
 		break;
 	case RK_LIST:
 		r->cb.list(r->arg, st, NULL);
@@ -601,12 +627,14 @@ static void on_handshake(redisAsyncContext *ac, void *reply, void *priv)
 		char *why = xasprintf("%s: %.*s", hs_name[step], (int)rp->len, rp->str);
 		conn_drop(s, why, false);
 		free(why);
-	} else if (step == HS_LOAD_GREY || step == HS_LOAD_RATE) {
-		char *sha = step == HS_LOAD_GREY ? s->sha_grey : s->sha_rate;
+	} else if (step == HS_LOAD_GREY || step == HS_LOAD_RATE || step == HS_LOAD_DISTINCT) {
+		char *sha = step == HS_LOAD_GREY ? s->sha_grey
+			    : step == HS_LOAD_RATE ? s->sha_rate
+						   : s->sha_distinct;
 		if (rp->type == REDIS_REPLY_STRING && rp->len == 40) {
 			memcpy(sha, rp->str, 40);
 			sha[40] = 0;
-			if (step == HS_LOAD_RATE)
+			if (step == HS_LOAD_DISTINCT)   /* the last step */
 				conn_up(s);
 		} else {
 			conn_drop(s, "SCRIPT LOAD: unexpected reply", false);
@@ -679,7 +707,9 @@ static void conn_start(struct store_redis *s)
 	const char *lg[3] = { "SCRIPT", "LOAD", grey_lua };
 	const char *lr[3] = { "SCRIPT", "LOAD", rate_lua };
 	ok = ok && (s->db == 0 || hs_send(s, HS_SELECT, 2, sel));
+	const char *ld[3] = { "SCRIPT", "LOAD", distinct_lua };
 	ok = ok && hs_send(s, HS_LOAD_GREY, 3, lg) && hs_send(s, HS_LOAD_RATE, 3, lr);
+	ok = ok && hs_send(s, HS_LOAD_DISTINCT, 3, ld);
 	if (!ok) {
 		conn_drop(s, "cannot queue the handshake", false);
 		return;
@@ -746,7 +776,9 @@ static void on_script_reply(redisAsyncContext *ac, void *reply, void *priv)
 	    memcmp(rp->str, "NOSCRIPT", 8) == 0) {
 		/* The server lost its script cache (restart, SCRIPT FLUSH, a
 		 * failover): EVAL sends the body and caches it again. */
-		const char *body = r->kind == RK_GREY ? grey_lua : rate_lua;
+		const char *body = r->kind == RK_GREY	  ? grey_lua
+				   : r->kind == RK_DISTINCT ? distinct_lua
+							    : rate_lua;
 		r->retried = true;
 		r->argv[0] = "EVAL";
 		r->argvlen[0] = 4;
@@ -764,6 +796,11 @@ static void on_script_reply(redisAsyncContext *ac, void *reply, void *priv)
 		struct grey_answer a = { .greylisted = g != 0, .awl = awl != 0,
 					 .remaining = clamp_u32(rem), .age = clamp_u32(age),
 					 .state = (enum grey_state)state };
+		cmd_done(s, r, rp, ok, &a);
+	} else if (r->kind == RK_DISTINCT) {
+		bool ok = rp->type == REDIS_REPLY_INTEGER;
+		struct distinct_answer a = { .count = ok ? clamp_u32(rp->integer) : 0 };
+		a.over = a.count > r->limit;
 		cmd_done(s, r, rp, ok, &a);
 	} else {
 		bool ok = rp->type == REDIS_REPLY_INTEGER;
@@ -876,6 +913,33 @@ static void redis_rate(struct store *st, const struct rate_query *q, rate_cb cb,
 			 (unsigned long long)++s->seq);
 	r->argv[r->argc] = pos;
 	r->argvlen[r->argc++] = (size_t)n;
+	if (!rreq_send(s, r, on_script_reply, r->argc, r->argv, r->argvlen))
+		rreq_fail_now(r);
+}
+
+/* store_ops.distinct: one EVALSHA of the distinct script. */
+static void redis_distinct(struct store *st, const struct distinct_query *q, distinct_cb cb,
+			   void *arg)
+{
+	struct store_redis *s = sr(st);
+	if (!store_ready(s)) {
+		cb(arg, STORE_FAIL, NULL);
+		return;
+	}
+	struct rreq *r = rreq_new(s, RK_DISTINCT,
+				  s->prefix_len + 2 + q->key_len + q->value_len + 3 * NUM_ROOM);
+	r->cb.distinct = cb;
+	r->arg = arg;
+	r->limit = q->limit;
+	char *pos = r->buf;
+	arg_script(r, s->sha_distinct, distinct_lua, "1");
+	arg_key(r, &pos, s, "d:", q->key, q->key_len);
+	arg_num(r, &pos, (long long)q->now);
+	arg_num(r, &pos, q->window);
+	arg_num(r, &pos, q->limit);
+	memcpy(pos, q->value, q->value_len);
+	r->argv[r->argc] = pos;
+	r->argvlen[r->argc++] = q->value_len;
 	if (!rreq_send(s, r, on_script_reply, r->argc, r->argv, r->argvlen))
 		rreq_fail_now(r);
 }
@@ -1396,6 +1460,7 @@ const struct store_ops store_redis_ops = {
 	.close = redis_close,
 	.grey = redis_grey,
 	.rate = redis_rate,
+	.distinct = redis_distinct,
 	.list = redis_list,
 	.edit = redis_edit,
 };
@@ -1407,6 +1472,7 @@ const struct store_ops store_redis_unix_ops = {
 	.close = redis_close,
 	.grey = redis_grey,
 	.rate = redis_rate,
+	.distinct = redis_distinct,
 	.list = redis_list,
 	.edit = redis_edit,
 };

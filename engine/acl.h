@@ -105,7 +105,8 @@ struct acl_compile {
 	X(mx_hosts)            \
 	X(mx_none)             \
 	X(dns_name)            \
-	X(dns_address)
+	X(dns_address)         \
+	X(distinct_count)
 
 enum var_id {
 	VAR_BASE = ATTR_COUNT - 1,
