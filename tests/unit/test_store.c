@@ -1694,6 +1694,201 @@ START_TEST(test_mem_save_in_a_child)
 }
 END_TEST
 
+/* ---- distinct counters ------------------------------------------------------------ */
+
+struct drec {
+	int calls;
+	enum store_status st;
+	struct distinct_answer a;
+};
+
+static void distinct_done(void *arg, enum store_status st, const struct distinct_answer *a)
+{
+	struct drec *r = arg;
+	r->calls++;
+	r->st = st;
+	if (st == STORE_OK)
+		r->a = *a;
+	else
+		ck_assert_msg(a == NULL, "a failed distinct answer must come without an answer");
+}
+
+/* One distinct check, without waiting for it. */
+static void distinct_ask(struct store *s, const char *key, const char *value, unsigned limit,
+			 unsigned window, time_t now, struct drec *r)
+{
+	struct distinct_query q = { .key = key, .key_len = strlen(key), .value = value,
+				    .value_len = strlen(value), .limit = limit, .window = window,
+				    .now = now };
+	store_distinct(s, &q, distinct_done, r);
+}
+
+struct dstep {
+	int t;                           /* seconds after T0 */
+	const char *key, *value;
+	unsigned limit, window, count;
+	int over;
+	const char *what;
+};
+
+static const struct dstep distinct_steps[] = {
+	{ 0, "alice", "DE", 3, 3600, 1, .what = "a first value" },
+	{ 10, "alice", "DE", 3, 3600, 1, .what = "the same value again: counted once" },
+	{ 20, "alice", "FR", 3, 3600, 2, .what = "a second" },
+	{ 30, "alice", "US", 3, 3600, 3, .what = "a third: at the limit" },
+	{ 40, "alice", "CN", 3, 3600, 4, .over = 1, .what = "a fourth: over" },
+	{ 41, "alice", "RU", 3, 3600, 4, .over = 1, .what = "a fifth: over, counted up to limit + 1" },
+	{ 50, "alice", "FR", 3, 3600, 3, .what = "a known value still passes" },
+	{ 50, "bob", "CN", 3, 3600, 1, .what = "another key" },
+	{ 3601, "alice", "CN", 3, 3600, 4, .over = 1,
+	  .what = "DE left the window, FR and US not: CN was never recorded" },
+	{ 3610, "alice", "CN", 3, 3600, 3, .what = "DE (last seen at 10) is out: CN joins" },
+	{ 3611, "alice", "DE", 3, 3600, 4, .over = 1, .what = "FR, US, CN in: DE is new again" },
+	{ 3640, "alice", "DE", 3, 3600, 3,
+	  .what = "US (30) left at 3630, FR (refreshed at 50) is still in: room for DE" },
+	{ 3650, "alice", "US", 3, 3600, 3,
+	  .what = "FR left at 3650: room for US again (CN, DE, US)" },
+	{ 9000, "alice", "a value with spaces", 1, 60, 1, .what = "window empty, limit 1" },
+	{ 9001, "alice", "a value with spaces", 1, 60, 1, .what = "limit 1, same value" },
+	{ 9002, "alice", "A value with spaces", 1, 60, 2, .over = 1,
+	  .what = "limit 1, values compared byte for byte" },
+};
+
+/* The table against the memory store (_i 0) and Redis (_i 1). */
+START_TEST(test_distinct)
+{
+	struct fix f;
+	fix_open(&f, _i == 1);
+	const char *be = f.redis ? "redis" : "memory";
+	for (size_t i = 0; i < ARRAY_LEN(distinct_steps); i++) {
+		const struct dstep *st = &distinct_steps[i];
+		struct drec r = { 0 };
+		distinct_ask(f.s, st->key, st->value, st->limit, st->window, T0 + st->t, &r);
+		ck_assert_msg(run_until(f.base, &r.calls, 1, 5000), "%s step %zu (%s): no answer",
+			      be, i, st->what);
+		ck_assert_msg(r.st == STORE_OK, "%s step %zu (%s): STORE_FAIL", be, i, st->what);
+		ck_assert_msg(r.a.count == st->count && r.a.over == (st->over != 0),
+			      "%s step %zu (%s): got count=%u over=%d, want count=%u over=%d", be,
+			      i, st->what, r.a.count, r.a.over, st->count, st->over);
+	}
+	/* list and flush are the greylist's: a distinct set is neither */
+	struct rec l = { 0 };
+	store_list(f.s, T0 + 9002, list_done, &l);
+	ck_assert(run_until(f.base, &l.calls, 1, 5000));
+	ck_assert_msg(l.nlines == 0, "a distinct set listed as greylist state");
+	rec_free(&l);
+	struct rec fl = { 0 };
+	store_edit(f.s, STORE_FLUSH, NULL, T0 + 9002, NULL, edit_done, &fl);
+	ck_assert(run_until(f.base, &fl.calls, 1, 5000));
+	struct drec r = { 0 };
+	distinct_ask(f.s, "alice", "other", 1, 60, T0 + 9003, &r);
+	ck_assert(run_until(f.base, &r.calls, 1, 5000));
+	ck_assert_msg(r.a.over, "flush dropped a distinct set");
+	if (f.redis) {
+		/* its key: PREFIX d: KEY, a sorted set of the values */
+		long long n = rsrv_int(&f.srv, 0, "ZCARD %s", "mxacl:d:alice");
+		ck_assert_msg(n == 1, "mxacl:d:alice holds %lld values, want 1", n);
+	}
+	fix_close(&f);
+}
+END_TEST
+
+/* Two gateways on one Redis: a key seen with 2 values through one and 2
+ * others through the other has 4; racing checks of many values never
+ * record more than the limit, and exactly limit of them pass. */
+START_TEST(test_distinct_two_gateways)
+{
+	struct fix f;
+	fix_open(&f, true);
+	char *url = rsrv_url(&f.srv, NULL, NULL);
+	struct store *s2 = open_ok(f.base, url);
+	ck_assert(wait_ready(f.base, s2, 5000));
+	struct store *gw[2] = { f.s, s2 };
+	static const char *const seen[] = { "DE", "FR", "US", "CN" };
+	for (int i = 0; i < 4; i++) {
+		struct drec r = { 0 };
+		distinct_ask(gw[i / 2], "carol", seen[i], 3, 3600, T0 + i, &r);
+		ck_assert(run_until(f.base, &r.calls, 1, 5000));
+		ck_assert_msg(r.st == STORE_OK && r.a.count == (unsigned)i + 1 &&
+				      r.a.over == (i == 3),
+			      "value %d through gateway %d: count=%u over=%d", i, i / 2 + 1,
+			      r.a.count, r.a.over);
+	}
+	enum { N = 40, LIMIT = 7 };
+	static struct drec r[N];
+	memset(r, 0, sizeof r);
+	char values[N][16];
+	for (int i = 0; i < N; i++) {
+		snprintf(values[i], sizeof values[i], "v%d", i);
+		distinct_ask(gw[i % 2], "race", values[i], LIMIT, 60, T0, &r[i]);
+	}
+	int under = 0;
+	for (int i = 0; i < N; i++) {
+		ck_assert(run_until(f.base, &r[i].calls, 1, 5000));
+		ck_assert(r[i].st == STORE_OK);
+		ck_assert_msg(r[i].a.count <= LIMIT + 1, "count %u past limit + 1", r[i].a.count);
+		under += !r[i].a.over;
+	}
+	ck_assert_msg(under == LIMIT, "%d of %d new values passed a limit of %d", under, N, LIMIT);
+	long long n = rsrv_int(&f.srv, 0, "ZCARD %s", "mxacl:d:race");
+	ck_assert_msg(n == LIMIT, "the set holds %lld values, want %d", n, LIMIT);
+	store_close(s2);
+	free(url);
+	fix_close(&f);
+}
+END_TEST
+
+/* Saved and loaded again: a distinct set's values (spaces and all) and
+ * times come back; the refused value was never saved. */
+START_TEST(test_mem_distinct_save_load)
+{
+	struct state_dir sd;
+	char *path = state_dir_make(&sd);
+	struct event_base *base;
+	struct store *s = mem_open_ok(&base);
+	static const char *const vals[] = { "DE", "two words", "x y z", "over" };
+	for (int i = 0; i < 4; i++) {
+		struct drec r = { 0 };
+		distinct_ask(s, "k", vals[i], 3, 3600, T0 + i, &r);
+		ck_assert(r.calls == 1 && r.a.over == (i == 3));
+	}
+	char *err = NULL;
+	ck_assert_msg(store_memory_save(s, path, &err), "save: %s", err);
+	store_close(s);
+	char *text = slurp(path);
+	ck_assert_msg(strstr(text, "\nd 1700000000 1700000002 1700003602 3 1700000000 2 DE "
+				   "1700000001 9 two words 1700000002 5 x y z k\n"),
+		      "the state file:\n%s", text);
+	free(text);
+	struct loadrec l = { 0 };
+	s = load_ok(base, path, T0 + 10, &l);
+	ck_assert_msg(l.r.loaded == 1 && l.r.skipped == 0, "loaded=%lu skipped=%lu", l.r.loaded,
+		      l.r.skipped);
+	for (int i = 0; i < 4; i++) {
+		struct drec r = { 0 };
+		distinct_ask(s, "k", vals[i], 3, 3600, T0 + 20, &r);
+		ck_assert_msg(r.calls == 1 && r.a.count == (i < 3 ? 3u : 4u) && r.a.over == (i == 3),
+			      "after a restart, %s: count=%u over=%d", vals[i], r.a.count, r.a.over);
+	}
+	store_close(s);
+	/* a value whose length runs past the line is a bad line */
+	spit(path, "mxacl-state 1\nd 1 2 1800000000 1 1700000000 40 DE k\n"
+		   "d 1 2 1800000000 1 1700000000 2 DE good\n");
+	memset(&l, 0, sizeof l);
+	s = load_ok(base, path, T0, &l);
+	ck_assert_msg(l.r.loaded == 1 && l.r.skipped == 1, "loaded=%lu skipped=%lu", l.r.loaded,
+		      l.r.skipped);
+	unlink(l.aside);
+	struct drec r = { 0 };
+	distinct_ask(s, "good", "FR", 1, 3600, T0, &r);
+	ck_assert_msg(r.a.over && r.a.count == 2, "the loaded set: count=%u over=%d", r.a.count,
+		      r.a.over);
+	store_close(s);
+	event_base_free(base);
+	state_dir_remove(&sd);
+}
+END_TEST
+
 Suite *store_suite(void)
 {
 	Suite *s = suite_create("store");
@@ -1705,6 +1900,7 @@ Suite *store_suite(void)
 	tcase_add_loop_test(tc, test_rate, 0, 2);
 	tcase_add_loop_test(tc, test_edit, 0, 2);
 	tcase_add_loop_test(tc, test_long_keys, 0, 2);
+	tcase_add_loop_test(tc, test_distinct, 0, 2);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("memory");
 	tcase_set_timeout(tc, 120);
@@ -1714,6 +1910,7 @@ Suite *store_suite(void)
 	tcase_add_test(tc, test_mem_load_bad_lines);
 	tcase_add_test(tc, test_mem_loading_fails_and_close_stops_it);
 	tcase_add_test(tc, test_mem_save_in_a_child);
+	tcase_add_test(tc, test_mem_distinct_save_load);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("redis");
 	tcase_set_timeout(tc, 60);
@@ -1729,6 +1926,7 @@ Suite *store_suite(void)
 	tcase_add_test(tc, test_list_and_flush_many);
 	tcase_add_test(tc, test_close_answers_pending);
 	tcase_add_test(tc, test_close_inside_callback);
+	tcase_add_test(tc, test_distinct_two_gateways);
 	suite_add_tcase(s, tc);
 	return s;
 }
