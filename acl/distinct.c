@@ -84,9 +84,14 @@ static bool distinct_compile(struct acl_compile *c)
 	for (const char *v = kw->s; *v;) {
 		const char *plus = strchr(v, '+');
 		size_t n = plus ? (size_t)(plus - v) : strlen(v);
-		int id = attr_lookup(v, n);
-		if (id < 0 || d->nattr == DISTINCT_MAX_PARTS) {
-			if (id < 0)
+		int id = n ? attr_lookup(v, n) : -1;
+		if (id < 0 || d->nattr == DISTINCT_MAX_PARTS || (plus && !plus[1])) {
+			if (!n || (plus && !plus[1]))
+				diag_error(c->diags, kw->loc,
+					   "an empty attribute name in the key '%s': join names "
+					   "with one +, such as sasl_username+client_address",
+					   kw->s);
+			else if (id < 0)
 				bad_attr(c, kw->loc, v, n, "");
 			else
 				diag_error(c->diags, kw->loc, "a distinct key joins at most %d attributes",
