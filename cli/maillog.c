@@ -13,8 +13,9 @@
 
 #include "util/util.h"
 
-/* Room for one request's values: a few lines' worth. */
-#define ML_OUT_SIZE (4 * MAILLOG_MAX_LINE)
+/* Room for one request's values: a few lines' worth, twice (an
+ * END-OF-MESSAGE line makes two requests). */
+#define ML_OUT_SIZE (8 * MAILLOG_MAX_LINE)
 
 enum ml_field {
 	F_CLIENT_NAME,
@@ -61,6 +62,8 @@ struct ml_entry {
 	unsigned set;                    /* bit per field */
 	bool reinjected;                 /* its recipients were replayed from the
 					    message the content filter got */
+	bool eom_done;                   /* its END-OF-MESSAGE request was made */
+	time_t mid_time;                 /* of cleanup's message-id= line; 0 none */
 };
 
 /*
@@ -124,6 +127,9 @@ struct maillog {
 	/* requests ready or held (maillog_next) */
 	struct maillog_req own;          /* the current line's own request */
 	bool own_ready;
+	struct maillog_req second;       /* its END-OF-MESSAGE request after a
+					    RCPT one from the same line */
+	bool second_ready;
 	bool own_held;                   /* the current line's request was held */
 	struct ml_held held[MAILLOG_MAX_HELD];
 	uint64_t held_seq;
@@ -485,6 +491,8 @@ static struct ml_entry *win_add(struct maillog *m, const char *qid, size_t n, ti
 	e->len = 0;
 	e->set = 0;
 	e->reinjected = false;
+	e->eom_done = false;
+	e->mid_time = 0;
 	if (m->st.window + 1 > m->nbuckets)
 		win_grow(m);
 	struct ml_entry **b = bucket_of(m, e->hash);
@@ -785,6 +793,21 @@ static void out_reset(struct maillog *m, struct maillog_req *r)
 	r->unconfirmed = m->unconfirmed;
 }
 
+/* Start *r as a further request of the same line: the request area keeps
+ * what the line's first request holds. */
+static void out_more(struct maillog *m, struct maillog_req *r)
+{
+	memset(r, 0, sizeof *r);
+	r->outcome = r->outcome_text = r->orig_rule = "";
+	r->unconfirmed = m->unconfirmed;
+}
+
+/* Whether stage (MAILLOG_STAGE_*) is rebuilt. */
+static bool want(const struct maillog *m, unsigned stage)
+{
+	return (m->o.stages & stage) != 0;
+}
+
 /* A NUL-terminated copy of s in the request area, control bytes as '?';
  * NULL when it is full. */
 static char *out_str(struct maillog *m, const char *s, size_t n)
@@ -927,19 +950,31 @@ static bool tail_value(const char *p, const char *end, const char *const *seps, 
 /*
  * smtpd's "from=<S> to=<R>[ proto=P][ helo=<H>]" from p to the end, in
  * that order (smtpd_check.c, log_whatsup), into f[0..3] and fl (NULL and 0
- * for the absent). The HELO, last, runs to the final '>'. False when the
- * rest does not read so.
+ * for the absent). The HELO, last, runs to the final '>'. Without need_to
+ * the " to=<R>" may be absent: smtpd logs none at END-OF-MESSAGE for a
+ * message of several recipients. False when the rest does not read so.
  */
-static bool reject_tail(const char *p, const char *end, const char *f[4], size_t fl[4])
+static bool reject_tail(const char *p, const char *end, bool need_to, const char *f[4],
+			size_t fl[4])
 {
 	static const char *const after_from[] = { " to=<" };
+	static const char *const after_from_eom[] = { " to=<", " proto=", " helo=<" };
 	static const char *const after_to[] = { " proto=", " helo=<" };
 	for (int i = 0; i < 4; i++) {
 		f[i] = NULL;
 		fl[i] = 0;
 	}
-	if (!STARTS(p, end, "from=") ||
-	    !tail_value(p + 5, end, after_from, ARRAY_LEN(after_from), false, &f[0], &fl[0], &p) ||
+	if (!STARTS(p, end, "from="))
+		return false;
+	if (need_to) {
+		if (!tail_value(p + 5, end, after_from, ARRAY_LEN(after_from), false, &f[0], &fl[0],
+				&p))
+			return false;
+	} else if (!tail_value(p + 5, end, after_from_eom, ARRAY_LEN(after_from_eom), true, &f[0],
+			       &fl[0], &p)) {
+		return false;
+	}
+	if (STARTS(p, end, " to=<") &&
 	    !tail_value(p + 4, end, after_to, ARRAY_LEN(after_to), true, &f[1], &fl[1], &p))
 		return false;
 	if (STARTS(p, end, " proto=")) {
@@ -1054,7 +1089,7 @@ static enum maillog_line action_line(struct maillog *m, const char *p, const cha
 	size_t fl[4];
 	do {
 		tail = rfind(p, tail, "; from=<", 8);
-	} while (tail && !reject_tail(tail + 2, end, f, fl));
+	} while (tail && !reject_tail(tail + 2, end, !eom, f, fl));
 	if (!tail) {
 		if (ends)
 			win_end(m, qid, qidlen);
@@ -1062,20 +1097,26 @@ static enum maillog_line action_line(struct maillog *m, const char *p, const cha
 	}
 	const char *text = p;
 	size_t textlen = (size_t)(tail - p);
+	/* a RCPT request from this line: a RCPT line's; at END-OF-MESSAGE the
+	 * recipient smtpd logs with the reject, unless a RCPT line (or a
+	 * NOQUEUE one of the session) already replayed it. emit: it is wanted. */
+	bool rcpt_req = rcpt, eom_req = false;
 	if (eom) {
-		/* the recipient smtpd logs with the reject: replayed unless a
-		 * RCPT line (or a NOQUEUE one of the session) already was */
 		unsigned *fl2 = f[1] ? ent_rcpt(e, hash_bytes(f[1], fl[1], false)) : NULL;
-		bool fresh = fl2 && !(*fl2 & RCPT_REPLAYED);
+		rcpt_req = fl2 && !(*fl2 & RCPT_REPLAYED);
 		if (fl2)
 			*fl2 |= RCPT_REPLAYED;
-		if (!fresh) {
+		/* the message's END-OF-MESSAGE request: the policy was asked
+		 * just before smtpd (or, for a milter, cleanup) logged this */
+		eom_req = want(m, MAILLOG_STAGE_EOM) && !e->eom_done;
+		if (!(rcpt_req && want(m, MAILLOG_STAGE_RCPT)) && !eom_req) {
 			m->st.other_stage++;
 			if (ends)
 				win_end(m, qid, qidlen);
 			return MAILLOG_IGNORED;
 		}
 	}
+	bool emit_rcpt = rcpt_req && want(m, MAILLOG_STAGE_RCPT);
 
 	out_reset(m, out);
 	out->time = t;
@@ -1092,20 +1133,22 @@ static enum maillog_line action_line(struct maillog *m, const char *p, const cha
 		rev = e->buf + e->off[F_REVERSE];
 		revlen = e->flen[F_REVERSE];
 	}
-	bool ok = outcome && out->outcome_text &&
-		  OUT_LIT(m, out, "request", "smtpd_access_policy") &&
-		  OUT_LIT(m, out, "protocol_state", "RCPT") &&
-		  out_client(m, out, name, nlen, addr, alen, port, plen, rev, revlen) &&
-		  out_attr(m, out, "sender", f[0], fl[0]) &&
-		  OUT_LIT(m, out, "recipient_count", "0");
-	if (ok && f[1])
-		ok = out_attr(m, out, "recipient", f[1], fl[1]);
-	if (ok && f[2])
-		ok = out_attr(m, out, "protocol_name", f[2], fl[2]);
-	if (ok && f[3])
-		ok = out_attr(m, out, "helo_name", f[3], fl[3]);
-	if (ok && qid)
-		ok = out_attr(m, out, "queue_id", qid, qidlen);
+	bool ok = outcome && out->outcome_text;
+	if (ok && (!eom || emit_rcpt)) {
+		ok = OUT_LIT(m, out, "request", "smtpd_access_policy") &&
+		     OUT_LIT(m, out, "protocol_state", "RCPT") &&
+		     out_client(m, out, name, nlen, addr, alen, port, plen, rev, revlen) &&
+		     out_attr(m, out, "sender", f[0], fl[0]) &&
+		     OUT_LIT(m, out, "recipient_count", "0");
+		if (ok && f[1])
+			ok = out_attr(m, out, "recipient", f[1], fl[1]);
+		if (ok && f[2])
+			ok = out_attr(m, out, "protocol_name", f[2], fl[2]);
+		if (ok && f[3])
+			ok = out_attr(m, out, "helo_name", f[3], fl[3]);
+		if (ok && qid)
+			ok = out_attr(m, out, "queue_id", qid, qidlen);
+	}
 	struct ml_session *se = eom ? NULL : sess_get(m, true);
 	if (se && !(se->addrlen == alen && !memcmp(se->addr, addr, alen))) {
 		/* another client: a "connect from" line went missing */
@@ -1132,7 +1175,7 @@ static enum maillog_line action_line(struct maillog *m, const char *p, const cha
 	}
 	if (e) {
 		/* the session's login, from its client= line */
-		for (int fi = F_SASL_METHOD; fi <= F_SASL_SENDER && ok; fi++)
+		for (int fi = F_SASL_METHOD; fi <= F_SASL_SENDER && ok && (!eom || emit_rcpt); fi++)
 			if (e->set & (1u << fi))
 				ok = out_attr(m, out, ml_field_attr[fi], e->buf + e->off[fi],
 					      e->flen[fi]);
@@ -1148,13 +1191,57 @@ static enum maillog_line action_line(struct maillog *m, const char *p, const cha
 					*fl2 |= RCPT_REPLAYED;
 			}
 		}
-		e->nreplayed++;
+		if (emit_rcpt)
+			e->nreplayed++;
 		win_touch(m, e, t);
+	}
+	if (ok && eom_req) {
+		/* after the RCPT request of the same line, or alone */
+		struct maillog_req *r = emit_rcpt ? &m->second : out;
+		const char *oc = out->outcome, *ot = out->outcome_text;
+		out_more(m, r);
+		r->time = t;
+		r->source = MAILLOG_SRC_REJECT;
+		r->outcome = oc;
+		r->outcome_text = ot;
+		ok = OUT_LIT(m, r, "request", "smtpd_access_policy") &&
+		     OUT_LIT(m, r, "protocol_state", "END-OF-MESSAGE") &&
+		     out_client(m, r, name, nlen, addr, alen, port, plen, rev, revlen) &&
+		     out_attr(m, r, "sender", f[0], fl[0]) &&
+		     out_attr(m, r, "queue_id", qid, qidlen);
+		/* smtpd names the recipient only when there is one (and
+		 * Postfix sends it then); of several, the log does not say how
+		 * many, nor the size of a message it did not queue */
+		if (ok && f[1])
+			ok = out_attr(m, r, "recipient", f[1], fl[1]) &&
+			     OUT_LIT(m, r, "recipient_count", "1");
+		if (ok && f[2])
+			ok = out_attr(m, r, "protocol_name", f[2], fl[2]);
+		if (ok && f[3])
+			ok = out_attr(m, r, "helo_name", f[3], fl[3]);
+		for (int fi = F_SASL_METHOD; fi <= F_SASL_SENDER && ok; fi++)
+			if (e->set & (1u << fi))
+				ok = out_attr(m, r, ml_field_attr[fi], e->buf + e->off[fi],
+					      e->flen[fi]);
+		e->eom_done = true;
+		e->nreplayed++;
 	}
 	if (ends)
 		win_end(m, qid, qidlen);
 	if (!ok)
 		return MAILLOG_UNPARSABLE;
+	if (eom) {
+		if (emit_rcpt)
+			m->st.from_reject++;
+		if (eom_req) {
+			m->st.from_reject++;
+			m->st.eom++;
+			m->second_ready = emit_rcpt;
+		}
+		return MAILLOG_REQUEST;
+	}
+	if (!want(m, MAILLOG_STAGE_RCPT))
+		return MAILLOG_USED;     /* fed the session and the message only */
 	bool accepted = !refused && strcmp(outcome, "defer");
 	if (!qid && se && se->held && accepted && f[1] && held_same_field(&m->held[se->held - 1], "recipient", f[1], fl[1]) &&
 	    held_same_field(&m->held[se->held - 1], "sender", f[0], fl[0])) {
@@ -1226,7 +1313,7 @@ static enum maillog_line client_line(struct maillog *m, const char *p, const cha
 			unsigned *fl = ent_rcpt(e, se->rcpts[i]);
 			if (fl) {
 				*fl |= RCPT_REPLAYED;
-				e->nreplayed++;
+				e->nreplayed += want(m, MAILLOG_STAGE_RCPT);
 			}
 		}
 		se->nrcpts = 0;          /* the next transaction starts afresh */
@@ -1261,9 +1348,55 @@ static enum maillog_line client_line(struct maillog *m, const char *p, const cha
 	return MAILLOG_USED;
 }
 
+/* Add the fields of message e that are set to r: the client (name last,
+ * then its reverse name unless it is "unknown": F_REVERSE has it then),
+ * the login, sender, size, HELO and protocol. False when r is full. */
+static bool out_entry(struct maillog *m, struct maillog_req *r, const struct ml_entry *e)
+{
+	bool ok = true;
+	for (int f = 0; f < F_COUNT && ok; f++)
+		if ((e->set & (1u << f)) && f != F_CLIENT_NAME)
+			ok = out_attr(m, r, ml_field_attr[f], e->buf + e->off[f], e->flen[f]);
+	const char *nm = e->buf + e->off[F_CLIENT_NAME];
+	size_t nmlen = e->flen[F_CLIENT_NAME];
+	if (ok)
+		ok = out_attr(m, r, "client_name", nm, nmlen);
+	if (ok && !(nmlen == 7 && !memcmp(nm, "unknown", 7)))
+		ok = out_attr(m, r, "reverse_client_name", nm, nmlen);
+	return ok;
+}
+
+/*
+ * The END-OF-MESSAGE request of accepted message e at its qmgr line (the
+ * queue file is complete, so smtpd's end-of-data check passed): size and
+ * recipient_count are qmgr's size= and nrcpt= (docs/replay.md says how
+ * they differ from what smtpd sent); no recipient (Postfix sends one only
+ * for a message of one recipient, which the qmgr line does not name).
+ */
+static enum maillog_line eom_queued(struct maillog *m, struct ml_entry *e, const char *nrcpt,
+				    size_t nrcptlen, struct maillog_req *out)
+{
+	out_reset(m, out);
+	out->time = e->mid_time ? e->mid_time : e->time;
+	out->source = MAILLOG_SRC_QUEUE;
+	out->outcome = "accept";
+	bool ok = OUT_LIT(m, out, "request", "smtpd_access_policy") &&
+		  OUT_LIT(m, out, "protocol_state", "END-OF-MESSAGE") && out_entry(m, out, e) &&
+		  out_attr(m, out, "queue_id", e->qid, e->qidlen);
+	if (ok && nrcpt)
+		ok = out_attr(m, out, "recipient_count", nrcpt, nrcptlen);
+	e->eom_done = true;
+	if (!ok)
+		return MAILLOG_UNPARSABLE;
+	e->nreplayed++;
+	m->st.from_queue++;
+	m->st.eom++;
+	return MAILLOG_REQUEST;
+}
+
 /* qmgr: "from=<S>, size=N, nrcpt=N (queue active)" */
 static enum maillog_line from_line(struct maillog *m, const char *p, const char *end,
-				   const char *qid, size_t qidlen, time_t t)
+				   const char *qid, size_t qidlen, time_t t, struct maillog_req *out)
 {
 	const char *v, *next;
 	size_t vlen;
@@ -1277,8 +1410,9 @@ static enum maillog_line from_line(struct maillog *m, const char *p, const char 
 	if (q == sz || q - sz > 20)
 		return MAILLOG_UNPARSABLE;
 	long nrcpt = -1;
+	const char *nr = NULL, *r = q;
 	if (STARTS(q, end, ", nrcpt=")) {
-		const char *r = q + 8;
+		nr = r = q + 8;
 		nrcpt = 0;
 		while (r < end && is_digit(*r) && nrcpt < 100000000)
 			nrcpt = nrcpt * 10 + (*r++ - '0');
@@ -1292,6 +1426,11 @@ static enum maillog_line from_line(struct maillog *m, const char *p, const char 
 	ent_set(e, F_SIZE, sz, (size_t)(q - sz));
 	e->nrcpt = nrcpt;
 	win_touch(m, e, t);
+	/* qmgr logs this line again each time it takes a deferred message
+	 * back: one request per message */
+	size_t nrlen = nr ? (size_t)(r - nr) : 0;
+	if (want(m, MAILLOG_STAGE_EOM) && !e->reinjected && !e->eom_done)
+		return eom_queued(m, e, nrlen ? nr : NULL, nrlen, out);
 	return MAILLOG_USED;
 }
 
@@ -1328,7 +1467,7 @@ static enum maillog_line to_line(struct maillog *m, const char *p, const char *e
 	bool replay = !(*flags & RCPT_REPLAYED);
 	*flags |= RCPT_REPLAYED;
 	enum maillog_line res = MAILLOG_USED;
-	if (e->reinjected) {
+	if (e->reinjected || !want(m, MAILLOG_STAGE_RCPT)) {
 		;                        /* replayed from the filter's message */
 	} else if (replay) {
 		out_reset(m, out);
@@ -1336,16 +1475,7 @@ static enum maillog_line to_line(struct maillog *m, const char *p, const char *e
 		out->source = MAILLOG_SRC_QUEUE;
 		out->outcome = "accept";
 		bool ok = OUT_LIT(m, out, "request", "smtpd_access_policy") &&
-			  OUT_LIT(m, out, "protocol_state", "RCPT");
-		for (int f = 0; f < F_COUNT && ok; f++)
-			if ((e->set & (1u << f)) && f != F_CLIENT_NAME)
-				ok = out_attr(m, out, ml_field_attr[f], e->buf + e->off[f], e->flen[f]);
-		const char *nm = e->buf + e->off[F_CLIENT_NAME];
-		size_t nmlen = e->flen[F_CLIENT_NAME];
-		if (ok)
-			ok = out_attr(m, out, "client_name", nm, nmlen);
-		if (ok && !(nmlen == 7 && !memcmp(nm, "unknown", 7)))
-			ok = out_attr(m, out, "reverse_client_name", nm, nmlen);   /* else F_REVERSE */
+			  OUT_LIT(m, out, "protocol_state", "RCPT") && out_entry(m, out, e);
 		ok = ok && out_attr(m, out, "recipient", rc, rclen) &&
 		     OUT_LIT(m, out, "recipient_count", "0") &&
 		     out_attr(m, out, "queue_id", e->qid, e->qidlen);
@@ -1372,7 +1502,18 @@ static enum maillog_line queue_line(struct maillog *m, const char *qid, size_t q
 	if (STARTS(p, end, "client="))
 		return client_line(m, p + 7, end, qid, qidlen, t);
 	if (STARTS(p, end, "from="))
-		return from_line(m, p + 5, end, qid, qidlen, t);
+		return from_line(m, p + 5, end, qid, qidlen, t, out);
+	if (STARTS(p, end, "message-id=") && want(m, MAILLOG_STAGE_EOM)) {
+		/* cleanup reads the headers during DATA: the message's end is
+		 * near, nearer than its client= line (the first recipient) */
+		struct ml_entry *e = win_find(m, qid, qidlen);
+		if (!e)
+			return MAILLOG_IGNORED;
+		if (!e->mid_time)
+			e->mid_time = t;
+		win_touch(m, e, t);
+		return MAILLOG_USED;
+	}
 	if (STARTS(p, end, "to="))
 		return to_line(m, p + 3, end, qid, qidlen, t, out);
 	/* the end of a message; pickup's "uid=N from=<S>" starts a new one
@@ -1710,6 +1851,8 @@ struct maillog *maillog_new(const struct maillog_opts *o)
 		m->o.window_age = MAILLOG_DEFAULT_WINDOW_AGE;
 	if (!m->o.now)
 		m->o.now = time(NULL);
+	if (!m->o.stages)
+		m->o.stages = MAILLOG_STAGE_RCPT;
 	m->min_key = -1;
 	m->lent = -1;
 	m->nbuckets = 1024;
@@ -1760,7 +1903,7 @@ static void held_return(struct maillog *m)
 enum maillog_line maillog_feed(struct maillog *m, const char *line, size_t len)
 {
 	held_return(m);
-	m->own_ready = m->own_held = m->unconfirmed = m->merged = false;
+	m->own_ready = m->own_held = m->unconfirmed = m->merged = m->second_ready = false;
 	m->st.lines++;
 	enum maillog_line r;
 	if (len > MAILLOG_MAX_LINE)
@@ -1770,9 +1913,10 @@ enum maillog_line maillog_feed(struct maillog *m, const char *line, size_t len)
 			len--;
 		r = feed(m, line, line + len, &m->own);
 	}
+	/* a line makes at most two requests (maillog.h) */
+	m->st.requests = m->st.from_reject + m->st.from_queue + m->st.from_mxacld;
 	switch (r) {
 	case MAILLOG_REQUEST:
-		m->st.requests++;
 		m->own_ready = !m->own_held;
 		break;
 	case MAILLOG_USED:
@@ -1819,6 +1963,11 @@ bool maillog_next(struct maillog *m, struct maillog_req *out)
 	if (m->own_ready) {
 		m->own_ready = false;
 		*out = m->own;
+		return true;
+	}
+	if (m->second_ready) {
+		m->second_ready = false;
+		*out = m->second;
 		return true;
 	}
 	return false;

@@ -35,7 +35,20 @@
  *     client= line with XFORWARD's orig_queue_id=/orig_client=: a content
  *     filter handing back a message whose recipients were replayed);
  *   - mxacld "decision client=... rule=... action=WORD ..." lines: the
- *     attributes they list, the outcome WORD.
+ *     attributes they list, the outcome WORD (at any protocol_state,
+ *     whatever maillog_opts.stages says: they are not rebuilt).
+ * Those are RCPT-stage requests. With MAILLOG_STAGE_EOM in
+ * maillog_opts.stages, END-OF-MESSAGE requests are rebuilt too:
+ *   - one per accepted message (client= line; not a re-injection) at its
+ *     qmgr "from=<S>, size=N, nrcpt=N" line: size N, recipient_count
+ *     nrcpt, the client, the login, the time of cleanup's "message-id="
+ *     line (else the client= line's), outcome "accept";
+ *   - one per held message at smtpd's (or cleanup's) "QID: WORD:
+ *     END-OF-MESSAGE from ..." line (a policy's or a milter's reject), with
+ *     the line's time, sender, HELO and protocol, its recipient (with
+ *     recipient_count 1) when it names one, and the outcome WORD.
+ * A line may then give two requests (an END-OF-MESSAGE line: its
+ * recipient's RCPT request, then the message's END-OF-MESSAGE one).
  * smtpd's "warning: ADDR: address not listed for hostname NAME" (and the
  * other forward-confirmation warnings) before "connect from unknown[ADDR]"
  * give the session's requests reverse_client_name=NAME.
@@ -64,6 +77,10 @@
 #define MAILLOG_DEFAULT_WINDOW_AGE 3600   /* s of log time without a mention */
 #define MAILLOG_MAX_HELD 64         /* requests waiting for their client= line */
 
+/* maillog_opts.stages: which requests are rebuilt from Postfix's lines */
+#define MAILLOG_STAGE_RCPT 1u       /* RCPT (the default) */
+#define MAILLOG_STAGE_EOM 2u        /* END-OF-MESSAGE */
+
 struct maillog_opts {
 	int year;               /* of the first classic stamp; 0: this year (or
 				   last year when that puts the line in the future) */
@@ -71,6 +88,7 @@ struct maillog_opts {
 	long window_age;        /* s; 0: MAILLOG_DEFAULT_WINDOW_AGE */
 	time_t now;             /* "this year" and time for stamp-less first
 				   lines; 0: time(NULL) */
+	unsigned stages;        /* MAILLOG_STAGE_* bits; 0: MAILLOG_STAGE_RCPT */
 };
 
 enum maillog_source {
@@ -114,10 +132,12 @@ enum maillog_line {
 
 struct maillog_stats {
 	uint64_t lines;         /* fed */
-	uint64_t requests;      /* MAILLOG_REQUEST lines: from_reject + from_queue +
-				   from_mxacld; each gives one request (a held one
-				   by maillog_finish at the latest) */
+	uint64_t requests;      /* requests made: from_reject + from_queue +
+				   from_mxacld (a held one is handed out by
+				   maillog_finish at the latest) */
 	uint64_t from_reject, from_queue, from_mxacld;
+	uint64_t eom;           /* END-OF-MESSAGE requests rebuilt (counted in
+				   from_reject or from_queue too) */
 	uint64_t used, ignored, unparsable;
 	uint64_t blank;         /* MAILLOG_BLANK lines */
 	uint64_t held;          /* requests that waited for their client= line */
@@ -148,9 +168,10 @@ void maillog_free(struct maillog *m);
 
 /*
  * Take one line (len bytes, no newline; it need not be NUL-terminated and
- * is not kept). Returns what the line was. The requests it made ready
- * (none, its own, held ones it released, in log order: released ones
- * first) are then taken with maillog_next.
+ * is not kept). Returns what the line was (MAILLOG_REQUEST when it made a
+ * request: held, or ready). The requests it made ready (none, its own
+ * (one, or two for an END-OF-MESSAGE line), held ones it released, in log
+ * order: released ones first) are then taken with maillog_next.
  */
 enum maillog_line maillog_feed(struct maillog *m, const char *line, size_t len);
 

@@ -96,7 +96,7 @@ static void usage(FILE *f)
 	fputs("usage: mxacl replay -c FILE [--diff OTHER] [--format text|json] [--fail-on-change]\n"
 	      "                    [--year YYYY] [--offline | --dns HOST:PORT... [--dns-timeout MS]]\n"
 	      "                    [--geoip FILE] [--window N] [--window-age SECONDS]\n"
-	      "                    [--summary] [-v] [LOG...]\n"
+	      "                    [--stage rcpt|eom|all] [--summary] [-v] [LOG...]\n"
 	      "\n"
 	      "Read mail logs (Postfix smtpd/qmgr/delivery lines and mxacld decision lines;\n"
 	      "files, - for stdin, gzip or plain; stdin when none), rebuild the policy\n"
@@ -118,6 +118,8 @@ static void usage(FILE *f)
 	      "      --window N        queue IDs held while their lines come (default 100000)\n"
 	      "      --window-age S    drop a queue ID not mentioned for S s of log time\n"
 	      "                        (default 3600)\n"
+	      "      --stage STAGE     requests rebuilt from Postfix's lines: rcpt (default),\n"
+	      "                        eom (END-OF-MESSAGE, one per message) or all\n"
 	      "  -v, --verbose         show each line that cannot be parsed on stderr\n"
 	      "\n"
 	      "Exit status: 0; 1 policy or input errors; 2 usage; 3 --fail-on-change and a\n"
@@ -289,7 +291,18 @@ static void text_head(struct replay *R, struct strbuf *b, const struct maillog_r
 	sb_adds(b, attr_or_empty(q, "sender"));
 	sb_adds(b, "> to=<");
 	sb_adds(b, attr_or_empty(q, "recipient"));
-	sb_adds(b, "> was=");
+	sb_addc(b, '>');
+	const char *state = maillog_req_get(q, "protocol_state");
+	if (state && strcmp(state, "RCPT")) {
+		/* another stage than RCPT (--stage eom): what a quota counts */
+		sb_adds(b, " state=");
+		sb_adds(b, state);
+		sb_adds(b, " recipient_count=");
+		sb_adds(b, attr_or_empty(q, "recipient_count"));
+		sb_adds(b, " size=");
+		sb_adds(b, attr_or_empty(q, "size"));
+	}
+	sb_adds(b, " was=");
 	sb_adds(b, q->outcome[0] ? q->outcome : "-");
 }
 
@@ -620,6 +633,9 @@ static void text_summary(struct replay *R, FILE *o)
 			"request parser\n",
 			(unsigned long long)st->other_stage, (unsigned long long)st->backwards,
 			(unsigned long long)R->bad_requests);
+	if (st->eom || (R->mo.stages & MAILLOG_STAGE_EOM))
+		fprintf(o, "stages: %llu RCPT requests, %llu END-OF-MESSAGE requests\n",
+			(unsigned long long)(st->requests - st->eom), (unsigned long long)st->eom);
 	if (st->held || st->stray)
 		fprintf(o, "also: %llu NOQUEUE requests waited for their client= line (%llu got a "
 			"SASL login from it), %llu stray stamps\n",
@@ -688,7 +704,7 @@ static void json_summary(struct replay *R, FILE *o)
 		  "\"unparsable\":%llu,\"not_needed\":%llu,\"other_stage\":%llu,\"messages\":%llu,"
 		  "\"reinjected\":%llu,\"incomplete\":%llu,\"evicted\":%llu,\"window_peak\":%llu,\"orphans\":%llu,"
 		  "\"duplicates\":%llu,\"backwards\":%llu,\"refused\":%llu,\"blank\":%llu,"
-		  "\"held\":%llu,\"held_login\":%llu,\"stray\":%llu,\"rulesets\":[",
+		  "\"held\":%llu,\"held_login\":%llu,\"stray\":%llu,\"eom\":%llu,\"rulesets\":[",
 		  (unsigned long long)st->lines, (unsigned long long)st->requests,
 		  (unsigned long long)st->from_reject, (unsigned long long)st->from_queue,
 		  (unsigned long long)st->from_mxacld, (unsigned long long)st->unparsable,
@@ -699,7 +715,8 @@ static void json_summary(struct replay *R, FILE *o)
 		  (unsigned long long)st->orphans, (unsigned long long)st->duplicates,
 		  (unsigned long long)st->backwards, (unsigned long long)R->bad_requests,
 		  (unsigned long long)st->blank, (unsigned long long)st->held,
-		  (unsigned long long)st->held_login, (unsigned long long)st->stray);
+		  (unsigned long long)st->held_login, (unsigned long long)st->stray,
+		  (unsigned long long)st->eom);
 	for (int i = 0; i < R->nrs; i++) {
 		if (i)
 			sb_addc(&b, ',');
@@ -772,6 +789,7 @@ int replay_main(int argc, char **argv)
 		CLI_LOOKUP_OPTIONS,
 		{ "window", required_argument, NULL, 'W' },
 		{ "window-age", required_argument, NULL, 'A' },
+		{ "stage", required_argument, NULL, 'S' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -821,6 +839,18 @@ int replay_main(int argc, char **argv)
 			if ((v = cli_number("replay", "--window-age", optarg, 1, 365LL * 86400)) < 0)
 				return 2;
 			R.mo.window_age = (long)v;
+			break;
+		case 'S':
+			if (!strcmp(optarg, "rcpt"))
+				R.mo.stages = MAILLOG_STAGE_RCPT;
+			else if (!strcmp(optarg, "eom"))
+				R.mo.stages = MAILLOG_STAGE_EOM;
+			else if (!strcmp(optarg, "all"))
+				R.mo.stages = MAILLOG_STAGE_RCPT | MAILLOG_STAGE_EOM;
+			else {
+				fprintf(stderr, "mxacl: replay: --stage is rcpt, eom or all\n");
+				return 2;
+			}
 			break;
 		case 'v':
 			R.verbose = true;

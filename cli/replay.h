@@ -12,7 +12,7 @@
  *   mxacl replay -c FILE [--diff OTHER] [--format text|json] [--fail-on-change]
  *                [--year YYYY] [--offline | --dns HOST:PORT... --dns-timeout MS]
  *                [--geoip FILE] [--window N] [--window-age SECONDS]
- *                [--summary] [-v] [LOG...]
+ *                [--stage rcpt|eom|all] [--summary] [-v] [LOG...]
  */
 #ifndef MXACL_REPLAY_H
 #define MXACL_REPLAY_H

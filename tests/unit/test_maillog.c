@@ -80,7 +80,7 @@ static void describe(struct maillog *m, enum maillog_line kind, char *buf, size_
 #define REJ(st, p, c, r) st " mx postfix/smtpd[" p "]: NOQUEUE: reject: RCPT from " c ": 554 5.7.1 no; " \
 	"from=<s@y> to=<" r "> proto=ESMTP helo=<h>"
 
-static const struct {
+struct mcase {
 	const char *name;
 	int year;
 	size_t window;
@@ -89,7 +89,9 @@ static const struct {
 	const char *want[MAXLINES];
 	const char *stats;   /* "name=value ..." of struct maillog_stats to check; NULL: none */
 	const char *at_end;  /* requests maillog_finish releases; NULL: none */
-} cases[] = {
+};
+
+static const struct mcase cases[] = {
 	{ "noqueue reject, classic stamp", 2024, 0, 0,
 	  { "Nov 22 06:25:01 mx postfix/smtpd[123]: NOQUEUE: reject: RCPT from mail.example.com[192.0.2.1]: "
 	    "554 5.7.1 <r@x.test>: Recipient address rejected: go away; from=<s@y.test> to=<r@x.test> "
@@ -480,7 +482,7 @@ static void check_stats(const char *name, const struct maillog_stats *st, const 
 		F(lines), F(requests), F(from_reject), F(from_queue), F(from_mxacld), F(used),
 		F(ignored), F(unparsable), F(other_stage), F(messages), F(incomplete), F(evicted),
 		F(orphans), F(duplicates), F(window_peak), F(window), F(backwards), F(reinjected),
-		F(blank), F(held), F(held_login), F(stray),
+		F(blank), F(held), F(held_login), F(stray), F(eom),
 #undef F
 	};
 	char buf[512];
@@ -500,34 +502,116 @@ static void check_stats(const char *name, const struct maillog_stats *st, const 
 	}
 }
 
-START_TEST(test_maillog_cases)
+/* Feed case c's lines with maillog_opts.stages = stages; check each
+ * line's requests, the stats and what maillog_finish releases. */
+static void run_case(const struct mcase *c, unsigned stages)
 {
 	setenv("TZ", "UTC", 1);
 	tzset();
-	struct maillog_opts o = { .year = cases[_i].year, .window = cases[_i].window,
-				  .window_age = cases[_i].window_age,
-				  .now = 1732320000 /* 2024-11-23 */ };
+	struct maillog_opts o = { .year = c->year, .window = c->window,
+				  .window_age = c->window_age,
+				  .now = 1732320000 /* 2024-11-23 */, .stages = stages };
 	struct maillog *m = maillog_new(&o);
 	static char got[16384], want[16384];
-	for (size_t k = 0; k < MAXLINES && cases[_i].lines[k]; k++) {
-		const char *line = cases[_i].lines[k];
+	for (size_t k = 0; k < MAXLINES && c->lines[k]; k++) {
+		const char *line = c->lines[k];
 		enum maillog_line kind = maillog_feed(m, line, strlen(line));
 		describe(m, kind, got, sizeof got);
-		ck_assert_msg(cases[_i].want[k], "%s: line %zu has no want", cases[_i].name, k + 1);
-		normalize(cases[_i].want[k], want, sizeof want);
+		ck_assert_msg(c->want[k], "%s: line %zu has no want", c->name, k + 1);
+		normalize(c->want[k], want, sizeof want);
 		ck_assert_msg(strcmp(got, want) == 0, "%s: line %zu:\n  got  %s\n  want %s",
-			      cases[_i].name, k + 1, got, want);
+			      c->name, k + 1, got, want);
 	}
-	if (cases[_i].stats)
-		check_stats(cases[_i].name, maillog_stats(m), cases[_i].stats);
+	if (c->stats)
+		check_stats(c->name, maillog_stats(m), c->stats);
 	maillog_finish(m);
 	describe(m, MAILLOG_IGNORED, got, sizeof got);
-	normalize(cases[_i].at_end ? cases[_i].at_end : "-", want, sizeof want);
+	normalize(c->at_end ? c->at_end : "-", want, sizeof want);
 	ck_assert_msg(strcmp(got, want) == 0, "%s: at the end:\n  got  %s\n  want %s",
-		      cases[_i].name, got, want);
+		      c->name, got, want);
 	ck_assert_msg(maillog_stats(m)->window == 0, "%s: window after finish: got %llu, want 0",
-		      cases[_i].name, (unsigned long long)maillog_stats(m)->window);
+		      c->name, (unsigned long long)maillog_stats(m)->window);
 	maillog_free(m);
+}
+
+START_TEST(test_maillog_cases)
+{
+	run_case(&cases[_i], 0);
+}
+END_TEST
+
+/* Attributes of every END-OF-MESSAGE request ("EOM" in the tables). */
+#define EOM "protocol_state=END-OF-MESSAGE request=smtpd_access_policy"
+#define CLIENT7 "Nov 22 06:25:01 mx postfix/smtpd[7]: 3F2A1B2C4D: client=c.example[198.51.100.7], " \
+	"sasl_method=PLAIN, sasl_username=alice@example.org"
+#define LOGIN7 "client_address=198.51.100.7 client_name=c.example reverse_client_name=c.example " \
+	"sasl_method=PLAIN sasl_username=alice@example.org"
+
+/* --stage eom and all (maillog_opts.stages): END-OF-MESSAGE requests */
+static const struct {
+	unsigned stages;
+	struct mcase c;
+} eom_cases[] = {
+	{ MAILLOG_STAGE_EOM,
+	  { "a queued message: at its qmgr line, once, at cleanup's time; no RCPT requests", 2024, 0, 0,
+	    { CLIENT7,
+	      "Nov 22 06:25:02 mx postfix/cleanup[8]: 3F2A1B2C4D: message-id=<1@c.example>",
+	      "Nov 22 06:25:03 mx postfix/qmgr[9]: 3F2A1B2C4D: from=<alice@example.org>, size=1234, nrcpt=2 (queue active)",
+	      "Nov 22 06:25:03 mx postfix/smtp[10]: 3F2A1B2C4D: to=<bob@dest.test>, relay=none, delay=1, status=deferred (x)",
+	      "Nov 22 06:30:03 mx postfix/qmgr[9]: 3F2A1B2C4D: from=<alice@example.org>, size=1234, nrcpt=2 (queue active)",
+	      "Nov 22 06:30:03 mx postfix/smtp[10]: 3F2A1B2C4D: to=<carol@dest.test>, relay=none, delay=1, status=sent (ok)" },
+	    { "-", "-",
+	      "T=1732256702 src=queue was=accept " EOM " " LOGIN7 " queue_id=3F2A1B2C4D "
+	      "recipient_count=2 sender=alice@example.org size=1234",
+	      "-", "-", "-" },
+	    "requests=1 eom=1 from_queue=1 incomplete=0 window=0 used=5", NULL } },
+	{ MAILLOG_STAGE_EOM,
+	  { "a policy's reject without to= (several recipients), a 4xx one, a milter's; NOQUEUE, pickup: none", 2024, 0, 0,
+	    { "Nov 22 06:25:01 mx postfix/smtpd[7]: AAAAA1: client=a[192.0.2.1], sasl_method=PLAIN, sasl_username=m@x",
+	      "Nov 22 06:25:02 mx postfix/smtpd[7]: AAAAA1: reject: END-OF-MESSAGE from a[192.0.2.1]: 554 5.7.1 <END-OF-MESSAGE>: End-of-data rejected: no; from=<m@x> proto=ESMTP helo=<h>",
+	      "Nov 22 06:25:03 mx postfix/smtpd[7]: AAAAA2: client=a[192.0.2.1]",
+	      "Nov 22 06:25:03 mx postfix/smtpd[7]: AAAAA2: reject: END-OF-MESSAGE from a[192.0.2.1]: 452 4.3.1 <END-OF-MESSAGE>: End-of-data rejected: later; from=<> to=<r@y> proto=ESMTP helo=<h>",
+	      "Nov 22 06:25:04 mx postfix/smtpd[7]: AAAAA3: client=a[192.0.2.1]",
+	      "Nov 22 06:25:04 mx postfix/cleanup[8]: AAAAA3: milter-reject: END-OF-MESSAGE from a[192.0.2.1]: 5.7.1 spam; from=<s> to=<r> proto=ESMTP helo=<h>",
+	      "Nov 22 06:25:05 mx postfix/smtpd[7]: NOQUEUE: reject: RCPT from a[192.0.2.1]: 554 5.7.1 no; from=<s> to=<r> proto=ESMTP helo=<h>",
+	      "Nov 22 06:25:06 mx postfix/pickup[9]: BBBBB1: uid=0 from=<root>",
+	      "Nov 22 06:25:06 mx postfix/qmgr[9]: BBBBB1: from=<root@x>, size=300, nrcpt=1 (queue active)" },
+	    { "-",
+	      "T=1732256702 src=reject was=reject " EOM " client_address=192.0.2.1 client_name=a helo_name=h "
+	      "protocol_name=ESMTP queue_id=AAAAA1 reverse_client_name=a sasl_method=PLAIN sasl_username=m@x sender=m@x",
+	      "-",
+	      "T=1732256703 src=reject was=defer " EOM " client_address=192.0.2.1 client_name=a helo_name=h "
+	      "protocol_name=ESMTP queue_id=AAAAA2 recipient=r@y recipient_count=1 reverse_client_name=a sender=",
+	      "-",
+	      "T=1732256704 src=reject was=milter-reject " EOM " client_address=192.0.2.1 client_name=a helo_name=h "
+	      "protocol_name=ESMTP queue_id=AAAAA3 recipient=r recipient_count=1 reverse_client_name=a sender=s",
+	      "-", "-", "-" },
+	    "requests=3 eom=3 from_reject=3 from_queue=0 unparsable=0 other_stage=0 orphans=1 window=0", NULL } },
+	{ MAILLOG_STAGE_RCPT,
+	  { "--stage rcpt: an END-OF-MESSAGE reject without to= is another stage, not unparsable", 2024, 0, 0,
+	    { "Nov 22 06:25:01 mx postfix/smtpd[7]: AAAAA1: client=a[192.0.2.1]",
+	      "Nov 22 06:25:02 mx postfix/smtpd[7]: AAAAA1: reject: END-OF-MESSAGE from a[192.0.2.1]: 554 5.7.1 <END-OF-MESSAGE>: End-of-data rejected: no; from=<m@x> proto=ESMTP helo=<h>" },
+	    { "-", "-" },
+	    "requests=0 unparsable=0 other_stage=1 window=0 incomplete=1", NULL } },
+	{ MAILLOG_STAGE_RCPT | MAILLOG_STAGE_EOM,
+	  { "--stage all: one END-OF-MESSAGE line, two requests; re-injection: none", 2024, 0, 0,
+	    { "Nov 22 06:25:01 mx postfix/smtpd[7]: AAAAA1: client=a[192.0.2.1]",
+	      "Nov 22 06:25:02 mx postfix/smtpd[7]: AAAAA1: reject: END-OF-MESSAGE from a[192.0.2.1]: 554 5.7.1 no; from=<s> to=<r> proto=ESMTP helo=<h>",
+	      "Nov 22 06:25:03 mx postfix/smtpd[8]: CCCCC1: client=localhost[127.0.0.1], orig_queue_id=AAAAA9, orig_client=a[192.0.2.1]",
+	      "Nov 22 06:25:03 mx postfix/qmgr[9]: CCCCC1: from=<s>, size=300, nrcpt=1 (queue active)",
+	      "Nov 22 06:25:03 mx postfix/smtp[10]: CCCCC1: to=<r>, relay=none, status=sent (ok)" },
+	    { "-",
+	      "T=1732256702 src=reject was=reject " STD " client_address=192.0.2.1 client_name=a helo_name=h "
+	      "protocol_name=ESMTP queue_id=AAAAA1 recipient=r reverse_client_name=a sender=s | "
+	      "T=1732256702 src=reject was=reject " EOM " client_address=192.0.2.1 client_name=a helo_name=h "
+	      "protocol_name=ESMTP queue_id=AAAAA1 recipient=r recipient_count=1 reverse_client_name=a sender=s",
+	      "-", "-", "-" },
+	    "requests=2 eom=1 from_reject=2 reinjected=1 window=0", NULL } },
+};
+
+START_TEST(test_maillog_eom_cases)
+{
+	run_case(&eom_cases[_i].c, eom_cases[_i].stages);
 }
 END_TEST
 
@@ -642,6 +726,7 @@ Suite *maillog_suite(void)
 	Suite *s = suite_create("maillog");
 	TCase *tc = tcase_create("maillog");
 	tcase_add_loop_test(tc, test_maillog_cases, 0, (int)ARRAY_LEN(cases));
+	tcase_add_loop_test(tc, test_maillog_eom_cases, 0, (int)ARRAY_LEN(eom_cases));
 	tcase_add_test(tc, test_maillog_default_year);
 	tcase_add_test(tc, test_maillog_limits);
 	tcase_add_test(tc, test_maillog_held_bound);
