@@ -675,6 +675,55 @@ static void run_steps(struct fix *f, const char *name, const struct step *steps,
 	}                                                                        \
 	END_TEST
 
+/*
+ * The slotted log against a model of what store.h says it does (each
+ * recorded amount counts while its slot's last second + window > now;
+ * an amount is recorded when the sum stays within the limit), over three
+ * windows of irregular traffic: more slots than the first allocation,
+ * every slot of a window live at once, refusals, zeros. Both stores.
+ */
+START_TEST(test_rate_slotted_model)
+{
+	struct fix f;
+	fix_open(&f, _i == 1);
+	const char *be = f.redis ? "redis" : "memory";
+	enum { WINDOW = 7200, EVENTS = 900 };          /* slots of 60 s */
+	static struct {
+		uint64_t t, amount;
+	} rec[EVENTS];
+	size_t nrec = 0;
+	uint64_t seed = 12345, t = T0;
+	for (int i = 0; i < EVENTS; i++) {
+		seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+		t += (seed >> 33) % 61;                  /* 0 to 60 s apart */
+		uint64_t amount = (seed >> 20) % 9;      /* 0 to 8 recipients */
+		uint64_t limit = 400;
+		uint64_t sum = 0;
+		for (size_t k = 0; k < nrec; k++)
+			if (rec[k].t + WINDOW > t)
+				sum += rec[k].amount;
+		struct rate_query q = { .key = "model", .key_len = 5, .limit = limit,
+					.window = WINDOW, .slotted = true, .amount = amount,
+					.now = (time_t)t };
+		struct rec r = { 0 };
+		store_rate(f.s, &q, rate_done, &r);
+		ck_assert(run_until(f.base, &r.calls, 1, 5000) && r.st == STORE_OK);
+		bool over = sum + amount > limit;
+		ck_assert_msg(r.r.count == sum + amount && r.r.over == over,
+			      "%s event %d at +%llu, amount %llu: got count=%llu over=%d, want "
+			      "%llu %d", be, i, (unsigned long long)(t - T0),
+			      (unsigned long long)amount, (unsigned long long)r.r.count, r.r.over,
+			      (unsigned long long)(sum + amount), over);
+		if (!over && amount)
+		{
+			rec[nrec].t = rate_slot_time(t, WINDOW);
+			rec[nrec++].amount = amount;
+		}
+	}
+	fix_close(&f);
+}
+END_TEST
+
 TABLE_TEST(greylist)
 TABLE_TEST(awl)
 TABLE_TEST(rate)
@@ -1636,12 +1685,15 @@ START_TEST(test_mem_load_bad_lines)
 		"r 1 2 1800000000 2 1,2,3 three-in-two\n"
 		"g 1700000000 1700000000 1800000000 1 after\n"
 		"r 1700000000 1700000000 1800000000 2 1700000000 rate\n"
+		"s 1700000000 1700000000 1800000000 2 1700000009:40,1700000039:60 sum\n"
+		"s 1700000000 1700000000 1800000000 3 1700000009:40,1700000039:60 short\n"
+		"s 1700000000 1700000000 1800000000 1 1700000009:x bad-amount\n"
 		"a 1700000000 1700000000 1800000000 5 net";   /* no final LF */
 	spit(path, text);
 	struct loadrec l = { 0 };
 	struct store *s = load_ok(base, path, T0, &l);
-	ck_assert_msg(l.r.loaded == 4 && l.r.skipped == 5 && l.r.first_bad == 3,
-		      "loaded=%lu skipped=%lu first_bad=%lu, want 4, 5, 3", l.r.loaded,
+	ck_assert_msg(l.r.loaded == 5 && l.r.skipped == 7 && l.r.first_bad == 3,
+		      "loaded=%lu skipped=%lu first_bad=%lu, want 5, 7, 3", l.r.loaded,
 		      l.r.skipped, l.r.first_bad);
 	ck_assert_msg(l.aside[0] && strncmp(l.aside, path, strlen(path)) == 0 &&
 			      strstr(l.aside, ".bad-"),
@@ -1651,6 +1703,14 @@ START_TEST(test_mem_load_bad_lines)
 	free(kept);
 	struct fix f = { .base = base, .s = s };
 	ck_assert_msg(!grey_noawl(&f, "after", T0).g.greylisted, "an entry after bad lines is lost");
+	/* the slotted log loaded: 40 + 60 of 100 recipients, so 1 more is over */
+	struct rate_query sq = { .key = "sum", .key_len = 3, .limit = 100, .window = 3600,
+				 .slotted = true, .amount = 1, .now = T0 + 100 };
+	struct rec sr = { 0 };
+	store_rate(s, &sq, rate_done, &sr);
+	ck_assert_msg(sr.st == STORE_OK && sr.r.over && sr.r.count == 101,
+		      "loaded slotted log: count %llu over %d, want 101 1",
+		      (unsigned long long)sr.r.count, sr.r.over);
 	unlink(l.aside);
 	store_close(s);
 
@@ -1817,6 +1877,7 @@ Suite *store_suite(void)
 	tcase_add_loop_test(tc, test_greylist, 0, 2);
 	tcase_add_loop_test(tc, test_awl, 0, 2);
 	tcase_add_loop_test(tc, test_rate, 0, 2);
+	tcase_add_loop_test(tc, test_rate_slotted_model, 0, 2);
 	tcase_add_loop_test(tc, test_edit, 0, 2);
 	tcase_add_loop_test(tc, test_long_keys, 0, 2);
 	suite_add_tcase(s, tc);
