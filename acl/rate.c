@@ -71,8 +71,9 @@ static bool rate_limit_parse(const char *s, size_t n, const struct rate_count *k
 		return false;
 	if (i + 1 == n && k->suffixes) {
 		const char *units = "KMGT";
-		const char *u = strchr(units, s[i] & ~0x20);
-		if (!u || !s[i])
+		char c = (char)(s[i] & ~0x20);          /* k is K */
+		const char *u = c ? strchr(units, c) : NULL;
+		if (!u)
 			return false;
 		for (long p = u - units; p >= 0; p--)
 			if ((v *= 1024) > k->max)

@@ -1043,6 +1043,17 @@ START_TEST(test_noscript_recovers)
 	struct rec rr = { 0 };
 	store_rate(f.s, &q, rate_done, &rr);
 	ck_assert(run_until(f.base, &rr.calls, 1, 2000) && rr.st == STORE_OK && rr.r.count == 1);
+	/* the slotted log's script too (its body is the one sent again) */
+	freeReplyObject(rsrv_cmd(&f.srv, 0, "SCRIPT FLUSH"));
+	struct rate_query sq = { .key = "k", .key_len = 1, .limit = 100, .window = 60,
+				 .slotted = true, .amount = 60, .now = T0 };
+	struct rec sr = { 0 };
+	store_rate(f.s, &sq, rate_done, &sr);
+	ck_assert(run_until(f.base, &sr.calls, 1, 2000) && sr.st == STORE_OK && sr.r.count == 60);
+	sr = (struct rec){ 0 };
+	store_rate(f.s, &sq, rate_done, &sr);
+	ck_assert(run_until(f.base, &sr.calls, 1, 2000) && sr.st == STORE_OK && sr.r.over &&
+		  sr.r.count == 120);
 	fix_close(&f);
 }
 END_TEST
