@@ -91,6 +91,18 @@ static struct grey_acl *grey_defaults(struct acl_compile *c)
 	return g;
 }
 
+/* A key with the recipient needs it sent: the compiler warns about a
+ * greylist reached only where it is empty (END-OF-MESSAGE with several
+ * recipients: engine/stage.h). */
+static bool grey_stage(struct acl_compile *c, const struct grey_acl *g, bool ok)
+{
+	c->stage_attr = -1;
+	for (int i = 0; i < g->nparts; i++)
+		if (g->part[i] == GP_RECIPIENT || g->part[i] == GP_RECIPIENT_DOMAIN)
+			c->stage_attr = ATTR_recipient;
+	return ok;
+}
+
 static bool grey_compile(struct acl_compile *c)
 {
 	struct grey_acl *g = grey_defaults(c);
@@ -155,7 +167,7 @@ static bool grey_compile(struct acl_compile *c)
 			   g->p.retry_window);
 		ok = false;
 	}
-	return ok;
+	return grey_stage(c, g, ok);
 }
 
 /* apolicy: "acl NAME greylisting time=MIN,lifetime=MIN,backend=...,root=..." */
@@ -197,7 +209,7 @@ static bool greylisting_compile(struct acl_compile *c)
 	}
 	if (ok && g->p.delay >= g->p.retry_window)
 		g->p.retry_window = g->p.delay + 2 * 86400;
-	return ok;
+	return grey_stage(c, g, ok);
 }
 
 /* ---- keys ---------------------------------------------------------------- */

@@ -1,13 +1,18 @@
 /*
  * rate - the rate acl type, whose counters are in the store:
  *
- *   acl NAME rate ATTR[+ATTR...] LIMIT/DUR [tempfail=match|nomatch|default]
+ *   acl NAME rate ATTR[+ATTR...] LIMIT/DUR [count=requests|recipients|bytes]
+ *                                          [tempfail=match|nomatch|default]
  *
- * It matches when this request makes more than LIMIT events for its key
- * (the attributes' values, sent or derived: "sender_domain" is the
- * sender's domain, engine/attrs.h) in DUR, and gives ${rate_count} to the action
- * text. The count is one atomic check-and-update in the store (memory, or
- * Redis shared by several gateways).
+ * It matches when this request would take its key's count within DUR over
+ * LIMIT (the key: the attributes' values, sent or derived: "sender_domain"
+ * is the sender's domain, engine/attrs.h), and gives ${rate_count} to the
+ * action text. What a request counts is its count= kind, one row of
+ * rate_counts[]: 1 (requests), its recipient_count or its size. A request
+ * that matches is not counted (a refused message does not use up the
+ * quota). The check and the update are one atomic step in the store
+ * (memory, or Redis shared by several gateways); requests use the exact
+ * log, recipients and bytes the slotted one (backends/store.h).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,14 +24,65 @@
 #include "engine/vm.h"
 
 #define RATE_MAX_PARTS 8
-#define RATE_MAX_LIMIT 100000
+
+/*
+ * What a rate counts: one row each. attr: the attribute whose value is a
+ * request's amount (-1: each request is 1). max: the largest LIMIT (the
+ * exact log holds up to LIMIT event times; the slotted one is bounded
+ * whatever the limit, and 2^40 bytes (1 TiB) keeps every sum exact in
+ * Redis's Lua doubles). suffixes: LIMIT may end in K, M, G or T (powers
+ * of 1024).
+ */
+struct rate_count {
+	const char *name;
+	int attr;
+	bool slotted;
+	uint64_t max;
+	bool suffixes;
+};
+static const struct rate_count rate_counts[] = {
+	{ "requests", -1, false, 100000, false },
+	{ "recipients", ATTR_recipient_count, true, 1ull << 40, false },
+	{ "bytes", ATTR_size, true, 1ull << 40, true },
+};
 
 struct rate_acl {
 	int attr[RATE_MAX_PARTS];
 	int nattr;
-	uint32_t limit, window;
-	const char *spec;        /* "sasl_username|100/3600": the key's namespace */
+	const struct rate_count *count;
+	uint64_t limit;
+	uint32_t window;
+	const char *spec;        /* "sasl_username|100/3600": the key's namespace;
+				    "recipients|..." and "bytes|..." for those */
 };
+
+/* "LIMIT" of a count kind into *out: digits, and for bytes an optional
+ * K, M, G or T; false when it is not one, 0, or over the kind's max. */
+static bool rate_limit_parse(const char *s, size_t n, const struct rate_count *k, uint64_t *out)
+{
+	uint64_t v = 0;
+	size_t i = 0;
+	for (; i < n && s[i] >= '0' && s[i] <= '9'; i++) {
+		v = v * 10 + (uint64_t)(s[i] - '0');
+		if (v > k->max)
+			return false;
+	}
+	if (i == 0)
+		return false;
+	if (i + 1 == n && k->suffixes) {
+		const char *units = "KMGT";
+		char c = (char)(s[i] & ~0x20);          /* k is K */
+		const char *u = c ? strchr(units, c) : NULL;
+		if (!u)
+			return false;
+		for (long p = u - units; p >= 0; p--)
+			if ((v *= 1024) > k->max)
+				return false;
+		i++;
+	}
+	*out = v;
+	return i == n && v > 0;
+}
 
 static bool rate_compile(struct acl_compile *c)
 {
@@ -57,25 +113,62 @@ static bool rate_compile(struct acl_compile *c)
 		r->attr[r->nattr++] = id;
 		v += n + (plus ? 1 : 0);
 	}
-	const char *slash = strchr(lw->s, '/');
-	char *end;
-	unsigned long limit = strtoul(lw->s, &end, 10);
-	if (!slash || end != slash || slash == lw->s || limit == 0 || limit > RATE_MAX_LIMIT ||
-	    !duration_parse(slash + 1, strlen(slash + 1), &r->window) || r->window == 0) {
-		diag_error(c->diags, lw->loc,
-			   "bad rate '%s': write LIMIT/DUR, such as 100/1h (limit 1..%d)", lw->s,
-			   RATE_MAX_LIMIT);
-		return false;
-	}
-	r->limit = (uint32_t)limit;
+	r->count = &rate_counts[0];
 	for (size_t i = 2; i < a->nvals; i++) {
 		const struct ast_word *w = a->vals[i];
-		if (strncmp(w->s, "tempfail=", 9) || !acl_tempfail_parse(w->s + 9, &c->tempfail)) {
-			diag_error(c->diags, w->loc, "rate takes tempfail=match|nomatch|default here");
+		if (!strncmp(w->s, "count=", 6)) {
+			size_t k = 0;
+			while (k < ARRAY_LEN(rate_counts) && strcmp(w->s + 6, rate_counts[k].name))
+				k++;
+			if (k == ARRAY_LEN(rate_counts)) {
+				diag_error(c->diags, w->loc,
+					   "bad count '%s': rate counts requests, recipients or bytes",
+					   w->s + 6);
+				return false;
+			}
+			r->count = &rate_counts[k];
+		} else if (strncmp(w->s, "tempfail=", 9) ||
+			   !acl_tempfail_parse(w->s + 9, &c->tempfail)) {
+			diag_error(c->diags, w->loc,
+				   "rate takes count=requests|recipients|bytes and "
+				   "tempfail=match|nomatch|default here");
 			return false;
 		}
 	}
-	r->spec = arena_printf(c->arena, "%s|%u/%u", kw->s, r->limit, r->window);
+	const char *slash = strchr(lw->s, '/');
+	if (!slash || !rate_limit_parse(lw->s, (size_t)(slash - lw->s), r->count, &r->limit) ||
+	    !duration_parse(slash + 1, strlen(slash + 1), &r->window) || r->window == 0) {
+		if (r->count->suffixes)
+			diag_error(c->diags, lw->loc,
+				   "bad rate '%s': write LIMIT/DUR, such as 50M/1d (limit 1..%llu, "
+				   "or with K, M, G or T)", lw->s, (unsigned long long)r->count->max);
+		else
+			diag_error(c->diags, lw->loc,
+				   "bad rate '%s': write LIMIT/DUR, such as 100/1h (limit 1..%llu)",
+				   lw->s, (unsigned long long)r->count->max);
+		return false;
+	}
+	if (r->count->attr >= 0) {
+		c->used_attr[r->count->attr] = true;   /* the decision log shows the amount */
+		c->stage_attr = r->count->attr;
+	}
+	/* a key of size or recipient_count counts per distinct value: almost
+	 * always meant as count= */
+	for (int i = 0; i < r->nattr; i++)
+		if (r->attr[i] == ATTR_size || r->attr[i] == ATTR_recipient_count)
+			diag_warning(c->diags, kw->loc,
+				     "rate keyed by '%s' counts each distinct %s value apart; to add "
+				     "up %s, write count=%s",
+				     attr_name((enum attr_id)r->attr[i]),
+				     attr_name((enum attr_id)r->attr[i]),
+				     r->attr[i] == ATTR_size ? "message sizes" : "recipients",
+				     r->attr[i] == ATTR_size ? "bytes" : "recipients");
+	if (r->count == &rate_counts[0])     /* today's keys: existing state stays */
+		r->spec = arena_printf(c->arena, "%s|%llu/%u", kw->s,
+				       (unsigned long long)r->limit, r->window);
+	else
+		r->spec = arena_printf(c->arena, "%s|%s|%llu/%u", r->count->name, kw->s,
+				       (unsigned long long)r->limit, r->window);
 	return true;
 }
 
@@ -90,6 +183,18 @@ static void rate_answered(void *arg, enum store_status st, const struct rate_ans
 	vm_wait_done(w, a->over ? TRI_TRUE : TRI_FALSE);
 }
 
+/* A request's amount: its attribute as a decimal number; empty, not a
+ * number, or past 2^40 (no limit can be that high) count as 0 (nothing). */
+static uint64_t rate_amount(const struct req_value *v)
+{
+	uint64_t n = 0;
+	for (size_t i = 0; i < v->len; i++) {
+		if (v->s[i] < '0' || v->s[i] > '9' || (n = n * 10 + (uint64_t)(v->s[i] - '0')) >> 40)
+			return 0;
+	}
+	return n;
+}
+
 static enum tri rate_eval(const struct acl_rt *acl, struct eval_ctx *e)
 {
 	const struct rate_acl *ra = acl_data(acl);
@@ -101,7 +206,14 @@ static enum tri rate_eval(const struct acl_rt *acl, struct eval_ctx *e)
 		sb_adds(&key, req_lower(e->req, (enum attr_id)ra->attr[i]));
 	}
 	struct rate_query q = { .key = key.s, .key_len = key.len, .limit = ra->limit,
-				.window = ra->window, .now = e->req->now };
+				.window = ra->window, .now = e->req->now, .amount = 1,
+				.slotted = ra->count->slotted };
+	if (ra->count->attr >= 0)
+		q.amount = rate_amount(req_get(e->req, (enum attr_id)ra->count->attr));
+	if (vm_tracing(e))
+		vm_tracef(e, "    rate key %s, count=%s: adds %llu, limit %llu in %us\n",
+			  key.s + strlen(ra->spec) + 1, ra->count->name,
+			  (unsigned long long)q.amount, (unsigned long long)ra->limit, ra->window);
 	runtime_count(e->rt, RC_rate_checks, 1);
 	store_rate(runtime_store(e->rt), &q, rate_answered, vm_wait_begin(e));
 	sb_free(&key);
@@ -114,7 +226,11 @@ static void rate_describe(const struct acl_rt *acl, struct strbuf *out)
 	sb_printf(out, "rate of ");
 	for (int i = 0; i < r->nattr; i++)
 		sb_printf(out, "%s%s", i ? "+" : "", attr_name((enum attr_id)r->attr[i]));
-	sb_printf(out, " over %u in %us", r->limit, r->window);
+	if (r->count == &rate_counts[0])
+		sb_printf(out, " over %llu in %us", (unsigned long long)r->limit, r->window);
+	else
+		sb_printf(out, " over %llu %s in %us", (unsigned long long)r->limit,
+			  r->count->name, r->window);
 }
 
 const struct acl_type acl_rate_type = {

@@ -89,21 +89,55 @@ typedef void (*grey_cb)(void *arg, enum store_status st, const struct grey_answe
 
 /* ---- rate counters ------------------------------------------------------- */
 
+/*
+ * Two logs, one per kind of rate:
+ *  - an exact log (slotted false; count=requests): one event per request,
+ *    amount 1, kept at its time; at most limit events;
+ *  - a slotted log (slotted true; count=recipients|bytes): amounts summed
+ *    per slot of rate_slot_width(window) seconds, each slot dated at its
+ *    last second, so an amount is forgotten up to width - 1 seconds late
+ *    (never early: no window of `window` seconds ever holds more than
+ *    limit); at most RATE_SLOTS + 1 slots live, whatever the limit.
+ * The caller keeps the two apart by their keys (the rate acl's spec
+ * names the count kind); a key used with both is a caller's bug.
+ */
 struct rate_query {
-	const char *key;        /* e.g. "sasl_username=alice|100/3600" */
+	const char *key;        /* e.g. "sasl_username|100/3600|alice" */
 	size_t key_len;
-	uint32_t limit;         /* events allowed in window */
+	uint64_t limit;         /* amount allowed in window */
 	uint32_t window;        /* seconds */
+	uint64_t amount;        /* this request's: 1 for requests; 0 records nothing */
+	bool slotted;           /* the slotted log (above) */
 	time_t now;
 };
 
 struct rate_answer {
-	uint32_t count;         /* events in (now - window, now], this one included;
-				   counted up to limit + 1 */
-	bool over;              /* count > limit: the acl matches */
+	uint64_t count;         /* the amount in (now - window, now] plus this
+				   request's, recorded or not */
+	bool over;              /* count > limit: the acl matches, and this
+				   request's amount was NOT recorded (a refused
+				   request does not use up the quota) */
 };
 
-/* Records one event at now and answers the count. */
+/* Slots of a slotted log per window (a Redis hash of at most 121 fields
+ * stays a compact listpack: 128 or fewer). */
+#define RATE_SLOTS 120
+
+/* The width of a slotted log's slots: ceil(window / RATE_SLOTS), at least 1. */
+static inline uint32_t rate_slot_width(uint32_t window)
+{
+	return window <= RATE_SLOTS ? 1 : (uint32_t)(((uint64_t)window + RATE_SLOTS - 1) / RATE_SLOTS);
+}
+
+/* The time a slotted log dates an amount of now at: its slot's last second. */
+static inline uint64_t rate_slot_time(uint64_t now, uint32_t window)
+{
+	uint32_t w = rate_slot_width(window);
+	return now - now % w + w - 1;
+}
+
+/* Adds q->amount at now unless the window's amount plus it would pass the
+ * limit, and answers the count (both in one atomic step). */
 typedef void (*rate_cb)(void *arg, enum store_status st, const struct rate_answer *a);
 
 /* ---- distinct-value counters ---------------------------------------------- */

@@ -1,8 +1,9 @@
 /*
  * store_memory - the embedded store: a chained hash table of greylist
- * triplets, auto-whitelisted networks, rate logs and distinct-value sets,
- * each entry a single allocation with its whole key inline (a rate log's
- * ring and a distinct set are a second one). Answers synchronously.
+ * triplets, auto-whitelisted networks, rate logs (exact and slotted,
+ * store.h) and distinct-value sets, each entry a single allocation with
+ * its whole key inline (a rate log's ring or slots and a distinct set are
+ * a second one). Answers synchronously.
  *
  * Nothing here may hold the event loop for long, whatever the size:
  *  - the table grows as Redis's dict does: a second table twice the size,
@@ -43,9 +44,9 @@
 #include "util/testhooks.h"
 #include "util/util.h"
 
-enum mem_kind { MEM_TRIPLET = 'g', MEM_AWL = 'a', MEM_RATE = 'r', MEM_DISTINCT = 'd' };
+enum mem_kind { MEM_TRIPLET = 'g', MEM_AWL = 'a', MEM_RATE = 'r', MEM_SUM = 's', MEM_DISTINCT = 'd' };
 
-/* A rate log: a ring of event times. */
+/* An exact rate log (count=requests): a ring of event times. */
 struct mem_ring {
 	uint32_t cap, n, head;
 	uint32_t t[];
@@ -62,6 +63,20 @@ struct mem_dset {
 	uint32_t n, len, cap;     /* records; bytes used and allocated in b */
 	char b[];
 };
+/* A slotted rate log (count=recipients|bytes): the amount of each live
+ * slot, in no order; 12 bytes a slot. It grows by doubling up to
+ * MEM_SUM_MAX slots (the RATE_SLOTS + 1 that can be live, and one spare),
+ * so a key that sends once a day costs a few slots, not all. */
+struct mem_slot {
+	uint32_t t;               /* the slot's last second */
+	uint64_t amount;
+} __attribute__((packed));
+
+struct mem_sum {
+	uint32_t cap, n;
+	struct mem_slot s[];
+};
+#define MEM_SUM_MAX (RATE_SLOTS + 2)
 
 struct mem_entry {
 	struct mem_entry *next;   /* in its bucket */
@@ -70,8 +85,9 @@ struct mem_entry {
 	uint32_t expires;         /* dropped once now >= expires */
 	uint32_t count;           /* triplet: passed (0/1); AWL: passes */
 	union {
-		struct mem_ring *ring;    /* rate */
-		struct mem_dset *set;     /* distinct */
+		struct mem_ring *ring;    /* MEM_RATE */
+		struct mem_sum *sum;      /* MEM_SUM */
+		struct mem_dset *set;     /* MEM_DISTINCT */
 	};
 	char kind;
 	char key[];               /* keylen bytes and a NUL */
@@ -423,19 +439,13 @@ static void mem_grey(struct store *s, const struct grey_query *q, grey_cb cb, vo
 	cb(arg, STORE_OK, &a);
 }
 
-static void mem_rate(struct store *s, const struct rate_query *q, rate_cb cb, void *arg)
+/* An exact log: times in a ring of limit + 1 (a refused event is not
+ * recorded, so it holds at most limit; the room for one more keeps state
+ * files written before that change loadable as they are). */
+static void mem_rate_exact(struct mem_entry *r, const struct rate_query *q, uint32_t now,
+			   struct rate_answer *a)
 {
-	struct mem_store *m = mem(s);
-	uint32_t now = t32(q->now);
-	if (m->loader || q->key_len > MEM_MAX_KEY || q->limit == UINT32_MAX) {
-		cb(arg, STORE_FAIL, NULL);
-		return;
-	}
-	mem_tick(m, now);
-	struct mem_entry *r = mem_get(m, MEM_RATE, q->key, q->key_len, now);
-	if (!r)
-		r = mem_put(&m->d, MEM_RATE, q->key, q->key_len);
-	uint32_t cap = q->limit + 1;
+	uint32_t cap = (uint32_t)q->limit + 1;
 	if (!r->ring || r->ring->cap != cap) {   /* new, or the limit changed: start over */
 		free(r->ring);
 		r->ring = xmalloc(sizeof *r->ring + cap * sizeof r->ring->t[0]);
@@ -448,17 +458,89 @@ static void mem_rate(struct store *s, const struct rate_query *q, rate_cb cb, vo
 		g->head = (g->head + 1) % g->cap;
 		g->n--;
 	}
-	if (g->n == g->cap) {            /* full: the oldest goes */
+	a->count = g->n + q->amount;
+	a->over = a->count > q->limit;
+	if (a->over || !q->amount)
+		return;
+	if (g->n == g->cap) {            /* full (only an old state file): the oldest goes */
 		g->head = (g->head + 1) % g->cap;
 		g->n--;
 	}
 	g->t[(g->head + g->n) % g->cap] = now;
 	g->n++;
+	r->expires = add_sat(now, q->window);
+}
+
+/* A slotted log: sum the live slots (dropping the dead), then add to
+ * this slot unless that passes the limit. */
+static void mem_rate_slotted(struct mem_entry *r, const struct rate_query *q, uint32_t now,
+			     struct rate_answer *a)
+{
+	struct mem_sum *g = r->sum;
+	uint64_t sum = 0;
+	uint32_t slot = (uint32_t)rate_slot_time(now, q->window);
+	long mine = -1;
+	for (uint32_t i = 0; g && i < g->n;) {
+		if ((uint64_t)g->s[i].t + q->window <= now) {
+			g->s[i] = g->s[--g->n];          /* dead: the last takes its place */
+			continue;
+		}
+		sum += g->s[i].amount;
+		if (g->s[i].t == slot)
+			mine = i;
+		i++;
+	}
+	a->count = sum + q->amount;
+	a->over = a->count > q->limit;
+	if (a->over || !q->amount)
+		return;
+	if (mine < 0) {
+		if (!g || g->n == g->cap) {
+			uint32_t cap = g ? g->cap * 2 : 4;
+			if (cap > MEM_SUM_MAX)
+				cap = MEM_SUM_MAX;
+			if (g && g->n == cap) {  /* cannot happen: at most RATE_SLOTS + 1 live */
+				a->over = true;
+				return;
+			}
+			g = xrealloc(g, sizeof *g + cap * sizeof g->s[0]);
+			if (!r->sum)
+				g->n = 0;
+			g->cap = cap;
+			r->sum = g;
+		}
+		mine = g->n++;
+		g->s[mine].t = slot;
+		g->s[mine].amount = 0;
+	}
+	g->s[mine].amount += q->amount;
+	if (add_sat(slot, q->window) > r->expires)
+		r->expires = add_sat(slot, q->window);
+}
+
+static void mem_rate(struct store *s, const struct rate_query *q, rate_cb cb, void *arg)
+{
+	struct mem_store *m = mem(s);
+	uint32_t now = t32(q->now);
+	if (m->loader || q->key_len > MEM_MAX_KEY || (q->limit >= UINT32_MAX && !q->slotted)) {
+		cb(arg, STORE_FAIL, NULL);
+		return;
+	}
+	mem_tick(m, now);
+	char kind = q->slotted ? MEM_SUM : MEM_RATE;
+	struct mem_entry *r = mem_get(m, kind, q->key, q->key_len, now);
+	if (!r)
+		r = mem_put(&m->d, kind, q->key, q->key_len);
+	struct rate_answer a;
+	if (q->slotted)
+		mem_rate_slotted(r, q, now, &a);
+	else
+		mem_rate_exact(r, q, now, &a);
 	if (!r->first)
 		r->first = now;
 	r->last = now;
-	r->expires = add_sat(now, q->window);
-	struct rate_answer a = { .count = g->n, .over = g->n > q->limit };
+	if (!r->expires)          /* a new key that recorded nothing: gone soon */
+		r->expires = add_sat(now, 1);
 	cb(arg, STORE_OK, &a);
 }
 
@@ -735,6 +817,7 @@ void store_memory_stats(const struct store *s, struct store_memory_stats *st)
  * A distinct set's values are written whole, each as its last sighting,
  * its length in bytes and exactly that many bytes, then a space (a value
  * may hold spaces).
+ *   s FIRST LAST EXPIRES N T1:A1,T2:A2,... KEY  (N slots; - for none)
  *
  * One entry a line; the key comes last and runs to the end of the line
  * (keys never hold a newline: request values cannot).
@@ -790,6 +873,18 @@ static void wb_u32(struct wbuf *w, uint32_t v, char after)
 	wb_add(w, tmp + i, sizeof tmp - i);
 }
 
+/* An unsigned 64-bit number and a byte after it. */
+static void wb_u64(struct wbuf *w, uint64_t v, char after)
+{
+	char tmp[24];
+	size_t i = sizeof tmp;
+	tmp[--i] = after;
+	do
+		tmp[--i] = (char)('0' + v % 10);
+	while (v /= 10);
+	wb_add(w, tmp + i, sizeof tmp - i);
+}
+
 static void mem_write_entry(const struct mem_entry *e, void *arg)
 {
 	struct wbuf *w = arg;
@@ -816,6 +911,15 @@ static void mem_write_entry(const struct mem_entry *e, void *arg)
 		wb_u32(w, g ? g->cap : 1, ' ');
 		for (uint32_t i = 0; g && i < g->n; i++)
 			wb_u32(w, g->t[(g->head + i) % g->cap], i + 1 < g->n ? ',' : ' ');
+		if (!g || !g->n)
+			wb_add(w, "- ", 2);
+	} else if (e->kind == MEM_SUM) {
+		const struct mem_sum *g = e->sum;
+		wb_u32(w, g ? g->n : 0, ' ');
+		for (uint32_t i = 0; g && i < g->n; i++) {
+			wb_u32(w, g->s[i].t, ':');
+			wb_u64(w, g->s[i].amount, i + 1 < g->n ? ',' : ' ');
+		}
 		if (!g || !g->n)
 			wb_add(w, "- ", 2);
 	} else {
@@ -1131,13 +1235,54 @@ static bool parse_u32(const char **p, const char *end, char sep, uint32_t *out)
 	return true;
 }
 
+/* A slotted log's "T:AMOUNT,T:AMOUNT " (or "- ") of n slots into *out
+ * (NULL for none); false when it does not parse. */
+static bool mem_load_sum(const char **pp, const char *end, uint32_t n, struct mem_sum **out)
+{
+	const char *p = *pp;
+	*out = NULL;
+	if (n > MEM_SUM_MAX)
+		return false;
+	if (n == 0) {
+		if (p + 1 >= end || p[0] != '-' || p[1] != ' ')
+			return false;
+		*pp = p + 2;
+		return true;
+	}
+	struct mem_sum *g = xmalloc(sizeof *g + n * sizeof g->s[0]);
+	g->cap = n;
+	g->n = 0;
+	while (g->n < n) {
+		uint32_t t;
+		uint64_t v = 0;
+		if (!parse_u32(&p, end, ':', &t) || p >= end || *p < '0' || *p > '9')
+			break;
+		while (p < end && *p >= '0' && *p <= '9' && v <= UINT64_MAX / 10 - 9)
+			v = v * 10 + (uint64_t)(*p++ - '0');
+		char sep = g->n + 1 < n ? ',' : ' ';
+		if (p >= end || *p != sep)
+			break;
+		p++;
+		g->s[g->n].t = t;
+		g->s[g->n++].amount = v;
+	}
+	if (g->n < n) {
+		free(g);
+		return false;
+	}
+	*out = g;
+	*pp = p;
+	return true;
+}
+
 /* One line (without its LF) into d; false when it is not an entry. */
 static bool mem_load_line(struct mem_loader *ld, const char *s, size_t n)
 {
 	const char *end = s + n;
 	uint32_t first, last, expires, count;
 	if (n < 2 || s[1] != ' ' ||
-	    (s[0] != MEM_TRIPLET && s[0] != MEM_AWL && s[0] != MEM_RATE && s[0] != MEM_DISTINCT))
+	    (s[0] != MEM_TRIPLET && s[0] != MEM_AWL && s[0] != MEM_RATE && s[0] != MEM_SUM &&
+	     s[0] != MEM_DISTINCT))
 		return false;
 	char kind = s[0];
 	const char *p = s + 2;
@@ -1146,6 +1291,7 @@ static bool mem_load_line(struct mem_loader *ld, const char *s, size_t n)
 		return false;
 	struct mem_ring *g = NULL;
 	struct mem_dset *set = NULL;
+	struct mem_sum *sum = NULL;
 	if (kind == MEM_DISTINCT) {
 		if (count > 1000001)
 			return false;
@@ -1183,6 +1329,9 @@ static bool mem_load_line(struct mem_loader *ld, const char *s, size_t n)
 				}
 			}
 		}
+	} else if (kind == MEM_SUM) {
+		if (!mem_load_sum(&p, end, count, &sum))
+			return false;
 	} else if (kind == MEM_TRIPLET && count > 1) {
 		return false;
 	}
@@ -1190,11 +1339,13 @@ static bool mem_load_line(struct mem_loader *ld, const char *s, size_t n)
 	if (keylen > MEM_MAX_KEY) {
 		free(g);
 		free(set);
+		free(sum);
 		return false;
 	}
 	if (ld->now >= expires) {
 		free(g);
 		free(set);
+		free(sum);
 		ld->expired++;
 		return true;
 	}
@@ -1210,6 +1361,8 @@ static bool mem_load_line(struct mem_loader *ld, const char *s, size_t n)
 	free(e->ring);
 	if (kind == MEM_DISTINCT)
 		e->set = set;
+	else if (kind == MEM_SUM)
+		e->sum = sum;
 	else
 		e->ring = g;
 	ld->loaded++;

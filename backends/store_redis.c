@@ -141,19 +141,48 @@ static const char grey_lua[] =
 	"redis.call('HSET', KEYS[1], 'last', now)\n"
 	"return {1, delay - age, age, 0, 1}\n";
 
-/* A sliding log: one member per event, scored by its time; at most
- * limit + 1 are kept, enough to say "over". KEYS: log. ARGV: now window
- * limit member (unique across gateways). Returns the count. */
+/* count=requests: a sliding log, one member per event, scored by its
+ * time; an event that would pass the limit is not added, so at most limit
+ * members. The first write frees (ZREMRANGEBYSCORE: see the OOM note in
+ * docs/store.md). KEYS: log. ARGV: now window limit member (unique across
+ * gateways). Returns {count (the window's events and this one), over}. */
 static const char rate_lua[] =
 	"local now, window = tonumber(ARGV[1]), tonumber(ARGV[2])\n"
 	"local limit = tonumber(ARGV[3])\n"
 	"redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)\n"
+	"local n = redis.call('ZCARD', KEYS[1]) + 1\n"
+	"if n > limit then return {n, 1} end\n"
 	"redis.call('ZADD', KEYS[1], now, ARGV[4])\n"
-	"redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -(limit + 2))\n"
-	"local n = redis.call('ZCARD', KEYS[1])\n"
 	"if window < 1 then window = 1 end\n"
 	"redis.call('EXPIRE', KEYS[1], window)\n"
-	"return n\n";
+	"return {n, 0}\n";
+
+/* count=recipients|bytes: a slotted log (store.h), a hash of slot time
+ * (the slot's last second) -> amount; at most RATE_SLOTS + 1 live fields.
+ * The amount is added to this slot only when the window's sum and it stay
+ * within the limit. The TTL only grows: it covers the newest slot.
+ * KEYS: log. ARGV: now window limit amount slot (rate_slot_time).
+ * Returns {count (the window's sum and this amount), over}. Lua numbers
+ * are doubles: sums up to 2^53 are exact (limits stop at 2^40). */
+static const char sum_lua[] =
+	"local now, window = tonumber(ARGV[1]), tonumber(ARGV[2])\n"
+	"local limit, amount = tonumber(ARGV[3]), tonumber(ARGV[4])\n"
+	"local h = redis.call('HGETALL', KEYS[1])\n"
+	"local sum, dead = 0, {}\n"
+	"for i = 1, #h, 2 do\n"
+	"  if tonumber(h[i]) + window <= now then dead[#dead + 1] = h[i]\n"
+	"  else sum = sum + tonumber(h[i + 1]) end\n"
+	"end\n"
+	"if #dead > 0 then redis.call('HDEL', KEYS[1], unpack(dead)) end\n"
+	"local n = sum + amount\n"
+	"if n > limit then return {n, 1} end\n"
+	"if amount > 0 then\n"
+	"  redis.call('HINCRBY', KEYS[1], ARGV[5], amount)\n"
+	"  local ttl = tonumber(ARGV[5]) + window - now\n"
+	"  if ttl < 1 then ttl = 1 end\n"
+	"  if redis.call('TTL', KEYS[1]) < ttl then redis.call('EXPIRE', KEYS[1], ttl) end\n"
+	"end\n"
+	"return {n, 0}\n";
 
 /* A distinct counter: a sorted set of values scored by their last
  * sighting (store.h has the rules). A value seen again keeps the later of
@@ -211,9 +240,9 @@ static const char pass_lua[] =
 enum conn_state { CONN_DOWN, CONN_CONNECTING, CONN_UP };
 
 /* Handshake steps, in the order they are pipelined. */
-enum hs_step { HS_AUTH, HS_SELECT, HS_LOAD_GREY, HS_LOAD_RATE, HS_LOAD_DISTINCT };
+enum hs_step { HS_AUTH, HS_SELECT, HS_LOAD_GREY, HS_LOAD_RATE, HS_LOAD_SUM, HS_LOAD_DISTINCT };
 static const char *const hs_name[] = { "AUTH", "SELECT", "SCRIPT LOAD", "SCRIPT LOAD",
-				       "SCRIPT LOAD" };
+				       "SCRIPT LOAD", "SCRIPT LOAD" };
 
 struct rreq;
 
@@ -248,7 +277,7 @@ struct store_redis {
 	uint64_t cmd_errors, cmd_oks; /* replies since its last line */
 	uint64_t cmd_errors_all;      /* error replies in the whole outage */
 	char sha_grey[41], sha_rate[41]; /* empty until a SCRIPT LOAD answered */
-	char sha_distinct[41];
+	char sha_sum[41], sha_distinct[41];
 
 	TAILQ_HEAD(, rreq) pending;   /* unanswered requests, oldest first */
 	int busy;                     /* loop entries and close() on the stack */
@@ -280,7 +309,8 @@ struct rreq {
 	} cb;
 	void *arg;
 	time_t now;                   /* list: drops what has expired by then */
-	uint32_t limit;               /* rate, distinct: over when the count passes it */
+	uint32_t limit;               /* distinct: over when the count passes it */
+	const char *script;           /* grey, rate, distinct: the body, for the EVAL retry */
 	unsigned long changed;        /* flush: keys deleted so far */
 	/* grey, rate: the command, kept for the EVAL retry after NOSCRIPT */
 	int argc;
@@ -627,10 +657,10 @@ static void on_handshake(redisAsyncContext *ac, void *reply, void *priv)
 		char *why = xasprintf("%s: %.*s", hs_name[step], (int)rp->len, rp->str);
 		conn_drop(s, why, false);
 		free(why);
-	} else if (step == HS_LOAD_GREY || step == HS_LOAD_RATE || step == HS_LOAD_DISTINCT) {
-		char *sha = step == HS_LOAD_GREY ? s->sha_grey
-			    : step == HS_LOAD_RATE ? s->sha_rate
-						   : s->sha_distinct;
+	} else if (step >= HS_LOAD_GREY) {
+		char *sha = step == HS_LOAD_GREY ? s->sha_grey :
+			    step == HS_LOAD_RATE ? s->sha_rate :
+			    step == HS_LOAD_SUM ? s->sha_sum : s->sha_distinct;
 		if (rp->type == REDIS_REPLY_STRING && rp->len == 40) {
 			memcpy(sha, rp->str, 40);
 			sha[40] = 0;
@@ -706,10 +736,11 @@ static void conn_start(struct store_redis *s)
 	const char *sel[2] = { "SELECT", db };
 	const char *lg[3] = { "SCRIPT", "LOAD", grey_lua };
 	const char *lr[3] = { "SCRIPT", "LOAD", rate_lua };
+	const char *ls[3] = { "SCRIPT", "LOAD", sum_lua };
 	ok = ok && (s->db == 0 || hs_send(s, HS_SELECT, 2, sel));
 	const char *ld[3] = { "SCRIPT", "LOAD", distinct_lua };
-	ok = ok && hs_send(s, HS_LOAD_GREY, 3, lg) && hs_send(s, HS_LOAD_RATE, 3, lr);
-	ok = ok && hs_send(s, HS_LOAD_DISTINCT, 3, ld);
+	ok = ok && hs_send(s, HS_LOAD_GREY, 3, lg) && hs_send(s, HS_LOAD_RATE, 3, lr) &&
+	     hs_send(s, HS_LOAD_SUM, 3, ls) && hs_send(s, HS_LOAD_DISTINCT, 3, ld);
 	if (!ok) {
 		conn_drop(s, "cannot queue the handshake", false);
 		return;
@@ -776,9 +807,7 @@ static void on_script_reply(redisAsyncContext *ac, void *reply, void *priv)
 	    memcmp(rp->str, "NOSCRIPT", 8) == 0) {
 		/* The server lost its script cache (restart, SCRIPT FLUSH, a
 		 * failover): EVAL sends the body and caches it again. */
-		const char *body = r->kind == RK_GREY	  ? grey_lua
-				   : r->kind == RK_DISTINCT ? distinct_lua
-							    : rate_lua;
+		const char *body = r->script;
 		r->retried = true;
 		r->argv[0] = "EVAL";
 		r->argvlen[0] = 4;
@@ -803,9 +832,9 @@ static void on_script_reply(redisAsyncContext *ac, void *reply, void *priv)
 		a.over = a.count > r->limit;
 		cmd_done(s, r, rp, ok, &a);
 	} else {
-		bool ok = rp->type == REDIS_REPLY_INTEGER;
-		struct rate_answer a = { .count = ok ? clamp_u32(rp->integer) : 0 };
-		a.over = a.count > r->limit;
+		long long n = 0, over = 0;
+		bool ok = int_elem(rp, 0, &n) && int_elem(rp, 1, &over) && n >= 0;
+		struct rate_answer a = { .count = (uint64_t)n, .over = over != 0 };
 		cmd_done(s, r, rp, ok, &a);
 	}
 	rreq_put(r);
@@ -876,6 +905,7 @@ static void redis_grey(struct store *st, const struct grey_query *q, grey_cb cb,
 	r->cb.grey = cb;
 	r->arg = arg;
 	char *pos = r->buf;
+	r->script = grey_lua;
 	arg_script(r, s->sha_grey, grey_lua, "2");
 	arg_key(r, &pos, s, "g:", q->triplet, q->triplet_len);
 	arg_key(r, &pos, s, "a:", q->net, q->net_len);
@@ -888,7 +918,8 @@ static void redis_grey(struct store *st, const struct grey_query *q, grey_cb cb,
 		rreq_fail_now(r);
 }
 
-/* store_ops.rate: one EVALSHA of the rate script. */
+/* store_ops.rate: one EVALSHA of the rate script (count=requests) or of
+ * the sum script (recipients, bytes). */
 static void redis_rate(struct store *st, const struct rate_query *q, rate_cb cb, void *arg)
 {
 	struct store_redis *s = sr(st);
@@ -896,23 +927,29 @@ static void redis_rate(struct store *st, const struct rate_query *q, rate_cb cb,
 		cb(arg, STORE_FAIL, NULL);
 		return;
 	}
-	struct rreq *r = rreq_new(s, RK_RATE, s->prefix_len + 2 + q->key_len + 4 * NUM_ROOM + 64);
+	struct rreq *r = rreq_new(s, RK_RATE, s->prefix_len + 2 + q->key_len + 5 * NUM_ROOM + 64);
 	r->cb.rate = cb;
 	r->arg = arg;
-	r->limit = q->limit;
 	char *pos = r->buf;
-	arg_script(r, s->sha_rate, rate_lua, "1");
-	arg_key(r, &pos, s, "r:", q->key, q->key_len);
+	r->script = q->slotted ? sum_lua : rate_lua;
+	arg_script(r, q->slotted ? s->sha_sum : s->sha_rate, r->script, "1");
+	arg_key(r, &pos, s, q->slotted ? "q:" : "r:", q->key, q->key_len);
 	arg_num(r, &pos, (long long)q->now);
 	arg_num(r, &pos, q->window);
-	arg_num(r, &pos, q->limit);
-	/* a member no other event, here or on another gateway, can have; the
-	 * time is its score, so the member is only this store's random nonce
-	 * and a sequence number (short: a busy log holds limit + 1 of them) */
-	int n = snprintf(pos, 64, "%016llx%llx", (unsigned long long)s->nonce,
-			 (unsigned long long)++s->seq);
-	r->argv[r->argc] = pos;
-	r->argvlen[r->argc++] = (size_t)n;
+	arg_num(r, &pos, (long long)q->limit);
+	if (q->slotted) {
+		arg_num(r, &pos, (long long)q->amount);
+		arg_num(r, &pos, (long long)rate_slot_time((uint64_t)q->now, q->window));
+	} else {
+		/* a member no other event, here or on another gateway, can have;
+		 * the time is its score, so the member is only this store's
+		 * random nonce and a sequence number (short: a busy log holds
+		 * limit of them) */
+		int n = snprintf(pos, 64, "%016llx%llx", (unsigned long long)s->nonce,
+				 (unsigned long long)++s->seq);
+		r->argv[r->argc] = pos;
+		r->argvlen[r->argc++] = (size_t)n;
+	}
 	if (!rreq_send(s, r, on_script_reply, r->argc, r->argv, r->argvlen))
 		rreq_fail_now(r);
 }
@@ -931,6 +968,7 @@ static void redis_distinct(struct store *st, const struct distinct_query *q, dis
 	r->cb.distinct = cb;
 	r->arg = arg;
 	r->limit = q->limit;
+	r->script = distinct_lua;
 	char *pos = r->buf;
 	arg_script(r, s->sha_distinct, distinct_lua, "1");
 	arg_key(r, &pos, s, "d:", q->key, q->key_len);

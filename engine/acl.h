@@ -69,6 +69,13 @@ struct acl_compile {
 				       ids) the acl reads besides its type's,
 				       such as a ${name} value, so the decision
 				       log shows it (vm_log_line) */
+	int stage_attr;             /* out: the attribute whose value this acl
+				       needs meaningful (the type's by default;
+				       rate count=recipients: recipient_count),
+				       or -1: the compiler warns when the line
+				       is reached only at protocol states where
+				       Postfix sends it empty, 0 or an estimate
+				       (engine/stage.h) */
 	const struct geoip *geoip;  /* the program's GeoIP database, or NULL */
 	bool geoip_failed;          /* it was named but did not open (reported) */
 	/*

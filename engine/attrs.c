@@ -7,6 +7,7 @@
 
 #include <assert.h>
 #include <string.h>
+#include <strings.h>
 
 #include "util/util.h"
 
@@ -104,5 +105,42 @@ int attr_lookup(const char *name, size_t len)
 			return -1;
 		if (lens[i] == len && memcmp(names[i], name, len) == 0)
 			return i;
+	}
+}
+
+static const char *const stage_names[STAGE_COUNT] = {
+#define X(id, name) name,
+	STAGE_LIST(X)
+#undef X
+};
+
+const char *stage_name(enum stage_id s)
+{
+	return (unsigned)s < STAGE_COUNT ? stage_names[s] : "?";
+}
+
+int stage_lookup(const char *name, size_t len)
+{
+	for (int i = 0; i < STAGE_COUNT; i++)
+		if (strlen(stage_names[i]) == len && !strncasecmp(stage_names[i], name, len))
+			return i;
+	return -1;
+}
+
+void attr_stages(int id, struct attr_stages *out)
+{
+	*out = (struct attr_stages){ .empty_how = "", .partial_how = "", .full_what = "sent" };
+	if (id < 0 || id >= ATTR_COUNT)
+		return;
+	switch (attr_root((enum attr_id)id)) {
+#define S(n, e, eh, p, ph, fw)                                                          \
+	case ATTR_##n:                                                                  \
+		*out = (struct attr_stages){ .empty = (e), .empty_how = (eh), .partial = (p), \
+					     .partial_how = (ph), .full_what = (fw) };      \
+		break;
+	ATTR_STAGES(S)
+#undef S
+	default:
+		break;
 	}
 }

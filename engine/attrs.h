@@ -84,6 +84,71 @@ enum attr_id {
 	ATTR_COUNT
 };
 
+/*
+ * The protocol states Postfix asks at (SMTPD_POLICY_README: "CONNECT,
+ * EHLO, HELO, MAIL, RCPT, DATA, END-OF-MESSAGE, VRFY or ETRN"), as
+ * protocol_state sends them; STAGE_BIT(x) is one state's bit in a set.
+ */
+#define STAGE_LIST(X)                          \
+	X(CONNECT, "CONNECT")                  \
+	X(EHLO, "EHLO")                        \
+	X(HELO, "HELO")                        \
+	X(MAIL, "MAIL")                        \
+	X(RCPT, "RCPT")                        \
+	X(DATA, "DATA")                        \
+	X(END_OF_MESSAGE, "END-OF-MESSAGE")    \
+	X(VRFY, "VRFY")                        \
+	X(ETRN, "ETRN")
+
+enum stage_id {
+#define X(id, name) STAGE_##id,
+	STAGE_LIST(X)
+#undef X
+	STAGE_COUNT
+};
+#define STAGE_BIT(id) (1u << STAGE_##id)
+#define STAGES_ALL ((1u << STAGE_COUNT) - 1)
+
+/*
+ * What Postfix sends of an attribute at each protocol state
+ * (SMTPD_POLICY_README's notes; docs/language.md has the table). One row
+ * per sent attribute whose value depends on the state; every other one is
+ * sent meaningful at every state (a derived one follows its root's row).
+ * S(name, states where it is always empty or 0, how it is then sent,
+ *   states where it is partial, how it is then sent, what it is elsewhere).
+ * The compiler warns about a line that needs one where it is never
+ * meaningful (engine/stage.h).
+ */
+#define ATTR_STAGES(S)                                                             \
+	S(sender, STAGE_BIT(CONNECT) | STAGE_BIT(EHLO) | STAGE_BIT(HELO) |          \
+		  STAGE_BIT(ETRN), "empty", 0, "", "sent")           \
+	S(recipient, STAGE_BIT(CONNECT) | STAGE_BIT(EHLO) | STAGE_BIT(HELO) |       \
+		  STAGE_BIT(MAIL) | STAGE_BIT(ETRN), "empty",          \
+	  STAGE_BIT(DATA) | STAGE_BIT(END_OF_MESSAGE),                               \
+	  "empty when the message has more than one recipient", "sent")             \
+	S(recipient_count, STAGES_ALL & ~(STAGE_BIT(DATA) | STAGE_BIT(END_OF_MESSAGE)), \
+	  "as 0", 0, "", "the number of accepted recipients")   \
+	S(size, STAGE_BIT(CONNECT) | STAGE_BIT(EHLO) | STAGE_BIT(HELO) |            \
+		  STAGE_BIT(ETRN), "as 0",                           \
+	  STAGE_BIT(MAIL) | STAGE_BIT(RCPT) | STAGE_BIT(DATA) | STAGE_BIT(VRFY),    \
+	  "as the client's MAIL FROM SIZE= estimate (0 without one)",              \
+	  "the message's actual size")                                             \
+	S(etrn_domain, STAGES_ALL & ~STAGE_BIT(ETRN), "empty", \
+	  0, "", "sent")
+
+/* A protocol state's name ("END-OF-MESSAGE"). */
+const char *stage_name(enum stage_id s);
+/* The state called name (len bytes, any case), or -1. */
+int stage_lookup(const char *name, size_t len);
+/* What an attribute (or a derived one's root) is at each state: the set
+ * where it is always empty or 0, the set where it is partial, and the
+ * words for each (static strings; "" for a set that is empty). */
+struct attr_stages {
+	unsigned empty, partial;
+	const char *empty_how, *partial_how, *full_what;
+};
+void attr_stages(int id, struct attr_stages *out);
+
 /* Name of an attribute id ("sender"). */
 const char *attr_name(enum attr_id id);
 /* Id of an attribute name of len bytes (sent or derived), or -1 when there

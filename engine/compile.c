@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "engine/compile.h"
+#include "engine/stage.h"
 #include "engine/geoip.h"
 #include "engine/verify.h"
 #include "grammar/parse.h"
@@ -196,6 +197,7 @@ static void compile_acl(struct compiler *c, uint32_t i)
 	}
 	struct acl_compile ac = { .arena = p->arena, .diags = c->d, .acl = pa,
 				  .attr = acl->type->attr, .tempfail = -1,
+				  .stage_attr = acl->type->attr,
 				  .geoip = p->geoip, .geoip_failed = c->geoip_failed,
 				  .used_attr = p->used_attr, .ref = acl_ref, .ref_ctx = c };
 	size_t errors = c->d->nerrors;
@@ -209,6 +211,7 @@ static void compile_acl(struct compiler *c, uint32_t i)
 	c->state[i] = ok && c->d->nerrors == errors ? ACL_DONE : ACL_FAILED;
 	acl->data = ac.data;
 	acl->stateful = ac.stateful;
+	acl->stage_attr = ac.stage_attr;
 	if (ac.tempfail >= 0)
 		acl->tempfail = (enum tempfail_mode)ac.tempfail;
 	else if (p->settings.tempfail >= 0)
@@ -632,6 +635,7 @@ static struct program *program_build(struct arena *a, struct diags *d, struct as
 	if (d->nerrors == errors) {
 		order_stateful_last(&c);
 		check_rules(&c);
+		stage_check(&pol, p, d);
 	}
 	if (d->nerrors == errors) {
 		p->nrules = (uint32_t)pol.nrules;

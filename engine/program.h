@@ -28,6 +28,8 @@ struct acl_rt {
 	enum tempfail_mode tempfail;
 	bool indexable;
 	bool stateful;
+	int stage_attr;             /* what it reads that depends on the
+				       protocol state, or -1 (engine/stage.h) */
 	uint32_t last_use;          /* pc of the last TEST of it (0: none) */
 };
 

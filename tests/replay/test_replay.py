@@ -387,8 +387,10 @@ class ReplayTest(ScratchDir, unittest.TestCase):
         doc, _ = self.replay_json("-c", "rate.conf", "rate.log")
         self.assertEqual([r["decision"]["word"] for r in doc["requests"]],
                          ["DUNNO", "DUNNO", "DEFER_IF_PERMIT", "DEFER_IF_PERMIT",
-                          "DEFER_IF_PERMIT", "DUNNO"])
-        # 10:01:15 still sees 10:00:20 and 10:00:59 within its minute; 10:02:30 none
+                          "DUNNO", "DUNNO"])
+        # the refused 10:00:20 and 10:00:59 are not counted: 10:01:15 sees
+        # none within its minute (10:00:00 and 10:00:10 have left), and
+        # 10:02:30 sees none either
 
     # -- two policies
 

@@ -417,8 +417,11 @@ struct step {
 	int grey;                        /* grey: 1 greylisted, 0 pass */
 	unsigned remaining, age;
 	int awl;
-	unsigned limit, window, count;   /* rate */
+	unsigned long long limit, count; /* rate */
+	unsigned window;
 	int over;
+	int slotted;                     /* rate: the slotted log, with amount */
+	unsigned long long amount;       /* (the exact log: always 1) */
 	unsigned long changed;           /* edit */
 	const char *listing;             /* list */
 	const struct grey_params *p;     /* NULL: the table's */
@@ -488,22 +491,66 @@ static const struct step awl_steps[] = {
 	  .state = "new", .what = "AWL entry expired" },
 };
 
+/* A refused event is not recorded (the quota is not used up by what it
+ * refuses), in both logs. */
 static const struct step rate_steps[] = {
 	{ OP_RATE, 0, "k1", .limit = 3, .window = 60, .count = 1, .what = "1st" },
 	{ OP_RATE, 1, "k1", .limit = 3, .window = 60, .count = 2, .what = "2nd" },
 	{ OP_RATE, 2, "k1", .limit = 3, .window = 60, .count = 3, .what = "3rd: at the limit" },
 	{ OP_RATE, 3, "k1", .limit = 3, .window = 60, .count = 4, .over = 1, .what = "past it" },
 	{ OP_RATE, 4, "k1", .limit = 3, .window = 60, .count = 4, .over = 1,
-	  .what = "counted up to limit + 1" },
+	  .what = "refused events are not recorded: still limit + 1" },
 	{ OP_RATE, 4, "k2", .limit = 3, .window = 60, .count = 1, .what = "another key" },
-	{ OP_RATE, 61, "k1", .limit = 3, .window = 60, .count = 4, .over = 1,
-	  .what = "window slides: 2,3,4 still in" },
-	{ OP_RATE, 62, "k1", .limit = 3, .window = 60, .count = 4, .over = 1, .what = "3,4,61 in" },
-	{ OP_RATE, 64, "k1", .limit = 3, .window = 60, .count = 3, .what = "61,62 in: under again" },
+	{ OP_RATE, 60, "k1", .limit = 3, .window = 60, .count = 3,
+	  .what = "window slides: 0 out, 1,2 in, this one recorded" },
+	{ OP_RATE, 61, "k1", .limit = 3, .window = 60, .count = 3, .what = "1 out: 2,60 and this" },
+	{ OP_RATE, 62, "k1", .limit = 3, .window = 60, .count = 3, .what = "2 out: 60,61 and this" },
+	{ OP_RATE, 63, "k1", .limit = 3, .window = 60, .count = 4, .over = 1,
+	  .what = "60,61,62 in: full again" },
 	{ OP_RATE, 200, "k1", .limit = 3, .window = 60, .count = 1, .what = "window empty" },
 	{ OP_RATE, 200, "k3", .limit = 1, .window = 10, .count = 1, .what = "limit 1" },
 	{ OP_RATE, 200, "k3", .limit = 1, .window = 10, .count = 2, .over = 1, .what = "limit 1 over" },
 	{ OP_RATE, 210, "k3", .limit = 1, .window = 10, .count = 1, .what = "10 s later: out" },
+	/* the slotted log, a window of 60 s: slots of 1 s, exact */
+	{ OP_RATE, 0, "s1", .slotted = 1, .amount = 10, .limit = 100, .window = 60, .count = 10,
+	  .what = "recipients: 10" },
+	{ OP_RATE, 0, "s1", .slotted = 1, .amount = 50, .limit = 100, .window = 60, .count = 60,
+	  .what = "50 more in the same second" },
+	{ OP_RATE, 5, "s1", .slotted = 1, .amount = 41, .limit = 100, .window = 60, .count = 101,
+	  .over = 1, .what = "41 more would pass 100: refused, not recorded" },
+	{ OP_RATE, 5, "s1", .slotted = 1, .amount = 40, .limit = 100, .window = 60, .count = 100,
+	  .what = "40 fit exactly" },
+	{ OP_RATE, 6, "s1", .slotted = 1, .amount = 0, .limit = 100, .window = 60, .count = 100,
+	  .what = "amount 0 at the limit: not over" },
+	{ OP_RATE, 6, "s1", .slotted = 1, .amount = 1, .limit = 100, .window = 60, .count = 101,
+	  .over = 1, .what = "one more is over" },
+	{ OP_RATE, 60, "s1", .slotted = 1, .amount = 1, .limit = 100, .window = 60, .count = 41,
+	  .what = "second 0 left the window" },
+	{ OP_RATE, 65, "s1", .slotted = 1, .amount = 99, .limit = 100, .window = 60, .count = 100,
+	  .what = "second 5 left too" },
+	/* bytes, 50 MiB a day: slots of 720 s, dated at their last second
+	 * (T0 % 720 == 80: T0's slot is dated T0 + 639) */
+	{ OP_RATE, 0, "s2", .slotted = 1, .amount = 20971520, .limit = 52428800, .window = 86400,
+	  .count = 20971520, .what = "bytes: 20 MiB" },
+	{ OP_RATE, 100, "s2", .slotted = 1, .amount = 20971520, .limit = 52428800, .window = 86400,
+	  .count = 41943040, .what = "40 MiB, one slot" },
+	{ OP_RATE, 700, "s2", .slotted = 1, .amount = 20971520, .limit = 52428800,
+	  .window = 86400, .count = 62914560, .over = 1, .what = "60 MiB: refused" },
+	{ OP_RATE, 700, "s2", .slotted = 1, .amount = 10485760, .limit = 52428800,
+	  .window = 86400, .count = 52428800, .what = "10 MiB fit exactly (next slot)" },
+	{ OP_RATE, 86400, "s2", .slotted = 1, .amount = 1, .limit = 52428800, .window = 86400,
+	  .count = 52428801, .over = 1,
+	  .what = "a day after the first: its slot still counts (late by 639 s at most)" },
+	{ OP_RATE, 87039, "s2", .slotted = 1, .amount = 41943040, .limit = 52428800,
+	  .window = 86400, .count = 52428800, .what = "the first slot has gone" },
+	{ OP_RATE, 87800, "s2", .slotted = 1, .amount = 10485760, .limit = 52428800,
+	  .window = 86400, .count = 52428800, .what = "the second slot has gone" },
+	{ OP_RATE, 87800, "s2", .slotted = 1, .amount = 1, .limit = 52428800, .window = 86400,
+	  .count = 52428801, .over = 1, .what = "full again" },
+	{ OP_RATE, 0, "s3", .slotted = 1, .amount = 101, .limit = 100, .window = 60, .count = 101,
+	  .over = 1, .what = "one amount over the limit on an empty key" },
+	{ OP_RATE, 1, "s3", .slotted = 1, .amount = 100, .limit = 100, .window = 60,
+	  .count = 100, .what = "it was not recorded" },
 };
 
 static const struct step edit_steps[] = {
@@ -550,7 +597,9 @@ static void run_steps(struct fix *f, const char *name, const struct step *steps,
 		}
 		case OP_RATE: {
 			struct rate_query q = { .key = st->key, .key_len = strlen(st->key),
-						.limit = st->limit, .window = st->window, .now = now };
+						.limit = st->limit, .window = st->window, .now = now,
+						.slotted = st->slotted != 0,
+						.amount = st->slotted ? st->amount : 1 };
 			store_rate(f->s, &q, rate_done, &r);
 			break;
 		}
@@ -594,9 +643,9 @@ static void run_steps(struct fix *f, const char *name, const struct step *steps,
 			break;
 		case OP_RATE:
 			ck_assert_msg(r.r.count == st->count && r.r.over == (st->over != 0),
-				      "%s %s step %zu (%s): got count=%u over=%d, want count=%u "
-				      "over=%d", be, name, i, st->what, r.r.count, r.r.over,
-				      st->count, st->over);
+				      "%s %s step %zu (%s): got count=%llu over=%d, want count=%llu "
+				      "over=%d", be, name, i, st->what,
+				      (unsigned long long)r.r.count, r.r.over, st->count, st->over);
 			break;
 		case OP_LIST: {
 			char *got = rec_listing(&r);
@@ -625,6 +674,55 @@ static void run_steps(struct fix *f, const char *name, const struct step *steps,
 		fix_close(&f);                                                   \
 	}                                                                        \
 	END_TEST
+
+/*
+ * The slotted log against a model of what store.h says it does (each
+ * recorded amount counts while its slot's last second + window > now;
+ * an amount is recorded when the sum stays within the limit), over three
+ * windows of irregular traffic: more slots than the first allocation,
+ * every slot of a window live at once, refusals, zeros. Both stores.
+ */
+START_TEST(test_rate_slotted_model)
+{
+	struct fix f;
+	fix_open(&f, _i == 1);
+	const char *be = f.redis ? "redis" : "memory";
+	enum { WINDOW = 7200, EVENTS = 900 };          /* slots of 60 s */
+	static struct {
+		uint64_t t, amount;
+	} rec[EVENTS];
+	size_t nrec = 0;
+	uint64_t seed = 12345, t = T0;
+	for (int i = 0; i < EVENTS; i++) {
+		seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+		t += (seed >> 33) % 61;                  /* 0 to 60 s apart */
+		uint64_t amount = (seed >> 20) % 9;      /* 0 to 8 recipients */
+		uint64_t limit = 400;
+		uint64_t sum = 0;
+		for (size_t k = 0; k < nrec; k++)
+			if (rec[k].t + WINDOW > t)
+				sum += rec[k].amount;
+		struct rate_query q = { .key = "model", .key_len = 5, .limit = limit,
+					.window = WINDOW, .slotted = true, .amount = amount,
+					.now = (time_t)t };
+		struct rec r = { 0 };
+		store_rate(f.s, &q, rate_done, &r);
+		ck_assert(run_until(f.base, &r.calls, 1, 5000) && r.st == STORE_OK);
+		bool over = sum + amount > limit;
+		ck_assert_msg(r.r.count == sum + amount && r.r.over == over,
+			      "%s event %d at +%llu, amount %llu: got count=%llu over=%d, want "
+			      "%llu %d", be, i, (unsigned long long)(t - T0),
+			      (unsigned long long)amount, (unsigned long long)r.r.count, r.r.over,
+			      (unsigned long long)(sum + amount), over);
+		if (!over && amount)
+		{
+			rec[nrec].t = rate_slot_time(t, WINDOW);
+			rec[nrec++].amount = amount;
+		}
+	}
+	fix_close(&f);
+}
+END_TEST
 
 TABLE_TEST(greylist)
 TABLE_TEST(awl)
@@ -866,7 +964,8 @@ START_TEST(test_auth_db_prefix)
 	long long ttl = rsrv_int(&srv, 3, "TTL %s", "t:x:g:trip");
 	ck_assert_msg(ttl > 600 && ttl <= 660, "waiting triplet TTL %lld, want retry_window + delay",
 		      ttl);
-	struct rate_query rq = { .key = "rk", .key_len = 2, .limit = 5, .window = 90, .now = T0 };
+	struct rate_query rq = { .key = "rk", .key_len = 2, .limit = 5, .window = 90, .amount = 1,
+				 .now = T0 };
 	struct rec rr = { 0 };
 	store_rate(s, &rq, rate_done, &rr);
 	ck_assert(run_until(base, &rr.calls, 1, 2000) && rr.st == STORE_OK && rr.r.count == 1);
@@ -939,10 +1038,22 @@ START_TEST(test_noscript_recovers)
 	r = grey_once(f.base, f.s, "ns", T0 + 60, 2000);
 	ck_assert(r.st == STORE_OK && !r.g.greylisted && r.g.age == 60);
 	freeReplyObject(rsrv_cmd(&f.srv, 0, "SCRIPT FLUSH"));
-	struct rate_query q = { .key = "k", .key_len = 1, .limit = 1, .window = 60, .now = T0 };
+	struct rate_query q = { .key = "k", .key_len = 1, .limit = 1, .window = 60, .amount = 1,
+				.now = T0 };
 	struct rec rr = { 0 };
 	store_rate(f.s, &q, rate_done, &rr);
 	ck_assert(run_until(f.base, &rr.calls, 1, 2000) && rr.st == STORE_OK && rr.r.count == 1);
+	/* the slotted log's script too (its body is the one sent again) */
+	freeReplyObject(rsrv_cmd(&f.srv, 0, "SCRIPT FLUSH"));
+	struct rate_query sq = { .key = "k", .key_len = 1, .limit = 100, .window = 60,
+				 .slotted = true, .amount = 60, .now = T0 };
+	struct rec sr = { 0 };
+	store_rate(f.s, &sq, rate_done, &sr);
+	ck_assert(run_until(f.base, &sr.calls, 1, 2000) && sr.st == STORE_OK && sr.r.count == 60);
+	sr = (struct rec){ 0 };
+	store_rate(f.s, &sq, rate_done, &sr);
+	ck_assert(run_until(f.base, &sr.calls, 1, 2000) && sr.st == STORE_OK && sr.r.over &&
+		  sr.r.count == 120);
 	fix_close(&f);
 }
 END_TEST
@@ -1014,7 +1125,8 @@ START_TEST(test_two_gateways_race)
 
 	/* a rate limit counts events from both */
 	memset(r, 0, sizeof r);
-	struct rate_query rq = { .key = "shared", .key_len = 6, .limit = 7, .window = 60, .now = T0 };
+	struct rate_query rq = { .key = "shared", .key_len = 6, .limit = 7, .window = 60,
+				 .amount = 1, .now = T0 };
 	for (int i = 0; i < N; i++)
 		store_rate(gw[i % 2], &rq, rate_done, &r[i]);
 	int under = 0;
@@ -1025,6 +1137,55 @@ START_TEST(test_two_gateways_race)
 		done++;
 	}
 	ck_assert_msg(under == 7, "%d of %d events under a limit of 7", under, done);
+	store_close(s2);
+	free(url);
+	fix_close(&f);
+}
+END_TEST
+
+/* Two gateways, one Redis: 30 messages of 10 recipients each against a
+ * limit of 100 recipients: exactly 10 pass, and the refused ones are not
+ * counted (a message of 0 recipients still passes at the end). */
+START_TEST(test_two_gateways_race_recipients)
+{
+	struct fix f;
+	fix_open(&f, true);
+	char *url = rsrv_url(&f.srv, NULL, NULL);
+	struct store *s2 = open_ok(f.base, url);
+	ck_assert(wait_ready(f.base, s2, 5000));
+	struct store *gw[2] = { f.s, s2 };
+	enum { N = 30 };
+	struct rec r[N];
+	memset(r, 0, sizeof r);
+	struct rate_query rq = { .key = "quota", .key_len = 5, .limit = 100, .window = 86400,
+				 .slotted = true, .amount = 10, .now = T0 };
+	for (int i = 0; i < N; i++)
+		store_rate(gw[i % 2], &rq, rate_done, &r[i]);
+	int under = 0;
+	for (int i = 0; i < N; i++) {
+		ck_assert(run_until(f.base, &r[i].calls, 1, 5000));
+		ck_assert(r[i].st == STORE_OK);
+		under += !r[i].r.over;
+		ck_assert_msg(r[i].r.over ? r[i].r.count == 110 : r[i].r.count <= 100,
+			      "event %d: count %llu over %d", i, (unsigned long long)r[i].r.count,
+			      r[i].r.over);
+	}
+	ck_assert_msg(under == 10, "%d of %d messages of 10 under a limit of 100", under, N);
+	struct rec z = { 0 };
+	rq.amount = 0;
+	store_rate(s2, &rq, rate_done, &z);
+	ck_assert(run_until(f.base, &z.calls, 1, 5000) && z.st == STORE_OK);
+	ck_assert_msg(z.r.count == 100 && !z.r.over, "0 recipients: count %llu over %d",
+		      (unsigned long long)z.r.count, z.r.over);
+	redisReply *rp = rsrv_cmd(&f.srv, 0, "HLEN %s", "mxacl:q:quota");
+	ck_assert_msg(rp->type == REDIS_REPLY_INTEGER && rp->integer == 1,
+		      "one slot in the hash, got %lld", rp->integer);
+	freeReplyObject(rp);
+	rp = rsrv_cmd(&f.srv, 0, "TTL %s", "mxacl:q:quota");
+	ck_assert_msg(rp->type == REDIS_REPLY_INTEGER && rp->integer > 86400 &&
+			      rp->integer < 86400 + 720,
+		      "TTL %lld, want a day and the rest of the slot", rp->integer);
+	freeReplyObject(rp);
 	store_close(s2);
 	free(url);
 	fix_close(&f);
@@ -1231,12 +1392,12 @@ START_TEST(test_long_keys)
 		for (unsigned c = 1; c <= 3; c++) {
 			struct rec q = { 0 };
 			struct rate_query rq = { .key = key, .key_len = n, .limit = 2, .window = 3600,
-						 .now = T0 + 100 };
+						 .amount = 1, .now = T0 + 100 };
 			store_rate(f.s, &rq, rate_done, &q);
 			ck_assert(run_until(f.base, &q.calls, 1, 5000) && q.st == STORE_OK);
 			ck_assert_msg(q.r.count == c && q.r.over == (c > 2),
-				      "%s: %zu-byte rate key, event %u: got count=%u over=%d", be, n,
-				      c, q.r.count, q.r.over);
+				      "%s: %zu-byte rate key, event %u: got count=%llu over=%d", be,
+				      n, c, (unsigned long long)q.r.count, q.r.over);
 		}
 		struct rec l = { 0 };
 		store_list(f.s, T0 + 100, list_done, &l);
@@ -1466,8 +1627,12 @@ START_TEST(test_mem_save_load_roundtrip)
 	grey_noawl(&f, "dead", T0 - 100000);                  /* long expired by T0 + 60 */
 	for (int i = 0; i < 2; i++) {
 		struct rate_query rq = { .key = "k", .key_len = 1, .limit = 3, .window = 3600,
-					 .now = T0 + i };
+					 .amount = 1, .now = T0 + i };
 		store_rate(f.s, &rq, rate_done, &r);
+		struct rate_query sq = { .key = "b", .key_len = 1, .limit = 100, .window = 3600,
+					 .slotted = true, .amount = 30 + 10 * (unsigned)i,
+					 .now = T0 + 200 * i };
+		store_rate(f.s, &sq, rate_done, &r);
 	}
 	umask(022);
 	char *err = NULL;
@@ -1480,7 +1645,7 @@ START_TEST(test_mem_save_load_roundtrip)
 
 	struct loadrec l = { 0 };
 	f.s = load_ok(base, path, T0 + 60, &l);
-	ck_assert_msg(l.r.loaded == 4 && l.r.expired == 1 && l.r.skipped == 0 && !l.aside[0] &&
+	ck_assert_msg(l.r.loaded == 5 && l.r.expired == 1 && l.r.skipped == 0 && !l.aside[0] &&
 			      !l.error[0],
 		      "loaded=%lu expired=%lu skipped=%lu aside=%s error=%s", l.r.loaded,
 		      l.r.expired, l.r.skipped, l.aside, l.error);
@@ -1494,9 +1659,18 @@ START_TEST(test_mem_save_load_roundtrip)
 	ck_assert_msg(w.g.greylisted && w.g.age == 20, "waiting: age %u, want 20", w.g.age);
 	struct rec rr = { 0 };
 	struct rate_query rq = { .key = "k", .key_len = 1, .limit = 3, .window = 3600,
-				 .now = T0 + 70 };
+				 .amount = 1, .now = T0 + 70 };
 	store_rate(f.s, &rq, rate_done, &rr);
-	ck_assert_msg(rr.r.count == 3, "rate after a restart: count %u, want 3", rr.r.count);
+	ck_assert_msg(rr.r.count == 3, "rate after a restart: count %llu, want 3",
+		      (unsigned long long)rr.r.count);
+	/* the slotted log: 30 + 40 at two times, then 30 more fit, 31 would not */
+	struct rate_query sq = { .key = "b", .key_len = 1, .limit = 100, .window = 3600,
+				 .slotted = true, .amount = 30, .now = T0 + 70 };
+	struct rec sr = { 0 };
+	store_rate(f.s, &sq, rate_done, &sr);
+	ck_assert_msg(sr.r.count == 100 && !sr.r.over,
+		      "slotted log after a restart: count %llu over %d, want 100 0",
+		      (unsigned long long)sr.r.count, sr.r.over);
 	store_close(f.s);
 	event_base_free(base);
 	state_dir_remove(&sd);
@@ -1522,12 +1696,15 @@ START_TEST(test_mem_load_bad_lines)
 		"r 1 2 1800000000 2 1,2,3 three-in-two\n"
 		"g 1700000000 1700000000 1800000000 1 after\n"
 		"r 1700000000 1700000000 1800000000 2 1700000000 rate\n"
+		"s 1700000000 1700000000 1800000000 2 1700000009:40,1700000039:60 sum\n"
+		"s 1700000000 1700000000 1800000000 3 1700000009:40,1700000039:60 short\n"
+		"s 1700000000 1700000000 1800000000 1 1700000009:x bad-amount\n"
 		"a 1700000000 1700000000 1800000000 5 net";   /* no final LF */
 	spit(path, text);
 	struct loadrec l = { 0 };
 	struct store *s = load_ok(base, path, T0, &l);
-	ck_assert_msg(l.r.loaded == 4 && l.r.skipped == 5 && l.r.first_bad == 3,
-		      "loaded=%lu skipped=%lu first_bad=%lu, want 4, 5, 3", l.r.loaded,
+	ck_assert_msg(l.r.loaded == 5 && l.r.skipped == 7 && l.r.first_bad == 3,
+		      "loaded=%lu skipped=%lu first_bad=%lu, want 5, 7, 3", l.r.loaded,
 		      l.r.skipped, l.r.first_bad);
 	ck_assert_msg(l.aside[0] && strncmp(l.aside, path, strlen(path)) == 0 &&
 			      strstr(l.aside, ".bad-"),
@@ -1537,6 +1714,14 @@ START_TEST(test_mem_load_bad_lines)
 	free(kept);
 	struct fix f = { .base = base, .s = s };
 	ck_assert_msg(!grey_noawl(&f, "after", T0).g.greylisted, "an entry after bad lines is lost");
+	/* the slotted log loaded: 40 + 60 of 100 recipients, so 1 more is over */
+	struct rate_query sq = { .key = "sum", .key_len = 3, .limit = 100, .window = 3600,
+				 .slotted = true, .amount = 1, .now = T0 + 100 };
+	struct rec sr = { 0 };
+	store_rate(s, &sq, rate_done, &sr);
+	ck_assert_msg(sr.st == STORE_OK && sr.r.over && sr.r.count == 101,
+		      "loaded slotted log: count %llu over %d, want 101 1",
+		      (unsigned long long)sr.r.count, sr.r.over);
 	unlink(l.aside);
 	store_close(s);
 
@@ -1898,6 +2083,7 @@ Suite *store_suite(void)
 	tcase_add_loop_test(tc, test_greylist, 0, 2);
 	tcase_add_loop_test(tc, test_awl, 0, 2);
 	tcase_add_loop_test(tc, test_rate, 0, 2);
+	tcase_add_loop_test(tc, test_rate_slotted_model, 0, 2);
 	tcase_add_loop_test(tc, test_edit, 0, 2);
 	tcase_add_loop_test(tc, test_long_keys, 0, 2);
 	tcase_add_loop_test(tc, test_distinct, 0, 2);
@@ -1915,6 +2101,7 @@ Suite *store_suite(void)
 	tc = tcase_create("redis");
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_url_errors);
+	tcase_add_test(tc, test_two_gateways_race_recipients);
 	tcase_add_test(tc, test_down_fails_fast);
 	tcase_add_test(tc, test_kill_and_restart);
 	tcase_add_test(tc, test_stalled_server_times_out);
