@@ -51,7 +51,7 @@ class RestrictionClassThroughPostfix(pf.PostfixPolicyCase):
         self.assertEqual(self.rcpt("ok@client.test", "x@elsewhere.example"),
                          "554 5.7.1 <x@elsewhere.example>: Relay access denied", self.context())
         self.assertRegex(self.policy.log_text(), r"decision .*to=<x@elsewhere\.example> "
-                         r".*rule=\S+:11 action=relay_only\n")
+                         r".*rule=\S+:10 action=relay_only\n")
 
     def test_class_with_a_table_is_applied(self):
         self.assertEqual(self.rcpt("bad@client.test", "someone@" + DOMAIN),
