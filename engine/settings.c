@@ -107,7 +107,7 @@ const struct setting settings_table[] = {
 		 "(`mxacl_dryrun_hits_total`), and answered `DUNNO` "
 		 "([Rolling out a rule](#rolling-out-a-rule-dry-run)); a reload applies a change" },
 	{ .name = "restriction_classes", .kind = SETTING_NAMES, LIST(restriction_classes),
-	  .def_doc = "none", .metavar = "NAME...",
+	  .def_doc = "none", .metavar = "NAME",
 	  .help = "restriction classes of main.cf that actions may answer",
 	  .doc = "the restriction classes of main.cf's `smtpd_restriction_classes` that an "
 		 "action may answer (`action grey check_postgrey`), separated by blanks or "
