@@ -614,12 +614,14 @@ static const char *restr_name_at(size_t i, void *ctx)
 	return v && i < v->nclasses ? v->classes[i] : NULL;
 }
 
-/* Does the word look like a restriction or a class (lower case or '_')
- * rather than an access(5) word? Then it is told how to declare a class. */
+/* Does the word look like a restriction or a class (it has a lower-case
+ * letter, as Postfix writes them) rather than an access(5) word? Then it
+ * is told how to declare a class; an upper-case word gets the list of
+ * access(5) words. */
 static bool restriction_like(const char *s, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
-		if ((s[i] >= 'a' && s[i] <= 'z') || s[i] == '_')
+		if (s[i] >= 'a' && s[i] <= 'z')
 			return true;
 	return false;
 }
