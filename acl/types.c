@@ -21,6 +21,9 @@
 #define ACL_TYPES(X)    \
 	X(day)          \
 	X(time)         \
+	X(date)         \
+	X(month)        \
+	X(mday)         \
 	X(country)      \
 	X(greylist)     \
 	X(greylisting)  \

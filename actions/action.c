@@ -7,6 +7,7 @@
  */
 #include "actions/action.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,6 +78,105 @@ static const char *const action_kind_names[] = {
 	[ACT_PREPEND] = "PREPEND",
 	[ACT_INFO] = "INFO",
 	[ACT_WARN] = "WARN",
+	[ACT_RESTRICTION] = "RESTRICTION",
+};
+
+/* What a Postfix restriction takes after its name. */
+enum restr_arg {
+	RA_NONE,
+	RA_TABLE,      /* type:table */
+	RA_DOMAIN,     /* a DNS list domain, optionally =d.d.d.d (a pattern) */
+	RA_SERVICE,    /* a policy server: inet:host:port, unix:path, host:port */
+	RA_SECONDS,    /* a number of seconds */
+};
+
+/*
+ * The smtpd restrictions of Postfix 3.7 (postconf(5) of 3.7.11, the
+ * smtpd_*_restrictions lists), with the argument each takes: what an
+ * action may answer besides access(5)'s words (access(5): "restriction"
+ * results). reject, defer, defer_if_permit and defer_if_reject are access
+ * words too and compile as those when they come first; permit is
+ * access(5)'s OK (an action "permit" is still told to write OK). The names
+ * Postfix before 2.3 used are accepted as Postfix 3.7 still does.
+ */
+static const struct restriction {
+	const char *name;
+	enum restr_arg arg;
+} restrictions[] = {
+	{ "check_address_map", RA_TABLE },
+	{ "check_ccert_access", RA_TABLE },
+	{ "check_client_a_access", RA_TABLE },
+	{ "check_client_access", RA_TABLE },
+	{ "check_client_mx_access", RA_TABLE },
+	{ "check_client_ns_access", RA_TABLE },
+	{ "check_etrn_access", RA_TABLE },
+	{ "check_helo_a_access", RA_TABLE },
+	{ "check_helo_access", RA_TABLE },
+	{ "check_helo_mx_access", RA_TABLE },
+	{ "check_helo_ns_access", RA_TABLE },
+	{ "check_policy_service", RA_SERVICE },
+	{ "check_recipient_a_access", RA_TABLE },
+	{ "check_recipient_access", RA_TABLE },
+	{ "check_recipient_maps", RA_NONE },
+	{ "check_recipient_mx_access", RA_TABLE },
+	{ "check_recipient_ns_access", RA_TABLE },
+	{ "check_reverse_client_hostname_a_access", RA_TABLE },
+	{ "check_reverse_client_hostname_access", RA_TABLE },
+	{ "check_reverse_client_hostname_mx_access", RA_TABLE },
+	{ "check_reverse_client_hostname_ns_access", RA_TABLE },
+	{ "check_sasl_access", RA_TABLE },
+	{ "check_sender_a_access", RA_TABLE },
+	{ "check_sender_access", RA_TABLE },
+	{ "check_sender_mx_access", RA_TABLE },
+	{ "check_sender_ns_access", RA_TABLE },
+	{ "defer", RA_NONE },
+	{ "defer_if_permit", RA_NONE },
+	{ "defer_if_reject", RA_NONE },
+	{ "defer_unauth_destination", RA_NONE },
+	{ "permit", RA_NONE },
+	{ "permit_auth_destination", RA_NONE },
+	{ "permit_dnswl_client", RA_DOMAIN },
+	{ "permit_inet_interfaces", RA_NONE },
+	{ "permit_mx_backup", RA_NONE },
+	{ "permit_mynetworks", RA_NONE },
+	{ "permit_rhswl_client", RA_DOMAIN },
+	{ "permit_sasl_authenticated", RA_NONE },
+	{ "permit_tls_all_clientcerts", RA_NONE },
+	{ "permit_tls_clientcerts", RA_NONE },
+	{ "reject", RA_NONE },
+	{ "reject_authenticated_sender_login_mismatch", RA_NONE },
+	{ "reject_invalid_helo_hostname", RA_NONE },
+	{ "reject_invalid_hostname", RA_NONE },
+	{ "reject_known_sender_login_mismatch", RA_NONE },
+	{ "reject_multi_recipient_bounce", RA_NONE },
+	{ "reject_non_fqdn_helo_hostname", RA_NONE },
+	{ "reject_non_fqdn_hostname", RA_NONE },
+	{ "reject_non_fqdn_recipient", RA_NONE },
+	{ "reject_non_fqdn_sender", RA_NONE },
+	{ "reject_plaintext_session", RA_NONE },
+	{ "reject_rbl_client", RA_DOMAIN },
+	{ "reject_rhsbl_client", RA_DOMAIN },
+	{ "reject_rhsbl_helo", RA_DOMAIN },
+	{ "reject_rhsbl_recipient", RA_DOMAIN },
+	{ "reject_rhsbl_reverse_client", RA_DOMAIN },
+	{ "reject_rhsbl_sender", RA_DOMAIN },
+	{ "reject_sender_login_mismatch", RA_NONE },
+	{ "reject_unauth_destination", RA_NONE },
+	{ "reject_unauth_pipelining", RA_NONE },
+	{ "reject_unauthenticated_sender_login_mismatch", RA_NONE },
+	{ "reject_unknown_client", RA_NONE },
+	{ "reject_unknown_client_hostname", RA_NONE },
+	{ "reject_unknown_helo_hostname", RA_NONE },
+	{ "reject_unknown_hostname", RA_NONE },
+	{ "reject_unknown_recipient_domain", RA_NONE },
+	{ "reject_unknown_reverse_client_hostname", RA_NONE },
+	{ "reject_unknown_sender_domain", RA_NONE },
+	{ "reject_unlisted_recipient", RA_NONE },
+	{ "reject_unlisted_sender", RA_NONE },
+	{ "reject_unverified_recipient", RA_NONE },
+	{ "reject_unverified_sender", RA_NONE },
+	{ "sleep", RA_SECONDS },
+	{ "warn_if_reject", RA_NONE },
 };
 
 /* Longest word we try to correct; longer ones are not typos of ours. */
@@ -481,10 +581,237 @@ static bool check_header(const char *text, size_t start, size_t end,
 	return true;
 }
 
+/* ---- Postfix restrictions and restriction classes ------------------------ */
+
+static const struct restriction *restriction_find(const char *s, size_t n)
+{
+	for (size_t i = 0; i < ARRAY_LEN(restrictions); i++)
+		if (strlen(restrictions[i].name) == n && !memcmp(restrictions[i].name, s, n))
+			return &restrictions[i];
+	return NULL;
+}
+
+bool action_is_restriction(const char *name)
+{
+	return restriction_find(name, strlen(name)) != NULL;
+}
+
+static bool class_find(const struct action_vocab *v, const char *s, size_t n)
+{
+	for (size_t i = 0; v && i < v->nclasses; i++)
+		if (strlen(v->classes[i]) == n && !memcmp(v->classes[i], s, n))
+			return true;
+	return false;
+}
+
+/* The restriction names, then the declared classes, for suggest_word. */
+static const char *restr_name_at(size_t i, void *ctx)
+{
+	const struct action_vocab *v = ctx;
+	if (i < ARRAY_LEN(restrictions))
+		return restrictions[i].name;
+	i -= ARRAY_LEN(restrictions);
+	return v && i < v->nclasses ? v->classes[i] : NULL;
+}
+
+/* Does the word look like a restriction or a class (it has a lower-case
+ * letter, as Postfix writes them) rather than an access(5) word? Then it
+ * is told how to declare a class; an upper-case word gets the list of
+ * access(5) words. */
+static bool restriction_like(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (s[i] >= 'a' && s[i] <= 'z')
+			return true;
+	return false;
+}
+
+/* One word of a restriction list: where it is, for errors. */
+struct restr_tok {
+	const char *s;
+	size_t len;
+	bool in_type;
+	size_t off;
+};
+
+/* Split "TYPE TEXT" into the list's words (blanks and commas separate). */
+static size_t restr_split(const char *type, const char *text, size_t start, size_t end,
+			  struct restr_tok **out)
+{
+	size_t cap = 8, n = 0;
+	struct restr_tok *t = xmalloc(cap * sizeof *t);
+	size_t tn = strlen(type);
+	while (tn && type[tn - 1] == ',')
+		tn--;
+	t[n++] = (struct restr_tok){ type, tn, true, 0 };
+	for (size_t i = start; i < end;) {
+		while (i < end && (is_space(text[i]) || text[i] == ','))
+			i++;
+		size_t j = i;
+		while (j < end && !is_space(text[j]) && text[j] != ',')
+			j++;
+		if (j > i) {
+			if (n == cap)
+				t = xrealloc(t, (cap *= 2) * sizeof *t);
+			t[n++] = (struct restr_tok){ text + i, j - i, false, i };
+		}
+		i = j;
+	}
+	*out = t;
+	return n;
+}
+
+static bool restr_fail(struct action_error *err, const struct restr_tok *t, const char *fmt, ...)
+	PRINTF_LIKE(3, 4);
+
+static bool restr_fail(struct action_error *err, const struct restr_tok *t, const char *fmt, ...)
+{
+	if (!err)
+		return false;
+	va_list ap;
+	va_start(ap, fmt);
+	err->msg = xvasprintf(fmt, ap);
+	va_end(ap);
+	err->in_type = t->in_type;
+	err->offset = t->off;
+	err->len = t->len ? t->len : 1;
+	return false;
+}
+
+/* An unknown name in a restriction list. */
+static bool restr_unknown(const struct action_vocab *v, const struct restr_tok *t,
+			  struct action_error *err)
+{
+	char w[96];
+	show(w, sizeof w, t->s, t->len);
+	const char *hint = suggest_word(t->s, t->len, restr_name_at, (void *)v);
+	if (hint)
+		return restr_fail(err, t, "unknown restriction '%s'; did you mean '%s'?", w, hint);
+	return restr_fail(err, t,
+			  "unknown restriction '%s': not one of Postfix's smtpd restrictions; if "
+			  "main.cf's smtpd_restriction_classes defines it, declare it: set "
+			  "restriction_classes %s",
+			  w, w);
+}
+
+/* The argument of restriction r, the word t. */
+static bool restr_arg_ok(const struct restriction *r, const struct restr_tok *t,
+			 struct action_error *err)
+{
+	char w[96];
+	show(w, sizeof w, t->s, t->len);
+	switch (r->arg) {
+	case RA_TABLE: {
+		const char *colon = memchr(t->s, ':', t->len);
+		if (!colon || colon == t->s || colon == t->s + t->len - 1)
+			return restr_fail(err, t,
+					  "%s takes a Postfix lookup table type:name "
+					  "(hash:/etc/postfix/access), not '%s'",
+					  r->name, w);
+		return true;
+	}
+	case RA_DOMAIN: {
+		size_t n = t->len;
+		const char *eq = memchr(t->s, '=', t->len);
+		if (eq)
+			n = (size_t)(eq - t->s);
+		for (size_t i = 0; i < n; i++) {
+			char c = t->s[i];
+			if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+			      (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_'))
+				n = 0;
+		}
+		if (!n || !memchr(t->s, '.', n) || (eq && eq + 1 == t->s + t->len))
+			return restr_fail(err, t,
+					  "%s takes a DNS list domain, optionally =d.d.d.d "
+					  "(zen.spamhaus.org=127.0.0.[2..11]), not '%s'",
+					  r->name, w);
+		return true;
+	}
+	case RA_SECONDS:
+		for (size_t i = 0; i < t->len; i++)
+			if (!is_digit(t->s[i]))
+				return restr_fail(err, t, "%s takes a number of seconds, not '%s'",
+						  r->name, w);
+		return true;
+	case RA_SERVICE:
+	case RA_NONE:
+		break;
+	}
+	return true;
+}
+
+/*
+ * "NAME [ARG], NAME..." as Postfix's smtpd reads a restriction list from
+ * an access result (smtpd_check.c splits it at blanks and commas): each
+ * name a restriction or a declared class, each argument of its kind.
+ */
+static bool check_restrictions(const struct action_vocab *v, const char *type, const char *text,
+			       size_t start, size_t end, struct action_error *err)
+{
+	struct restr_tok *t;
+	size_t n = restr_split(type, text, start, end, &t);
+	bool ok = true;
+	for (size_t i = 0; i < n && ok; i++) {
+		const struct restriction *r = restriction_find(t[i].s, t[i].len);
+		if (!r) {
+			if (!class_find(v, t[i].s, t[i].len))
+				ok = restr_unknown(v, &t[i], err);
+			continue;
+		}
+		if (r->arg == RA_NONE)
+			continue;
+		if (i + 1 == n) {
+			static const char *const what[] = {
+				[RA_TABLE] = "a Postfix lookup table type:name",
+				[RA_DOMAIN] = "a DNS list domain",
+				[RA_SERVICE] = "a policy server (inet:host:port or unix:path)",
+				[RA_SECONDS] = "a number of seconds",
+			};
+			ok = restr_fail(err, &t[i], "%s needs %s", r->name, what[r->arg]);
+			continue;
+		}
+		ok = restr_arg_ok(r, &t[++i], err);
+	}
+	free(t);
+	return ok;
+}
+
 bool action_compile(struct arena *a, const char *type, const char *text,
 		    tpl_resolve_fn resolve, void *rctx,
 		    struct action *out, struct action_error *err)
 {
+	return action_compile_in(NULL, a, type, text, resolve, rctx, out, err);
+}
+
+/* A restriction list (the type word starts it): checked, replied as written. */
+static bool compile_restrictions(const struct action_vocab *v, struct arena *a, const char *type,
+				 const char *text, struct action *out, struct action_error *err)
+{
+	size_t start = 0, end = text ? strlen(text) : 0;
+	while (start < end && is_space(text[start]))
+		start++;
+	while (end > start && is_space(text[end - 1]))
+		end--;
+	size_t var = first_var(text ? text : "", start, end);
+	if (var < end)
+		return action_fail(err, false, var, var_len(text, var, end),
+				   "a restriction's arguments cannot use variables");
+	if (!check_restrictions(v, type, text ? text : "", start, end, err))
+		return false;
+	out->kind = ACT_RESTRICTION;
+	out->word = arena_strdup(a, type);
+	out->has_text = end > start;
+	if (!out->has_text)
+		return true;
+	return tpl_compile(a, text, start, end, NULL, NULL, &out->text, err);
+}
+
+bool action_compile_in(const struct action_vocab *vocab, struct arena *a, const char *type,
+		       const char *text, tpl_resolve_fn resolve, void *rctx,
+		       struct action *out, struct action_error *err)
+{
+	const struct action_vocab *v = vocab;
 	if (err)
 		*err = (struct action_error){ 0 };
 	memset(out, 0, sizeof *out);
@@ -512,8 +839,34 @@ bool action_compile(struct arena *a, const char *type, const char *text,
 		for (size_t i = 0; i < ARRAY_LEN(action_words) && !aw; i++)
 			if (ascii_ieq(type, action_words[i].word))
 				aw = &action_words[i];
-		if (!aw)
+		if (!aw) {
+			/* access(5)'s restriction and restriction_class results; a
+			 * "permit" is still told to write OK (what access(5) calls it) */
+			size_t n0 = tn;
+			while (n0 && type[n0 - 1] == ',')
+				n0--;
+			bool named = (restriction_find(type, n0) && strcmp(type, "permit")) ||
+				     class_find(v, type, n0);
+			if (named)
+				return compile_restrictions(v, a, type, text, out, err);
+			if (!action_suggest(type, tn) && restriction_like(type, tn)) {
+				struct restr_tok t = { type, tn, true, 0 };
+				char w[96];
+				show(w, sizeof w, type, tn);
+				const char *hint = suggest_word(type, tn, restr_name_at, (void *)v);
+				if (hint)
+					return restr_fail(err, &t,
+							  "unknown action '%s'; did you mean '%s'?", w,
+							  hint);
+				return restr_fail(err, &t,
+						  "unknown action '%s': not an access(5) action nor one "
+						  "of Postfix's smtpd restrictions; if main.cf's "
+						  "smtpd_restriction_classes defines it, declare it: set "
+						  "restriction_classes %s",
+						  w, w);
+			}
 			return fail_unknown(err, type, tn);
+		}
 		out->kind = aw->kind;
 		out->word = aw->word;
 		arg = aw->arg;
@@ -581,8 +934,8 @@ bool action_compile(struct arena *a, const char *type, const char *text,
 	case ARG_FILTER:
 	case ARG_ADDRESS:
 		if (!out->text.constant) {
-			size_t v = first_var(text, start, end);
-			return action_fail(err, false, v, var_len(text, v, end),
+			size_t at = first_var(text, start, end);
+			return action_fail(err, false, at, var_len(text, at, end),
 					   "%s cannot use variables", word);
 		}
 		if (arg == ARG_FILTER)

@@ -38,6 +38,9 @@ enum action_kind {
 	ACT_PREPEND,         /* header: value */
 	ACT_INFO,            /* optional text */
 	ACT_WARN,            /* optional text */
+	ACT_RESTRICTION,     /* a list of Postfix restrictions and declared
+				restriction classes: word is the first as
+				written, text the rest (constant) */
 };
 
 /*
@@ -117,6 +120,35 @@ struct action_error {
 bool action_compile(struct arena *a, const char *type, const char *text,
 		    tpl_resolve_fn resolve, void *rctx,
 		    struct action *out, struct action_error *err);
+
+/*
+ * What the policy adds to the vocabulary: the restriction classes of
+ * main.cf's smtpd_restriction_classes it declares (set
+ * restriction_classes). Borrowed for the call.
+ */
+struct action_vocab {
+	const char *const *classes;
+	size_t nclasses;
+};
+
+/*
+ * action_compile with the policy's vocabulary (v may be NULL: no classes).
+ * Besides the access(5) words, an action may be a list of Postfix
+ * restrictions (access(5)'s "restriction" and "restriction_class"
+ * results: "reject_unauth_destination", "check_client_access
+ * hash:/etc/postfix/x", "reject_rbl_client zen.example, permit") whose
+ * names are Postfix 3.7's smtpd restrictions (postconf(5)) or declared
+ * classes, each with the argument it takes. The reply is the list as
+ * written ("action=check_postgrey"). An unknown lower-case name is an
+ * error with a suggestion among the restrictions and classes, or the
+ * hint to declare it.
+ */
+bool action_compile_in(const struct action_vocab *v, struct arena *a, const char *type,
+		       const char *text, tpl_resolve_fn resolve, void *rctx,
+		       struct action *out, struct action_error *err);
+
+/* Whether name is one of Postfix's smtpd restrictions mxacl knows. */
+bool action_is_restriction(const char *name);
 
 /*
  * Append the reply for act to out: "action=WORD[ text]\n\n", variables

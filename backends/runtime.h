@@ -116,12 +116,21 @@ enum runtime_counter {
  *             "default" and "tempfail" as on the decision line
  *   dns_failures by the reason of the temporary failure ("timeout",
  *             "SERVFAIL", "REFUSED", ...: dns.h)
+ *   dryrun_hits  dry runs that matched, by line (its label, as rule_hits;
+ *             "default"/"tempfail" for the policy's default in a dry run
+ *             of the whole policy)
+ *   dryrun_would the same, by the action word they would have answered
+ *             (one label each, as requests and rule_hits are a pair)
  */
 #define RUNTIME_FAMILIES(X)                                                        \
 	X(requests, "action", "policy requests answered, by action word")          \
 	X(rule_hits, "rule", "requests decided by each access line (its name, "    \
 			     "else FILE:LINE), or by the default")                 \
-	X(dns_failures, "kind", "DNS lookups that failed temporarily, by reason")
+	X(dns_failures, "kind", "DNS lookups that failed temporarily, by reason")  \
+	X(dryrun_hits, "rule", "dry runs that matched (dryrun access lines, or every "  \
+			       "answer but DUNNO of a policy in dry run), by line")   \
+	X(dryrun_would, "action", "dry runs that matched, by the action word they "     \
+				  "would have answered")
 
 enum runtime_family {
 #define X(name, label, help) RF_##name,

@@ -1567,7 +1567,7 @@ static char *decision_value(struct maillog *m, const char **pp, const char *end,
  * rebuilds the request Postfix sent. A new such field is a row here.
  */
 static const char *const decision_notes[] = { "greylist", "score", "score_hits",
-					       "score_missing", "tempfail" };
+					       "score_missing", "tempfail", "dryrun" };
 
 static bool decision_note(const char *k, size_t klen)
 {
@@ -1595,7 +1595,7 @@ static bool skip_decision_value(const char **pp, const char *end)
 
 /* mxacld: "decision client=NAME[ADDR] helo=<H> from=<S> to=<R> [a=<v>...]
  * [greylist=<G>] [score=<S> score_hits=<H> [score_missing=<M>]] [tempfail=<T>]
- * rule=R action=WORD text" */
+ * [dryrun=<D>] rule=R action=WORD text" */
 static enum maillog_line decision_line(struct maillog *m, const char *p, const char *end, time_t t,
 				       struct maillog_req *out)
 {

@@ -35,7 +35,7 @@ static void usage(FILE *f)
 	fputs("usage: mxacl check -c FILE [--geoip FILE]\n"
 	      "       mxacl dump -c FILE [--geoip FILE] [--values]\n"
 	      "       mxacl test -c FILE [--geoip FILE] [--dns HOST:PORT]... [--dns-timeout MS]\n"
-	      "                  [--explain] [--now EPOCH] [REQUESTFILE...]\n"
+	      "                  [--explain] [--now EPOCH] [--dry-run] [REQUESTFILE...]\n"
 	      "       mxacl grey (--control PATH | --store URL) [--json] list|whitelist NET|\n"
 	      "                  pass TRIPLET|forget KEY|flush\n"
 	      "       mxacl replay -c FILE [--diff OTHER] [--format text|json] [--fail-on-change]\n"
@@ -61,6 +61,8 @@ static void usage(FILE *f)
 	      "  -e, --explain       print each acl evaluated and the deciding line on stderr\n"
 	      "      --now EPOCH     the clock for requests without policy_test_time\n"
 	      "      --values        dump: list each acl's values as compiled under its line\n"
+	      "      --dry-run       test: the whole policy a dry run, as mxacld --dry-run (each\n"
+	      "                      answer but DUNNO logged as dryrun ... would=, DUNNO sent)\n"
 	      "      --geoip FILE    MaxMind DB for country acls (overrides set geoip)\n"
 	      "      --dns HOST:PORT DNS server for rbl/rhsbl/spf acls, repeatable (overrides\n"
 	      "                      set dns; default: /etc/resolv.conf)\n"
@@ -113,6 +115,13 @@ static bool run_one(struct test_run *t, const char *buf, size_t len, const char 
 	}
 	struct strbuf out;
 	sb_init(&out);
+	/* what mxacld would log for the dry runs (--explain's trace has them) */
+	for (size_t k = 0; k < vm_dry_count(vm) && !t->explain; k++) {
+		sb_reset(&out);
+		vm_dry_line(vm, k, &out);
+		fprintf(stderr, "%s\n", out.s);
+	}
+	sb_reset(&out);
 	vm_reply(vm, &out);
 	fwrite(out.s, 1, out.len, stdout);
 	if (t->explain)
@@ -192,6 +201,7 @@ int main(int argc, char **argv)
 		{ "explain", no_argument, NULL, 'e' },
 		{ "now", required_argument, NULL, 'n' },
 		{ "values", no_argument, NULL, 'v' },
+		{ "dry-run", no_argument, NULL, 'D' },
 		CLI_LOOKUP_OPTIONS,
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -212,6 +222,9 @@ int main(int argc, char **argv)
 			break;
 		case 'v':
 			dump_flags |= DISASM_VALUES;
+			break;
+		case 'D':
+			lk.load.dryrun = 1;
 			break;
 		case 'n': {
 			char *end;

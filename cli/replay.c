@@ -188,9 +188,16 @@ static const char *fmt_time(struct replay *R, time_t t)
 	return R->stamp;
 }
 
+/* Is rule of ruleset s a "dryrun access" line? A replay lets such lines
+ * decide (vm_set_dry_decides): it shows what they would have done. */
+static bool rule_dry(const struct ruleset *s, long rule)
+{
+	return rule >= 0 && s->p->rules[rule].dryrun;
+}
+
 /* The line's label (its name, else "FILE:LINE"), "default" or "tempfail"
  * for rule of ruleset s. */
-static void add_rule(struct strbuf *b, const struct ruleset *s, long rule)
+static void add_label(struct strbuf *b, const struct ruleset *s, long rule)
 {
 	if (rule == RULE_DEFAULT)
 		sb_adds(b, "default");
@@ -200,12 +207,21 @@ static void add_rule(struct strbuf *b, const struct ruleset *s, long rule)
 		sb_adds(b, program_rule_label(s->p, (size_t)rule));
 }
 
-/* rule as a JSON string: "FILE:LINE", "default" or "tempfail". */
+/* The label, and " (dry run)" after a dry-run line's: text output. */
+static void add_rule(struct strbuf *b, const struct ruleset *s, long rule)
+{
+	add_label(b, s, rule);
+	if (rule_dry(s, rule))
+		sb_adds(b, " (dry run)");
+}
+
+/* rule as a JSON string: "FILE:LINE", "default" or "tempfail" (a dry-run
+ * line is marked by a "dryrun" member beside it). */
 static void json_rule(struct strbuf *b, const struct ruleset *s, long rule)
 {
 	struct strbuf r;
 	sb_init(&r);
-	add_rule(&r, s, rule);
+	add_label(&r, s, rule);
 	json_str(b, r.s, r.len);
 	sb_free(&r);
 }
@@ -243,6 +259,7 @@ static void count_action(struct ruleset *s, const char *w, size_t n)
 static void decide(struct replay *R, struct ruleset *s, struct decision *d)
 {
 	struct vm *vm = vm_new(s->rt, s->p, R->req, on_resume, R);
+	vm_set_dry_decides(vm);
 	while (vm_run(vm) == VM_SUSPENDED) {
 		R->resumed = false;
 		while (!R->resumed)
@@ -349,6 +366,8 @@ static void json_decision(struct strbuf *b, const struct ruleset *s, const struc
 	json_str(b, d->action, d->word_len);
 	sb_adds(b, ",\"rule\":");
 	json_rule(b, s, d->rule);
+	if (rule_dry(s, d->rule))
+		sb_adds(b, ",\"dryrun\":true");
 	sb_addc(b, '}');
 }
 
@@ -678,6 +697,8 @@ static void json_ruleset_summary(struct strbuf *b, struct ruleset *s)
 	for (size_t i = 0; i < s->nrules; i++) {
 		sb_adds(b, i ? ",{\"rule\":" : "{\"rule\":");
 		json_rule(b, s, (long)i);
+		if (rule_dry(s, (long)i))
+			sb_adds(b, ",\"dryrun\":true");
 		sb_printf(b, ",\"count\":%llu}", (unsigned long long)s->per_rule[i]);
 	}
 	sb_printf(b, "],\"default\":%llu,\"tempfail\":%llu,\"never_matched\":[",

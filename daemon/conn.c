@@ -168,13 +168,19 @@ static void conn_count(struct conn_pool *pool, struct vm *vm, uint64_t t0)
 	st->c[RC_requests]++;
 	if (by_tempfail)
 		st->c[RC_requests_tempfail]++;
+	/* a dry run of the whole policy answered DUNNO; its line still matched */
+	bool dry = vm_dry_answered(vm);
+	if (dry)
+		(*runtime_family_slot(st, RF_requests, "DUNNO", 5))++;
 	if (p == pool->slots.p) {
-		(*pool->slots.action[act])++;
+		if (!dry)
+			(*pool->slots.action[act])++;
 		(*(rule >= 0 ? pool->slots.rule[rule]
 		   : by_tempfail ? pool->slots.rule_tempfail : pool->slots.rule_default))++;
 	} else {                     /* on the program a reload replaced */
 		const char *w = p->actions[act].act.word;
-		(*runtime_family_slot(st, RF_requests, w, strlen(w)))++;
+		if (!dry)
+			(*runtime_family_slot(st, RF_requests, w, strlen(w)))++;
 		char buf[4096];
 		size_t n = rule >= 0 ? conn_rule_label(p, (uint32_t)rule, buf, sizeof buf)
 				     : (size_t)snprintf(buf, sizeof buf, "%s",
@@ -259,6 +265,15 @@ static void conn_finish(struct conn *c, struct vm *vm, uint64_t t0)
 	struct conn_pool *pool = c->pool;
 	vm_reply(vm, &c->cl.out);
 	conn_count(pool, vm, t0);
+	/* each dry run that matched: a line before the decision, and counted */
+	for (size_t k = 0; k < vm_dry_count(vm); k++) {
+		const char *lab = vm_dry_label(vm, k), *w = vm_dry_word(vm, k);
+		(*runtime_family_slot(pool->stats, RF_dryrun_hits, lab, strlen(lab)))++;
+		(*runtime_family_slot(pool->stats, RF_dryrun_would, w, strlen(w)))++;
+		sb_reset(&pool->line);
+		vm_dry_line(vm, k, &pool->line);
+		log_info_line(pool->line.s, pool->line.len);
+	}
 	sb_reset(&pool->line);
 	vm_log_line(vm, &pool->line);
 	log_info_line(pool->line.s, pool->line.len);

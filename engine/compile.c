@@ -271,7 +271,11 @@ static void compile_actions(struct compiler *c)
 		const char *type = pa->type ? pa->type->s : "DUNNO";
 		const char *text = pa->text ? pa->text->s : NULL;
 		struct action_error err = { 0 };
-		if (action_compile(p->arena, type, text, var_resolve, p, &ar->act, &err)) {
+		struct action_vocab vocab = {
+			.classes = p->settings.restriction_classes,
+			.nclasses = p->settings.nrestriction_classes };
+		if (action_compile_in(&vocab, p->arena, type, text, var_resolve, p, &ar->act,
+				      &err)) {
 			if (err.warning)
 				diag_warning(c->d, action_error_loc(pa, &err), "%s", err.warning);
 			free((char *)err.warning);
@@ -379,6 +383,9 @@ static void check_rules(struct compiler *c)
 				     "whenever this one does",
 				     s->file, s->line);
 		}
+		/* a dry-run line never decides, so it hides no line after it */
+		if (r->dryrun)
+			continue;
 		if (r->nterms == 0)
 			unconditional = (long)i;
 		for (size_t a = 0; a < r->nterms; a++) {
@@ -526,8 +533,8 @@ static void emit_run(struct compiler *c, size_t first, size_t last, int attr, ui
 		uint32_t *fails = NULL;
 		size_t nfails = 0, capfails = 0;
 		emit_tests(c, i, 1, &fails, &nfails, &capfails);
-		emit(c, OP_VERDICT, r->action, (uint32_t)i, (uint32_t)i);
-		if (nfails) {
+		emit(c, r->dryrun ? OP_DRYRUN : OP_VERDICT, r->action, (uint32_t)i, (uint32_t)i);
+		if (nfails || r->dryrun) {
 			uint32_t next = emit(c, OP_NEXT, id, 0, (uint32_t)i);
 			for (size_t k = 0; k < nfails; k++)
 				set_target(c, fails[k], next);
@@ -566,7 +573,8 @@ static void generate(struct compiler *c)
 			VEC_PUSH(c->fix, c->nfix, c->capfix, f);
 		}
 		free(fails);
-		emit(c, OP_VERDICT, r->action, (uint32_t)i, (uint32_t)i);
+		/* a dry-run line's DRYRUN falls through to the next line's code */
+		emit(c, r->dryrun ? OP_DRYRUN : OP_VERDICT, r->action, (uint32_t)i, (uint32_t)i);
 		i++;
 	}
 	rule_start[n] = emit(c, OP_VERDICT, POLICY_DEFAULT_ACTION, NO_RULE, NO_RULE);
@@ -629,6 +637,8 @@ static struct program *program_build(struct arena *a, struct diags *d, struct as
 	struct compiler c = { .p = p, .pol = &pol, .d = d };
 	for (size_t i = 0; i < pol.nsets; i++)
 		compile_set(&c, pol.sets[i]);
+	if (o && o->dryrun > 0)
+		p->settings.dryrun = 1;        /* --dry-run wins over "set dryrun" */
 	open_geoip(&c, o, path);
 	compile_acls(&c);
 	compile_actions(&c);
@@ -644,7 +654,8 @@ static struct program *program_build(struct arena *a, struct diags *d, struct as
 			p->rules[i] = (struct rule_rt){ .loc = pol.rules[i].loc,
 							.action = (uint32_t)pol.rules[i].action,
 							.nterms = (uint32_t)pol.rules[i].nterms,
-							.explicit_action = pol.rules[i].explicit_action };
+							.explicit_action = pol.rules[i].explicit_action,
+							.dryrun = pol.rules[i].dryrun };
 			own_loc(p, &p->rules[i].loc);
 			const struct loc *at = &p->rules[i].loc;
 			if (pol.rules[i].name) {

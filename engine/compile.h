@@ -13,6 +13,7 @@
 /* What the command line gives the compiler (flags win over "set"). */
 struct load_opts {
 	const char *geoip;          /* --geoip FILE */
+	int dryrun;                 /* --dry-run: 1; 0 (or a NULL o): as "set dryrun" says */
 };
 
 /*

@@ -91,6 +91,9 @@ void disasm_program(const struct program *p, FILE *f, unsigned flags)
 		case OP_VERDICT:
 			sb_printf(&b, "%s", p->actions[a].name);
 			break;
+		case OP_DRYRUN:
+			sb_printf(&b, "%s (would answer; go on)", p->actions[a].name);
+			break;
 		default:
 			break;
 		}

@@ -17,6 +17,10 @@
  *                             go to the first candidate line, or to B
  *   NEXT    A=run             go to the next candidate line, or the end
  *   VERDICT A=action B=rule   stop with this action (B=NO_RULE: default)
+ *   DRYRUN  A=action B=rule   a dry-run line matched: note that it would
+ *                             answer the action, and go on (its line's
+ *                             code ends here, so the next line follows;
+ *                             in a run, a NEXT follows)
  */
 #ifndef MXACL_OPCODES_H
 #define MXACL_OPCODES_H
@@ -28,7 +32,8 @@
 	X(TESTN, "testn")     \
 	X(SWITCH, "switch")   \
 	X(NEXT, "next")       \
-	X(VERDICT, "verdict")
+	X(VERDICT, "verdict") \
+	X(DRYRUN, "dryrun")
 
 enum opcode {
 #define X(op, name) OP_##op,

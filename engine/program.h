@@ -47,6 +47,7 @@ struct rule_rt {
 	uint32_t action;
 	uint32_t nterms;
 	bool explicit_action;
+	bool dryrun;                /* "dryrun access ...": never decides */
 };
 
 /*

@@ -99,6 +99,21 @@ const struct setting settings_table[] = {
 	  .metavar = "MODE", .help = "what a temporary failure of an acl means",
 	  .doc = "what a temporary failure of a DNS, SPF or store acl means when the acl's "
 		 "`tempfail=` does not say: `nomatch`, `match` or `default` (`language.md`)" },
+	{ .name = "dryrun", .flag = "dry-run", .kind = SETTING_YESNO, .flag_value = 1,
+	  AT(dryrun), .def = "no",
+	  .help = "the whole policy a dry run: log and count what it would answer, answer DUNNO",
+	  .doc = "a dry run of the whole policy: each request whose answer would not be "
+		 "`DUNNO` is logged (`dryrun ... would=...`) and counted "
+		 "(`mxacl_dryrun_hits_total`), and answered `DUNNO` "
+		 "([Rolling out a rule](#rolling-out-a-rule-dry-run)); a reload applies a change" },
+	{ .name = "restriction_classes", .kind = SETTING_NAMES, LIST(restriction_classes),
+	  .def_doc = "none", .metavar = "NAME",
+	  .help = "restriction classes of main.cf that actions may answer",
+	  .doc = "the restriction classes of main.cf's `smtpd_restriction_classes` that an "
+		 "action may answer (`action grey check_postgrey`), separated by blanks or "
+		 "commas; an action naming a class not listed is an error "
+		 "([Actions](language.md#postfix-restrictions-and-restriction-classes)); "
+		 "given twice, the lists add up" },
 	{ .name = "geoip", .flag = "geoip", .kind = SETTING_PATH, .flags = SETTING_CONFIG_RELATIVE,
 	  AT(geoip), .metavar = "FILE", .help = "MaxMind DB for country acls (reopened on SIGHUP)",
 	  .doc = "the MaxMind DB for `country` acls (in the policy, relative to the config "
@@ -198,6 +213,22 @@ static bool parse_facility(const struct setting *row, const char *text, union va
 	return true;
 }
 
+/* A restriction class name, as Postfix's parameter names are written. */
+static bool parse_name(const struct setting *row, const char *text, union value *v, char *err,
+		       size_t errlen)
+{
+	for (const char *c = text; *c; c++)
+		if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+		      (*c >= '0' && *c <= '9') || *c == '_' || *c == '-' || *c == '.')) {
+			snprintf(err, errlen,
+				 "bad %s name '%s': use letters, digits, '_', '-' and '.'",
+				 row->name, text);
+			return false;
+		}
+	v->s = text;
+	return true;
+}
+
 static bool parse_yesno(const struct setting *row, const char *text, union value *v, char *err,
 			size_t errlen)
 {
@@ -284,6 +315,7 @@ static const struct kind {
 	[SETTING_PATH] = { ST_STR, parse_string, NULL, false },
 	[SETTING_ENDPOINTS] = { ST_LIST, parse_endpoint, NULL, true },
 	[SETTING_DNS_SERVERS] = { ST_LIST, parse_dns_server, NULL, false },
+	[SETTING_NAMES] = { ST_LIST, parse_name, NULL, false },
 	[SETTING_YESNO] = { ST_INT, parse_yesno, "yes or no", false },
 	[SETTING_OCTAL] = { ST_INT, parse_octal, "an octal mode such as 0660", false },
 	[SETTING_TEMPFAIL] = { ST_INT, parse_tempfail, "match, nomatch or default", false },
@@ -618,6 +650,33 @@ static bool set_word(struct settings *s, const struct setting *row, const struct
 	return true;
 }
 
+/* A word of names separated by commas ("a,b", "a,"), as main.cf writes
+ * lists: each name set, located in the word. */
+static bool set_names(struct settings *s, const struct setting *row, const struct ast_word *w,
+		      struct diags *d)
+{
+	bool ok = true;
+	size_t start = 0;
+	for (size_t i = 0; i <= w->len; i++) {
+		if (i < w->len && w->s[i] != ',')
+			continue;
+		if (i > start) {
+			char *name = xstrndup(w->s + start, i - start);
+			struct ast_word part = *w;
+			part.s = name;
+			part.len = i - start;
+			if (!w->quoted) {
+				part.loc.col += (int)start;
+				part.loc.len = (int)(i - start);
+			}
+			ok &= set_word(s, row, &part, d);
+			free(name);
+		}
+		start = i + 1;
+	}
+	return ok;
+}
+
 bool settings_set(struct settings *s, const struct ast_stmt *st, struct diags *d)
 {
 	if (st->nw < 2) {
@@ -629,7 +688,8 @@ bool settings_set(struct settings *s, const struct ast_stmt *st, struct diags *d
 	if (row && storage_of(row) == ST_LIST) {
 		bool ok = true;
 		for (size_t i = 1; i < st->nw; i++)
-			ok &= set_word(s, row, &st->w[i], d);
+			ok &= row->kind == SETTING_NAMES ? set_names(s, row, &st->w[i], d)
+							 : set_word(s, row, &st->w[i], d);
 		return ok;
 	}
 	if (st->nw != 2) {

@@ -52,6 +52,10 @@ struct settings {
 	const char *control;        /* control socket path (mxacl grey) */
 	const char *metrics;        /* Prometheus endpoint "inet:HOST:PORT" */
 	int tempfail;               /* default tempfail mode of acls; -1 not set */
+	int dryrun;                 /* the whole policy a dry run: 1 yes, 0 no, -1 not set */
+	const char **restriction_classes; /* main.cf's smtpd_restriction_classes
+					     the policy may answer (set only) */
+	size_t nrestriction_classes;
 	const char *geoip;          /* MaxMind DB for country acls */
 	const char **dns;           /* DNS servers "HOST[:PORT]" */
 	size_t ndns;
@@ -68,6 +72,8 @@ enum setting_kind {
 	SETTING_PATH,           /* a file name (SETTING_CONFIG_RELATIVE: see below) */
 	SETTING_ENDPOINTS,      /* list: inet:HOST:PORT or unix:PATH */
 	SETTING_DNS_SERVERS,    /* list: ADDRESS[:PORT] (util/hostport.h) */
+	SETTING_NAMES,          /* list: names, separated by blanks or commas as
+	                           in main.cf */
 	SETTING_YESNO,          /* yes/no; as a flag it takes no argument */
 	SETTING_OCTAL,          /* an octal mode in [min, max] */
 	SETTING_TEMPFAIL,       /* nomatch, match or default */

@@ -2,7 +2,8 @@
  * verify - prove a compiled program sound before it may run (libpcap's
  * bpf_validate): operands in range, every jump forward and inside the code,
  * the last instruction a VERDICT. Since control only moves forward and
- * only a VERDICT has no successor, every path ends in a verdict. SWITCH
+ * only a VERDICT has no successor, every path ends in a verdict (a DRYRUN
+ * goes on to the next instruction, which exists). SWITCH
  * tables are checked too: their entries ascend inside the run, and every
  * NEXT sits in one line's code, so the next candidate is always ahead.
  */
@@ -88,6 +89,16 @@ const char *verify_program(const struct program *p)
 				FAIL("%u: next outside its run", pc);
 			if (pc < run->entry[line] || (line + 1 < run->nrules && pc >= run->entry[line + 1]))
 				FAIL("%u: next outside a line's code", pc);
+			break;
+		case OP_DRYRUN:
+			if (b >= p->nrules || !p->rules[b].dryrun)
+				FAIL("%u: dryrun of a line %u that is not one", pc, b);
+			if (pc + 1 >= p->ncode)
+				FAIL("%u: dryrun without a next instruction", pc);
+			if (run && INSN_OP(p->code[pc + 1]) != OP_NEXT)
+				FAIL("%u: dryrun in a run not followed by next", pc);
+			if (a >= p->nactions)
+				FAIL("%u: dryrun with a bad action %u", pc, a);
 			break;
 		case OP_VERDICT:
 			if (a >= p->nactions)

@@ -33,6 +33,18 @@ struct vm_failure {
 };
 #define VM_MAX_FAILURES 8
 
+/*
+ * A dry run that matched: a "dryrun access" line, or (set dryrun, --dry-run)
+ * the answer the policy would have sent. The would-be answer is formatted
+ * when it matched, so later lookups cannot change the ${vars} it shows.
+ */
+struct vm_dry {
+	uint32_t action;
+	uint32_t rule;           /* NO_RULE: the default (by_tempfail: a failure's) */
+	bool by_tempfail;
+	const char *answer;      /* "WORD text", in the request's arena */
+};
+
 struct vm {
 	struct program *p;
 	struct runtime *rt;
@@ -50,6 +62,10 @@ struct vm {
 	bool by_tempfail;
 	struct vm_failure failures[VM_MAX_FAILURES];
 	uint32_t nfailures;      /* may exceed VM_MAX_FAILURES: the rest untold */
+	struct vm_dry *dry;      /* the dry runs that matched, in the request arena */
+	uint32_t ndry, capdry;
+	bool dry_answer;         /* the whole policy a dry run: the reply is DUNNO */
+	bool dry_decides;        /* mxacl replay: dry-run lines decide */
 	int nwait;               /* lookups not yet answered */
 	bool abandoned;          /* vm_free called while lookups were pending */
 	FILE *trace;
@@ -99,6 +115,10 @@ struct vm *vm_new(struct runtime *rt, struct program *p, struct request *req,
 	vm->state = VM_RUNNING;
 	vm->by_tempfail = false;
 	vm->nfailures = 0;
+	vm->dry = NULL;
+	vm->ndry = vm->capdry = 0;
+	vm->dry_answer = false;
+	vm->dry_decides = false;
 	vm->nwait = 0;
 	vm->abandoned = false;
 	vm->trace = NULL;
@@ -147,6 +167,11 @@ void vm_pool_free(struct vm *pool)
 void vm_set_trace(struct vm *vm, FILE *f)
 {
 	vm->trace = f;
+}
+
+void vm_set_dry_decides(struct vm *vm)
+{
+	vm->dry_decides = true;
 }
 
 /* ---- asynchronous answers ------------------------------------------------ */
@@ -426,6 +451,75 @@ static void note_failure(struct vm *vm, uint32_t a, bool stopped)
 			: stopped ? "the line does not match" : "the line goes on");
 }
 
+static bool vm_lookup(void *ctx, int var, const char **val, size_t *len);
+static void dry_log_line(struct vm *vm, const struct vm_dry *d, struct strbuf *out);
+
+/* A dry run matched: note what it would answer ("WORD text", expanded now). */
+static void dry_note(struct vm *vm, uint32_t action, uint32_t rule)
+{
+	const struct program *p = vm->p;
+	if (vm->ndry == vm->capdry) {        /* in the request arena: freed with it */
+		uint32_t cap = vm->capdry ? 2 * vm->capdry : 4;
+		struct vm_dry *n = arena_alloc(vm->req->arena, cap * sizeof *n);
+		if (vm->ndry)
+			memcpy(n, vm->dry, vm->ndry * sizeof *n);
+		vm->dry = n;
+		vm->capdry = cap;
+	}
+	struct strbuf b;
+	sb_init(&b);
+	action_format(&p->actions[action].act, vm_lookup, vm, &b);
+	struct vm_dry *d = &vm->dry[vm->ndry++];
+	*d = (struct vm_dry){ .action = action, .rule = rule,
+			      .by_tempfail = rule == NO_RULE && vm->by_tempfail,
+			      .answer = arena_strdup(vm->req->arena, b.s) };
+	sb_free(&b);
+	if (vm->trace) {
+		struct strbuf l;
+		sb_init(&l);
+		dry_log_line(vm, d, &l);
+		if (rule != NO_RULE && p->rules[rule].dryrun && p->rules[rule].name)
+			fprintf(vm->trace, "  access line %s (%s:%d) is a dry run: it goes on\n",
+				p->rules[rule].name, p->rules[rule].loc.file, p->rules[rule].loc.line);
+		else if (rule != NO_RULE && p->rules[rule].dryrun)
+			fprintf(vm->trace, "  access line %s is a dry run: it goes on\n",
+				p->rules[rule].label);
+		else
+			fprintf(vm->trace, "  the policy is a dry run (set dryrun, --dry-run): "
+					   "the answer is DUNNO\n");
+		fprintf(vm->trace, "  => %s\n", l.s);
+		sb_free(&l);
+	}
+}
+
+/*
+ * The verdict: action, by line rule. When the whole policy is a dry run
+ * (set dryrun, --dry-run) an answer other than DUNNO is noted as a dry
+ * run and the reply is DUNNO.
+ */
+static void vm_finish(struct vm *vm, uint32_t action, uint32_t rule)
+{
+	const struct program *p = vm->p;
+	vm->action = action;
+	vm->rule = rule;
+	vm->state = VM_FINISHED;
+	if (p->settings.dryrun == 1 && !vm->dry_decides &&
+	    p->actions[action].act.kind != ACT_DUNNO) {
+		dry_note(vm, action, rule);
+		vm->dry_answer = true;
+	}
+	if (vm->trace) {
+		struct strbuf b;
+		sb_init(&b);
+		if (vm->rule != NO_RULE && p->rules[vm->rule].name)
+			fprintf(vm->trace, "  access line %s (%s:%d) decides\n", p->rules[vm->rule].name,
+				p->rules[vm->rule].loc.file, p->rules[vm->rule].loc.line);
+		vm_log_line(vm, &b);
+		fprintf(vm->trace, "  => %s\n", b.s);
+		sb_free(&b);
+	}
+}
+
 /* Dispatch (Lua's three macros): a switch; computed goto would fit too. */
 #define vmdispatch(x) switch (x)
 #define vmcase(op) case op:
@@ -463,10 +557,8 @@ enum vm_status vm_run(struct vm *vm)
 						break;
 					case TEMPFAIL_DEFAULT:
 						note_failure(vm, a, true);
-						vm->action = POLICY_DEFAULT_ACTION;
-						vm->rule = NO_RULE;
 						vm->by_tempfail = true;
-						vm->state = VM_FINISHED;
+						vm_finish(vm, POLICY_DEFAULT_ACTION, NO_RULE);
 						return VM_DONE;
 					}
 				}
@@ -494,23 +586,19 @@ enum vm_status vm_run(struct vm *vm)
 				vm->pc = next;
 				vmbreak;
 			}
+			vmcase(OP_DRYRUN)
+			{
+				if (vm->dry_decides) {          /* replay: as if it were live */
+					vm_finish(vm, INSN_A(i), INSN_B(i));
+					return VM_DONE;
+				}
+				dry_note(vm, INSN_A(i), INSN_B(i));
+				vm->pc++;
+				vmbreak;
+			}
 			vmcase(OP_VERDICT)
 			{
-				vm->action = INSN_A(i);
-				vm->rule = INSN_B(i);
-				vm->state = VM_FINISHED;
-				if (vm->trace) {
-					struct strbuf b;
-					sb_init(&b);
-					if (vm->rule != NO_RULE && p->rules[vm->rule].name)
-						fprintf(vm->trace, "  access line %s (%s:%d) decides\n",
-							p->rules[vm->rule].name,
-							p->rules[vm->rule].loc.file,
-							p->rules[vm->rule].loc.line);
-					vm_log_line(vm, &b);
-					fprintf(vm->trace, "  => %s\n", b.s);
-					sb_free(&b);
-				}
+				vm_finish(vm, INSN_A(i), INSN_B(i));
 				return VM_DONE;
 			}
 		default:
@@ -541,6 +629,10 @@ static bool vm_lookup(void *ctx, int var, const char **val, size_t *len)
 
 void vm_reply(struct vm *vm, struct strbuf *out)
 {
+	if (vm->dry_answer) {
+		sb_adds(out, "action=DUNNO\n\n");
+		return;
+	}
 	action_reply(&vm->p->actions[vm->action].act, vm_lookup, vm, out);
 }
 
@@ -613,12 +705,12 @@ static void log_failures(const struct vm *vm, struct strbuf *out)
 		sb_addc(out, '>');
 }
 
-void vm_log_line(struct vm *vm, struct strbuf *out)
+/* "client=NAME[ADDR] helo=<..> from=<..> to=<..>": who, on every line. */
+static void log_identity(const struct vm *vm, struct strbuf *out)
 {
-	const struct program *p = vm->p;
 	const struct request *r = vm->req;
 	const struct req_value *name = &r->v[ATTR_client_name], *addr = &r->v[ATTR_client_address];
-	sb_adds(out, "decision client=");
+	sb_adds(out, "client=");
 	if (name->len)
 		sb_add(out, name->s, name->len);
 	else
@@ -636,6 +728,39 @@ void vm_log_line(struct vm *vm, struct strbuf *out)
 		sb_addc(out, '=');
 		log_value(out, &r->v[fixed[i].id]);
 	}
+}
+
+/* A dry run's label: its line's, or the decision line's default/tempfail. */
+static const char *dry_label(const struct vm *vm, const struct vm_dry *d)
+{
+	if (d->rule != NO_RULE)
+		return vm->p->rules[d->rule].label;
+	return d->by_tempfail ? "tempfail" : "default";
+}
+
+/*
+ * "dryrun client=.. helo=<..> from=<..> to=<..> [queue_id=<..>] rule=LINE
+ * would=WORD text": the decision line's identity, then what it would have
+ * answered.
+ */
+static void dry_log_line(struct vm *vm, const struct vm_dry *d, struct strbuf *out)
+{
+	const struct req_value *q = &vm->req->v[ATTR_queue_id];
+	sb_adds(out, "dryrun ");
+	log_identity(vm, out);
+	if (q->len) {
+		sb_adds(out, " queue_id=");
+		log_value(out, q);
+	}
+	sb_printf(out, " rule=%s would=%s", dry_label(vm, d), d->answer);
+}
+
+void vm_log_line(struct vm *vm, struct strbuf *out)
+{
+	const struct program *p = vm->p;
+	const struct request *r = vm->req;
+	sb_adds(out, "decision ");
+	log_identity(vm, out);
 	/* Sent attributes only: a replay rebuilds the derived ones from their
 	 * sources, which the compiler marked used with them. */
 	for (int a = 0; a < ATTR_SENT_COUNT; a++) {
@@ -666,12 +791,48 @@ void vm_log_line(struct vm *vm, struct strbuf *out)
 			log_field(out, "score_missing", missing);
 	}
 	log_failures(vm, out);
+	/* the dry runs that matched on the way: not attributes (replay skips them) */
+	for (uint32_t k = 0; k < vm->ndry; k++) {
+		sb_adds(out, k ? "," : " dryrun=<");
+		sb_printf(out, "%s:%s", dry_label(vm, &vm->dry[k]),
+			  p->actions[vm->dry[k].action].act.word);
+		if (k + 1 == vm->ndry)
+			sb_addc(out, '>');
+	}
 	if (vm->rule == NO_RULE)
 		sb_adds(out, vm->by_tempfail ? " rule=tempfail" : " rule=default");
 	else
 		sb_printf(out, " rule=%s", p->rules[vm->rule].label);
 	sb_adds(out, " action=");
-	action_format(&p->actions[vm->action].act, vm_lookup, vm, out);
+	if (vm->dry_answer)
+		sb_adds(out, "DUNNO");
+	else
+		action_format(&p->actions[vm->action].act, vm_lookup, vm, out);
+}
+
+size_t vm_dry_count(const struct vm *vm)
+{
+	return vm->ndry;
+}
+
+void vm_dry_line(struct vm *vm, size_t k, struct strbuf *out)
+{
+	dry_log_line(vm, &vm->dry[k], out);
+}
+
+const char *vm_dry_label(const struct vm *vm, size_t k)
+{
+	return dry_label(vm, &vm->dry[k]);
+}
+
+const char *vm_dry_word(const struct vm *vm, size_t k)
+{
+	return vm->p->actions[vm->dry[k].action].act.word;
+}
+
+bool vm_dry_answered(const struct vm *vm)
+{
+	return vm->dry_answer;
 }
 
 const struct program *vm_program(const struct vm *vm)

@@ -62,7 +62,9 @@ void vm_reply(struct vm *vm, struct strbuf *out);
 /*
  * After VM_DONE: append the decision log line (no newline):
  * "decision client=NAME[ADDR] helo=<..> from=<..> to=<..> [attr=<..>...]
- *  [greylist=<..>] [tempfail=<acl:mode,...>] rule=LINE action=WORD text".
+ *  [greylist=<..>] [tempfail=<acl:mode,...>] [dryrun=<LINE:WORD,...>]
+ *  rule=LINE action=WORD text" (dryrun=: the dry runs noted, see below;
+ *  action=DUNNO when the whole policy is a dry run and answered it).
  * Attributes the rules used are listed so a replay can rebuild the
  * request; greylist= (${greylist_reason}) and tempfail= (the failed
  * lookups whose tempfail= mode decided a test on the way to the verdict)
@@ -72,6 +74,28 @@ void vm_reply(struct vm *vm, struct strbuf *out);
 void vm_log_line(struct vm *vm, struct strbuf *out);
 /* Trace every acl evaluated and the deciding line to f (--explain). */
 void vm_set_trace(struct vm *vm, FILE *f);
+/*
+ * Dry runs. A "dryrun access" line that matches is noted with what it
+ * would have answered, and the request goes on as if it had not matched;
+ * when the whole policy is a dry run (set dryrun, --dry-run: the
+ * program's settings.dryrun) an answer other than DUNNO is noted the same
+ * way and the reply is DUNNO. After VM_DONE: how many were noted, in the
+ * order they matched; note k's log line ("dryrun client=.. helo=<..>
+ * from=<..> to=<..> [queue_id=<..>] rule=LINE would=WORD text", no
+ * newline), its line's label (as rule_hits has it: "default"/"tempfail"
+ * when the policy's default would have answered) and its action word;
+ * and whether the reply was turned into DUNNO. Strings are the VM's (or
+ * its program's) until vm_free.
+ */
+size_t vm_dry_count(const struct vm *vm);
+void vm_dry_line(struct vm *vm, size_t k, struct strbuf *out);
+const char *vm_dry_label(const struct vm *vm, size_t k);
+const char *vm_dry_word(const struct vm *vm, size_t k);
+bool vm_dry_answered(const struct vm *vm);
+/* mxacl replay: dry-run lines decide as if they were live, and the whole
+ * policy's dry run is off (replay shows what the policy would do). Call
+ * before the first vm_run. */
+void vm_set_dry_decides(struct vm *vm);
 /*
  * After VM_DONE: the access line that decided (an index below
  * program_nrules), or -1 when the default action answered: no line

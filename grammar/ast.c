@@ -50,6 +50,6 @@ struct ast_stmt *ast_stmt_new(struct arena *a, enum ast_kind kind, struct loc lo
 
 const char *ast_kind_name(enum ast_kind k)
 {
-	static const char *names[] = { "acl", "action", "access", "include", "set", "?" };
+	static const char *names[] = { "acl", "action", "access", "include", "set", "dryrun", "?" };
 	return names[k];
 }

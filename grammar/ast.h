@@ -20,6 +20,7 @@ enum ast_kind {
 	AST_ACCESS,    /* access [NAME:] [!]ACL... [ACTION] (resolve.c) */
 	AST_INCLUDE,   /* include PATH */
 	AST_SET,       /* set NAME VALUE... */
+	AST_DRYRUN,    /* dryrun access [NAME:] [!]ACL... [ACTION] (resolve.c) */
 	AST_UNKNOWN,   /* a line that starts with any other word */
 };
 

@@ -50,6 +50,7 @@ static void add(struct parse_ctx *ctx, enum ast_kind kind, const PC_LTYPE *l,
 %token <word> WORD "word"
 %token <word> TEXT "action text"
 %token KW_ACL "acl" KW_ACTION "action" KW_ACCESS "access" KW_INCLUDE "include" KW_SET "set"
+%token KW_DRYRUN "dryrun"
 %token NEWLINE "end of line"
 %token LEXERROR "invalid token"
 
@@ -67,6 +68,7 @@ stmt
 	| KW_ACCESS words NEWLINE            { add(ctx, AST_ACCESS, &@1, NULL); }
 	| KW_INCLUDE words NEWLINE           { add(ctx, AST_INCLUDE, &@1, NULL); }
 	| KW_SET words NEWLINE               { add(ctx, AST_SET, &@1, NULL); }
+	| KW_DRYRUN words NEWLINE            { add(ctx, AST_DRYRUN, &@1, NULL); }
 	| WORD { ast_words_push(&ctx->cur, $1); } words NEWLINE
 	                                     { add(ctx, AST_UNKNOWN, &@1, NULL); }
 	| error NEWLINE                      { ctx->cur.n = 0; yyerrok; }

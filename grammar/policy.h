@@ -14,6 +14,10 @@
  * access lines and live in a namespace of their own (a line may share its
  * name with an acl or action); logs, metrics and replay show the name in
  * place of FILE:LINE, so it survives lines moving.
+ *
+ * "dryrun access ..." marks a line as a dry run: resolved like any other,
+ * with pol_rule.dryrun set; it names no action without a warning (it
+ * never answers, so "default" is not a forgotten action there either).
  */
 #ifndef MXACL_POLICY_H
 #define MXACL_POLICY_H
@@ -56,6 +60,8 @@ struct pol_rule {
 	size_t nterms;
 	int action;                     /* index into actions */
 	bool explicit_action;           /* false: the line named none (default) */
+	bool dryrun;                    /* "dryrun access ...": logs and counts what
+					   it would answer, never decides */
 	struct loc action_loc;
 };
 

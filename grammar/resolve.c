@@ -226,11 +226,12 @@ static bool resolve_rule_name(struct policy *p, const struct ast_word *w, struct
 	return true;
 }
 
-/* "access [NAME:] [!]ACL... [ACTION]". */
+/* "access [NAME:] [!]ACL... [ACTION]"; dryrun: the line was marked
+ * "dryrun access ..." (its words start after "access"). */
 static void resolve_access(struct policy *p, const struct ast_stmt *s, struct diags *d,
-			   struct arena *a)
+			   struct arena *a, bool dryrun)
 {
-	struct pol_rule r = { .loc = s->loc, .action = POLICY_DEFAULT_ACTION };
+	struct pol_rule r = { .loc = s->loc, .action = POLICY_DEFAULT_ACTION, .dryrun = dryrun };
 	size_t first = 0;
 	bool ok = true;
 	if (s->nw > 0 && !s->w[0].quoted && s->w[0].len > 0 && s->w[0].s[s->w[0].len - 1] == ':') {
@@ -299,13 +300,32 @@ static void resolve_access(struct policy *p, const struct ast_stmt *s, struct di
 		 * answers DUNNO looks as if it does nothing (postfwd: "contains no
 		 * action"). Naming 'default' says it is meant.
 		 */
-		if (ok && r.nterms > 0)
+		if (ok && r.nterms > 0 && !dryrun)
 			diag_warning(d, s->w[s->nw - 1].loc,
 				     "access line names no action, so it answers 'default' when it "
 				     "matches; end it with an action, or with 'default' if that is meant");
 	}
 	if (ok)
 		VEC_PUSH(p->rules, p->nrules, p->caprules, r);
+}
+
+/*
+ * "dryrun access ...": the access line after the mark, resolved as any
+ * other. "dryrun" is a keyword only as a statement's first word, so acls,
+ * actions and lines named dryrun keep working.
+ */
+static void resolve_dryrun(struct policy *p, const struct ast_stmt *s, struct diags *d,
+			   struct arena *a)
+{
+	if (s->nw == 0 || s->w[0].quoted || !ascii_ieq(s->w[0].s, "access")) {
+		diag_error(d, s->nw ? s->w[0].loc : s->loc,
+			   "dryrun marks an access line: dryrun access [NAME:] ACL... [ACTION]");
+		return;
+	}
+	struct ast_stmt line = *s;
+	line.w = s->w + 1;
+	line.nw = s->nw - 1;
+	resolve_access(p, &line, d, a, true);
 }
 
 bool policy_resolve(struct policy *p, const struct ast_list *l, struct arena *a, struct diags *d)
@@ -324,7 +344,10 @@ bool policy_resolve(struct policy *p, const struct ast_list *l, struct arena *a,
 			resolve_action(p, s, d);
 			break;
 		case AST_ACCESS:
-			resolve_access(p, s, d, a);
+			resolve_access(p, s, d, a, false);
+			break;
+		case AST_DRYRUN:
+			resolve_dryrun(p, s, d, a);
 			break;
 		case AST_SET:
 			VEC_PUSH(p->sets, p->nsets, p->capsets, s);

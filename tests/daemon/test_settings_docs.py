@@ -44,7 +44,8 @@ class SettingsDocs(unittest.TestCase):
                 names.append(m.group(1))
         self.assertEqual(names, ["listen", "user", "pidfile", "daemonize", "socket_mode",
                                  "socket_owner", "log", "syslog_facility", "store",
-                                 "state_file", "control", "metrics", "tempfail", "geoip", "dns"])
+                                 "state_file", "control", "metrics", "tempfail", "dryrun",
+                                 "restriction_classes", "geoip", "dns"])
 
     def test_help_lists_flags_not_hidden_ones(self):
         r = run_mxacld(["--help"])

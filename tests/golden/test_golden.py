@@ -11,6 +11,11 @@
     tests/golden/transcript/NAME.requests  requests (name=value lines, an empty
                                            line after each)
     tests/golden/transcript/NAME.expected  its stdout: the replies mxacld sends
+    tests/golden/transcript/NAME.args      (optional) more arguments of mxacl test,
+                                           one per line (--dry-run, --explain);
+                                           such a case also keeps its stderr
+                                           (dry-run log lines, the trace) in
+                                           NAME.stderr
 
 Each command runs with the golden directory of its kind as the working
 directory and relative file names, so outputs hold no absolute paths, and
@@ -79,11 +84,25 @@ def golden_output(kind, name):
         flags = ["--values"] if name.startswith("values_") else []
         p = run_mxacl(["dump"] + flags + ["-c", conf], cwd)
     else:
-        p = run_mxacl(["test", "-c", conf, "--now", str(NOW), name + ".requests"], cwd)
+        extra = transcript_args(name)
+        p = run_mxacl(["test", "-c", conf, "--now", str(NOW)] + (extra or [])
+                      + [name + ".requests"], cwd)
+        if extra is not None:
+            problem = None if p.returncode == 0 else "exit %d" % p.returncode
+            return (p.stdout, p.stderr), problem
     problem = None
     if p.returncode != 0:
         problem = "exit %d, stderr:\n%s" % (p.returncode, p.stderr)
     return p.stdout, problem
+
+
+def transcript_args(name):
+    """The extra arguments of transcript NAME (NAME.args), or None."""
+    path = os.path.join(HERE, "transcript", name + ".args")
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return [l.strip() for l in f if l.strip() and not l.startswith("#")]
 
 
 def cases(kind):
@@ -102,19 +121,26 @@ class Golden(unittest.TestCase):
         got, problem = golden_output(kind, name)
         if problem:
             self.fail("%s/%s: %s" % (kind, name, problem))
+        if isinstance(got, tuple):       # NAME.args: stderr is golden too
+            got, err = got
+            self.compare(kind, name, os.path.join(HERE, kind, name + ".stderr"), err)
+        self.compare(kind, name, expected_path, got)
+
+    def compare(self, kind, name, expected_path, got):
         if UPDATE:
             with open(expected_path, "w") as f:
                 f.write(got)
             return
+        base = os.path.basename(expected_path)
         if not os.path.exists(expected_path):
-            self.fail("%s/%s.expected is missing (MXACL_GOLDEN_UPDATE=1 writes it; "
-                      "then check it by hand)" % (kind, name))
+            self.fail("%s/%s is missing (MXACL_GOLDEN_UPDATE=1 writes it; "
+                      "then check it by hand)" % (kind, base))
         with open(expected_path) as f:
             want = f.read()
         if got != want:
             diff = "".join(difflib.unified_diff(
                 want.splitlines(True), got.splitlines(True),
-                fromfile="%s/%s.expected" % (kind, name),
+                fromfile="%s/%s" % (kind, base),
                 tofile="%s/%s (actual)" % (kind, name)))
             self.fail("output differs from the golden file:\n" + diff)
 

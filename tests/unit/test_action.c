@@ -727,6 +727,97 @@ START_TEST(test_format_cut)
 }
 END_TEST
 
+/* ---- Postfix restrictions and restriction classes ------------------------ */
+
+static const char *const classes[] = { "check_postgrey", "local_only" };
+
+static const struct {
+	const char *type, *text;
+	const char *reply;   /* NULL: an error */
+	const char *msg;     /* the error's message, or a part of it */
+	bool in_type;
+	size_t offset;
+} restr_cases[] = {
+	{ "check_postgrey", NULL, "action=check_postgrey\n\n", NULL, false, 0 },
+	{ "local_only,", "check_postgrey", "action=local_only, check_postgrey\n\n", NULL, false, 0 },
+	{ "reject_unauth_destination", NULL, "action=reject_unauth_destination\n\n", NULL, false, 0 },
+	{ "permit_mynetworks,", "reject_unauth_destination",
+	  "action=permit_mynetworks, reject_unauth_destination\n\n", NULL, false, 0 },
+	{ "reject_rbl_client", "zen.spamhaus.org=127.0.0.[2..11]",
+	  "action=reject_rbl_client zen.spamhaus.org=127.0.0.[2..11]\n\n", NULL, false, 0 },
+	{ "check_client_access", "  hash:/etc/postfix/x  ",
+	  "action=check_client_access hash:/etc/postfix/x\n\n", NULL, false, 0 },
+	{ "check_policy_service", "inet:127.0.0.1:10023",
+	  "action=check_policy_service inet:127.0.0.1:10023\n\n", NULL, false, 0 },
+	{ "sleep", "2", "action=sleep 2\n\n", NULL, false, 0 },
+	{ "warn_if_reject", "reject_unknown_helo_hostname",
+	  "action=warn_if_reject reject_unknown_helo_hostname\n\n", NULL, false, 0 },
+	{ "reject_unknown_client", NULL, "action=reject_unknown_client\n\n", NULL, false, 0 },
+	/* an access word first stays that word */
+	{ "reject", "go away", "action=REJECT go away\n\n", NULL, false, 0 },
+	/* errors */
+	{ "check_postgray", NULL, NULL, "did you mean 'check_postgrey'?", true, 0 },
+	{ "check_greylist", NULL, NULL, "set restriction_classes check_greylist", true, 0 },
+	{ "reject_rbl_client", NULL, NULL, "reject_rbl_client needs a DNS list domain", true, 0 },
+	{ "reject_rbl_client", "nodot", NULL, "takes a DNS list domain", false, 0 },
+	{ "check_client_access", "x", NULL, "takes a Postfix lookup table", false, 0 },
+	{ "check_client_access", ":x", NULL, "takes a Postfix lookup table", false, 0 },
+	{ "sleep", "1s", NULL, "sleep takes a number of seconds", false, 0 },
+	{ "reject_unauth_destination", "x, check_policy", NULL, "unknown restriction 'x'", false, 0 },
+	{ "reject_unauth_destination", "check_policy", NULL,
+	  "unknown restriction 'check_policy'", false, 0 },
+	{ "reject_rbl_client", "${sender}", NULL, "cannot use variables", false, 0 },
+	{ "permit", NULL, NULL, "did you mean 'OK'?", true, 0 },
+	{ "Check_Postgrey", NULL, NULL, "did you mean 'check_postgrey'?", true, 0 },
+	{ "NOPE_NOPE", NULL, NULL, "valid actions are", true, 0 },
+};
+
+START_TEST(test_restrictions)
+{
+	struct arena *a = arena_new(0);
+	struct action_vocab v = { classes, ARRAY_LEN(classes) };
+	struct action act;
+	struct action_error err;
+	const char *type = restr_cases[_i].type, *text = restr_cases[_i].text;
+	bool ok = action_compile_in(&v, a, type, text, resolve, NULL, &act, &err);
+	if (restr_cases[_i].reply) {
+		ck_assert_msg(ok, "%s %s: got error \"%s\"", type, text ? text : "", err.msg);
+		struct strbuf out;
+		sb_init(&out);
+		action_reply(&act, NULL, NULL, &out);
+		ck_assert_msg(strcmp(out.s, restr_cases[_i].reply) == 0, "%s %s: got %s, want %s", type,
+			      text ? text : "", out.s, restr_cases[_i].reply);
+		sb_free(&out);
+	} else {
+		ck_assert_msg(!ok, "%s %s: got success, want an error", type, text ? text : "");
+		ck_assert_msg(err.msg && strstr(err.msg, restr_cases[_i].msg), "%s %s: got \"%s\", want "
+			      "\"%s\" in it", type, text ? text : "", err.msg, restr_cases[_i].msg);
+		ck_assert_msg(err.in_type == restr_cases[_i].in_type, "%s %s: in_type %d", type,
+			      text ? text : "", err.in_type);
+		free((char *)err.msg);
+	}
+	arena_free(a);
+}
+END_TEST
+
+/* Without a vocabulary (action_compile), no class is known. */
+START_TEST(test_restriction_class_needs_declaring)
+{
+	struct arena *a = arena_new(0);
+	struct action act;
+	struct action_error err;
+	ck_assert(!action_compile(a, "check_postgrey", NULL, resolve, NULL, &act, &err));
+	ck_assert_msg(strstr(err.msg, "declare it: set restriction_classes check_postgrey"), "%s",
+		      err.msg);
+	free((char *)err.msg);
+	ck_assert(action_compile(a, "permit_auth_destination", NULL, resolve, NULL, &act, &err));
+	ck_assert_int_eq(act.kind, ACT_RESTRICTION);
+	ck_assert(action_is_restriction("reject_unauth_destination"));
+	ck_assert(!action_is_restriction("check_postgrey"));
+	arena_free(a);
+}
+END_TEST
+
 Suite *action_suite(void)
 {
 	Suite *s = suite_create("action");
@@ -738,6 +829,8 @@ Suite *action_suite(void)
 	tcase_add_test(tc, test_compile_segments);
 	tcase_add_test(tc, test_compile_length);
 	tcase_add_test(tc, test_kind_name);
+	tcase_add_loop_test(tc, test_restrictions, 0, (int)ARRAY_LEN(restr_cases));
+	tcase_add_test(tc, test_restriction_class_needs_declaring);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("reply");

@@ -196,7 +196,8 @@ static bool run_set(struct settings *s, const char *file, const char *line, stru
 }
 
 #define KNOWN "listen, user, pidfile, daemonize, socket_mode, socket_owner, log, " \
-	      "syslog_facility, store, state_file, control, metrics, tempfail, geoip, dns"
+	      "syslog_facility, store, state_file, control, metrics, tempfail, dryrun, " \
+	      "restriction_classes, geoip, dns"
 
 static const struct {
 	const char *line;
