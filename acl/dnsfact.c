@@ -36,6 +36,7 @@
  * same two steps: the hosts' addresses are asked as soon as the MX answer
  * arrives, not when the acl is reached.
  */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -367,9 +368,10 @@ struct fact_call {
 	enum dns_status mx_st;    /* mx: the MX answer */
 	const char *none_why;     /* mx none: why there is no usable MX, or NULL */
 	bool implicit;            /* mx: no MX records, the domain is its own */
+	size_t nlookups;
+	/* from here on filled as used, not zeroed (fact_eval) */
 	char domain[FACT_NAME_MAX];
 	struct mx_hosts names;    /* the names whose addresses are asked */
-	size_t nlookups;
 	struct fact_lookup lk[2 * FACT_MAX_HOSTS];
 };
 
@@ -547,7 +549,12 @@ static enum tri fact_eval(const struct acl_rt *acl, struct eval_ctx *e)
 	struct fact_targets t;
 	if (!fact_name(d, e->req, name) || !fact_targets(d, e->req, &t))
 		return TRI_FALSE;
-	struct fact_call *call = xcalloc(1, sizeof *call);
+	/* 3.8 KB, mostly names that are written before they are read: only the
+	 * fixed part is zeroed (calloc's memset and its way round glibc's
+	 * per-thread cache showed in bench/run score's profile) */
+	struct fact_call *call = xmalloc(sizeof *call);
+	memset(call, 0, offsetof(struct fact_call, domain));
+	call->names.n = 0;
 	call->d = d;
 	call->t = t;
 	call->dns = runtime_dns(e->rt);
