@@ -11,8 +11,14 @@
  * (docs/dev/dns.md, "A first-level cache"); a hit here is a hash probe and a
  * copy-free answer. Temporary failures are never stored.
  *
- * Names compare without regard to case, as in DNS. Time is a monotonic
- * count of seconds the caller supplies.
+ * Names compare without regard to case, as in DNS; a name over 253 bytes
+ * (which cannot exist) is not stored. Time is a monotonic count of
+ * seconds the caller supplies.
+ *
+ * Memory: a table of 128-byte slots, one per answer, that grows with use
+ * up to the power of two that holds max_entries at 7/8 full (32 MiB for
+ * the default 200,000), plus an allocation for each answer too big for
+ * its slot (long names, MX and TXT records, many addresses).
  */
 #ifndef MXACL_DNSCACHE_H
 #define MXACL_DNSCACHE_H

@@ -570,9 +570,20 @@ START_TEST(test_reverse_name)
 		{ "2001:db8::1",
 		  "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2" },
 		{ "::ffff:192.0.2.1", "1.2.0.192" },
+		{ "0.0.0.0", "0.0.0.0" },
+		{ "255.255.255.255", "255.255.255.255" },
+		{ "10.0.100.9", "9.100.0.10" },
+		{ "1.20.199.250", "250.199.20.1" },
+		{ "::ffff:10.20.30.40", "40.30.20.10" },
+		{ "2001:db8:ffff:1:23:456:789a:bcde",
+		  "e.d.c.b.a.9.8.7.6.5.4.0.3.2.0.0.1.0.0.0.f.f.f.f.8.b.d.0.1.0.0.2" },
+		{ "::", "0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0" },
 		{ "unknown", NULL },
 		{ "", NULL },
 		{ "1.2.3", NULL },
+		{ "1.2.3.256", NULL },
+		{ "1.2.3.04", NULL },           /* inet_pton's rule: no leading zero */
+		{ "1.2.3.4 ", NULL },
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		char out[80];
@@ -582,6 +593,11 @@ START_TEST(test_reverse_name)
 			ck_assert_msg(!strcmp(out, cases[i].want), "'%s': got '%s', want '%s'",
 				      cases[i].in, out, cases[i].want);
 	}
+	/* the room given counts the NUL: "10.2.0.192" needs 11 bytes */
+	char small[16];
+	ck_assert(dns_reverse_name("192.0.2.10", 10, small, 11));
+	ck_assert_str_eq(small, "10.2.0.192");
+	ck_assert_msg(!dns_reverse_name("192.0.2.10", 10, small, 10), "10 bytes: want false");
 }
 END_TEST
 
