@@ -130,7 +130,7 @@ static bool zone_parse(struct acl_compile *c, const struct ast_word *w, struct d
 	for (char *p = zone; *p; p++)
 		*p = ascii_lower(*p);
 	z->zone = zone;
-	z->word = w->s;
+	z->word = arena_strdup(c->arena, w->s);   /* the parse tree is freed */
 	const char *p = s + strcspn(s, "=!&");
 	if (!*p)
 		return true;
