@@ -133,7 +133,7 @@ static bool zone_parse(struct acl_compile *c, const struct ast_word *w, struct d
 		*p = ascii_lower(*p);
 	z->zone = zone;
 	z->zlen = zlen;
-	z->word = w->s;
+	z->word = arena_strdup(c->arena, w->s);   /* the parse tree is freed */
 	const char *p = s + strcspn(s, "=!&");
 	if (!*p)
 		return true;

@@ -260,6 +260,8 @@ static bool str_compile(struct acl_compile *c)
 	c->data = m;
 	c->indexable = true;
 	bool ok = value_each(c, m, str_value);
+	for (int f = 0; f < FORM_COUNT; f++)
+		strmap_shrink(m->set[f]);
 	if (!match_data)
 		match_data = pcre2_match_data_create(1, NULL);
 	return ok;

@@ -183,6 +183,9 @@ static void *worker(void *arg)
 		pthread_cond_wait(&j->cond, &j->mu);
 	pthread_mutex_unlock(&j->mu);
 	job_free(j);            /* drops the replaced program here, too */
+	/* and gives its memory back to the system, here off the loop: also
+	 * when it was small in lines but big in values (program.h) */
+	heap_trim();
 	return NULL;
 }
 

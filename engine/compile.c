@@ -486,6 +486,8 @@ static void build_run_index(struct compiler *c, struct run *run)
 			}
 		}
 	}
+	for (int f = 0; f < FORM_COUNT; f++)
+		strmap_shrink(run->index[f]);
 	run->nlists = (uint32_t)nlists;
 	run->list_off = arena_alloc(p->arena, (nlists + 1) * sizeof *run->list_off);
 	size_t total = 0;
@@ -619,12 +621,20 @@ static void list_prefetch(struct program *p)
 			p->prefetch[p->nprefetch++] = a;
 }
 
-/* errors: d->nerrors before the files were read, so read errors count */
-static struct program *program_build(struct arena *a, struct diags *d, struct ast_list *l,
+/*
+ * errors: d->nerrors before the files were read, so read errors count.
+ * ast is the arena the statements l were parsed into: the resolved policy
+ * goes there too, and all of it is freed here once the program is built.
+ * The program keeps its own arena, holding only what it serves with (the
+ * parse tree was about half of a big policy's memory: docs/dev/design.md,
+ * "Memory per access line").
+ */
+static struct program *program_build(struct arena *ast, struct diags *d, struct ast_list *l,
 				     const char *path, size_t src0, size_t errors,
 				     const struct load_opts *o)
 {
 	struct program *p = xcalloc(1, sizeof *p);
+	struct arena *a = arena_new(1 << 12);
 	p->refs = 1;
 	p->arena = a;
 	p->path = xstrdup(path);
@@ -633,7 +643,7 @@ static struct program *program_build(struct arena *a, struct diags *d, struct as
 	keep_sources(p, d, src0, d->nsrc);
 
 	struct policy pol = { 0 };
-	policy_resolve(&pol, l, a, d);
+	policy_resolve(&pol, l, ast, d);
 	struct compiler c = { .p = p, .pol = &pol, .d = d };
 	for (size_t i = 0; i < pol.nsets; i++)
 		compile_set(&c, pol.sets[i]);
@@ -689,10 +699,14 @@ static struct program *program_build(struct arena *a, struct diags *d, struct as
 			own_loc(p, &p->actions[i].loc);
 	}
 	policy_free(&pol);
+	size_t parsed = arena_used(ast);
+	arena_free(ast);
 	if (d->nerrors != errors) {
 		program_unref(p);
-		return NULL;
+		p = NULL;
 	}
+	if (parsed >= PROGRAM_TRIM_BYTES)
+		heap_trim();    /* the parse tree was as big as the program */
 	return p;
 }
 

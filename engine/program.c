@@ -35,10 +35,23 @@ void program_ref(struct program *p)
 	__atomic_add_fetch(&p->refs, 1, __ATOMIC_RELAXED);
 }
 
+/*
+ * Whether freeing p is worth giving the memory back to the system
+ * (heap_trim): a reload must leave the daemon about as big as a fresh
+ * start, not as big as both programs were (docs/dev/design.md, "Memory per
+ * access line"). Small programs are not: tests and mxacl compile many.
+ */
+static bool program_big(const struct program *p)
+{
+	return (size_t)p->nacls + p->nrules + p->nactions >= PROGRAM_TRIM_ITEMS ||
+	       (p->arena && arena_used(p->arena) >= PROGRAM_TRIM_BYTES);
+}
+
 void program_unref(struct program *p)
 {
 	if (!p || __atomic_sub_fetch(&p->refs, 1, __ATOMIC_ACQ_REL) > 0)
 		return;
+	bool big = program_big(p);
 	if (p->pool)
 		p->pool_free(p->pool);
 	for (uint32_t i = 0; i < p->nacls; i++)
@@ -58,4 +71,6 @@ void program_unref(struct program *p)
 	diags_free(&p->sources);
 	arena_free(p->arena);
 	free(p);
+	if (big)
+		heap_trim();
 }

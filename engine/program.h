@@ -95,8 +95,19 @@ struct program {
 	uint32_t nprefetch;               /*   ascending */
 };
 
+/*
+ * A program (or a parse tree) at least this big gives its memory back to
+ * the system when it is freed (util.h, heap_trim): access lines, acls and
+ * actions together, or bytes of its arena.
+ */
+#define PROGRAM_TRIM_ITEMS 1000
+#define PROGRAM_TRIM_BYTES ((size_t)1 << 20)
+
 /* Take and drop a reference (atomically); the thread that drops the last
- * one frees the program. program_unref(NULL) is a no-op. */
+ * one frees the program, and gives a big one's memory back to the system
+ * (heap_trim: a pause of milliseconds, which is why a reload drops the
+ * program it replaced off the serving loop). program_unref(NULL) is a
+ * no-op. */
 void program_ref(struct program *p);
 void program_unref(struct program *p);
 /* The program's "set" values (flags override them: daemon/main.c). */

@@ -8,6 +8,14 @@
  * the small index. Keys are stored folded to lower case and NUL-terminated,
  * one after another, in a single byte buffer addressed by offset, so it can
  * move when it grows.
+ *
+ * A small map (at most STRMAP_LINEAR keys) has no index at all: a lookup
+ * compares the few entries' lengths and keys, which costs about what
+ * hashing the key does. Most literal acls hold one value, and one access
+ * line per value is how big policies are written, so the index of 16
+ * slots each of them had was most of its memory (docs/dev/design.md,
+ * "Memory per access line"). The index is built when the map outgrows
+ * that, and strmap_shrink gives back the room kept for growing.
  */
 #include "engine/strmap.h"
 
@@ -18,6 +26,7 @@
 #include "util/util.h"
 
 #define STRMAP_MIN_SLOTS 16
+#define STRMAP_LINEAR 8      /* keys a map holds without an index */
 
 struct strmap_entry {
 	size_t off;       /* of the folded key in keys */
@@ -31,8 +40,8 @@ struct strmap_slot {
 };
 
 struct strmap {
-	struct strmap_slot *slots;
-	size_t mask;      /* slot count - 1 */
+	struct strmap_slot *slots;   /* NULL while count <= STRMAP_LINEAR */
+	size_t mask;      /* slot count - 1 (0 without slots) */
 	struct strmap_entry *entries;
 	size_t count, entries_cap;
 	char *keys;
@@ -41,10 +50,7 @@ struct strmap {
 
 struct strmap *strmap_new(void)
 {
-	struct strmap *m = xcalloc(1, sizeof *m);
-	m->slots = xcalloc(STRMAP_MIN_SLOTS, sizeof m->slots[0]);
-	m->mask = STRMAP_MIN_SLOTS - 1;
-	return m;
+	return xcalloc(1, sizeof(struct strmap));
 }
 
 void strmap_free(struct strmap *m)
@@ -64,6 +70,15 @@ static bool strmap_key_eq(const char *stored, const char *key, size_t len)
 		if (ascii_lower(key[i]) != stored[i])
 			return false;
 	return true;
+}
+
+/* A small map's entry number + 1 of key, or 0 (no index: compare them all). */
+static uint32_t strmap_scan(const struct strmap *m, const char *key, size_t len)
+{
+	for (size_t j = 0; j < m->count; j++)
+		if (m->entries[j].len == len && strmap_key_eq(m->keys + m->entries[j].off, key, len))
+			return (uint32_t)(j + 1);
+	return 0;
 }
 
 /*
@@ -89,10 +104,13 @@ static struct strmap_slot *strmap_probe(const struct strmap *m, const char *key,
 	}
 }
 
-/* Double the index and re-place every entry (keys are unique: no compares). */
+/* Double the index, or make the first, and re-place every entry (keys
+ * are unique: no compares). */
 static void strmap_grow(struct strmap *m)
 {
-	size_t nslots = (m->mask + 1) * 2;
+	size_t nslots = m->slots ? (m->mask + 1) * 2 : STRMAP_MIN_SLOTS;
+	while ((m->count + 1) * 10 > nslots * 7)
+		nslots *= 2;
 
 	free(m->slots);
 	m->slots = xcalloc(nslots, sizeof m->slots[0]);
@@ -112,29 +130,42 @@ static void strmap_grow(struct strmap *m)
 uint32_t *strmap_put(struct strmap *m, const char *key, size_t len, bool *added)
 {
 	uint64_t h = hash_bytes(key, len, true);
-	struct strmap_slot *sl = strmap_probe(m, key, len, h);
+	struct strmap_slot *sl = NULL;
+	uint32_t found = m->slots ? (sl = strmap_probe(m, key, len, h))->entry
+				  : strmap_scan(m, key, len);
 
-	if (sl->entry != 0) {
+	if (found != 0) {
 		if (added)
 			*added = false;
-		return &m->entries[sl->entry - 1].value;
+		return &m->entries[found - 1].value;
 	}
 	/* entry numbers and lengths are 32-bit to keep slots and entries small */
 	if (len > UINT32_MAX || m->count >= UINT32_MAX - 1)
 		fatal_abort("strmap: too many keys or key too long (%zu keys, %zu bytes)",
 			    m->count, len);
-	if ((m->count + 1) * 10 > (m->mask + 1) * 7) {
+	if (m->slots ? (m->count + 1) * 10 > (m->mask + 1) * 7 : m->count + 1 > STRMAP_LINEAR) {
 		strmap_grow(m);
 		sl = strmap_probe(m, key, len, h);
+	}
+	/* a small map grows its buffers a little at a time: most stay small */
+	if (m->keys_len + len + 1 > m->keys_cap && m->count < STRMAP_LINEAR) {
+		m->keys_cap = m->keys_len + len + 1 + (m->count ? m->keys_len : 0);
+		m->keys = xrealloc(m->keys, m->keys_cap);
 	}
 	grow_array((void **)&m->keys, &m->keys_cap, m->keys_len + len + 1, 1);
 	ascii_lower_copy(m->keys + m->keys_len, key, len);
 	m->keys[m->keys_len + len] = 0;   /* so strmap_key_at gives a C string */
 	struct strmap_entry e = { m->keys_len, (uint32_t)len, 0 };
 	m->keys_len += len + 1;
+	if (m->count == m->entries_cap && m->count < STRMAP_LINEAR) {
+		m->entries_cap = m->count ? m->count * 2 : 1;
+		m->entries = xrealloc(m->entries, m->entries_cap * sizeof *m->entries);
+	}
 	VEC_PUSH(m->entries, m->count, m->entries_cap, e);
-	sl->entry = (uint32_t)m->count;
-	sl->tag = (uint32_t)(h >> 32);
+	if (sl) {
+		sl->entry = (uint32_t)m->count;
+		sl->tag = (uint32_t)(h >> 32);
+	}
 	if (added)
 		*added = true;
 	return &m->entries[m->count - 1].value;
@@ -142,8 +173,23 @@ uint32_t *strmap_put(struct strmap *m, const char *key, size_t len, bool *added)
 
 const uint32_t *strmap_get(const struct strmap *m, const char *key, size_t len)
 {
-	const struct strmap_slot *sl = strmap_probe(m, key, len, hash_bytes(key, len, true));
-	return sl->entry ? &m->entries[sl->entry - 1].value : NULL;
+	uint32_t e = m->slots ? strmap_probe(m, key, len, hash_bytes(key, len, true))->entry
+			      : strmap_scan(m, key, len);
+	return e ? &m->entries[e - 1].value : NULL;
+}
+
+void strmap_shrink(struct strmap *m)
+{
+	if (!m || !m->count)
+		return;
+	if (m->entries_cap > m->count) {
+		m->entries = xrealloc(m->entries, m->count * sizeof *m->entries);
+		m->entries_cap = m->count;
+	}
+	if (m->keys_cap > m->keys_len) {
+		m->keys = xrealloc(m->keys, m->keys_len);
+		m->keys_cap = m->keys_len;
+	}
 }
 
 size_t strmap_count(const struct strmap *m)

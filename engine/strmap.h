@@ -4,7 +4,9 @@
  * answers for any number of literals.
  *
  * Open addressing with linear probing, power-of-two table, at most 70 %
- * full. Keys are copied (folded to lower case) into the map's own storage.
+ * full; a map of a few keys has no table and compares them all (it costs
+ * about what hashing does, in a fraction of the memory). Keys are copied
+ * (folded to lower case) into the map's own storage.
  */
 #ifndef MXACL_STRMAP_H
 #define MXACL_STRMAP_H
@@ -27,6 +29,13 @@ uint32_t *strmap_put(struct strmap *m, const char *key, size_t len, bool *added)
 
 /* The value slot of key, or NULL when absent. */
 const uint32_t *strmap_get(const struct strmap *m, const char *key, size_t len);
+
+/*
+ * The map is done growing (or nearly): give back the room its buffers kept
+ * for more keys. A later put still works (it grows them again). NULL is a
+ * no-op.
+ */
+void strmap_shrink(struct strmap *m);
 
 /* Number of keys; a NULL map has none. */
 size_t strmap_count(const struct strmap *m);

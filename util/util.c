@@ -6,6 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 void fatal_abort(const char *fmt, ...)
 {
@@ -81,6 +84,13 @@ void grow_array(void **arr, size_t *cap, size_t need, size_t sz)
 		n *= 2;
 	*arr = xrealloc(*arr, n * sz);
 	*cap = n;
+}
+
+void heap_trim(void)
+{
+#ifdef __GLIBC__
+	malloc_trim(0);
+#endif
 }
 
 /* arena: a chain of blocks; the newest block is at the head. */

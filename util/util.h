@@ -45,6 +45,16 @@ void grow_array(void **arr, size_t *cap, size_t need, size_t sz);
 	} while (0)
 
 /*
+ * Give the heap memory freed so far back to the system: glibc keeps freed
+ * memory for reuse (in the middle of its heaps, and in the heaps of
+ * threads that have ended), so a process that freed a big compiled policy
+ * would stay as big as it was. Walks every malloc arena (glibc's
+ * malloc_trim), so call it after freeing something big, not per request;
+ * a no-op without glibc.
+ */
+void heap_trim(void);
+
+/*
  * arena - bump allocator. Everything allocated from an arena is freed by
  * arena_free (or recycled by arena_reset); single objects are never freed.
  */
