@@ -5,7 +5,8 @@ three values each, on mxacld's memory store and in Redis.
     bench/memtest/distinct.py [N] [VALUES]     (from the repository root;
                                                 default 1000000 de,fr,us)
 
-Memory store: the optimised build/mxacld with one distinct acl keyed on
+Memory store: the optimised mxacld (in $MXACL_BENCH_BUILD, default build/)
+with one distinct acl keyed on
 sasl_username, fed N users x 3 HELO names (values of the length given) on
 one connection, pipelined; its VmRSS before and after, per key. Redis: a
 private redis-server (tests/lib/redis.py) given the same keys in the
@@ -36,7 +37,8 @@ def memory_store():
         f.write("acl many distinct sasl_username helo_name 3/1h\n"
                 "action hold DEFER_IF_PERMIT x\naccess many hold\n")
     port = free_port()
-    p = subprocess.Popen([os.path.join(ROOT, "build", "mxacld"), "-c", conf,
+    build = os.environ.get("MXACL_BENCH_BUILD", os.path.join(ROOT, "build"))
+    p = subprocess.Popen([os.path.join(build, "mxacld"), "-c", conf,
                           "-l", "inet:127.0.0.1:%d" % port], stderr=subprocess.DEVNULL)
     try:
         for _ in range(100):

@@ -3,7 +3,7 @@
 maillog_file) whose smtpd asks a real mxacld at RCPT and at END-OF-MESSAGE
 (smtpd_end_of_data_restrictions), mxacld logging its decisions to a file.
 SMTP AUTH goes through Postfix's Dovecot SASL client (smtpd_sasl_type =
-dovecot) to DovecotAuth below, which speaks Dovecot's auth protocol for
+dovecot) to DovecotAuth (tests/lib/dovecotauth.py), which speaks Dovecot's auth protocol for
 PLAIN with two fixed users; Postfix logs the login as it would for a real
 Dovecot. swaks sends, as SCENARIO lists: accepted messages of one, two
 and three recipients, a 60 kB message the policy rejects at
@@ -26,19 +26,17 @@ a transaction refused at RCPT (NOQUEUE), and sendmail(1) a local message
 same scenario and writes the maillog to FILE: that is how
 tests/replay/fixtures/postfix-eom.log was made (test_replay_eom.py).
 """
-import base64
 import datetime
 import json
 import os
 import shutil
-import socketserver
 import subprocess
 import sys
 import tempfile
-import threading
 import unittest
 
 import postfix as pf
+from dovecotauth import DovecotAuth
 from mxtest import Mxacld, mxacl_path
 
 DOMAIN = "relay.invalid"
@@ -76,56 +74,6 @@ access eom blocked qid login method any_sender any_rcpt loopback named helo prot
 access eom big qid login method any_sender any_rcpt loopback named helo proto counted too_big
 access eom qid login method any_sender any_rcpt loopback named helo proto counted sized never nope
 """.format(d=DOMAIN, r=REALM)
-
-
-class DovecotAuth:
-    """A server of Dovecot's authentication protocol (version 1.2, the
-    part Postfix's smtpd uses: the handshake, then AUTH with PLAIN and an
-    initial response) on 127.0.0.1:port, checking against a dict. Postfix
-    is the real part under test here; this stands in for dovecot-auth."""
-
-    def __init__(self, users):
-        self.users = users
-        self.port = pf.free_port()
-        self.server = None
-
-    def start(self):
-        users = self.users
-
-        class Handler(socketserver.StreamRequestHandler):
-            def handle(self):
-                self.wfile.write(b"VERSION\t1\t2\nMECH\tPLAIN\tplaintext\nSPID\t%d\nCUID\t1\n"
-                                 b"COOKIE\t%s\nDONE\n" % (os.getpid(), b"0" * 32))
-                self.wfile.flush()
-                for line in self.rfile:
-                    f = line.rstrip(b"\r\n").split(b"\t")
-                    if f[0] != b"AUTH" or len(f) < 3:
-                        continue
-                    rid = f[1]
-                    resp = [x[5:] for x in f if x.startswith(b"resp=")]
-                    if not resp:            # no initial response: ask for it
-                        self.wfile.write(b"CONT\t%s\t\n" % rid)
-                        self.wfile.flush()
-                        continue
-                    try:
-                        _, user, pw = base64.b64decode(resp[0]).split(b"\0")
-                        ok = users.get(user.decode()) == pw.decode()
-                    except ValueError:
-                        user, ok = b"", False
-                    self.wfile.write(b"%s\t%s\tuser=%s\n" % (b"OK" if ok else b"FAIL", rid, user))
-                    self.wfile.flush()
-
-        socketserver.ThreadingTCPServer.allow_reuse_address = True
-        socketserver.ThreadingTCPServer.daemon_threads = True
-        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", self.port), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        return self
-
-    def stop(self):
-        if self.server:
-            self.server.shutdown()
-            self.server.server_close()
-            self.server = None
 
 
 def auth(user):
