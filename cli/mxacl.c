@@ -2,7 +2,7 @@
  * mxacl - the command-line tool: check a policy, print its compiled form,
  * and run requests through it exactly as mxacld would answer them.
  *
- *   mxacl check -c FILE
+ *   mxacl check -c FILE [--why-pcre]
  *   mxacl dump -c FILE
  *   mxacl test -c FILE [--explain] [--now EPOCH] [FILE...]
  *   mxacl grey (--control PATH | --store URL) [--json] COMMAND   (grey.c)
@@ -32,7 +32,7 @@
 
 static void usage(FILE *f)
 {
-	fputs("usage: mxacl check -c FILE [--geoip FILE]\n"
+	fputs("usage: mxacl check -c FILE [--geoip FILE] [--why-pcre]\n"
 	      "       mxacl dump -c FILE [--geoip FILE] [--values]\n"
 	      "       mxacl test -c FILE [--geoip FILE] [--dns HOST:PORT]... [--dns-timeout MS]\n"
 	      "                  [--explain] [--now EPOCH] [REQUESTFILE...]\n"
@@ -61,6 +61,8 @@ static void usage(FILE *f)
 	      "  -e, --explain       print each acl evaluated and the deciding line on stderr\n"
 	      "      --now EPOCH     the clock for requests without policy_test_time\n"
 	      "      --values        dump: list each acl's values as compiled under its line\n"
+	      "      --why-pcre      check: a note at each regex that one Vectorscan scan does\n"
+	      "                      not answer exactly (PCRE2 confirms or answers it), and why\n"
 	      "      --geoip FILE    MaxMind DB for country acls (overrides set geoip)\n"
 	      "      --dns HOST:PORT DNS server for rbl/rhsbl/spf acls, repeatable (overrides\n"
 	      "                      set dns; default: /etc/resolv.conf)\n"
@@ -192,6 +194,7 @@ int main(int argc, char **argv)
 		{ "explain", no_argument, NULL, 'e' },
 		{ "now", required_argument, NULL, 'n' },
 		{ "values", no_argument, NULL, 'v' },
+		{ "why-pcre", no_argument, NULL, 'W' },
 		CLI_LOOKUP_OPTIONS,
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -212,6 +215,9 @@ int main(int argc, char **argv)
 			break;
 		case 'v':
 			dump_flags |= DISASM_VALUES;
+			break;
+		case 'W':
+			lk.load.why_pcre = true;
 			break;
 		case 'n': {
 			char *end;
@@ -244,6 +250,10 @@ int main(int argc, char **argv)
 	}
 	if (dump_flags && strcmp(cmd, "dump")) {
 		fprintf(stderr, "mxacl: --values is an option of dump\n");
+		return 2;
+	}
+	if (lk.load.why_pcre && strcmp(cmd, "check")) {
+		fprintf(stderr, "mxacl: --why-pcre is an option of check\n");
 		return 2;
 	}
 	testhooks_register_from_env();

@@ -71,6 +71,9 @@ struct acl_compile {
 				       log shows it (vm_log_line) */
 	const struct geoip *geoip;  /* the program's GeoIP database, or NULL */
 	bool geoip_failed;          /* it was named but did not open (reported) */
+	bool notes;                 /* the caller wants a note at each value
+				       that compiled into a slower form, with
+				       why (mxacl check --why-pcre) */
 	/*
 	 * For a type whose values name other acls (score): the acl called
 	 * name (loc: the word that names it, for diagnostics), compiled first

@@ -41,6 +41,7 @@ struct compiler {
 	uint32_t *stack;        /* the acls being compiled, innermost last */
 	size_t nstack, capstack;
 	bool ref_failed;        /* the acl being compiled named one that failed */
+	bool notes;             /* load_opts.why_pcre */
 };
 
 /* The acl names, for suggest_word. */
@@ -197,7 +198,8 @@ static void compile_acl(struct compiler *c, uint32_t i)
 	struct acl_compile ac = { .arena = p->arena, .diags = c->d, .acl = pa,
 				  .attr = acl->type->attr, .tempfail = -1,
 				  .geoip = p->geoip, .geoip_failed = c->geoip_failed,
-				  .used_attr = p->used_attr, .ref = acl_ref, .ref_ctx = c };
+				  .used_attr = p->used_attr, .ref = acl_ref, .ref_ctx = c,
+				  .notes = c->notes };
 	size_t errors = c->d->nerrors;
 	c->state[i] = ACL_COMPILING;
 	VEC_PUSH(c->stack, c->nstack, c->capstack, i);
@@ -623,7 +625,7 @@ static struct program *program_build(struct arena *a, struct diags *d, struct as
 
 	struct policy pol = { 0 };
 	policy_resolve(&pol, l, a, d);
-	struct compiler c = { .p = p, .pol = &pol, .d = d };
+	struct compiler c = { .p = p, .pol = &pol, .d = d, .notes = o && o->why_pcre };
 	for (size_t i = 0; i < pol.nsets; i++)
 		compile_set(&c, pol.sets[i]);
 	open_geoip(&c, o, path);

@@ -7,12 +7,17 @@
 #ifndef MXACL_COMPILE_H
 #define MXACL_COMPILE_H
 
+#include <stdbool.h>
+
 #include "engine/program.h"
 #include "grammar/diag.h"
 
 /* What the command line gives the compiler (flags win over "set"). */
 struct load_opts {
 	const char *geoip;          /* --geoip FILE */
+	bool why_pcre;              /* mxacl check --why-pcre: a note at each
+				       regex value Vectorscan does not answer
+				       exactly, saying why (acl_compile.notes) */
 };
 
 /*
