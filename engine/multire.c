@@ -13,17 +13,20 @@
 
 /*
  * The PCRE2 options a set may be compiled with, and the Vectorscan flag of
- * the same meaning. PCRE2_MATCH_INVALID_UTF has none: it is kept by
- * scanning only ASCII subjects (multire.h). An option not in the table
- * leaves the whole set to PCRE2.
+ * the same meaning. PCRE2_UTF and PCRE2_MATCH_INVALID_UTF have none: the
+ * database holds only patterns of ASCII (gate) and scans only subjects of
+ * ASCII (multire.h), where a character is a byte and UTF-8 mode means
+ * what byte mode does; HS_FLAG_UTF8 would only cost compile time (a
+ * third more for an rDNS list) and a larger database. An option not in
+ * the table leaves the whole set to PCRE2.
  */
 static const struct {
 	uint32_t pcre2;
 	unsigned hs;
 } option_map[] = {
 	{ PCRE2_CASELESS, HS_FLAG_CASELESS },
-	{ PCRE2_UTF, HS_FLAG_UTF8 },
-	{ PCRE2_UCP, HS_FLAG_UCP },
+	{ PCRE2_UTF, 0 },
+	{ PCRE2_UCP, 0 },          /* \w, \d, \b: the same on ASCII */
 	{ PCRE2_DOTALL, HS_FLAG_DOTALL },
 	{ PCRE2_MULTILINE, HS_FLAG_MULTILINE },
 	{ PCRE2_MATCH_INVALID_UTF, 0 },

@@ -19,12 +19,13 @@
  *                      past ASCII that case-fold into it), or the set is
  *                      too small to be worth a database (multire_build).
  *
- * Subjects: a Vectorscan database with HS_FLAG_UTF8 is undefined on input
+ * Subjects: a Vectorscan database in UTF-8 mode is undefined on input
  * that is not UTF-8, while PCRE2_MATCH_INVALID_UTF matches such input;
- * and PCRE2's Unicode case folding is not Vectorscan's. So only a subject
- * of ASCII bytes is scanned; any other subject (rare in SMTP: SMTPUTF8
- * addresses, or junk) runs through every pattern's PCRE2 code, as without
- * a database. tests/unit/test_multire.c and tests/fuzz/fuzz_multire.c
+ * and PCRE2's Unicode case folding is not Vectorscan's. So the database
+ * holds only patterns of ASCII and scans only subjects of ASCII bytes,
+ * where byte mode means what UTF-8 mode does; any other subject (rare in
+ * SMTP: SMTPUTF8 addresses, or junk) runs through every pattern's PCRE2
+ * code, as without a database. tests/unit/test_multire.c and tests/fuzz/fuzz_multire.c
  * hold both paths to the same answers.
  *
  * Threads: building may run on any thread (mxacld compiles a reload on a
