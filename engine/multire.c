@@ -39,8 +39,7 @@ static const struct {
 
 struct multire {
 	size_t n;
-	const struct multire_pattern *pats;  /* copies of the caller's (s, re) */
-	struct multire_pattern *own;
+	struct multire_pattern *pats;        /* copies of the caller's (s, re) */
 	unsigned char *path;                 /* enum multire_path per pattern */
 	char **why;                          /* per pattern, or NULL */
 	size_t *pcre_only;                   /* indexes of MULTIRE_PCRE patterns */
@@ -212,9 +211,8 @@ struct multire *multire_build(const struct multire_pattern *pats, size_t n, uint
 	double t0 = now_seconds();
 	struct multire *m = xcalloc(1, sizeof *m);
 	m->n = n;
-	m->own = xcalloc(n ? n : 1, sizeof *m->own);
-	memcpy(m->own, pats, n * sizeof *pats);
-	m->pats = m->own;
+	m->pats = xcalloc(n ? n : 1, sizeof *m->pats);
+	memcpy(m->pats, pats, n * sizeof *pats);
 	m->path = xcalloc(n ? n : 1, 1);
 	m->why = xcalloc(n ? n : 1, sizeof *m->why);
 	m->md = pcre2_match_data_create(1, NULL);
@@ -275,7 +273,7 @@ void multire_free(struct multire *m)
 		free(m->why[i]);
 	free(m->why);
 	free(m->path);
-	free(m->own);
+	free(m->pats);
 	free(m->pcre_only);
 	hs_free_scratch(m->scratch);
 	hs_free_database(m->db);
@@ -335,17 +333,20 @@ static int on_match(unsigned int id, unsigned long long from, unsigned long long
 	return 0;
 }
 
-static bool all_ascii(const char *s, size_t len)
+/* Whether s is ASCII without a newline: what the database may scan. A
+ * newline never reaches an acl (the policy protocol is lines), and where
+ * "$" and "\Z" stand before one is PCRE2's business alone. */
+static bool scannable(const char *s, size_t len)
 {
 	for (size_t i = 0; i < len; i++)
-		if ((unsigned char)s[i] >= 0x80)
+		if ((unsigned char)s[i] >= 0x80 || s[i] == '\n')
 			return false;
 	return true;
 }
 
 bool multire_scan(struct multire *m, const char *s, size_t len, multire_match_fn fn, void *ctx)
 {
-	if (m->db && len <= UINT_MAX && all_ascii(s, len)) {
+	if (m->db && len <= UINT_MAX && scannable(s, len)) {
 		struct scan sc = { m, s, len, fn, ctx, false };
 		hs_error_t rc = hs_scan(m->db, s, (unsigned)len, 0, m->scratch, on_match, &sc);
 		if (sc.stopped)

@@ -24,8 +24,9 @@
  * and PCRE2's Unicode case folding is not Vectorscan's. So the database
  * holds only patterns of ASCII and scans only subjects of ASCII bytes,
  * where byte mode means what UTF-8 mode does; any other subject (rare in
- * SMTP: SMTPUTF8 addresses, or junk) runs through every pattern's PCRE2
- * code, as without a database. tests/unit/test_multire.c and tests/fuzz/fuzz_multire.c
+ * SMTP: SMTPUTF8 addresses, or junk), and one with a newline (which no
+ * attribute holds), runs through every pattern's PCRE2 code, as without
+ * a database. tests/unit/test_multire.c and tests/fuzz/fuzz_multire.c
  * hold both paths to the same answers.
  *
  * Threads: building may run on any thread (mxacld compiles a reload on a

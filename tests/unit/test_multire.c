@@ -130,7 +130,7 @@ static void gen_pattern(struct strbuf *b)
 
 static const char *const subject_pieces[] = {
 	"a", "b", "c", "A", "B", "C", "x", "1", "2", "-", ".", "@", "_", " ", "\t", "ab", "dyn",
-	"DSL", "Pool", "\xc3\xa9", "\xc3\x89", "\xe2\x84\xaa", "k", "K", "\xff", "\xc3",
+	"DSL", "Pool", "\n", "\xc3\xa9", "\xc3\x89", "\xe2\x84\xaa", "k", "K", "\xff", "\xc3",
 };
 
 static size_t gen_subject(char *buf, size_t cap)
