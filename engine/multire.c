@@ -5,6 +5,9 @@
 
 #include <hs.h>
 #include <limits.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -262,6 +265,14 @@ struct multire *multire_build(const struct multire_pattern *pats, size_t n, uint
 		if (m->path[i] == MULTIRE_PCRE)
 			m->pcre_only[k++] = i;
 	m->build_seconds = now_seconds() - t0;
+#ifdef __GLIBC__
+	/* Vectorscan's compile peaks far above the database (about 30 MB
+	 * for 1,000 rDNS patterns, of a 1.9 MB database) and glibc keeps the
+	 * freed pages: give them back (1,000 patterns: 39 MB resident after
+	 * the build, 16 MB after this) */
+	if (m->db)
+		malloc_trim(0);
+#endif
 	return m;
 }
 
