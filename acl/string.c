@@ -144,9 +144,6 @@ static void str_build_set(struct acl_compile *c, struct str_matcher *m)
 		else
 			diag_note(c->diags, m->re_loc[i], "runs in %s: %s", path_name[path], why);
 	}
-	free(m->re_loc);
-	m->re_loc = NULL;
-	m->nloc = m->caploc = 0;
 }
 
 static void str_add_key(struct str_matcher *m, enum str_form form, const char *s, size_t len)
