@@ -23,7 +23,7 @@ SAY      = @true
 endif
 SAN     ?= 0
 CC      ?= cc
-PKGS     = libevent libpcre2-8 hiredis libmaxminddb libunbound zlib libsystemd nettle libpsl
+PKGS     = libevent libpcre2-8 libhs hiredis libmaxminddb libunbound zlib libsystemd nettle libpsl
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lspf2 -lresolv -pthread
 CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null)
@@ -62,7 +62,7 @@ CLI_LIB_OBJ = $(filter-out $(B)/obj/cli/mxacl.o,$(CLI_OBJ))   # the tool's modul
 UNIT_SRC = $(wildcard tests/unit/*.c)
 UNIT_OBJ = $(patsubst %.c,$(B)/obj/%.o,$(UNIT_SRC))
 
-FUZZ_TARGETS = fuzz_policy fuzz_request
+FUZZ_TARGETS = fuzz_policy fuzz_request fuzz_multire
 .SECONDARY:
 
 .PHONY: all run check unit bench clean asan fuzz docs install uninstall man deb

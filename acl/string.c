@@ -11,7 +11,9 @@
  * apolicy. For host name attributes a value without '@' is its own domain
  * (engine/strkey.h), so "acl dyn client_name @.dyn.example.net" works.
  * An acl of literals only can be indexed: the compiler folds consecutive
- * lines into one SWITCH (acl.h, literals).
+ * lines into one SWITCH (acl.h, literals). An acl of MULTIRE_MIN regexes
+ * or more answers them with one Vectorscan scan (engine/multire.h), with
+ * PCRE2's meaning; fewer are matched one by one with PCRE2.
  *
  * Attribute values compare with another attribute of the same request,
  * sent or derived (engine/attrs.h), at eval time:
@@ -28,6 +30,7 @@
 #include <string.h>
 
 #include "acl/value.h"
+#include "engine/multire.h"
 #include "engine/strkey.h"
 #include "engine/strmap.h"
 
@@ -46,8 +49,18 @@ struct str_matcher {
 	pcre2_code **re;
 	const char **re_src;     /* each pattern as written, for dump --values */
 	size_t nre, capre, capsrc;
+	struct multire *mr;      /* the regexes as one set, from MULTIRE_MIN on */
+	struct loc *re_loc;      /* while compiling with notes: each regex's */
+	size_t nloc, caploc;
+	size_t *re_len;          /* while compiling: each pattern's length (a
+				    pattern from a file may hold a NUL) */
+	size_t nlen, caplen;
 	size_t nliterals;
 };
+
+/* How a regex value compiles: caseless, UTF-8, and a subject that is not
+ * UTF-8 still matches what it can (engine/multire.h keeps these). */
+#define STR_RE_OPTIONS (PCRE2_CASELESS | PCRE2_UTF | PCRE2_MATCH_INVALID_UTF)
 
 static pcre2_match_data *match_data;
 
@@ -73,8 +86,7 @@ static bool str_add_regex(struct acl_compile *c, struct str_matcher *m, const st
 {
 	int code;
 	PCRE2_SIZE off;
-	pcre2_code *re = pcre2_compile((PCRE2_SPTR)pat, len, PCRE2_CASELESS | PCRE2_UTF |
-				       PCRE2_MATCH_INVALID_UTF, &code, &off, NULL);
+	pcre2_code *re = pcre2_compile((PCRE2_SPTR)pat, len, STR_RE_OPTIONS, &code, &off, NULL);
 	if (!re) {
 		PCRE2_UCHAR msg[256];
 		pcre2_get_error_message(code, msg, sizeof msg);
@@ -89,8 +101,49 @@ static bool str_add_regex(struct acl_compile *c, struct str_matcher *m, const st
 	const char *src = arena_strndup(c->arena, pat, len);
 	VEC_PUSH(m->re_src, nsrc, m->capsrc, src);
 	VEC_PUSH(m->re, m->nre, m->capre, re);
+	VEC_PUSH(m->re_len, m->nlen, m->caplen, len);
+	if (c->notes) {
+		struct loc loc = v->loc;
+		loc.col += coloff;
+		loc.len = (int)len;
+		VEC_PUSH(m->re_loc, m->nloc, m->caploc, loc);
+	}
 	c->indexable = false;
 	return true;
+}
+
+static const char *const path_name[] = {
+	[MULTIRE_EXACT] = "Vectorscan",
+	[MULTIRE_PREFILTER] = "Vectorscan's prefilter, confirmed by PCRE2",
+	[MULTIRE_PCRE] = "PCRE2 alone",
+};
+
+/* The regexes as one Vectorscan set, when there are enough of them; with
+ * notes, a note at each one that Vectorscan does not answer exactly. */
+static void str_build_set(struct acl_compile *c, struct str_matcher *m)
+{
+	if (m->nre >= MULTIRE_MIN) {
+		struct multire_pattern *pats = xcalloc(m->nre, sizeof *pats);
+		for (size_t i = 0; i < m->nre; i++)
+			pats[i] = (struct multire_pattern){ m->re_src[i], m->re_len[i], m->re[i] };
+		m->mr = multire_build(pats, m->nre, STR_RE_OPTIONS, MULTIRE_MIN);
+		free(pats);
+	}
+	for (size_t i = 0; i < m->nloc; i++) {
+		const char *why = NULL;
+		enum multire_path path = MULTIRE_PCRE;
+		if (m->mr)
+			path = multire_path(m->mr, i, &why);
+		if (path == MULTIRE_EXACT)
+			continue;
+		if (!why)
+			diag_note(c->diags, m->re_loc[i],
+				  "runs in PCRE2 alone: its acl has %zu regex%s, fewer than the %d "
+				  "a Vectorscan set is built for",
+				  m->nre, m->nre == 1 ? "" : "es", MULTIRE_MIN);
+		else
+			diag_note(c->diags, m->re_loc[i], "runs in %s: %s", path_name[path], why);
+	}
 }
 
 static void str_add_key(struct str_matcher *m, enum str_form form, const char *s, size_t len)
@@ -262,6 +315,12 @@ static bool str_compile(struct acl_compile *c)
 	bool ok = value_each(c, m, str_value);
 	for (int f = 0; f < FORM_COUNT; f++)
 		strmap_shrink(m->set[f]);
+	if (ok)
+		str_build_set(c, m);
+	free(m->re_loc);
+	free(m->re_len);
+	m->re_loc = NULL;
+	m->re_len = NULL;
 	if (!match_data)
 		match_data = pcre2_match_data_create(1, NULL);
 	return ok;
@@ -312,6 +371,8 @@ static enum tri str_eval(const struct acl_rt *acl, struct eval_ctx *e)
 					return TRI_TRUE;
 		}
 	}
+	if (m->mr)
+		return multire_any(m->mr, v->s, v->len) ? TRI_TRUE : TRI_FALSE;
 	for (size_t i = 0; i < m->nre; i++) {
 		int rc = pcre2_match(m->re[i], (PCRE2_SPTR)v->s, v->len, 0, 0, match_data, NULL);
 		if (rc >= 0)
@@ -328,6 +389,12 @@ static void str_describe(const struct acl_rt *acl, struct strbuf *out)
 		  m->match_empty ? ", empty" : "");
 	if (m->nav)
 		sb_printf(out, ", %zu attribute value%s", m->nav, m->nav == 1 ? "" : "s");
+	if (m->mr) {
+		size_t n[3];
+		multire_counts(m->mr, n);
+		sb_printf(out, " (one scan: %zu exact, %zu prefilter+pcre2, %zu pcre2)", n[MULTIRE_EXACT],
+			  n[MULTIRE_PREFILTER], n[MULTIRE_PCRE]);
+	}
 }
 
 /* Append s as it would be written in a policy: bare when that reads back
@@ -382,8 +449,17 @@ static void str_values(const struct acl_rt *acl, const char *prefix, struct strb
 			if (attrval_forms[i].form == m->av[a].form)
 				sb_printf(out, "%s%s${%s}%s\n", prefix, attrval_forms[i].pre,
 					  attr_name((enum attr_id)m->av[a].attr), attrval_forms[i].post);
-	for (size_t i = 0; i < m->nre; i++)
-		sb_printf(out, "%s/%s/\n", prefix, m->re_src[i]);
+	static const char *const tag[] = {
+		[MULTIRE_EXACT] = "exact", [MULTIRE_PREFILTER] = "prefilter+pcre2",
+		[MULTIRE_PCRE] = "pcre2",
+	};
+	for (size_t i = 0; i < m->nre; i++) {
+		sb_printf(out, "%s/%s/", prefix, m->re_src[i]);
+		const char *why;
+		if (m->mr)
+			sb_printf(out, "  # %s", tag[multire_path(m->mr, i, &why)]);
+		sb_addc(out, '\n');
+	}
 }
 
 static void str_free(void *data)
@@ -391,6 +467,7 @@ static void str_free(void *data)
 	struct str_matcher *m = data;
 	for (int f = 0; f < FORM_COUNT; f++)
 		strmap_free(m->set[f]);
+	multire_free(m->mr);       /* it borrows the codes: first */
 	for (size_t i = 0; i < m->nre; i++)
 		pcre2_code_free(m->re[i]);
 	free(m->re);

@@ -2,7 +2,7 @@
  * mxacl - the command-line tool: check a policy, print its compiled form,
  * and run requests through it exactly as mxacld would answer them.
  *
- *   mxacl check -c FILE
+ *   mxacl check -c FILE [--why-pcre]
  *   mxacl dump -c FILE
  *   mxacl test -c FILE [--explain] [--now EPOCH] [FILE...]
  *   mxacl grey (--control PATH | --store URL) [--json] COMMAND   (grey.c)
@@ -32,7 +32,7 @@
 
 static void usage(FILE *f)
 {
-	fputs("usage: mxacl check -c FILE [--geoip FILE]\n"
+	fputs("usage: mxacl check -c FILE [--geoip FILE] [--why-pcre]\n"
 	      "       mxacl dump -c FILE [--geoip FILE] [--values]\n"
 	      "       mxacl test -c FILE [--geoip FILE] [--dns HOST:PORT]... [--dns-timeout MS]\n"
 	      "                  [--explain] [--now EPOCH] [--dry-run] [REQUESTFILE...]\n"
@@ -63,6 +63,8 @@ static void usage(FILE *f)
 	      "      --values        dump: list each acl's values as compiled under its line\n"
 	      "      --dry-run       test: the whole policy a dry run, as mxacld --dry-run (each\n"
 	      "                      answer but DUNNO logged as dryrun ... would=, DUNNO sent)\n"
+	      "      --why-pcre      check: a note at each regex that one Vectorscan scan does\n"
+	      "                      not answer exactly (PCRE2 confirms or answers it), and why\n"
 	      "      --geoip FILE    MaxMind DB for country acls (overrides set geoip)\n"
 	      "      --dns HOST:PORT DNS server for rbl/rhsbl/spf acls, repeatable (overrides\n"
 	      "                      set dns; default: /etc/resolv.conf)\n"
@@ -202,6 +204,7 @@ int main(int argc, char **argv)
 		{ "now", required_argument, NULL, 'n' },
 		{ "values", no_argument, NULL, 'v' },
 		{ "dry-run", no_argument, NULL, 'D' },
+		{ "why-pcre", no_argument, NULL, 'W' },
 		CLI_LOOKUP_OPTIONS,
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -225,6 +228,9 @@ int main(int argc, char **argv)
 			break;
 		case 'D':
 			lk.load.dryrun = 1;
+			break;
+		case 'W':
+			lk.load.why_pcre = true;
 			break;
 		case 'n': {
 			char *end;
@@ -257,6 +263,10 @@ int main(int argc, char **argv)
 	}
 	if (dump_flags && strcmp(cmd, "dump")) {
 		fprintf(stderr, "mxacl: --values is an option of dump\n");
+		return 2;
+	}
+	if (lk.load.why_pcre && strcmp(cmd, "check")) {
+		fprintf(stderr, "mxacl: --why-pcre is an option of check\n");
 		return 2;
 	}
 	testhooks_register_from_env();

@@ -43,6 +43,12 @@
  * - PCRE2: pcre2_compile and pcre2_jit_compile with default contexts keep
  *   no shared state (the JIT's executable allocator locks itself); each
  *   program owns its patterns.
+ * - Vectorscan (engine/multire.c, string acls of four regexes or more):
+ *   hs_expression_info, hs_compile_multi and hs_alloc_scratch keep no
+ *   shared state; each set owns its database, scratch space and match
+ *   data, allocated by the worker and used only by the loop's scans once
+ *   the program is handed over. A 10,000-pattern set takes seconds to
+ *   build: here, not on the loop.
  * - libmaxminddb: each program opens its own MMDB_s (engine/geoip.c); the
  *   loop's lookups use the old program's handle; the handle is closed by
  *   whoever drops the program's last reference, which is the loop (or the

@@ -78,6 +78,9 @@ struct acl_compile {
 				       (engine/stage.h) */
 	const struct geoip *geoip;  /* the program's GeoIP database, or NULL */
 	bool geoip_failed;          /* it was named but did not open (reported) */
+	bool notes;                 /* the caller wants a note at each value
+				       that compiled into a slower form, with
+				       why (mxacl check --why-pcre) */
 	/*
 	 * For a type whose values name other acls (score): the acl called
 	 * name (loc: the word that names it, for diagnostics), compiled first

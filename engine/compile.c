@@ -42,6 +42,7 @@ struct compiler {
 	uint32_t *stack;        /* the acls being compiled, innermost last */
 	size_t nstack, capstack;
 	bool ref_failed;        /* the acl being compiled named one that failed */
+	bool notes;             /* load_opts.why_pcre */
 };
 
 /* The acl names, for suggest_word. */
@@ -199,7 +200,8 @@ static void compile_acl(struct compiler *c, uint32_t i)
 				  .attr = acl->type->attr, .tempfail = -1,
 				  .stage_attr = acl->type->attr,
 				  .geoip = p->geoip, .geoip_failed = c->geoip_failed,
-				  .used_attr = p->used_attr, .ref = acl_ref, .ref_ctx = c };
+				  .used_attr = p->used_attr, .ref = acl_ref, .ref_ctx = c,
+				  .notes = c->notes };
 	size_t errors = c->d->nerrors;
 	c->state[i] = ACL_COMPILING;
 	VEC_PUSH(c->stack, c->nstack, c->capstack, i);
@@ -644,7 +646,7 @@ static struct program *program_build(struct arena *ast, struct diags *d, struct 
 
 	struct policy pol = { 0 };
 	policy_resolve(&pol, l, ast, d);
-	struct compiler c = { .p = p, .pol = &pol, .d = d };
+	struct compiler c = { .p = p, .pol = &pol, .d = d, .notes = o && o->why_pcre };
 	for (size_t i = 0; i < pol.nsets; i++)
 		compile_set(&c, pol.sets[i]);
 	if (o && o->dryrun > 0)

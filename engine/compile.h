@@ -7,6 +7,8 @@
 #ifndef MXACL_COMPILE_H
 #define MXACL_COMPILE_H
 
+#include <stdbool.h>
+
 #include "engine/program.h"
 #include "grammar/diag.h"
 
@@ -14,6 +16,9 @@
 struct load_opts {
 	const char *geoip;          /* --geoip FILE */
 	int dryrun;                 /* --dry-run: 1; 0 (or a NULL o): as "set dryrun" says */
+	bool why_pcre;              /* mxacl check --why-pcre: a note at each
+				       regex value Vectorscan does not answer
+				       exactly, saying why (acl_compile.notes) */
 };
 
 /*

@@ -1,4 +1,5 @@
-"""Fuzz the policy compiler and the request parser for a bounded number of
+"""Fuzz the policy compiler, the request parser and the one-scan regex
+set against PCRE2 (fuzz_multire) for a bounded number of
 runs (libFuzzer, built by `make fuzz` into build/fuzz). A crash, leak or
 sanitizer report fails the test; the count of runs, not time, bounds it."""
 import glob
@@ -32,6 +33,19 @@ def seeds_request(d):
             f.write(r)
 
 
+def seeds_multire(d):
+    """Patterns, an empty line, subjects (tests/fuzz/fuzz_multire.c)."""
+    inputs = [
+        b"^dsl[0-9]+\\.example$\ndyn|pool\n(a+)\\1\n(?<=x)y\n\nDSL12.example\naa\nxy\npool\n",
+        b"\\bab\\B\n[^a-c]{2}$\n(?i:Ab)c\n(?>a|ab)c\n\nabc\nAB\nxyz\nab-\n",
+        b"\xc3\xa9\nk\n\\x{212a}\n.\n\n\xc3\x89\n\xe2\x84\xaa\nK\na\xffb\n",
+        b"^$\na?\n\\Z\n\\s+\n\na\n \t\nx\r\n",
+    ]
+    for i, s in enumerate(inputs):
+        with open(os.path.join(d, "seed%d" % i), "wb") as f:
+            f.write(s)
+
+
 class FuzzTest(unittest.TestCase):
     def run_target(self, name, seeder, runs):
         exe = os.path.join(FUZZ, name)
@@ -53,6 +67,10 @@ class FuzzTest(unittest.TestCase):
 
     def test_request_parser(self):
         self.run_target("fuzz_request", seeds_request, 100000)
+
+    def test_multire_against_pcre2(self):
+        # each run compiles a Vectorscan database: fewer runs
+        self.run_target("fuzz_multire", seeds_multire, 3000)
 
 
 if __name__ == "__main__":

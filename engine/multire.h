@@ -1,0 +1,116 @@
+/*
+ * multire - many PCRE2 regular expressions answered by one scan: the
+ * patterns go into one Vectorscan (portable Hyperscan) block-mode
+ * database, and one hs_scan of a subject says which of them match.
+ *
+ * The meaning is PCRE2's, always. Each pattern takes one of three paths,
+ * decided when the set is built (multire_path says which, and why):
+ *
+ *   MULTIRE_EXACT      Vectorscan compiles it with the flags that mirror
+ *                      the PCRE2 options, and its yes/no is PCRE2's;
+ *   MULTIRE_PREFILTER  Vectorscan refuses it as written (a back-reference,
+ *                      ...) but accepts it in prefilter mode, where it
+ *                      reports a superset of the subjects that match: a
+ *                      report is confirmed with pcre2_match;
+ *   MULTIRE_PCRE       left to PCRE2 alone: Vectorscan refuses it even as
+ *                      a prefilter (lookaround, atomic groups, ...), or it
+ *                      uses something whose meaning Vectorscan does not
+ *                      share (PCRE2's start-of-pattern verbs, code points
+ *                      past ASCII that case-fold into it), or the set is
+ *                      too small to be worth a database (multire_build).
+ *
+ * Subjects: a Vectorscan database in UTF-8 mode is undefined on input
+ * that is not UTF-8, while PCRE2_MATCH_INVALID_UTF matches such input;
+ * and PCRE2's Unicode case folding is not Vectorscan's. So the database
+ * holds only patterns of ASCII and scans only subjects of ASCII bytes,
+ * where byte mode means what UTF-8 mode does; any other subject (rare in
+ * SMTP: SMTPUTF8 addresses, or junk), and one with a newline (which no
+ * attribute holds), runs through every pattern's PCRE2 code, as without
+ * a database. tests/unit/test_multire.c and tests/fuzz/fuzz_multire.c
+ * hold both paths to the same answers.
+ *
+ * Threads: building may run on any thread (mxacld compiles a reload on a
+ * worker). Scanning uses the set's own scratch space and match data,
+ * allocated once when it is built (hs_alloc_scratch), never per scan; so
+ * one thread at a time scans a set: in mxacld the loop, in mxacl the one
+ * thread. A second concurrent scan is detected by Vectorscan
+ * (HS_SCRATCH_IN_USE) and answered with PCRE2, never with a wrong answer.
+ *
+ * Open for later (docs/dev/performance.md, "Regular expressions"): the
+ * regex terms of consecutive access lines as one set (a pattern's index
+ * is the caller's, so it can name a line), a serialized database cached
+ * in the state directory under a hash of the patterns and flags, and the
+ * build moved off the serving loop at reload (it already runs on the
+ * reload worker; the start-up compile is the loop's).
+ */
+#ifndef MXACL_MULTIRE_H
+#define MXACL_MULTIRE_H
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Fewer regexes than this in one set are left to PCRE2 alone: one hs_scan
+ * costs about what a few JIT matches do (docs/dev/performance.md). */
+#define MULTIRE_MIN 4
+
+enum multire_path { MULTIRE_EXACT, MULTIRE_PREFILTER, MULTIRE_PCRE };
+
+/* One pattern as the caller compiled it. */
+struct multire_pattern {
+	const char *s;            /* the pattern text (not NUL-terminated);
+				     read only while building */
+	size_t len;
+	pcre2_code *re;           /* compiled with the set's options; borrowed:
+				     it must outlive the set */
+};
+
+struct multire;
+
+/*
+ * Build a set from n patterns, each compiled by the caller with
+ * pcre2_compile(options) (and JIT, or not). Copies what it keeps of pats
+ * but not the pcre2_code objects. min is the smallest number of patterns
+ * worth a database (MULTIRE_MIN; 1 to force one, for tests); below it, or
+ * when Vectorscan cannot take the PCRE2 options at all, every pattern is
+ * MULTIRE_PCRE. Never fails: whatever Vectorscan refuses runs on PCRE2.
+ * Takes as long as Vectorscan's compile: seconds for 10,000 patterns
+ * (docs/dev/performance.md), so not on a loop that serves requests.
+ * Free with multire_free.
+ */
+struct multire *multire_build(const struct multire_pattern *pats, size_t n, uint32_t options,
+			      size_t min);
+void multire_free(struct multire *m);   /* NULL is a no-op */
+
+/* Pattern i's path, and for a path other than MULTIRE_EXACT why (a
+ * sentence without a final period, owned by m), else NULL. */
+enum multire_path multire_path(const struct multire *m, size_t i, const char **why);
+/* The number of patterns on each path (counts[MULTIRE_EXACT], ...). */
+void multire_counts(const struct multire *m, size_t counts[3]);
+/* Whether m has a Vectorscan database, its size in bytes and its scratch
+ * space's, and how long it took to build (for dump and the benchmark). */
+bool multire_db_info(const struct multire *m, size_t *db_bytes, size_t *scratch_bytes,
+		     double *build_seconds);
+
+/* Called for each pattern that matches, by index, at most once each;
+ * return true to stop the scan there. */
+typedef bool (*multire_match_fn)(void *ctx, size_t i);
+
+/*
+ * Match subject s (len bytes) against every pattern, as pcre2_match with
+ * no options from offset 0 would: fn(ctx, i) for each pattern i that
+ * matches, in no particular order. Returns true when fn stopped it.
+ * Never calls back after returning. Not re-entrant for one m (see above).
+ */
+bool multire_scan(struct multire *m, const char *s, size_t len, multire_match_fn fn, void *ctx);
+
+/* Whether any pattern matches s. */
+bool multire_any(struct multire *m, const char *s, size_t len);
+
+/* Pattern i alone through PCRE2 (the reference the tests compare with). */
+bool multire_pcre_match(const struct multire *m, size_t i, const char *s, size_t len);
+
+#endif
