@@ -24,7 +24,8 @@
 	X(maillog)     \
 	X(settings)    \
 	X(spf_record)  \
-	X(runtime)
+	X(runtime)     \
+	X(redis_slot)
 
 #define X(n) Suite *n##_suite(void);
 UNIT_SUITES(X)
