@@ -873,7 +873,15 @@ static void on_master_addr(void *arg, struct rnode *n, redisReply *rp, const cha
 	struct peer *p = arg;
 	struct store_redis *s = p->s;    /* held by the command (sentinel_ask) */
 	s->asking = false;
-	if (!s->closing && rp && rp->type == REDIS_REPLY_ARRAY && rp->elements == 2 &&
+	/* Only while the master is lost: a sentinel that has not heard of a
+	 * failover yet still names the old master, and its answer may come
+	 * after +switch-master has moved us (a verified master is not left
+	 * for a sentinel's word; +switch-master moves us off it). */
+	if (s->closing || rnode_up(s->master->n)) {
+		leave(s);
+		return;
+	}
+	if (rp && rp->type == REDIS_REPLY_ARRAY && rp->elements == 2 &&
 	    rp->element[0]->type == REDIS_REPLY_STRING &&
 	    rp->element[1]->type == REDIS_REPLY_STRING) {
 		char *end;
@@ -885,7 +893,7 @@ static void on_master_addr(void *arg, struct rnode *n, redisReply *rp, const cha
 		    (inet_pton(AF_INET, rp->element[0]->str, bin) == 1 ||
 		     inet_pton(AF_INET6, rp->element[0]->str, bin) == 1))
 			master_at(s, rp->element[0]->str, (int)port, from);
-	} else if (!s->closing) {
+	} else {
 		/* no answer, an error or no such master: the next sentinel's turn
 		 * (the timer asks again) */
 		s->ask_next = (s->ask_next + 1) % s->nservers;
