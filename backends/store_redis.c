@@ -648,6 +648,15 @@ static bool reply_redirect(struct rreq *r, const redisReply *rp)
 		rnode_drop(s->master->n, "READONLY: the master has become a replica");
 		return true;
 	}
+	if (s->mode == RM_CLUSTER &&
+	    ((rp->len >= 11 && !memcmp(rp->str, "CLUSTERDOWN", 11)) ||
+	     (rp->len >= 8 && !memcmp(rp->str, "TRYAGAIN", 8)))) {
+		/* a master lost and not yet replaced, or a multi-key command on
+		 * a slot half moved: this request fails (logged by cmd_failed as
+		 * any error reply), and the map is asked for again */
+		cluster_refresh(s, true);
+		return false;
+	}
 	if (s->mode != RM_CLUSTER || !(moved || ask) || r->key_arg < 0)
 		return false;
 	unsigned slot;

@@ -342,16 +342,41 @@ class SentinelSet:
         self.cleanup()
 
 
+def _cluster_port():
+    """A free port whose cluster bus port (port + 10000) is free and valid."""
+    for _ in range(200):
+        p = free_port()
+        if p + 10000 > 65535:
+            continue
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            s.bind(("127.0.0.1", p + 10000))
+            return p
+        except OSError:
+            continue
+        finally:
+            s.close()
+    raise AssertionError("no free port pair for a cluster node")
+
+
 class RedisCluster:
     """n redis-server nodes in cluster mode on free loopback ports, made
     into a cluster with one replica per master (redis-cli --cluster
     create); url is the --store URL (redis-cluster://...)."""
 
     def __init__(self, n=6, node_timeout_ms=1000):
-        self.nodes = [RedisServer(extra_args=["--cluster-enabled", "yes",
-                                              "--cluster-node-timeout", str(node_timeout_ms),
-                                              "--cluster-config-file", "nodes.conf"])
-                      for _ in range(n)]
+        self.nodes = []
+        for _ in range(n):
+            node = RedisServer(extra_args=["--cluster-enabled", "yes",
+                                           "--cluster-node-timeout", str(node_timeout_ms),
+                                           "--cluster-config-file", "nodes.conf",
+                                           # a replica may always take over: redis
+                                           # 7.0.15 otherwise refuses ("disconnected
+                                           # from master for longer than allowed")
+                                           # seconds after its master was killed
+                                           "--cluster-replica-validity-factor", "0"])
+            node.port = _cluster_port()
+            self.nodes.append(node)
 
     @property
     def url(self):

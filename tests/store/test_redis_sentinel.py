@@ -10,7 +10,9 @@ it is printed.
 Bad input fails at start with a clear message: no sentinel answers, or
 no sentinel knows the master name.
 """
+import os
 import re
+import socket
 import subprocess
 import threading
 import time
@@ -38,6 +40,27 @@ def req(sender, recipient="b@example.net", client="192.0.2.10"):
             "client_address": client, "sender": sender, "recipient": recipient}
 
 
+def control_stats(d):
+    """The gateway's counters, from its control socket's "stats"."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(10)
+    s.connect(d.control_path)
+    s.sendall(b"stats\n")
+    buf = b""
+    while not re.search(rb"^(ok|error) .*\n", buf, re.M):
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        buf += chunk
+    s.close()
+    out = {}
+    for line in buf.decode().splitlines():
+        k, _, v = line.partition(" ")
+        if k not in ("ok", "error") and v.isdigit():
+            out[k] = int(v)
+    return out
+
+
 def store_lines(d):
     """mxacld's log without its decision lines."""
     return "\n".join(line for line in d.log_text().splitlines() if " decision " not in line)
@@ -51,6 +74,8 @@ class SentinelTest(unittest.TestCase):
 
     def gateway(self):
         d = Mxacld(GREY, extra_args=["--store", self.ss.url])
+        d.control_path = os.path.join(d.tmpdir, "control.sock")
+        d.extra_args += ["--control", d.control_path]
         self.addCleanup(d.cleanup)
         d.start()
         self.addCleanup(d.stop)
@@ -136,6 +161,9 @@ class SentinelTest(unittest.TestCase):
                           log)
             self.assertTrue(m, log)
             print("  gateway %d logs: master back %s ms after it was lost" % (d.pid, m.group(1)))
+            st = control_stats(d)
+            self.assertEqual((st["store_outages"], st["store_failovers"], st["store_down"]),
+                             (1, 1, 0), st)
 
         # the triplet seen before the failure passes through either gateway
         time.sleep(max(0.0, first + 4.2 - time.monotonic()))
