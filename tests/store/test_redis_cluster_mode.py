@@ -210,6 +210,28 @@ class ClusterSharedTest(ClusterCase):
         self.assertEqual(json.loads(grey("--json", "list")), [])
 
 
+class ClusterReloadTest(ClusterCase):
+    def test_reload_keeps_the_running_store(self):
+        conf = "set store %s?prefix=t5:\n%s" % (self.cluster.url, GREY % {"delay": "1h"})
+        d = Mxacld(conf)
+        self.addCleanup(d.cleanup)
+        d.start()
+        self.assertEqual(d.query(req()), GREYLISTED)
+        with RedisServer() as plain:
+            # a seed that is not in cluster mode, in the reloaded policy:
+            # the store is opened once; the running one stays
+            bad = "redis-cluster://127.0.0.1:%d" % plain.port
+            d.reload("set store %s\n%s" % (bad, GREY % {"delay": "1h"}))
+            d.wait_log(r'reload: "set store" changed; it takes effect when mxacld is '
+                       r'restarted')
+            self.assertEqual(d.query(req(client="198.51.100.1")), GREYLISTED)
+            self.assertEqual(self.cluster.keys("t5:*"),
+                             ["t5:g:{192.0.2.0}/24/a@example.org/b@example.net",
+                              "t5:g:{198.51.100.0}/24/a@example.org/b@example.net"])
+            self.assertEqual(plain.cmd("DBSIZE"), 0)
+        d.stop()
+
+
 class LoadMixin:
     """Greylisting and rate requests from both gateways on many networks,
     every answer recorded."""

@@ -177,6 +177,32 @@ class SentinelTest(unittest.TestCase):
         self.assertEqual(a.query(req("new@example.org")), GREYLISTED)
 
 
+class SentinelReloadTest(unittest.TestCase):
+    def test_reload_keeps_the_running_store(self):
+        with SentinelSet() as ss:
+            d = Mxacld("set store %s\n%s" % (ss.url, GREY))
+            self.addCleanup(d.cleanup)
+            d.start()
+            self.assertEqual(d.query(req("one@example.org")), GREYLISTED)
+            # a store no sentinel knows, in the reloaded policy: the store
+            # is the process's, opened once; the running one stays
+            bad = ss.url.replace("/mymaster", "/nosuch")
+            d.reload("set store %s\n%s" % (bad, GREY))
+            d.wait_log(r'reload: "set store" changed; it takes effect when mxacld is '
+                       r'restarted')
+            self.assertEqual(d.query(req("two@example.org")), GREYLISTED)
+            self.assertEqual(ss.master.cmd("EXISTS", "mxacl:g:192.0.2.0/24/two@example.org/"
+                                           "b@example.net"), 1)
+            d.stop()
+            # and at start, the same policy stops mxacld with the reason
+            d2 = Mxacld("set store %s\n%s" % (bad, GREY))
+            self.addCleanup(d2.cleanup)
+            p = subprocess.run(d2.argv(), capture_output=True, text=True, timeout=60,
+                               stdin=subprocess.DEVNULL)
+            self.assertNotEqual(p.returncode, 0)
+            self.assertIn("no sentinel knows the master name", p.stdout + p.stderr)
+
+
 class SentinelBadInputTest(unittest.TestCase):
     def run_mxacld(self, url):
         d = Mxacld(GREY)
