@@ -177,6 +177,45 @@ class SentinelTest(unittest.TestCase):
         self.assertEqual(a.query(req("new@example.org")), GREYLISTED)
 
 
+class SentinelManualFailoverTest(unittest.TestCase):
+    def test_demoted_master_is_left(self):
+        """SENTINEL FAILOVER: the master stays up but becomes a replica;
+        mxacld moves to the new master and writes nothing to the old."""
+        with SentinelSet() as ss:
+            d = Mxacld(GREY, extra_args=["--store", ss.url])
+            self.addCleanup(d.cleanup)
+            d.start()
+            self.assertEqual(d.query(req("one@example.org")), GREYLISTED)
+            self.assertEqual(ss.master.cmd("WAIT", 1, 2000), 1)
+            ss.sentinels[0].cmd("SENTINEL", "FAILOVER", "mymaster")
+            deadline = time.monotonic() + 30
+            i = 0
+            while True:
+                i += 1
+                r = d.query(req("m@example.org", recipient="r%d@example.net" % i))
+                self.assertTrue(r == GREYLISTED or FAILED_OPEN.match(r), r)
+                if (r == GREYLISTED and ss.master_addr() == ("127.0.0.1", ss.replica.port)
+                        and "connected again, to master 127.0.0.1:%d" % ss.replica.port
+                        in d.log_text()):
+                    break
+                self.assertLess(time.monotonic(), deadline, store_lines(d))
+                time.sleep(0.02)
+            self.assertRegex(d.log_text(), r"failover: master mymaster moved from "
+                             r"127\.0\.0\.1:%d to 127\.0\.0\.1:%d"
+                             % (ss.master.port, ss.replica.port))
+            # what was written after the switch is on the new master
+            self.assertEqual(ss.replica.cmd("EXISTS", "mxacl:g:192.0.2.0/24/m@example.org/"
+                                            "r%d@example.net" % i), 1)
+            # the old master is made a replica of it by the sentinels; a
+            # write mxacld might still send there is refused (READONLY),
+            # never taken
+            while ss.master.cmd("ROLE")[0] != "slave":
+                self.assertLess(time.monotonic(), deadline, "the old master stays one")
+                time.sleep(0.1)
+            self.assertEqual(d.query(req("z@example.org")), GREYLISTED)
+            d.stop()
+
+
 class SentinelReloadTest(unittest.TestCase):
     def test_reload_keeps_the_running_store(self):
         with SentinelSet() as ss:
