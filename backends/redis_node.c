@@ -66,6 +66,8 @@ struct rcmd {
 	struct event *timer;
 	rnode_reply_fn fn;
 	void *arg;
+	char *held;                   /* check_master: formatted, sent when UP */
+	int held_len;
 };
 
 static void conn_drop(struct rnode *n, const char *why, bool hiredis_frees);
@@ -113,7 +115,8 @@ static void rcmd_answered(struct rcmd *c)
 {
 	c->answered = true;
 	c->n = NULL;
-	event_free(c->timer);
+	if (c->timer)
+		event_free(c->timer);
 	c->timer = NULL;
 }
 
@@ -121,8 +124,10 @@ static void rcmd_answered(struct rcmd *c)
 static void rcmd_put(struct rcmd *c)
 {
 	assert(c->inflight > 0);
-	if (--c->inflight == 0 && c->answered)
+	if (--c->inflight == 0 && c->answered) {
+		redisFreeCommand(c->held);
 		free(c);
+	}
 }
 
 /* Why hiredis gave up on a connection. */
@@ -181,6 +186,19 @@ bool rnode_send(struct rnode *n, int argc, const char **argv, const size_t *argv
 {
 	if (!rnode_ready(n) || n->subscribe)
 		return false;
+	if (n->check_master && n->state == CONN_CONNECTING) {
+		/* nothing goes to a server before ROLE has said master: the
+		 * command waits here, formatted, and goes out when UP */
+		struct rcmd *c = xcalloc(1, sizeof *c);
+		c->held_len = redisFormatCommandArgv(&c->held, argc, argv, argvlen);
+		if (c->held_len < 0)
+			fatal_abort("store redis: out of memory");
+		c->n = n;
+		c->fn = fn;
+		c->arg = arg;
+		TAILQ_INSERT_TAIL(&n->pending, c, link);
+		return true;
+	}
 	static const char *const ask[1] = { "ASKING" };
 	if (asking &&
 	    redisAsyncCommandArgv(n->ac, on_asking, NULL, 1, (const char **)ask, NULL) != REDIS_OK)
@@ -260,12 +278,29 @@ static void conn_drop(struct rnode *n, const char *why, bool hiredis_frees)
 	}
 }
 
-/* The handshake is done: serve. */
+/* The handshake is done: serve, first what waited for it. */
 static void conn_up(struct rnode *n)
 {
 	n->state = CONN_UP;
 	evtimer_del(n->handshake_ev);
 	n->backoff_ms = RNODE_BACKOFF_MIN_MS;
+	struct rcmd *c;
+	TAILQ_FOREACH(c, &n->pending, link) {
+		if (!c->held)
+			continue;
+		if (redisAsyncFormattedCommand(n->ac, on_reply, c, c->held, (size_t)c->held_len) !=
+		    REDIS_OK) {
+			conn_drop(n, "cannot queue a command", false);
+			return;
+		}
+		redisFreeCommand(c->held);
+		c->held = NULL;
+		c->inflight = 1;
+		c->timer = evtimer_new(n->evb, on_cmd_timeout, c);
+		if (!c->timer)
+			fatal_abort("store redis: cannot create a timer");
+		evtimer_add(c->timer, n->cmd_tv);
+	}
 	if (n->owner.up)
 		n->owner.up(n->owner.arg, n);
 }

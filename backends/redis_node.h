@@ -79,7 +79,9 @@ struct rnode_config {
 	long db;                      /* SELECT when not 0 */
 	unsigned timeout_ms;          /* per command; the handshake gets >= 1 s */
 	bool check_master;            /* ROLE in the handshake: a replica is
-					 dropped ("not a master") */
+					 dropped ("not a master"); commands sent
+					 while CONNECTING are held by the node
+					 and go out only once ROLE said master */
 	/* SCRIPT LOAD each of nscripts bodies; the node writes the SHA1 the
 	 * server answers into sha[i] (the same on every server). */
 	const char *const *scripts;

@@ -298,6 +298,8 @@ struct store_redis {
 	bool asking;                  /* a question is out */
 	struct event *ask_ev;         /* ask again while the master is lost */
 	uint64_t lost_ms;             /* mono_ms() when the master was lost, or 0 */
+	bool addr_failed;             /* the master's current address has failed since
+					 we moved there: a sentinel's answer may move us */
 	/* cluster */
 	struct peer **nodes;          /* every data node known */
 	size_t nnodes;
@@ -571,15 +573,22 @@ static void cmd_done(struct store_redis *s, struct rreq *r, const redisReply *rp
 
 /* ---- where a command goes --------------------------------------------------------- */
 
-/* The node a key lives on: the one server (a sentinel's master only once
- * ROLE said master), or the owner of the key's slot. NULL: none now. */
+/* The node a key lives on: the one server, a sentinel's master (which
+ * holds commands until ROLE has said master), or the owner of the key's
+ * slot. NULL: none now. */
 static struct peer *route_key(struct store_redis *s, const char *key, size_t len)
 {
 	switch (s->mode) {
 	case RM_SINGLE:
 		return s->master;
 	case RM_SENTINEL:
-		return rnode_up(s->master->n) ? s->master : NULL;
+		/* at start (mxacl grey, mxacld's first requests) a command may
+		 * wait for the first connection, held by the node until ROLE
+		 * has said master; once the store has been up, a master being
+		 * connected again fails commands at once (a failover is short,
+		 * and tempfail= says what to do meanwhile) */
+		return (s->ever_up ? rnode_up(s->master->n) : rnode_ready(s->master->n)) ? s->master
+										     : NULL;
 	case RM_CLUSTER:
 		break;
 	}
@@ -743,8 +752,16 @@ static void store_lost(struct store_redis *s, struct peer *p, const char *why)
 				    rnode_addr(p->n), s->ever_up ? "connection lost" : "cannot connect",
 				    why);
 	}
-	if (s->mode == RM_SENTINEL)
+	if (s->mode == RM_SENTINEL) {
+		/* the drop of the address we are leaving (rnode_set_addr) is
+		 * not a failure of the one we go to */
+		char here[INET6_ADDRSTRLEN + 8];
+		snprintf(here, sizeof here, strchr(p->host, ':') ? "[%s]:%d" : "%s:%d", p->host,
+			 p->port);
+		if (!strcmp(here, rnode_addr(p->n)))
+			s->addr_failed = true;
 		sentinel_ask(s);
+	}
 }
 
 /* A cluster node is up: its outage ends. */
@@ -872,6 +889,7 @@ static void master_at(struct store_redis *s, const char *host, int port, const c
 	free(m->host);
 	m->host = xstrdup(host);
 	m->port = port;
+	s->addr_failed = false;
 	rnode_set_addr(m->n, host, port);
 }
 
@@ -882,11 +900,13 @@ static void on_master_addr(void *arg, struct rnode *n, redisReply *rp, const cha
 	struct peer *p = arg;
 	struct store_redis *s = p->s;    /* held by the command (sentinel_ask) */
 	s->asking = false;
-	/* Only while the master is lost: a sentinel that has not heard of a
-	 * failover yet still names the old master, and its answer may come
-	 * after +switch-master has moved us (a verified master is not left
-	 * for a sentinel's word; +switch-master moves us off it). */
-	if (s->closing || rnode_up(s->master->n)) {
+	/* Only while the master is lost, and only once its address has
+	 * failed: a sentinel that has not heard of a failover yet still names
+	 * the old master, and its answer may come after +switch-master has
+	 * moved us, while we connect to the new one (a verified master, or
+	 * one not tried yet, is not left for a sentinel's word;
+	 * +switch-master moves us at any time). */
+	if (s->closing || rnode_up(s->master->n) || !s->addr_failed) {
 		leave(s);
 		return;
 	}

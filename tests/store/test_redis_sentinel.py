@@ -10,6 +10,7 @@ it is printed.
 Bad input fails at start with a clear message: no sentinel answers, or
 no sentinel knows the master name.
 """
+import json
 import os
 import re
 import socket
@@ -18,7 +19,7 @@ import threading
 import time
 import unittest
 
-from mxtest import Mxacld, mxacld_path
+from mxtest import Mxacld, mxacl_path
 from redis import SentinelSet
 
 GREY = """
@@ -81,6 +82,16 @@ class SentinelTest(unittest.TestCase):
         self.addCleanup(d.stop)
         return d
 
+    def wait_sentinels_switch(self, deadline):
+        """Until the sentinels name the replica (a failure here is
+        Sentinel's, not mxacld's)."""
+        want = ("127.0.0.1", self.ss.replica.port)
+        while self.ss.master_addr() != want:
+            if time.monotonic() > deadline:
+                raise AssertionError("the sentinels still name %r, not the replica %r"
+                                     % (self.ss.master_addr(), want))
+            time.sleep(0.05)
+
     def test_failover_under_load(self):
         a, b = self.gateway(), self.gateway()
         for d in (a, b):
@@ -121,6 +132,7 @@ class SentinelTest(unittest.TestCase):
         # until both gateways greylist again on the promoted replica
         deadline = time.monotonic() + 30
         try:
+            self.wait_sentinels_switch(deadline)
             for d in (a, b):
                 d.wait_log(r"failover: master mymaster moved from 127\.0\.0\.1:%d to "
                            r"127\.0\.0\.1:%d" % (self.ss.master.port, self.ss.replica.port),
@@ -232,6 +244,19 @@ class SentinelReloadTest(unittest.TestCase):
             self.assertEqual(d.query(req("two@example.org")), GREYLISTED)
             self.assertEqual(ss.master.cmd("EXISTS", "mxacl:g:192.0.2.0/24/two@example.org/"
                                            "b@example.net"), 1)
+            # mxacl grey on the same Sentinel URL lists and edits the master
+            def grey(*args):
+                p = subprocess.run([mxacl_path(), "grey", "--store", ss.url] + list(args),
+                                   capture_output=True, text=True, timeout=60,
+                                   stdin=subprocess.DEVNULL)
+                self.assertEqual(p.returncode, 0, p.stderr)
+                return p.stdout
+            listed = sorted(e["key"] for e in json.loads(grey("--json", "list")))
+            self.assertEqual(listed, ["192.0.2.0/24/one@example.org/b@example.net",
+                                      "192.0.2.0/24/two@example.org/b@example.net"])
+            grey("pass", listed[0])
+            self.assertRegex(d.query(req("one@example.org")),
+                             r"^action=PREPEND X-Greylist: delayed \d+ seconds$")
             d.stop()
             # and at start, the same policy stops mxacld with the reason
             d2 = Mxacld("set store %s\n%s" % (bad, GREY))
