@@ -91,6 +91,11 @@ uint64_t runtime_dns_deadline(struct runtime *rt, uint64_t *slot);
 	X(store_down, GAUGE, "1 while the state store is unreachable (an outage), else 0") \
 	X(store_reconnects, COUNTER, "connection attempts to the state store after the "  \
 				      "first")                                             \
+	X(store_outages, COUNTER, "outages of the state store (or of one node of a Redis " \
+				   "Cluster) begun")                                      \
+	X(store_failovers, COUNTER, "Redis Sentinel failovers followed to a new master")  \
+	X(store_slot_map_changes, COUNTER, "Redis Cluster slot maps that changed (a "     \
+					    "resharding or a failover)")                   \
 	X(reloads, COUNTER, "policy reloads that compiled and were swapped in")           \
 	X(reloads_failed, COUNTER, "policy reloads rejected for errors (the previous "    \
 				    "policy stays)")                                       \

@@ -7,6 +7,8 @@
  *   memory                         (the default)
  *   redis://[[USER]:PASSWORD@]HOST[:PORT][/DB][?db=N&prefix=P&timeout=MS]
  *   redis+unix://[[USER]:PASSWORD@]/PATH[?db=N&prefix=P&timeout=MS]
+ *   redis-sentinel://[[USER]:PASSWORD@]HOST:PORT[,HOST:PORT...]/MASTER[/DB][?...]
+ *   redis-cluster://[[USER]:PASSWORD@]HOST:PORT[,HOST:PORT...][?prefix=P&timeout=MS]
  * (docs/store.md has the details.)
  *
  * grey, rate, distinct and each single edit are one atomic check-and-update on the
@@ -202,7 +204,7 @@ enum store_edit {
 /* ---- the backend table ---------------------------------------------------- */
 
 struct store_ops {
-	const char *scheme;     /* "memory", "redis", "redis+unix" */
+	const char *scheme;     /* "memory", "redis", "redis+unix", "redis-sentinel", ... */
 	const char *form;       /* the URL's form, for the hint of an unknown one */
 	/* NULL with *err (malloc'ed) on a bad URL; a server that is down is not
 	 * an error here: the backend reconnects on its own. */
@@ -239,7 +241,9 @@ struct store_ops {
 #define STORE_BACKENDS(X) \
 	X(memory)         \
 	X(redis)          \
-	X(redis_unix)
+	X(redis_unix)     \
+	X(redis_sentinel) \
+	X(redis_cluster)
 #define X(name) extern const struct store_ops store_##name##_ops;
 STORE_BACKENDS(X)
 #undef X

@@ -3,39 +3,45 @@
  * greylisting, rate and distinct-counter state (the contract is store.h; the key layout,
  * atomicity and failure behaviour are in docs/store.md).
  *
- * One hiredis asynchronous connection on the caller's libevent loop: a
- * request that waits for Redis never blocks anything else. Greylisting,
- * rate and distinct counting are each one Lua script, loaded once per connection and
- * called by its SHA1 (EVALSHA), so every check-and-update is one atomic
- * round trip; time is the caller's `now`, never the Redis clock.
+ * Three ways to reach Redis, one row each in store.h's table:
  *
- * Life of a connection:
+ *   redis://, redis+unix://   one server
+ *   redis-sentinel://         the master a set of Sentinels names: asked
+ *                             at start, followed on +switch-master and
+ *                             asked again when the master is lost or
+ *                             refuses writes (READONLY); a server whose
+ *                             ROLE is not master is never written to
+ *   redis-cluster://          a Redis Cluster: each command goes to the
+ *                             master that owns its key's slot (the map from
+ *                             CLUSTER SLOTS), MOVED and ASK followed, the
+ *                             map asked again after a redirection or a
+ *                             lost node
  *
- *   DOWN --reconnect timer--> CONNECTING --handshake done--> UP
- *     ^                            |                          |
- *     +-------- drop (error, EOF, timeout, handshake failure) +
+ * Each server is one node (redis_node.h: a hiredis asynchronous connection
+ * on the caller's libevent loop, its handshake, timers and exactly-once
+ * answers); this file decides what goes to which node and keeps the Lua
+ * scripts. Greylisting and rate counting are each one Lua script, loaded
+ * once per connection and called by its SHA1 (EVALSHA), so every
+ * check-and-update is one atomic round trip; time is the caller's `now`,
+ * never the Redis clock. In a cluster every script's keys share one hash
+ * tag (docs/store.md), so each script runs on one node.
  *
- * While DOWN every call answers STORE_FAIL at once. While CONNECTING and UP
- * commands are queued on the connection behind the handshake (AUTH, SELECT,
- * SCRIPT LOAD, pipelined), each with its own timer. A timeout drops the
- * whole connection: replies come in order, so every later command would
- * time out too, and a dropped connection answers them now instead of one
- * timeout each. Reconnection backs off from 100 ms to 5 s.
+ * Exactly-once answers. A request (struct rreq) is answered once, by the
+ * reply handler of the node command that carries it, or at once when no
+ * node can take it. A request waits on at most one node command at a
+ * time, except a listing, which counts its commands (outstanding) and is
+ * freed when answered and none is left. A redirection or NOSCRIPT retry
+ * sends the same arguments again from the handler.
  *
- * Exactly-once answers. A request (struct rreq) is on the store's pending
- * list until it is answered; dropping the connection first takes every
- * pending request off the list and marks it answered, then frees the
- * hiredis context, then calls the callbacks. hiredis later calls each
- * command's reply callback once more (with a late reply or NULL), and an
- * answered request only counts that down; it is freed when answered and
- * no hiredis callback is left to come (r->inflight == 0).
+ * Never freed under a callback. Every entry from the loop (node
+ * callbacks, timers) and close() hold the store (busy); close() inside a
+ * callback only marks it, and the last one out frees it.
  *
- * Never freed under a callback. Every entry from the loop (timers, hiredis
- * callbacks) and close() hold the store (busy); close() inside a callback
- * only marks it, and the last one out frees it. hiredis defers its own
- * free when redisAsyncFree is called from inside one of its reply
- * callbacks; by then ac->data is NULL, so its leftover callbacks touch
- * nothing of ours but their (answered) requests.
+ * The start-up check. A Sentinel or Cluster URL is checked when the store
+ * is opened, blocking for at most the timeout per server (hiredis's
+ * synchronous API): some sentinel must name the master, some seed must be
+ * a cluster node; otherwise open fails with the reason. A single server
+ * that is down is not an error (it is waited for).
  */
 #include <arpa/inet.h>
 #include <assert.h>
@@ -48,34 +54,41 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/queue.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
-#include <hiredis/adapters/libevent.h>
-#include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 
+#include "backends/redis_node.h"
+#include "backends/redis_slot.h"
 #include "backends/runtime.h"
 #include "backends/store.h"
 #include "util/log.h"
 #include "util/util.h"
 
 #define REDIS_DEFAULT_PORT 6379
+#define SENTINEL_DEFAULT_PORT 26379
 #define REDIS_DEFAULT_PREFIX "mxacl:"
 #define REDIS_DEFAULT_TIMEOUT_MS 200
 #define REDIS_MAX_TIMEOUT_MS 60000
-#define REDIS_BACKOFF_MIN_MS 100
-#define REDIS_BACKOFF_MAX_MS 5000
-/* Connecting and the handshake get at least this long (slow links). */
-#define REDIS_HANDSHAKE_MIN_MS 1000
 #define REDIS_ERR_LOG_S 60            /* error replies: a line a minute at most, and
 					 a minute without one ends their outage */
 /* Keys asked for per SCAN step (list, flush). */
 #define REDIS_SCAN_COUNT "1000"
 #define REDIS_PREFIX_MAX 256
+#define REDIS_MAX_SERVERS 32          /* sentinels or seeds in one URL */
+/* The start-up check: per server, at least this long to connect and answer. */
+#define REDIS_PROBE_MIN_MS 1000
+/* While the master is lost, the sentinels are asked again this often. */
+#define SENTINEL_ASK_MS 500
+/* A cluster's slot map is asked again at most this often (a lost node, a
+ * redirection), and this often while a slot has no reachable owner. */
+#define CLUSTER_REFRESH_MIN_MS 100
+#define CLUSTER_REFRESH_DOWN_MS 500
+/* Redirections one request follows before it fails. */
+#define CLUSTER_MAX_REDIRECTS 5
 
 /* ---- the scripts ----------------------------------------------------------
  *
@@ -235,14 +248,65 @@ static const char pass_lua[] =
 	"redis.call('EXPIRE', KEYS[1], expire)\n"
 	"return 1\n";
 
+
+/*
+ * The scripts called by SHA1: loaded by every node's handshake (SCRIPT
+ * LOAD), sent as EVAL when a server has lost them (NOSCRIPT). One row
+ * each: the name (RS_NAME, and the SHA's slot s->sha[RS_NAME]) and the
+ * body NAME_lua above; a new script is a row here plus the code that
+ * sends it and reads its reply.
+ */
+#define REDIS_SCRIPTS(X) \
+	X(grey)          \
+	X(rate)          \
+	X(sum)           \
+	X(distinct)
+
+enum rscript {
+#define X(name) RS_##name,
+	REDIS_SCRIPTS(X)
+#undef X
+	RS_COUNT
+};
+
+static const char *const script_body[RS_COUNT] = {
+#define X(name) [RS_##name] = name##_lua,
+	REDIS_SCRIPTS(X)
+#undef X
+};
+
 /* ---- the store ------------------------------------------------------------ */
 
-enum conn_state { CONN_DOWN, CONN_CONNECTING, CONN_UP };
+enum redis_mode { RM_SINGLE, RM_SENTINEL, RM_CLUSTER };
 
-/* Handshake steps, in the order they are pipelined. */
-enum hs_step { HS_AUTH, HS_SELECT, HS_LOAD_GREY, HS_LOAD_RATE, HS_LOAD_SUM, HS_LOAD_DISTINCT };
-static const char *const hs_name[] = { "AUTH", "SELECT", "SCRIPT LOAD", "SCRIPT LOAD",
-				       "SCRIPT LOAD", "SCRIPT LOAD" };
+/* What a node is to the store. */
+enum peer_kind {
+	PEER_DATA,                    /* a server that holds the keys */
+	PEER_SENTINEL,                /* a sentinel, asked for the master */
+	PEER_WATCH,                   /* a sentinel, subscribed to +switch-master */
+};
+
+struct store_redis;
+
+/* One node and what the store knows of it (the node's owner argument). */
+struct peer {
+	struct store_redis *s;
+	struct rnode *n;
+	enum peer_kind kind;
+	char *host;                   /* numeric; NULL for a unix socket */
+	int port;
+	bool outage;                  /* logged as lost, not yet back */
+	bool ever_up;
+	bool seed;                    /* cluster: named in the URL (kept for asking) */
+	bool owns;                    /* cluster: owns slots in the current map */
+	uint64_t down_ms;             /* mono_ms() when its outage began */
+};
+
+/* A host and port from the URL, resolved. */
+struct hostport {
+	char *host;
+	int port;
+};
 
 struct rreq;
 
@@ -250,25 +314,25 @@ struct store_redis {
 	struct store base;            /* first: what store.h hands out */
 	struct event_base *evb;
 	char *display;                /* the URL without its password, for logs */
+	enum redis_mode mode;
 
 	/* where and how (from the URL) */
 	bool is_unix;
-	char *host;                   /* a numeric address (resolved at open) */
+	char *host;                   /* single: a numeric address (resolved at open) */
 	int port;
 	char *path;                   /* unix socket */
-	char *user, *password;        /* NULL: no AUTH */
+	struct hostport *servers;     /* sentinels or cluster seeds */
+	size_t nservers;
+	char *user, *password;        /* the data nodes'; NULL: no AUTH */
+	char *sentinel_user, *sentinel_password;
+	char *master_name;            /* sentinel */
 	long db;
 	char *prefix;
 	size_t prefix_len;
 	unsigned timeout_ms;
-	const struct timeval *cmd_tv; /* libevent common timeout: O(1) timers */
-	struct timeval hs_tv;
 
-	enum conn_state state;
-	redisAsyncContext *ac;        /* NULL while DOWN */
-	struct event *reconnect_ev, *handshake_ev;
-	unsigned backoff_ms;
-	bool outage;                  /* logged as lost, not yet back */
+	char sha[RS_COUNT][41];       /* empty until a SCRIPT LOAD answered */
+	bool outage;                  /* single, sentinel: logged as lost, not yet back */
 	bool ever_up;
 	/* error replies (OOM, READONLY, ...), logged per outage (cmd_failed) */
 	bool cmd_failing;             /* in an outage: an error reply within REDIS_ERR_LOG_S */
@@ -276,10 +340,26 @@ struct store_redis {
 	uint64_t cmd_last_error;      /* mono_s() of its latest error reply */
 	uint64_t cmd_errors, cmd_oks; /* replies since its last line */
 	uint64_t cmd_errors_all;      /* error replies in the whole outage */
-	char sha_grey[41], sha_rate[41]; /* empty until a SCRIPT LOAD answered */
-	char sha_sum[41], sha_distinct[41];
 
-	TAILQ_HEAD(, rreq) pending;   /* unanswered requests, oldest first */
+	/* single and sentinel: the one server written to */
+	struct peer *master;
+	/* sentinel */
+	struct peer **sentinels, **watchers; /* nservers each */
+	size_t ask_next;              /* the sentinel to ask first next time */
+	bool asking;                  /* a question is out */
+	struct event *ask_ev;         /* ask again while the master is lost */
+	uint64_t lost_ms;             /* mono_ms() when the master was lost, or 0 */
+	bool addr_failed;             /* the master's current address has failed since
+					 we moved there: a sentinel's answer may move us */
+	/* cluster */
+	struct peer **nodes;          /* every data node known */
+	size_t nnodes;
+	uint16_t *slot;               /* RSLOT_COUNT entries: index into nodes + 1; 0 none */
+	bool refreshing;              /* CLUSTER SLOTS is out */
+	bool map_known;
+	struct event *refresh_ev;
+	uint64_t refreshed_ms;        /* mono_ms() of the last CLUSTER SLOTS sent */
+
 	int busy;                     /* loop entries and close() on the stack */
 	bool closing;
 
@@ -287,19 +367,22 @@ struct store_redis {
 	char *scan_pattern;           /* PREFIX (glob-escaped) + "[ga]:*" */
 };
 
-enum rkind { RK_GREY, RK_RATE, RK_LIST, RK_EDIT, RK_FLUSH, RK_DISTINCT };
+enum rkind { RK_GREY, RK_RATE, RK_DISTINCT, RK_LIST, RK_EDIT, RK_FLUSH, RK_SLOTS, RK_ASK };
 
 #define RREQ_MAXARG 10
 
 struct rreq {
-	TAILQ_ENTRY(rreq) link;       /* on s's pending list while unanswered */
-	struct store_redis *s;        /* NULL once answered */
+	struct store_redis *s;
 	enum rkind kind;
+	enum rscript script;          /* grey, rate, distinct: its script (NOSCRIPT retry) */
 	bool answered;
 	bool retried;                 /* NOSCRIPT: sent again as EVAL */
 	bool scan_over;               /* list, flush: SCAN said cursor 0 */
-	int inflight;                 /* hiredis callbacks to come, plus holds */
-	struct event *timer;
+	int outstanding;              /* node commands to come back, plus holds */
+	int redirects;                /* cluster: MOVED and ASK followed */
+	rnode_reply_fn handler;       /* what reads the reply of argv */
+	struct peer *on;              /* list, flush: the node being walked */
+	size_t node_at;               /* list, flush in a cluster: its index */
 	union {
 		grey_cb grey;
 		rate_cb rate;
@@ -310,10 +393,10 @@ struct rreq {
 	void *arg;
 	time_t now;                   /* list: drops what has expired by then */
 	uint32_t limit;               /* distinct: over when the count passes it */
-	const char *script;           /* grey, rate, distinct: the body, for the EVAL retry */
 	unsigned long changed;        /* flush: keys deleted so far */
-	/* grey, rate: the command, kept for the EVAL retry after NOSCRIPT */
-	int argc;
+	/* grey, rate, edit: the command, kept for a retry or redirection;
+	 * key_arg is the argument whose slot routes it */
+	int argc, key_arg;
 	const char *argv[RREQ_MAXARG];
 	size_t argvlen[RREQ_MAXARG];
 	char buf[];                   /* the arguments' bytes */
@@ -325,26 +408,55 @@ static struct store_redis *sr(struct store *s)
 	return (struct store_redis *)s;
 }
 
-static void conn_drop(struct store_redis *s, const char *why, bool hiredis_frees);
+static void sentinel_ask(struct store_redis *s);
+static void cluster_refresh(struct store_redis *s, bool soon);
+
+/* Milliseconds of a clock that never steps back. */
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
 
 /* ---- holding the store ------------------------------------------------------ */
 
-/* Free s for good: nothing may be pending and no connection left. */
+static void peer_free(struct peer *p)
+{
+	if (!p)
+		return;
+	rnode_free(p->n);
+	free(p->host);
+	free(p);
+}
+
+/* Free s for good: its nodes are closed already. */
 static void store_free(struct store_redis *s)
 {
-	assert(TAILQ_EMPTY(&s->pending) && !s->ac);
-	if (s->reconnect_ev)
-		event_free(s->reconnect_ev);
-	if (s->handshake_ev)
-		event_free(s->handshake_ev);
+	if (s->ask_ev)
+		event_free(s->ask_ev);
+	if (s->refresh_ev)
+		event_free(s->refresh_ev);
 	free(s->display);
 	free(s->host);
 	free(s->path);
+	for (size_t i = 0; i < s->nservers; i++)
+		free(s->servers[i].host);
+	free(s->servers);
+	free(s->sentinels);
+	free(s->watchers);
+	free(s->nodes);
+	free(s->slot);
 	free(s->user);
-	if (s->password) {
-		explicit_bzero(s->password, strlen(s->password));
-		free(s->password);
+	free(s->sentinel_user);
+	char *pw[] = { s->password, s->sentinel_password };
+	for (size_t i = 0; i < ARRAY_LEN(pw); i++) {
+		if (pw[i]) {
+			explicit_bzero(pw[i], strlen(pw[i]));
+			free(pw[i]);
+		}
 	}
+	free(s->master_name);
 	free(s->prefix);
 	free(s->scan_pattern);
 	free(s);
@@ -365,39 +477,14 @@ static void leave(struct store_redis *s)
 
 /* ---- requests --------------------------------------------------------------- */
 
-static void on_cmd_timeout(evutil_socket_t fd, short what, void *arg);
-
-/* A pending request with extra bytes of argument room, its timer running. */
+/* A request with extra bytes of argument room. */
 static struct rreq *rreq_new(struct store_redis *s, enum rkind kind, size_t extra)
 {
 	struct rreq *r = xcalloc(1, sizeof *r + extra);
 	r->s = s;
 	r->kind = kind;
-	TAILQ_INSERT_TAIL(&s->pending, r, link);
-	r->timer = evtimer_new(s->evb, on_cmd_timeout, r);
-	if (!r->timer)
-		fatal_abort("store redis: cannot create a timer");
-	evtimer_add(r->timer, s->cmd_tv);
+	r->key_arg = -1;
 	return r;
-}
-
-/* Mark r answered, whatever hiredis still has to say about it (r is off
- * the pending list already). */
-static void rreq_answered(struct rreq *r)
-{
-	r->answered = true;
-	r->s = NULL;
-	event_free(r->timer);
-	r->timer = NULL;
-}
-
-/* Take r off the pending list: from here on it is answered. The callback
- * comes separately. */
-static void rreq_settle(struct rreq *r)
-{
-	assert(!r->answered && r->s);
-	TAILQ_REMOVE(&r->s->pending, r, link);
-	rreq_answered(r);
 }
 
 /* The one final callback. answer: the typed answer, NULL on failure. */
@@ -420,70 +507,49 @@ static void rreq_notify(struct rreq *r, enum store_status st, const void *answer
 	case RK_FLUSH:
 		r->cb.done(r->arg, st, st == STORE_OK ? *(const unsigned long *)answer : 0);
 		break;
+	case RK_SLOTS:
+	case RK_ASK:
+		break;                    /* the store's own: no caller */
 	}
 }
 
-/* Drop a hold (or a hiredis callback's count) on r; free it when done. */
+/* Drop a hold (or a node command's count) on r; free it when done. */
 static void rreq_put(struct rreq *r)
 {
-	assert(r->inflight > 0);
-	if (--r->inflight == 0 && r->answered)
+	assert(r->outstanding > 0);
+	if (--r->outstanding == 0 && r->answered)
 		free(r);
 }
 
-/* Answer r; the caller holds r (inflight) or frees it after. */
+/* Answer r; the caller holds r (outstanding) or frees it after. */
 static void rreq_answer(struct rreq *r, enum store_status st, const void *answer)
 {
-	rreq_settle(r);
+	assert(!r->answered);
+	r->answered = true;
 	rreq_notify(r, st, answer);
 }
 
-/* Queue one command for r; false when hiredis refuses it. */
-static bool rreq_send(struct store_redis *s, struct rreq *r, redisCallbackFn *fn, int argc,
-		      const char **argv, const size_t *argvlen)
+/* Queue one command for r on p; false when p cannot take it now. */
+static bool rreq_send_to(struct peer *p, struct rreq *r, rnode_reply_fn fn, int argc,
+			 const char **argv, const size_t *argvlen, bool asking)
 {
-	if (!s->ac || redisAsyncCommandArgv(s->ac, fn, r, argc, argv, argvlen) != REDIS_OK)
+	if (!p || r->s->closing || !rnode_send(p->n, argc, argv, argvlen, asking, fn, r))
 		return false;
-	r->inflight++;
+	r->outstanding++;
+	enter(r->s);                      /* the handler lets go: s outlives its commands */
 	return true;
 }
 
 /* A request that could not even be queued: answer it and let it go. */
 static void rreq_fail_now(struct rreq *r)
 {
-	r->inflight++;
+	r->outstanding++;
 	rreq_answer(r, STORE_FAIL, NULL);
 	rreq_put(r);
 }
 
-/* Why hiredis gave up on a connection. */
-static const char *conn_error(const redisAsyncContext *ac)
-{
-	return ac->err && ac->errstr[0] ? ac->errstr : "connection closed";
-}
 
-/*
- * The start of every request's reply callback: false when the reply is not
- * ours to use. An answered request only counts the callback down. NULL for
- * an unanswered request means hiredis is dropping the connection on its
- * own (we settle every request before we drop one): drop ours with it.
- */
-static bool reply_live(redisAsyncContext *ac, void *reply, struct rreq *r)
-{
-	if (r->answered) {
-		rreq_put(r);
-		return false;
-	}
-	if (!reply) {
-		struct store_redis *s = r->s;
-		enter(s);
-		conn_drop(s, conn_error(ac), true);
-		rreq_put(r);
-		leave(s);
-		return false;
-	}
-	return true;
-}
+/* ---- error replies ------------------------------------------------------------ */
 
 /* Seconds of a clock that never steps back, for the error outage. */
 static uint64_t mono_s(void)
@@ -559,220 +625,571 @@ static void cmd_done(struct store_redis *s, struct rreq *r, const redisReply *rp
 	}
 }
 
-/* A command took too long: the connection is stuck, drop it. */
-static void on_cmd_timeout(evutil_socket_t fd, short what, void *arg)
+
+/* ---- where a command goes --------------------------------------------------------- */
+
+/* The node a key lives on: the one server, a sentinel's master (which
+ * holds commands until ROLE has said master), or the owner of the key's
+ * slot. NULL: none now. */
+static struct peer *route_key(struct store_redis *s, const char *key, size_t len)
 {
-	(void)fd;
-	(void)what;
-	struct rreq *r = arg;
-	struct store_redis *s = r->s;
-	char why[80];
-	snprintf(why, sizeof why, "no reply within %u ms", s->timeout_ms);
-	enter(s);
-	conn_drop(s, why, false);
-	leave(s);
+	switch (s->mode) {
+	case RM_SINGLE:
+		return s->master;
+	case RM_SENTINEL:
+		/* at start (mxacl grey, mxacld's first requests) a command may
+		 * wait for the first connection, held by the node until ROLE
+		 * has said master; once the store has been up, a master being
+		 * connected again fails commands at once (a failover is short,
+		 * and tempfail= says what to do meanwhile) */
+		return (s->ever_up ? rnode_up(s->master->n) : rnode_ready(s->master->n)) ? s->master
+										     : NULL;
+	case RM_CLUSTER:
+		break;
+	}
+	unsigned i = s->slot[rslot_of(key, len)];
+	return i ? s->nodes[i - 1] : NULL;
 }
 
-/* ---- the connection ----------------------------------------------------------- */
-
-/* Can a command be queued now? (Else the call fails at once.) */
-static bool store_ready(const struct store_redis *s)
+/* Send r's command (argv) where its key lives; false: nowhere now. */
+static bool rreq_route(struct rreq *r)
 {
-	return !s->closing && s->ac && s->state != CONN_DOWN;
+	struct store_redis *s = r->s;
+	struct peer *p = r->key_arg >= 0
+				 ? route_key(s, r->argv[r->key_arg], r->argvlen[r->key_arg])
+				 : route_key(s, "", 0);
+	if (rreq_send_to(p, r, r->handler, r->argc, r->argv, r->argvlen, false))
+		return true;
+	if (s->mode == RM_CLUSTER)
+		cluster_refresh(s, true);   /* an unknown or lost owner */
+	return false;
+}
+
+static struct peer *cluster_node(struct store_redis *s, const char *host, int port);
+
+/* "MOVED 3999 127.0.0.1:6381": the slot and where it is; false if not that shape. */
+static bool redirect_parse(const redisReply *rp, size_t skip, unsigned *slot, char *host,
+			   size_t hostsize, int *port)
+{
+	char buf[128];
+	if (rp->len <= skip || rp->len - skip >= sizeof buf)
+		return false;
+	memcpy(buf, rp->str + skip, rp->len - skip);
+	buf[rp->len - skip] = 0;
+	char *end, *colon = strrchr(buf, ':');
+	errno = 0;
+	unsigned long sl = strtoul(buf, &end, 10);
+	if (errno || end == buf || *end != ' ' || sl >= RSLOT_COUNT || !colon || colon < end)
+		return false;
+	long pt = strtol(colon + 1, &end, 10);
+	if (*end || pt < 1 || pt > 65535)
+		return false;
+	*colon = 0;
+	const char *h = buf + (size_t)(strchr(buf, ' ') - buf) + 1;
+	if (strlen(h) >= hostsize)
+		return false;
+	snprintf(host, hostsize, "%s", h);
+	*slot = (unsigned)sl;
+	*port = (int)pt;
+	return true;
 }
 
 /*
- * Drop the connection (if any): settle every pending request, free the
- * hiredis context unless hiredis is freeing it itself, log the outage once,
- * schedule a reconnect (unless closing), and only then answer the
- * requests, so that a callback that calls us again finds a consistent
- * store. The caller holds s.
+ * An error reply that is about where to write, not about the command:
+ * a cluster's MOVED (the slot has a new owner: remember it, ask for the
+ * whole map, send again there) and ASK (the slot is moving: send again
+ * there once, after ASKING), a sentinel master's READONLY (it has become
+ * a replica: drop it and ask the sentinels). true: r was sent again or
+ * answered; the caller only lets its hold go.
  */
-static void conn_drop(struct store_redis *s, const char *why, bool hiredis_frees)
+static bool reply_redirect(struct rreq *r, const redisReply *rp)
 {
-	redisAsyncContext *ac = s->ac;
-	TAILQ_HEAD(, rreq) dropped = TAILQ_HEAD_INITIALIZER(dropped);
-	TAILQ_CONCAT(&dropped, &s->pending, link);
-	s->ac = NULL;
-	s->state = CONN_DOWN;
-	evtimer_del(s->handshake_ev);
-	struct rreq *r;
-	TAILQ_FOREACH(r, &dropped, link) {
-		r->inflight++;            /* ours until its callback below */
-		rreq_answered(r);
+	struct store_redis *s = r->s;
+	bool moved = rp->len > 6 && !memcmp(rp->str, "MOVED ", 6);
+	bool ask = rp->len > 4 && !memcmp(rp->str, "ASK ", 4);
+	if (s->mode == RM_SENTINEL && rp->len >= 8 && !memcmp(rp->str, "READONLY", 8)) {
+		rreq_answer(r, STORE_FAIL, NULL);
+		rnode_drop(s->master->n, "READONLY: the master has become a replica");
+		return true;
 	}
-	if (ac) {
-		ac->data = NULL;
-		if (!hiredis_frees)
-			redisAsyncFree(ac);
+	if (s->mode == RM_CLUSTER &&
+	    ((rp->len >= 11 && !memcmp(rp->str, "CLUSTERDOWN", 11)) ||
+	     (rp->len >= 8 && !memcmp(rp->str, "TRYAGAIN", 8)))) {
+		/* a master lost and not yet replaced, or a multi-key command on
+		 * a slot half moved: this request fails (logged by cmd_failed as
+		 * any error reply), and the map is asked for again */
+		cluster_refresh(s, true);
+		return false;
 	}
-	if (!s->closing) {
-		if (!s->outage) {
-			s->outage = true;
-			if (s->base.stats)
-				s->base.stats->c[RC_store_down] = 1;
-			log_warning("store %s: %s: %s; greylist and rate acls answer as temporary "
-				    "failures", s->display,
-				    s->ever_up ? "connection lost" : "cannot connect", why);
-		}
-		struct timeval tv = { s->backoff_ms / 1000, (s->backoff_ms % 1000) * 1000 };
-		evtimer_add(s->reconnect_ev, &tv);
-		s->backoff_ms = s->backoff_ms * 2 > REDIS_BACKOFF_MAX_MS ? REDIS_BACKOFF_MAX_MS
-									  : s->backoff_ms * 2;
+	if (s->mode != RM_CLUSTER || !(moved || ask) || r->key_arg < 0)
+		return false;
+	unsigned slot;
+	char host[INET6_ADDRSTRLEN + 8];
+	int port;
+	struct peer *p = NULL;
+	if (redirect_parse(rp, moved ? 6 : 4, &slot, host, sizeof host, &port))
+		p = cluster_node(s, host, port);
+	if (p && moved) {
+		for (size_t i = 0; i < s->nnodes; i++)
+			if (s->nodes[i] == p)
+				s->slot[slot] = (uint16_t)(i + 1);
+		cluster_refresh(s, true);
 	}
-	while ((r = TAILQ_FIRST(&dropped)) != NULL) {
-		TAILQ_REMOVE(&dropped, r, link);
-		rreq_notify(r, STORE_FAIL, NULL);
-		rreq_put(r);
-	}
+	if (!p || ++r->redirects > CLUSTER_MAX_REDIRECTS ||
+	    !rreq_send_to(p, r, r->handler, r->argc, r->argv, r->argvlen, ask))
+		rreq_answer(r, STORE_FAIL, NULL);
+	return true;
 }
 
-/* The handshake is done: serve, and say so if an outage ends. */
-static void conn_up(struct store_redis *s)
+/*
+ * The start of every request's reply handler: false when the reply is not
+ * for the handler (r answered already, the node gone, or r redirected);
+ * the hold is then let go here. The caller holds the store.
+ */
+static bool reply_live(struct rreq *r, redisReply *rp)
 {
-	s->state = CONN_UP;
-	evtimer_del(s->handshake_ev);
-	s->backoff_ms = REDIS_BACKOFF_MIN_MS;
+	if (!r->answered && !rp)
+		rreq_answer(r, STORE_FAIL, NULL);   /* the node dropped (it logs) */
+	else if (!r->answered && rp->type == REDIS_REPLY_ERROR && reply_redirect(r, rp))
+		;
+	else if (!r->answered)
+		return true;
+	rreq_put(r);
+	return false;
+}
+
+/* ---- outages ------------------------------------------------------------------------ */
+
+/* The store's gauge: 1 while a server it must write to is lost. */
+static void store_down_gauge(struct store_redis *s)
+{
+	if (!s->base.stats)
+		return;
+	bool down = s->outage;
+	for (size_t i = 0; i < s->nnodes && !down; i++)
+		down = s->nodes[i]->owns && s->nodes[i]->outage;
+	s->base.stats->c[RC_store_down] = down;
+}
+
+/* The one server (or the sentinel's master) is up: an outage ends. */
+static void store_back(struct store_redis *s, struct peer *p)
+{
+	if (s->mode == RM_SENTINEL)
+		evtimer_del(s->ask_ev);
 	if (s->outage) {
 		s->outage = false;
-		if (s->base.stats)
-			s->base.stats->c[RC_store_down] = 0;
-		log_info("store %s: %s", s->display, s->ever_up ? "connected again" : "connected");
+		store_down_gauge(s);
+		if (s->mode == RM_SINGLE)
+			log_info("store %s: %s", s->display, s->ever_up ? "connected again" : "connected");
+		else
+			log_info("store %s: %s master %s (%" PRIu64 " ms after it was lost)",
+				 s->display, s->ever_up ? "connected again, to" : "connected to",
+				 rnode_addr(p->n), mono_ms() - s->lost_ms);
 	}
 	s->ever_up = true;
 }
 
-/* Replies to the handshake; privdata is the step. */
-static void on_handshake(redisAsyncContext *ac, void *reply, void *priv)
+/* The one server (or the sentinel's master) is lost: log it once. */
+static void store_lost(struct store_redis *s, struct peer *p, const char *why)
 {
-	struct store_redis *s = ac->data;
-	if (!s)
-		return;                   /* a connection we dropped */
-	enum hs_step step = (enum hs_step)(intptr_t)priv;
-	redisReply *rp = reply;
+	if (!s->outage) {
+		s->outage = true;
+		s->lost_ms = mono_ms();
+		store_down_gauge(s);
+		runtime_stats_add(s->base.stats, RC_store_outages, 1);
+		if (s->mode == RM_SINGLE)
+			log_warning("store %s: %s: %s; greylist and rate acls answer as temporary "
+				    "failures", s->display,
+				    s->ever_up ? "connection lost" : "cannot connect", why);
+		else
+			log_warning("store %s: master %s: %s: %s; greylist and rate acls answer as "
+				    "temporary failures until a master is back", s->display,
+				    rnode_addr(p->n), s->ever_up ? "connection lost" : "cannot connect",
+				    why);
+	}
+	if (s->mode == RM_SENTINEL) {
+		/* the drop of the address we are leaving (rnode_set_addr) is
+		 * not a failure of the one we go to */
+		char here[INET6_ADDRSTRLEN + 8];
+		snprintf(here, sizeof here, strchr(p->host, ':') ? "[%s]:%d" : "%s:%d", p->host,
+			 p->port);
+		if (!strcmp(here, rnode_addr(p->n)))
+			s->addr_failed = true;
+		sentinel_ask(s);
+	}
+}
+
+/* A cluster node is up: its outage ends. */
+static void node_back(struct store_redis *s, struct peer *p)
+{
+	if (!p->outage)
+		return;
+	p->outage = false;
+	store_down_gauge(s);
+	log_info("store %s: node %s: connected again (%" PRIu64 " ms after it was lost)",
+		 s->display, rnode_addr(p->n), mono_ms() - p->down_ms);
+}
+
+/* A cluster node is lost: log it once, and ask where its slots went. */
+static void node_lost(struct store_redis *s, struct peer *p, const char *why)
+{
+	if (!p->outage) {
+		p->outage = true;
+		p->down_ms = mono_ms();
+		store_down_gauge(s);
+		runtime_stats_add(s->base.stats, RC_store_outages, 1);
+		log_warning("store %s: node %s: %s: %s%s", s->display, rnode_addr(p->n),
+			    p->ever_up ? "connection lost" : "cannot connect", why,
+			    p->owns ? "; greylist and rate acls on its slots answer as temporary "
+				      "failures until they have a master" : "");
+	}
+	cluster_refresh(s, true);
+}
+
+/* rnode_owner.up */
+static void peer_up(void *arg, struct rnode *n)
+{
+	(void)n;
+	struct peer *p = arg;
+	struct store_redis *s = p->s;
 	enter(s);
-	if (!rp) {
-		conn_drop(s, conn_error(ac), true);
-	} else if (rp->type == REDIS_REPLY_ERROR) {
-		char *why = xasprintf("%s: %.*s", hs_name[step], (int)rp->len, rp->str);
-		conn_drop(s, why, false);
-		free(why);
-	} else if (step >= HS_LOAD_GREY) {
-		char *sha = step == HS_LOAD_GREY ? s->sha_grey :
-			    step == HS_LOAD_RATE ? s->sha_rate :
-			    step == HS_LOAD_SUM ? s->sha_sum : s->sha_distinct;
-		if (rp->type == REDIS_REPLY_STRING && rp->len == 40) {
-			memcpy(sha, rp->str, 40);
-			sha[40] = 0;
-			if (step == HS_LOAD_DISTINCT)   /* the last step */
-				conn_up(s);
-		} else {
-			conn_drop(s, "SCRIPT LOAD: unexpected reply", false);
+	if (p->kind != PEER_DATA) {
+		if (p->outage)
+			log_info("store %s: sentinel %s: connected again", s->display,
+				 rnode_addr(p->n));
+		p->outage = false;
+		if (p->kind == PEER_SENTINEL && !rnode_up(s->master->n))
+			sentinel_ask(s);
+	} else if (s->mode == RM_CLUSTER) {
+		node_back(s, p);
+	} else {
+		store_back(s, p);
+	}
+	p->ever_up = true;
+	leave(s);
+}
+
+/* rnode_owner.down */
+static void peer_down(void *arg, struct rnode *n, const char *why, bool was_up)
+{
+	(void)n;
+	(void)was_up;
+	struct peer *p = arg;
+	struct store_redis *s = p->s;
+	enter(s);
+	if (p->kind != PEER_DATA) {
+		if (!p->outage && p->kind == PEER_SENTINEL)
+			log_warning("store %s: sentinel %s: %s: %s", s->display, rnode_addr(p->n),
+				    p->ever_up ? "connection lost" : "cannot connect", why);
+		p->outage = true;
+	} else if (s->mode == RM_CLUSTER) {
+		node_lost(s, p, why);
+	} else {
+		store_lost(s, p, why);
+	}
+	leave(s);
+}
+
+static void peer_message(void *arg, struct rnode *n, redisReply *rp);
+
+/* A node for the store: a data node (the scripts loaded; a sentinel's
+ * master checked with ROLE), a sentinel, or a sentinel's watcher. */
+static struct peer *peer_new(struct store_redis *s, enum peer_kind kind, const char *host,
+			     int port)
+{
+	struct peer *p = xcalloc(1, sizeof *p);
+	p->s = s;
+	p->kind = kind;
+	p->host = host ? xstrdup(host) : NULL;
+	p->port = port;
+	struct rnode_config c = {
+		.host = host,
+		.port = port,
+		.path = host ? NULL : s->path,
+		.timeout_ms = s->timeout_ms,
+		.display = s->mode == RM_SINGLE ? s->display : NULL,
+	};
+	if (kind == PEER_DATA) {
+		c.user = s->user;
+		c.password = s->password;
+		c.db = s->db;
+		c.scripts = script_body;
+		c.nscripts = RS_COUNT;
+		c.sha = s->sha;
+		c.check_master = s->mode == RM_SENTINEL;
+	} else {
+		c.user = s->sentinel_user;
+		c.password = s->sentinel_password;
+		c.subscribe = kind == PEER_WATCH ? "+switch-master" : NULL;
+	}
+	struct rnode_owner o = { .arg = p, .up = peer_up, .down = peer_down,
+				 .message = peer_message, .stats = &s->base.stats };
+	p->n = rnode_new(s->evb, &c, &o);
+	return p;
+}
+
+/* ---- Sentinel ---------------------------------------------------------------------------- */
+
+/* The master is (now) at host:port: follow it there. from: who said so. */
+static void master_at(struct store_redis *s, const char *host, int port, const char *from)
+{
+	struct peer *m = s->master;
+	if (!strcmp(host, m->host) && port == m->port) {
+		rnode_kick(m->n);         /* the same: try it now, not after the backoff */
+		return;
+	}
+	log_warning("store %s: failover: master %s moved from %s to %s:%d (%s)", s->display,
+		    s->master_name, rnode_addr(m->n), host, port, from);
+	runtime_stats_add(s->base.stats, RC_store_failovers, 1);
+	free(m->host);
+	m->host = xstrdup(host);
+	m->port = port;
+	s->addr_failed = false;
+	rnode_set_addr(m->n, host, port);
+}
+
+/* The answer to SENTINEL get-master-addr-by-name; arg: the sentinel asked. */
+static void on_master_addr(void *arg, struct rnode *n, redisReply *rp, const char *why)
+{
+	(void)why;
+	struct peer *p = arg;
+	struct store_redis *s = p->s;    /* held by the command (sentinel_ask) */
+	s->asking = false;
+	/* Only while the master is lost, and only once its address has
+	 * failed: a sentinel that has not heard of a failover yet still names
+	 * the old master, and its answer may come after +switch-master has
+	 * moved us, while we connect to the new one (a verified master, or
+	 * one not tried yet, is not left for a sentinel's word;
+	 * +switch-master moves us at any time). */
+	if (s->closing || rnode_up(s->master->n) || !s->addr_failed) {
+		leave(s);
+		return;
+	}
+	if (rp && rp->type == REDIS_REPLY_ARRAY && rp->elements == 2 &&
+	    rp->element[0]->type == REDIS_REPLY_STRING &&
+	    rp->element[1]->type == REDIS_REPLY_STRING) {
+		char *end;
+		long port = strtol(rp->element[1]->str, &end, 10);
+		char from[96];
+		snprintf(from, sizeof from, "sentinel %s", rnode_addr(n));
+		unsigned char bin[16];
+		if (!*end && port > 0 && port < 65536 &&
+		    (inet_pton(AF_INET, rp->element[0]->str, bin) == 1 ||
+		     inet_pton(AF_INET6, rp->element[0]->str, bin) == 1))
+			master_at(s, rp->element[0]->str, (int)port, from);
+	} else {
+		/* no answer, an error or no such master: the next sentinel's turn
+		 * (the timer asks again) */
+		s->ask_next = (s->ask_next + 1) % s->nservers;
+	}
+	leave(s);
+}
+
+/* Ask a sentinel where the master is, the one that answered last first;
+ * and again every SENTINEL_ASK_MS until the master is up. */
+static void sentinel_ask(struct store_redis *s)
+{
+	if (s->closing)
+		return;
+	struct timeval tv = { 0, SENTINEL_ASK_MS * 1000 };
+	evtimer_add(s->ask_ev, &tv);
+	if (s->asking)
+		return;
+	const char *argv[3] = { "SENTINEL", "get-master-addr-by-name", s->master_name };
+	for (size_t k = 0; k < s->nservers; k++) {
+		size_t i = (s->ask_next + k) % s->nservers;
+		if (rnode_send(s->sentinels[i]->n, 3, argv, NULL, false, on_master_addr,
+			       s->sentinels[i])) {
+			enter(s);
+			s->asking = true;
+			s->ask_next = i;
+			return;
+		}
+	}
+}
+
+/* The timer: ask again while the master is not up. */
+static void on_ask_timer(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct store_redis *s = arg;
+	enter(s);
+	if (!rnode_up(s->master->n))
+		sentinel_ask(s);
+	leave(s);
+}
+
+/* rnode_owner.message: "+switch-master NAME OLDIP OLDPORT NEWIP NEWPORT". */
+static void peer_message(void *arg, struct rnode *n, redisReply *rp)
+{
+	struct peer *p = arg;
+	struct store_redis *s = p->s;
+	const redisReply *msg = rp->element[2];
+	if (msg->type != REDIS_REPLY_STRING || s->mode != RM_SENTINEL)
+		return;
+	char name[256], oldip[64], newip[64];
+	int oldport, newport;
+	if (sscanf(msg->str, "%255s %63s %d %63s %d", name, oldip, &oldport, newip, &newport) != 5 ||
+	    strcmp(name, s->master_name) || newport < 1 || newport > 65535)
+		return;
+	char from[96];
+	snprintf(from, sizeof from, "+switch-master from sentinel %s", rnode_addr(n));
+	enter(s);
+	master_at(s, newip, newport, from);
+	leave(s);
+}
+
+/* ---- Redis Cluster ---------------------------------------------------------------------- */
+
+/* The data node at host:port, made when first named. NULL for an address
+ * that is not numeric (a name would need the resolver, which blocks). */
+static struct peer *cluster_node(struct store_redis *s, const char *host, int port)
+{
+	for (size_t i = 0; i < s->nnodes; i++)
+		if (s->nodes[i]->port == port && !strcmp(s->nodes[i]->host, host))
+			return s->nodes[i];
+	unsigned char bin[16];
+	if (inet_pton(AF_INET, host, bin) != 1 && inet_pton(AF_INET6, host, bin) != 1)
+		return NULL;
+	if (s->nnodes >= UINT16_MAX - 1)
+		return NULL;
+	struct peer *p = peer_new(s, PEER_DATA, host, port);
+	s->nodes = xrealloc(s->nodes, (s->nnodes + 1) * sizeof *s->nodes);
+	s->nodes[s->nnodes++] = p;
+	return p;
+}
+
+/*
+ * A CLUSTER SLOTS reply becomes the map: each range to its master (the
+ * first address of the entry; replicas are never used). A change is
+ * logged once, with how many slots moved. false: not a map.
+ */
+static bool cluster_map_apply(struct store_redis *s, const redisReply *rp, const char *from)
+{
+	if (rp->type != REDIS_REPLY_ARRAY || rp->elements == 0)
+		return false;
+	uint16_t *map = xcalloc(RSLOT_COUNT, sizeof *map);
+	for (size_t i = 0; i < rp->elements; i++) {
+		const redisReply *e = rp->element[i];
+		if (e->type != REDIS_REPLY_ARRAY || e->elements < 3 ||
+		    e->element[0]->type != REDIS_REPLY_INTEGER ||
+		    e->element[1]->type != REDIS_REPLY_INTEGER ||
+		    e->element[2]->type != REDIS_REPLY_ARRAY || e->element[2]->elements < 2 ||
+		    e->element[2]->element[0]->type != REDIS_REPLY_STRING ||
+		    e->element[2]->element[1]->type != REDIS_REPLY_INTEGER)
+			continue;
+		long long lo = e->element[0]->integer, hi = e->element[1]->integer;
+		long long port = e->element[2]->element[1]->integer;
+		if (lo < 0 || hi >= RSLOT_COUNT || lo > hi || port < 1 || port > 65535)
+			continue;
+		struct peer *p = cluster_node(s, e->element[2]->element[0]->str, (int)port);
+		if (!p)
+			continue;
+		size_t idx = 0;
+		while (s->nodes[idx] != p)
+			idx++;
+		for (long long sl = lo; sl <= hi; sl++)
+			map[sl] = (uint16_t)(idx + 1);
+	}
+	unsigned moved = 0, unowned = 0;
+	for (size_t i = 0; i < RSLOT_COUNT; i++) {
+		moved += map[i] != s->slot[i];
+		unowned += map[i] == 0;
+	}
+	size_t masters = 0;
+	for (size_t i = 0; i < s->nnodes; i++)
+		s->nodes[i]->owns = false;
+	for (size_t i = 0; i < RSLOT_COUNT; i++)
+		if (map[i] && !s->nodes[map[i] - 1]->owns) {
+			s->nodes[map[i] - 1]->owns = true;
+			masters++;
+		}
+	memcpy(s->slot, map, RSLOT_COUNT * sizeof *map);
+	free(map);
+	if (!s->map_known) {
+		log_info("store %s: slot map from %s: %zu masters%s", s->display, from, masters,
+			 unowned ? ", some slots without one" : "");
+	} else if (moved) {
+		runtime_stats_add(s->base.stats, RC_store_slot_map_changes, 1);
+		log_info("store %s: slot map changed: %u of %d slots have a new master (%zu "
+			 "masters%s, from %s)", s->display, moved, RSLOT_COUNT, masters,
+			 unowned ? ", some slots without one" : "", from);
+	}
+	s->map_known = true;
+	store_down_gauge(s);
+	return true;
+}
+
+/* The answer to CLUSTER SLOTS; arg: the node asked. */
+static void on_slots(void *arg, struct rnode *n, redisReply *rp, const char *why)
+{
+	(void)why;
+	struct peer *p = arg;
+	struct store_redis *s = p->s;    /* held by the command (cluster_refresh) */
+	s->refreshing = false;
+	if (!s->closing) {
+		bool ok = rp && cluster_map_apply(s, rp, rnode_addr(n));
+		/* while a slot has no reachable owner, look again soon */
+		bool whole = ok;
+		for (size_t i = 0; whole && i < RSLOT_COUNT; i++)
+			whole = s->slot[i] && rnode_ready(s->nodes[s->slot[i] - 1]->n);
+		if (!whole) {
+			struct timeval tv = { 0, CLUSTER_REFRESH_DOWN_MS * 1000 };
+			evtimer_add(s->refresh_ev, &tv);
 		}
 	}
 	leave(s);
 }
 
-/* hiredis: the TCP (or unix) connect finished; only a failure matters. */
-static void on_connect(const redisAsyncContext *ac, int status)
+/*
+ * Ask a node for the slot map: an owner that is up first, then any node
+ * that is up (seeds included). At most one question out, and one every
+ * CLUSTER_REFRESH_MIN_MS; a timer asks later when it is too soon or no
+ * node is up.
+ */
+static void cluster_refresh(struct store_redis *s, bool soon)
 {
-	struct store_redis *s = ac->data;
-	if (!s || status == REDIS_OK)
+	(void)soon;
+	if (s->closing || s->refreshing)
 		return;
-	/* hiredis frees the context after this (no disconnect callback) */
-	enter(s);
-	conn_drop(s, conn_error(ac), true);
-	leave(s);
-}
-
-/* hiredis: an established connection is gone (not one we dropped). */
-static void on_disconnect(const redisAsyncContext *ac, int status)
-{
-	(void)status;
-	struct store_redis *s = ac->data;
-	if (!s)
-		return;
-	enter(s);
-	conn_drop(s, conn_error(ac), true);
-	leave(s);
-}
-
-/* Queue one handshake command. */
-static bool hs_send(struct store_redis *s, enum hs_step step, int argc, const char **argv)
-{
-	return redisAsyncCommandArgv(s->ac, on_handshake, (void *)(intptr_t)step, argc, argv,
-				     NULL) == REDIS_OK;
-}
-
-/* Connect (non-blocking) and pipeline the handshake behind it. */
-static void conn_start(struct store_redis *s)
-{
-	redisAsyncContext *ac = s->is_unix ? redisAsyncConnectUnix(s->path)
-					   : redisAsyncConnect(s->host, s->port);
-	if (!ac)
-		fatal_abort("store redis: out of memory");
-	if (ac->err) {
-		char *why = xstrdup(conn_error(ac));
-		redisAsyncFree(ac);       /* not connected: calls nothing back */
-		conn_drop(s, why, true);
-		free(why);
+	uint64_t now = mono_ms();
+	if (now - s->refreshed_ms < CLUSTER_REFRESH_MIN_MS) {
+		if (!evtimer_pending(s->refresh_ev, NULL)) {
+			struct timeval tv = { 0, (long)(CLUSTER_REFRESH_MIN_MS -
+							(now - s->refreshed_ms)) * 1000 };
+			evtimer_add(s->refresh_ev, &tv);
+		}
 		return;
 	}
-	ac->data = s;
-	if (redisLibeventAttach(ac, s->evb) != REDIS_OK)
-		fatal_abort("store redis: cannot attach to the event loop");
-	redisAsyncSetConnectCallback(ac, on_connect);
-	redisAsyncSetDisconnectCallback(ac, on_disconnect);
-	s->ac = ac;
-	s->state = CONN_CONNECTING;
-
-	bool ok = true;
-	if (s->password) {
-		const char *argv[3] = { "AUTH", s->user ? s->user : s->password, s->password };
-		ok = hs_send(s, HS_AUTH, s->user ? 3 : 2, argv);
-	}
-	char db[24];
-	snprintf(db, sizeof db, "%ld", s->db);
-	const char *sel[2] = { "SELECT", db };
-	const char *lg[3] = { "SCRIPT", "LOAD", grey_lua };
-	const char *lr[3] = { "SCRIPT", "LOAD", rate_lua };
-	const char *ls[3] = { "SCRIPT", "LOAD", sum_lua };
-	ok = ok && (s->db == 0 || hs_send(s, HS_SELECT, 2, sel));
-	const char *ld[3] = { "SCRIPT", "LOAD", distinct_lua };
-	ok = ok && hs_send(s, HS_LOAD_GREY, 3, lg) && hs_send(s, HS_LOAD_RATE, 3, lr) &&
-	     hs_send(s, HS_LOAD_SUM, 3, ls) && hs_send(s, HS_LOAD_DISTINCT, 3, ld);
-	if (!ok) {
-		conn_drop(s, "cannot queue the handshake", false);
-		return;
-	}
-	evtimer_add(s->handshake_ev, &s->hs_tv);
+	const char *argv[2] = { "CLUSTER", "SLOTS" };
+	for (int pass = 0; pass < 2; pass++)
+		for (size_t k = 0; k < s->nnodes; k++) {
+			/* start where the last one left off, so a dead node is not
+			 * always asked first */
+			struct peer *p = s->nodes[(s->refreshed_ms + k) % s->nnodes];
+			if ((pass == 0 && !p->owns) || !rnode_up(p->n))
+				continue;
+			if (rnode_send(p->n, 2, argv, NULL, false, on_slots, p)) {
+				enter(s);
+				s->refreshing = true;
+				s->refreshed_ms = now;
+				return;
+			}
+		}
+	struct timeval tv = { 0, CLUSTER_REFRESH_DOWN_MS * 1000 };
+	evtimer_add(s->refresh_ev, &tv);
 }
 
-/* The backoff timer: try to connect again. */
-static void on_reconnect(evutil_socket_t fd, short what, void *arg)
+/* The timer: ask for the map now. */
+static void on_refresh_timer(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
 	(void)what;
 	struct store_redis *s = arg;
 	enter(s);
-	if (!s->closing && !s->ac) {
-		runtime_stats_add(s->base.stats, RC_store_reconnects, 1);
-		conn_start(s);
-	}
-	leave(s);
-}
-
-/* Connecting took too long (a stalled server still accepts TCP). */
-static void on_handshake_timeout(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	struct store_redis *s = arg;
-	char why[80];
-	snprintf(why, sizeof why, "no answer within %ld ms while connecting",
-		 (long)(s->hs_tv.tv_sec * 1000 + s->hs_tv.tv_usec / 1000));
-	enter(s);
-	conn_drop(s, why, false);
+	s->refreshed_ms = 0;
+	cluster_refresh(s, true);
 	leave(s);
 }
 
@@ -794,28 +1211,27 @@ static uint32_t clamp_u32(long long v)
 	return v < 0 ? 0 : v > (long long)UINT32_MAX ? UINT32_MAX : (uint32_t)v;
 }
 
-/* The reply to EVALSHA (or EVAL) of the grey or rate script. */
-static void on_script_reply(redisAsyncContext *ac, void *reply, void *priv)
+/* The reply to EVALSHA (or EVAL) of the grey, rate, sum or distinct script. */
+static void on_script_reply(void *priv, struct rnode *n, redisReply *rp, const char *why)
 {
+	(void)why;
 	struct rreq *r = priv;
-	if (!reply_live(ac, reply, r))
+	struct store_redis *s = r->s;    /* held by the command (rreq_send_to) */
+	if (!reply_live(r, rp)) {
+		leave(s);
 		return;
-	struct store_redis *s = r->s;
-	redisReply *rp = reply;
-	enter(s);
+	}
 	if (rp->type == REDIS_REPLY_ERROR && !r->retried && rp->len >= 8 &&
 	    memcmp(rp->str, "NOSCRIPT", 8) == 0) {
 		/* The server lost its script cache (restart, SCRIPT FLUSH, a
 		 * failover): EVAL sends the body and caches it again. */
-		const char *body = r->script;
+		const char *body = script_body[r->script];
 		r->retried = true;
 		r->argv[0] = "EVAL";
 		r->argvlen[0] = 4;
 		r->argv[1] = body;
 		r->argvlen[1] = strlen(body);
-		if (rreq_send(s, r, on_script_reply, r->argc, r->argv, r->argvlen))
-			evtimer_add(r->timer, s->cmd_tv);
-		else
+		if (!rreq_route(r))
 			rreq_answer(r, STORE_FAIL, NULL);
 	} else if (r->kind == RK_GREY) {
 		long long g = 0, rem = 0, age = 0, awl = 0, state = 0;
@@ -843,20 +1259,51 @@ static void on_script_reply(redisAsyncContext *ac, void *reply, void *priv)
 
 /* ---- building commands -------------------------------------------------------- */
 
-/* Add an argument of r's command from its buffer: PREFIX KIND KEY. */
-static void arg_key(struct rreq *r, char **pos, const struct store_redis *s, const char *kind,
-		    const char *key, size_t len)
+/* Room arg_key needs beyond the prefix, kind and key: a cluster's tag. */
+#define TAG_ROOM 3
+
+/*
+ * Add an argument of r's command from its buffer: PREFIX KIND KEY. In a
+ * cluster, a greylist key (triplet or network) carries its hash tag
+ * (docs/store.md): the tag is in braces where the key begins with it
+ * and a '/' ("{192.0.2.0}/24/a@b.example/c@d.example"), else in front,
+ * followed by '|' ("{192.0.2.0}|a@b.example/c@d.example"); tag NULL (a
+ * rate key, or not a cluster) adds none.
+ */
+static void arg_key_tagged(struct rreq *r, char **pos, const struct store_redis *s,
+			   const char *kind, const char *tag, size_t tag_len, const char *key,
+			   size_t len)
 {
 	char *p = *pos;
 	memcpy(p, s->prefix, s->prefix_len);
 	p += s->prefix_len;
 	memcpy(p, kind, 2);
 	p += 2;
+	if (s->mode == RM_CLUSTER && tag && tag_len) {
+		*p++ = '{';
+		memcpy(p, tag, tag_len);
+		p += tag_len;
+		*p++ = '}';
+		if (len >= tag_len && !memcmp(key, tag, tag_len) &&
+		    (len == tag_len || key[tag_len] == '/')) {
+			key += tag_len;
+			len -= tag_len;
+		} else {
+			*p++ = '|';
+		}
+	}
 	memcpy(p, key, len);
 	p += len;
 	r->argv[r->argc] = *pos;
 	r->argvlen[r->argc++] = (size_t)(p - *pos);
 	*pos = p;
+}
+
+/* A key without a tag. */
+static void arg_key(struct rreq *r, char **pos, const struct store_redis *s, const char *kind,
+		    const char *key, size_t len)
+{
+	arg_key_tagged(r, pos, s, kind, NULL, 0, key, len);
 }
 
 /* Room arg_num needs for one number. */
@@ -879,8 +1326,12 @@ static void arg_lit(struct rreq *r, const char *lit)
 }
 
 /* EVALSHA sha NKEYS, or EVAL body NKEYS until the SHA is known. */
-static void arg_script(struct rreq *r, const char *sha, const char *body, const char *nkeys)
+static void arg_script(struct rreq *r, enum rscript script, const char *nkeys)
 {
+	const char *sha = r->s->sha[script], *body = script_body[script];
+	r->script = script;
+	r->handler = on_script_reply;
+	r->key_arg = 3;
 	if (sha[0]) {
 		arg_lit(r, "EVALSHA");
 		arg_lit(r, sha);
@@ -896,25 +1347,27 @@ static void arg_script(struct rreq *r, const char *sha, const char *body, const 
 static void redis_grey(struct store *st, const struct grey_query *q, grey_cb cb, void *arg)
 {
 	struct store_redis *s = sr(st);
-	if (!store_ready(s)) {
+	if (s->closing) {
 		cb(arg, STORE_FAIL, NULL);
 		return;
 	}
-	struct rreq *r = rreq_new(s, RK_GREY, 2 * (s->prefix_len + 2) + q->triplet_len +
-						      q->net_len + 5 * NUM_ROOM);
+	/* a cluster's tag: the network's address, without its length */
+	const char *slash = memchr(q->net, '/', q->net_len);
+	size_t tag_len = slash ? (size_t)(slash - q->net) : q->net_len;
+	struct rreq *r = rreq_new(s, RK_GREY, 2 * (s->prefix_len + 2 + tag_len + TAG_ROOM) +
+						      q->triplet_len + q->net_len + 5 * NUM_ROOM);
 	r->cb.grey = cb;
 	r->arg = arg;
 	char *pos = r->buf;
-	r->script = grey_lua;
-	arg_script(r, s->sha_grey, grey_lua, "2");
-	arg_key(r, &pos, s, "g:", q->triplet, q->triplet_len);
-	arg_key(r, &pos, s, "a:", q->net, q->net_len);
+	arg_script(r, RS_grey, "2");
+	arg_key_tagged(r, &pos, s, "g:", q->net, tag_len, q->triplet, q->triplet_len);
+	arg_key_tagged(r, &pos, s, "a:", q->net, tag_len, q->net, q->net_len);
 	arg_num(r, &pos, (long long)q->now);
 	arg_num(r, &pos, q->p.delay);
 	arg_num(r, &pos, q->p.expire);
 	arg_num(r, &pos, q->p.retry_window);
 	arg_num(r, &pos, q->p.awl);
-	if (!rreq_send(s, r, on_script_reply, r->argc, r->argv, r->argvlen))
+	if (!rreq_route(r))
 		rreq_fail_now(r);
 }
 
@@ -923,7 +1376,7 @@ static void redis_grey(struct store *st, const struct grey_query *q, grey_cb cb,
 static void redis_rate(struct store *st, const struct rate_query *q, rate_cb cb, void *arg)
 {
 	struct store_redis *s = sr(st);
-	if (!store_ready(s)) {
+	if (s->closing) {
 		cb(arg, STORE_FAIL, NULL);
 		return;
 	}
@@ -931,8 +1384,7 @@ static void redis_rate(struct store *st, const struct rate_query *q, rate_cb cb,
 	r->cb.rate = cb;
 	r->arg = arg;
 	char *pos = r->buf;
-	r->script = q->slotted ? sum_lua : rate_lua;
-	arg_script(r, q->slotted ? s->sha_sum : s->sha_rate, r->script, "1");
+	arg_script(r, q->slotted ? RS_sum : RS_rate, "1");
 	arg_key(r, &pos, s, q->slotted ? "q:" : "r:", q->key, q->key_len);
 	arg_num(r, &pos, (long long)q->now);
 	arg_num(r, &pos, q->window);
@@ -950,7 +1402,7 @@ static void redis_rate(struct store *st, const struct rate_query *q, rate_cb cb,
 		r->argv[r->argc] = pos;
 		r->argvlen[r->argc++] = (size_t)n;
 	}
-	if (!rreq_send(s, r, on_script_reply, r->argc, r->argv, r->argvlen))
+	if (!rreq_route(r))
 		rreq_fail_now(r);
 }
 
@@ -959,7 +1411,7 @@ static void redis_distinct(struct store *st, const struct distinct_query *q, dis
 			   void *arg)
 {
 	struct store_redis *s = sr(st);
-	if (!store_ready(s)) {
+	if (s->closing) {
 		cb(arg, STORE_FAIL, NULL);
 		return;
 	}
@@ -968,9 +1420,8 @@ static void redis_distinct(struct store *st, const struct distinct_query *q, dis
 	r->cb.distinct = cb;
 	r->arg = arg;
 	r->limit = q->limit;
-	r->script = distinct_lua;
 	char *pos = r->buf;
-	arg_script(r, s->sha_distinct, distinct_lua, "1");
+	arg_script(r, RS_distinct, "1");
 	arg_key(r, &pos, s, "d:", q->key, q->key_len);
 	arg_num(r, &pos, (long long)q->now);
 	arg_num(r, &pos, q->window);
@@ -978,24 +1429,52 @@ static void redis_distinct(struct store *st, const struct distinct_query *q, dis
 	memcpy(pos, q->value, q->value_len);
 	r->argv[r->argc] = pos;
 	r->argvlen[r->argc++] = q->value_len;
-	if (!rreq_send(s, r, on_script_reply, r->argc, r->argv, r->argvlen))
+	if (!rreq_route(r))
 		rreq_fail_now(r);
 }
 
 /* ---- list, edit, flush ---------------------------------------------------------- */
 
-static void on_scan(redisAsyncContext *ac, void *reply, void *priv);
+static void on_scan(void *priv, struct rnode *n, redisReply *rp, const char *why);
 
-/* Ask for the next SCAN step of a list or flush. */
+/* Ask for the next SCAN step of a list or flush, on the node it walks. */
 static bool scan_next(struct store_redis *s, struct rreq *r, const char *cursor)
 {
 	const char *argv[6] = { "SCAN", cursor, "MATCH", s->scan_pattern, "COUNT", REDIS_SCAN_COUNT };
-	return rreq_send(s, r, on_scan, 6, argv, NULL);
+	return rreq_send_to(r->on, r, on_scan, 6, argv, NULL, false);
 }
 
-/* The end of a list or flush: every SCAN step and batch answered. */
+/*
+ * The node a list or flush walks first (from == 0) or next: the one
+ * server, or each master of a cluster in turn (a replica holds copies).
+ * NULL: no more. *ok false: the next master cannot be reached.
+ */
+static struct peer *walk_node(struct store_redis *s, struct rreq *r, bool first)
+{
+	if (s->mode != RM_CLUSTER)
+		return first ? route_key(s, "", 0) : NULL;
+	for (size_t i = first ? 0 : r->node_at + 1; i < s->nnodes; i++)
+		if (s->nodes[i]->owns) {
+			r->node_at = i;
+			return s->nodes[i];
+		}
+	return NULL;
+}
+
+/* The end of one node's walk: the next master's, or the answer. */
 static void scan_finish(struct rreq *r)
 {
+	struct store_redis *s = r->s;
+	if (s->mode == RM_CLUSTER) {
+		struct peer *next = walk_node(s, r, false);
+		if (next) {
+			r->on = next;
+			r->scan_over = false;
+			if (!scan_next(s, r, "0"))
+				rreq_answer(r, STORE_FAIL, NULL);
+			return;
+		}
+	}
 	rreq_answer(r, STORE_OK, &r->changed);
 }
 
@@ -1011,6 +1490,17 @@ static bool field_num(const redisReply *v, long long *out)
 		return false;
 	*out = n;
 	return true;
+}
+
+/* A listed key as the greylist acl made it: a cluster's hash tag taken
+ * out again where it stands for the key's beginning (arg_key_tagged). */
+static const char *untag(const struct store_redis *s, const char *key, char *buf, size_t size)
+{
+	const char *close = key[0] == '{' ? strchr(key, '}') : NULL;
+	if (s->mode != RM_CLUSTER || !close || (close[1] && close[1] != '/'))
+		return key;               /* "{TAG}|KEY" is shown (and edited) as it is */
+	snprintf(buf, size, "%.*s%s", (int)(close - key - 1), key + 1, close + 1);
+	return buf;
 }
 
 /* One key of a list batch and its fields; live entries go to the caller. */
@@ -1039,9 +1529,10 @@ static void list_entry(struct store_redis *s, struct rreq *r, const redisReply *
 	}
 	if (expires >= 0 && (long long)r->now >= expires)
 		return;                   /* dead on the caller's clock */
+	char buf[2048];
 	struct store_entry e = {
 		.kind = kind == 'g' ? STORE_TRIPLET : STORE_AWL,
-		.key = k->str + s->prefix_len + 2,
+		.key = untag(s, k->str + s->prefix_len + 2, buf, sizeof buf),
 		.first = (time_t)first,
 		.last = (time_t)last,
 		.passed = kind == 'g' && passed != 0,
@@ -1051,18 +1542,22 @@ static void list_entry(struct store_redis *s, struct rreq *r, const redisReply *
 }
 
 /* The reply to one batch of a list (the list script) or a flush (DEL). */
-static void on_batch(redisAsyncContext *ac, void *reply, void *priv)
+static void on_batch(void *priv, struct rnode *n, redisReply *rp, const char *why)
 {
+	(void)n;
+	(void)why;
 	struct rreq *r = priv;
-	if (!reply_live(ac, reply, r))
+	struct store_redis *s = r->s;    /* held by the command (rreq_send_to) */
+	if (!reply_live(r, rp)) {
+		leave(s);
 		return;
-	struct store_redis *s = r->s;
-	redisReply *rp = reply;
-	enter(s);
+	}
 	if (r->kind == RK_LIST && rp->type == REDIS_REPLY_ARRAY) {
 		cmd_succeeded(s);
-		for (size_t i = 0; i + 1 < rp->elements && !r->answered; i += 2)
+		for (size_t i = 0; i + 1 < rp->elements && !r->answered && !s->closing; i += 2)
 			list_entry(s, r, rp->element[i], rp->element[i + 1]);
+		if (!r->answered && s->closing)
+			rreq_answer(r, STORE_FAIL, NULL); /* an entry's callback closed us */
 	} else if (r->kind == RK_FLUSH && rp->type == REDIS_REPLY_INTEGER) {
 		cmd_succeeded(s);
 		r->changed += rp->integer > 0 ? (unsigned long)rp->integer : 0;
@@ -1070,39 +1565,48 @@ static void on_batch(redisAsyncContext *ac, void *reply, void *priv)
 		cmd_failed(s, rp);
 		rreq_answer(r, STORE_FAIL, NULL);
 	}
-	if (!r->answered) {
-		evtimer_add(r->timer, s->cmd_tv);
-		if (r->scan_over && r->inflight == 1)
-			scan_finish(r);
-	}
+	if (!r->answered && r->scan_over && r->outstanding == 1)
+		scan_finish(r);
 	rreq_put(r);
 	leave(s);
 }
 
-/* Send the batch command for the keys one SCAN step found. */
+/* Send the batch command for the keys one SCAN step found: one command
+ * for them all, or in a cluster one per key (keys of several slots in one
+ * command are refused there, CROSSSLOT). */
 static bool batch_send(struct store_redis *s, struct rreq *r, const redisReply *keys)
 {
 	size_t n = keys->elements, argc = 0;
 	const char **argv = xmalloc((n + 3) * sizeof *argv);
 	size_t *len = xmalloc((n + 3) * sizeof *len);
+	bool per_key = s->mode == RM_CLUSTER;
 	char nkeys[24];
 	if (r->kind == RK_LIST) {
-		snprintf(nkeys, sizeof nkeys, "%zu", n);
+		snprintf(nkeys, sizeof nkeys, "%zu", per_key ? (size_t)1 : n);
 		argv[argc] = "EVAL", len[argc++] = 4;
 		argv[argc] = list_lua, len[argc++] = strlen(list_lua);
 		argv[argc] = nkeys, len[argc++] = strlen(nkeys);
 	} else {
 		argv[argc] = "DEL", len[argc++] = 3;
 	}
+	size_t fixed = argc;
 	bool ok = true;
 	for (size_t i = 0; i < n; i++) {
 		const redisReply *k = keys->element[i];
 		ok &= k->type == REDIS_REPLY_STRING;
+		if (per_key && ok) {
+			argv[fixed] = k->str;
+			len[fixed] = k->len;
+			ok = rreq_send_to(r->on, r, on_batch, (int)fixed + 1, argv, len, false);
+			continue;
+		}
 		argv[argc] = k->str;
 		len[argc++] = k->len;
 	}
 	/* hiredis copies the arguments into its output buffer */
-	ok = ok && argc <= INT_MAX && rreq_send(s, r, on_batch, (int)argc, argv, len);
+	if (!per_key)
+		ok = ok && argc <= INT_MAX &&
+		     rreq_send_to(r->on, r, on_batch, (int)argc, argv, len, false);
 	free(argv);
 	free(len);
 	return ok;
@@ -1110,21 +1614,22 @@ static bool batch_send(struct store_redis *s, struct rreq *r, const redisReply *
 
 /* A SCAN step of a list or flush: its keys are sent on as one batch, and
  * the next step goes out behind it until the cursor comes back as 0. */
-static void on_scan(redisAsyncContext *ac, void *reply, void *priv)
+static void on_scan(void *priv, struct rnode *n, redisReply *rp, const char *why)
 {
+	(void)n;
+	(void)why;
 	struct rreq *r = priv;
-	if (!reply_live(ac, reply, r))
+	struct store_redis *s = r->s;    /* held by the command (rreq_send_to) */
+	if (!reply_live(r, rp)) {
+		leave(s);
 		return;
-	struct store_redis *s = r->s;
-	redisReply *rp = reply;
-	enter(s);
+	}
 	if (rp->type != REDIS_REPLY_ARRAY || rp->elements != 2 ||
 	    rp->element[0]->type != REDIS_REPLY_STRING ||
 	    rp->element[1]->type != REDIS_REPLY_ARRAY) {
 		cmd_failed(s, rp);
 		rreq_answer(r, STORE_FAIL, NULL);
 	} else {
-		evtimer_add(r->timer, s->cmd_tv);
 		const redisReply *keys = rp->element[1];
 		bool ok = keys->elements == 0 || batch_send(s, r, keys);
 		if (ok && strcmp(rp->element[0]->str, "0") == 0)
@@ -1133,18 +1638,32 @@ static void on_scan(redisAsyncContext *ac, void *reply, void *priv)
 			ok = scan_next(s, r, rp->element[0]->str);
 		if (!ok)
 			rreq_answer(r, STORE_FAIL, NULL);
-		else if (r->scan_over && r->inflight == 1)
+		else if (r->scan_over && r->outstanding == 1)
 			scan_finish(r);
 	}
 	rreq_put(r);
 	leave(s);
 }
 
+/* Start walking the keys for a list or flush. */
+static void walk_start(struct store_redis *s, struct rreq *r)
+{
+	r->on = walk_node(s, r, true);
+	if (!r->on && s->mode == RM_CLUSTER && s->map_known) {
+		r->outstanding++;         /* a cluster without a master: nothing there */
+		rreq_answer(r, STORE_OK, &r->changed);
+		rreq_put(r);
+		return;
+	}
+	if (!scan_next(s, r, "0"))
+		rreq_fail_now(r);
+}
+
 /* store_ops.list: SCAN the greylist keys, a batch of hashes per step. */
 static void redis_list(struct store *st, time_t now, store_list_cb cb, void *arg)
 {
 	struct store_redis *s = sr(st);
-	if (!store_ready(s)) {
+	if (s->closing) {
 		cb(arg, STORE_FAIL, NULL);
 		return;
 	}
@@ -1152,22 +1671,23 @@ static void redis_list(struct store *st, time_t now, store_list_cb cb, void *arg
 	r->cb.list = cb;
 	r->arg = arg;
 	r->now = now;
-	if (!scan_next(s, r, "0"))
-		rreq_fail_now(r);
+	walk_start(s, r);
 }
 
 /* The reply to a WHITELIST, PASS or FORGET: how many keys it changed. */
-static void on_edit(redisAsyncContext *ac, void *reply, void *priv)
+static void on_edit(void *priv, struct rnode *n, redisReply *rp, const char *why)
 {
+	(void)n;
+	(void)why;
 	struct rreq *r = priv;
-	if (!reply_live(ac, reply, r))
+	struct store_redis *s = r->s;    /* held by the command (rreq_send_to) */
+	if (!reply_live(r, rp)) {
+		leave(s);
 		return;
-	struct store_redis *s = r->s;
-	redisReply *rp = reply;
-	enter(s);
+	}
 	bool ok = rp->type == REDIS_REPLY_INTEGER;
-	unsigned long n = ok && rp->integer > 0 ? (unsigned long)rp->integer : 0;
-	cmd_done(s, r, rp, ok, &n);
+	unsigned long changed = ok && rp->integer > 0 ? (unsigned long)rp->integer : 0;
+	cmd_done(s, r, rp, ok, &changed);
 	rreq_put(r);
 	leave(s);
 }
@@ -1177,7 +1697,7 @@ static void redis_edit(struct store *st, enum store_edit op, const char *key, ti
 		       const struct grey_params *p, store_done_cb cb, void *arg)
 {
 	struct store_redis *s = sr(st);
-	if (!store_ready(s)) {
+	if (s->closing) {
 		cb(arg, STORE_FAIL, 0);
 		return;
 	}
@@ -1185,22 +1705,29 @@ static void redis_edit(struct store *st, enum store_edit op, const char *key, ti
 		struct rreq *r = rreq_new(s, RK_FLUSH, 0);
 		r->cb.done = cb;
 		r->arg = arg;
-		if (!scan_next(s, r, "0"))
-			rreq_fail_now(r);
+		walk_start(s, r);
 		return;
 	}
 	assert(key && (p || op == STORE_FORGET));
 	size_t len = strlen(key);
-	struct rreq *r = rreq_new(s, RK_EDIT, 2 * (s->prefix_len + 2 + len) + 3 * NUM_ROOM);
+	/* a cluster's tag: the key's first part, as the greylist acl's
+	 * default key begins with the client network ("{TAG}..." as listed
+	 * is taken as it is) */
+	const char *slash = strchr(key, '/');
+	size_t tag_len = key[0] == '{' ? 0 : slash ? (size_t)(slash - key) : len;
+	struct rreq *r = rreq_new(s, RK_EDIT,
+				  2 * (s->prefix_len + 2 + tag_len + TAG_ROOM + len) + 3 * NUM_ROOM);
 	r->cb.done = cb;
 	r->arg = arg;
+	r->handler = on_edit;
 	char *pos = r->buf;
 	switch (op) {
 	case STORE_WHITELIST:
 		arg_lit(r, "EVAL");
 		arg_lit(r, whitelist_lua);
 		arg_lit(r, "1");
-		arg_key(r, &pos, s, "a:", key, len);
+		r->key_arg = r->argc;
+		arg_key_tagged(r, &pos, s, "a:", key, tag_len, key, len);
 		arg_num(r, &pos, (long long)now);
 		arg_num(r, &pos, p->awl ? p->awl : 1);
 		arg_num(r, &pos, p->expire);
@@ -1209,18 +1736,20 @@ static void redis_edit(struct store *st, enum store_edit op, const char *key, ti
 		arg_lit(r, "EVAL");
 		arg_lit(r, pass_lua);
 		arg_lit(r, "1");
-		arg_key(r, &pos, s, "g:", key, len);
+		r->key_arg = r->argc;
+		arg_key_tagged(r, &pos, s, "g:", key, tag_len, key, len);
 		arg_num(r, &pos, (long long)now);
 		arg_num(r, &pos, p->expire);
 		break;
 	case STORE_FORGET:
 	case STORE_FLUSH:
 		arg_lit(r, "DEL");
-		arg_key(r, &pos, s, "g:", key, len);
-		arg_key(r, &pos, s, "a:", key, len);
+		r->key_arg = r->argc;
+		arg_key_tagged(r, &pos, s, "g:", key, tag_len, key, len);
+		arg_key_tagged(r, &pos, s, "a:", key, tag_len, key, len);
 		break;
 	}
-	if (!rreq_send(s, r, on_edit, r->argc, r->argv, r->argvlen))
+	if (!rreq_route(r))
 		rreq_fail_now(r);
 }
 
@@ -1314,6 +1843,41 @@ static char *host_resolve(const char *host, char **why)
 }
 
 /*
+ * One HOST[:PORT] (an IPv6 address in brackets) from h to end: the host
+ * (malloc'ed) and port; NULL, or what is wrong (malloc'ed).
+ */
+static char *hostport_parse(const char *h, const char *end, int default_port, char **host,
+			    int *port_out)
+{
+	const char *he, *port = NULL;
+	if (*h == '[') {
+		he = memchr(h, ']', (size_t)(end - h));
+		if (!he)
+			return xstrdup("no ']' after the IPv6 address");
+		h++;
+		if (he + 1 < end) {
+			if (he[1] != ':')
+				return xstrdup("':' must follow ']'");
+			port = he + 2;
+		}
+	} else {
+		he = memrchr(h, ':', (size_t)(end - h));
+		if (he)
+			port = he + 1;
+		else
+			he = end;
+	}
+	if (he == h)
+		return xstrdup("no host");
+	long v = default_port;
+	if (port && !num_parse(port, (size_t)(end - port), 1, 65535, &v))
+		return xasprintf("bad port '%.*s'", (int)(end - port), port);
+	*port_out = (int)v;
+	*host = xstrndup(h, (size_t)(he - h));
+	return NULL;
+}
+
+/*
  * Fill s from the URL (store.h's forms); NULL, or an error message
  * (malloc'ed) naming the URL without its password.
  */
@@ -1325,6 +1889,12 @@ static char *url_parse(struct store_redis *s, const char *url)
 		p = url + 13;
 	} else if (strncmp(url, "redis://", 8) == 0) {
 		p = url + 8;
+	} else if (strncmp(url, "redis-sentinel://", 17) == 0) {
+		s->mode = RM_SENTINEL;
+		p = url + 17;
+	} else if (strncmp(url, "redis-cluster://", 16) == 0) {
+		s->mode = RM_CLUSTER;
+		p = url + 16;
 	} else {
 		return xasprintf("bad store '%s': write redis://HOST:PORT[/DB] or "
 				 "redis+unix:///PATH", url);
@@ -1334,7 +1904,12 @@ static char *url_parse(struct store_redis *s, const char *url)
 	const char *slash = memchr(p, '/', (size_t)(end - p));
 	const char *auth_end = slash ? slash : end;
 	const char *at = memchr(p, '@', (size_t)(auth_end - p));
-	s->display = xasprintf("%.*s%s", (int)(p - url), url, at ? at + 1 : p);
+	/* a sentinel's or cluster's options may hold a password: not shown */
+	if (s->mode == RM_SINGLE)
+		s->display = xasprintf("%.*s%s", (int)(p - url), url, at ? at + 1 : p);
+	else
+		s->display = xasprintf("%.*s%.*s", (int)(p - url), url,
+				       (int)(end - (at ? at + 1 : p)), at ? at + 1 : p);
 #define BAD(...)                                                                  \
 	do {                                                                      \
 		char *m_ = xasprintf(__VA_ARGS__);                                \
@@ -1355,7 +1930,41 @@ static char *url_parse(struct store_redis *s, const char *url)
 			BAD("empty password");
 		p = at + 1;
 	}
-	if (s->is_unix) {
+	if (s->mode != RM_SINGLE) {
+		for (const char *h = p; h;) {
+			const char *comma = memchr(h, ',', (size_t)(auth_end - h));
+			const char *he = comma ? comma : auth_end;
+			if (s->nservers == REDIS_MAX_SERVERS)
+				BAD("more than %d servers", REDIS_MAX_SERVERS);
+			struct hostport *hp = &s->servers[s->nservers];
+			char *why = hostport_parse(h, he, s->mode == RM_SENTINEL
+								? SENTINEL_DEFAULT_PORT
+								: REDIS_DEFAULT_PORT,
+						   &hp->host, &hp->port);
+			if (why) {
+				char *e = xasprintf("bad store '%s': %s", s->display, why);
+				free(why);
+				return e;
+			}
+			s->nservers++;
+			h = comma ? comma + 1 : NULL;
+		}
+		if (s->mode == RM_CLUSTER && slash && slash + 1 < end)
+			BAD("a cluster takes no path: it has only database 0");
+		if (s->mode == RM_SENTINEL) {
+			const char *name = slash ? slash + 1 : end;
+			const char *ne = name < end ? memchr(name, '/', (size_t)(end - name)) : NULL;
+			if (!ne)
+				ne = end;
+			if (ne == name)
+				BAD("no master name: redis-sentinel://HOST:PORT[,HOST:PORT...]/MASTERNAME");
+			if (!(s->master_name = pct_decode(name, (size_t)(ne - name))))
+				BAD("bad %%-escape in the master name");
+			if (ne < end && (ne + 1 == end ||
+					 !num_parse(ne + 1, (size_t)(end - ne - 1), 0, INT_MAX, &s->db)))
+				BAD("bad database '%.*s': a number", (int)(end - ne - 1), ne + 1);
+		}
+	} else if (s->is_unix) {
 		if (p != auth_end)
 			BAD("a unix socket takes no host: redis+unix:///PATH");
 		if (!slash || slash + 1 >= end)
@@ -1363,36 +1972,18 @@ static char *url_parse(struct store_redis *s, const char *url)
 		if (!(s->path = pct_decode(slash, (size_t)(end - slash))))
 			BAD("bad %%-escape in the path");
 	} else {
-		const char *h = p, *he, *port = NULL;
-		if (*h == '[') {
-			he = memchr(h, ']', (size_t)(auth_end - h));
-			if (!he)
-				BAD("no ']' after the IPv6 address");
-			h++;
-			if (he + 1 < auth_end) {
-				if (he[1] != ':')
-					BAD("':' must follow ']'");
-				port = he + 2;
-			}
-		} else {
-			he = memrchr(h, ':', (size_t)(auth_end - h));
-			if (he)
-				port = he + 1;
-			else
-				he = auth_end;
+		char *why = hostport_parse(p, auth_end, REDIS_DEFAULT_PORT, &s->host, &s->port);
+		if (why) {
+			char *e = xasprintf("bad store '%s': %s", s->display, why);
+			free(why);
+			return e;
 		}
-		if (he == h)
-			BAD("no host");
-		long v = REDIS_DEFAULT_PORT;
-		if (port && !num_parse(port, (size_t)(auth_end - port), 1, 65535, &v))
-			BAD("bad port '%.*s'", (int)(auth_end - port), port);
-		s->port = (int)v;
-		s->host = xstrndup(h, (size_t)(he - h));
 		if (slash && slash + 1 < end &&
 		    !num_parse(slash + 1, (size_t)(end - slash - 1), 0, INT_MAX, &s->db))
 			BAD("bad database '%.*s': a number", (int)(end - slash - 1), slash + 1);
 	}
-	bool db_in_path = !s->is_unix && slash && slash + 1 < end;
+	bool db_in_path = s->mode == RM_SINGLE ? !s->is_unix && slash && slash + 1 < end
+						: s->mode == RM_SENTINEL && s->db;
 	for (const char *q = qs ? qs + 1 : NULL; q && *q;) {
 		const char *amp = strchr(q, '&');
 		size_t n = amp ? (size_t)(amp - q) : strlen(q);
@@ -1412,18 +2003,48 @@ static char *url_parse(struct store_redis *s, const char *url)
 				BAD("bad timeout '%.*s': milliseconds, 1 to %d", (int)vn, v,
 				    REDIS_MAX_TIMEOUT_MS);
 			s->timeout_ms = (unsigned)num;
-		} else if (kn == 2 && !strncmp(q, "db", 2)) {
+		} else if (kn == 2 && !strncmp(q, "db", 2) && s->mode != RM_CLUSTER) {
 			if (db_in_path)
 				BAD("the database is given twice");
 			if (!num_parse(v, vn, 0, INT_MAX, &s->db))
 				BAD("bad database '%.*s': a number", (int)vn, v);
+		} else if (kn == 17 && !strncmp(q, "sentinel_password", 17) && eq &&
+			   s->mode == RM_SENTINEL) {
+			free(s->sentinel_password);
+			if (!(s->sentinel_password = pct_decode(v, vn)) || !*s->sentinel_password)
+				BAD("bad or empty sentinel_password");
+		} else if (kn == 13 && !strncmp(q, "sentinel_user", 13) && eq &&
+			   s->mode == RM_SENTINEL) {
+			free(s->sentinel_user);
+			if (!(s->sentinel_user = pct_decode(v, vn)) || !*s->sentinel_user)
+				BAD("bad or empty sentinel_user");
+		} else if (s->mode == RM_SENTINEL) {
+			BAD("unknown option '%.*s': use prefix=, timeout=, db=, "
+			    "sentinel_password= or sentinel_user=", (int)kn, q);
+		} else if (s->mode == RM_CLUSTER) {
+			BAD("unknown option '%.*s': use prefix= or timeout= (a cluster has only "
+			    "database 0)", (int)kn, q);
 		} else {
 			BAD("unknown option '%.*s': use prefix=, timeout= or db=", (int)kn, q);
 		}
 		q = amp ? amp + 1 : NULL;
 	}
 #undef BAD
-	if (!s->is_unix) {
+	if (s->sentinel_user && !s->sentinel_password)
+		return xasprintf("bad store '%s': sentinel_user= needs sentinel_password=",
+				 s->display);
+	for (size_t i = 0; i < s->nservers; i++) {
+		char *why = NULL;
+		char *num = host_resolve(s->servers[i].host, &why);
+		if (!num) {
+			char *e = xasprintf("bad store '%s': %s", s->display, why);
+			free(why);
+			return e;
+		}
+		free(s->servers[i].host);
+		s->servers[i].host = num;
+	}
+	if (s->mode == RM_SINGLE && !s->is_unix) {
 		char *why = NULL;
 		char *num = host_resolve(s->host, &why);
 		if (!num) {
@@ -1437,15 +2058,198 @@ static char *url_parse(struct store_redis *s, const char *url)
 	return NULL;
 }
 
+
+/* ---- the start-up check (Sentinel, Cluster) -------------------------------------- */
+
+/* A blocking connection for the check, authenticated; NULL with *why. */
+static redisContext *probe_connect(const struct store_redis *s, const struct hostport *hp,
+				   const char *user, const char *password, char **why)
+{
+	unsigned ms = s->timeout_ms > REDIS_PROBE_MIN_MS ? s->timeout_ms : REDIS_PROBE_MIN_MS;
+	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+	redisContext *c = redisConnectWithTimeout(hp->host, hp->port, tv);
+	if (!c || c->err) {
+		*why = xasprintf("%s:%d: %s", hp->host, hp->port, c ? c->errstr : "out of memory");
+		redisFree(c);
+		return NULL;
+	}
+	redisSetTimeout(c, tv);
+	if (password) {
+		redisReply *rp = user ? redisCommand(c, "AUTH %s %s", user, password)
+				      : redisCommand(c, "AUTH %s", password);
+		bool ok = rp && rp->type != REDIS_REPLY_ERROR;
+		if (!ok)
+			*why = xasprintf("%s:%d: AUTH: %s", hp->host, hp->port,
+					 rp ? rp->str : c->errstr);
+		freeReplyObject(rp);
+		if (!ok) {
+			redisFree(c);
+			return NULL;
+		}
+	}
+	return c;
+}
+
+/*
+ * Ask the sentinels in turn for the master's address; NULL (the address
+ * in *host, *port) or why none can say (malloc'ed): none answers, or none
+ * knows a master of that name.
+ */
+static char *sentinel_probe(const struct store_redis *s, char **host, int *port)
+{
+	struct strbuf why;
+	sb_init(&why);
+	size_t unknown = 0;
+	for (size_t i = 0; i < s->nservers; i++) {
+		const struct hostport *hp = &s->servers[i];
+		char *e = NULL;
+		redisContext *c = probe_connect(s, hp, s->sentinel_user, s->sentinel_password, &e);
+		redisReply *rp = c ? redisCommand(c, "SENTINEL get-master-addr-by-name %s",
+						  s->master_name)
+				   : NULL;
+		if (rp && rp->type == REDIS_REPLY_ARRAY && rp->elements == 2 &&
+		    rp->element[0]->type == REDIS_REPLY_STRING &&
+		    rp->element[1]->type == REDIS_REPLY_STRING) {
+			long v;
+			unsigned char bin[16];
+			const char *h = rp->element[0]->str;
+			if (num_parse(rp->element[1]->str, rp->element[1]->len, 1, 65535, &v) &&
+			    (inet_pton(AF_INET, h, bin) == 1 || inet_pton(AF_INET6, h, bin) == 1)) {
+				*host = xstrdup(h);
+				*port = (int)v;
+				freeReplyObject(rp);
+				redisFree(c);
+				sb_free(&why);
+				return NULL;
+			}
+		}
+		if (!e && rp && rp->type == REDIS_REPLY_NIL) {
+			unknown++;
+			e = xasprintf("%s:%d: no master named '%s'", hp->host, hp->port,
+				      s->master_name);
+		} else if (!e) {
+			e = xasprintf("%s:%d: %s", hp->host, hp->port,
+				      rp && rp->type == REDIS_REPLY_ERROR ? rp->str
+				      : rp ? "not a sentinel (unexpected reply)"
+					   : c->errstr);
+		}
+		sb_printf(&why, "%s%s", why.len ? "; " : "", e);
+		free(e);
+		freeReplyObject(rp);
+		redisFree(c);
+	}
+	char *out = xasprintf("bad store '%s': %s (%s)", s->display,
+			      unknown ? "no sentinel knows the master name"
+				      : "no sentinel answers",
+			      why.s);
+	sb_free(&why);
+	return out;
+}
+
+/*
+ * Ask the seeds in turn for the slot map (CLUSTER SLOTS); NULL (*map, the
+ * reply, and *from, the seed, set) or why none can (malloc'ed): none
+ * answers, or a seed is not in cluster mode.
+ */
+static char *cluster_probe(const struct store_redis *s, redisReply **map, size_t *from)
+{
+	struct strbuf why;
+	sb_init(&why);
+	for (size_t i = 0; i < s->nservers; i++) {
+		const struct hostport *hp = &s->servers[i];
+		char *e = NULL;
+		redisContext *c = probe_connect(s, hp, s->user, s->password, &e);
+		redisReply *rp = c ? redisCommand(c, "CLUSTER SLOTS") : NULL;
+		if (rp && rp->type == REDIS_REPLY_ARRAY && rp->elements > 0) {
+			*map = rp;
+			*from = i;
+			redisFree(c);
+			sb_free(&why);
+			return NULL;
+		}
+		if (rp && rp->type == REDIS_REPLY_ERROR && strstr(rp->str, "cluster support disabled")) {
+			char *out = xasprintf("bad store '%s': %s:%d is not in cluster mode "
+					      "(cluster-enabled no): use redis://", s->display,
+					      hp->host, hp->port);
+			freeReplyObject(rp);
+			redisFree(c);
+			sb_free(&why);
+			return out;
+		}
+		if (!e)
+			e = xasprintf("%s:%d: %s", hp->host, hp->port,
+				      rp && rp->type == REDIS_REPLY_ERROR ? rp->str
+				      : rp ? "no slots assigned (is the cluster created?)"
+					   : c->errstr);
+		sb_printf(&why, "%s%s", why.len ? "; " : "", e);
+		free(e);
+		freeReplyObject(rp);
+		redisFree(c);
+	}
+	char *out = xasprintf("bad store '%s': no cluster seed answers (%s)", s->display, why.s);
+	sb_free(&why);
+	return out;
+}
+
 /* ---- open and close ------------------------------------------------------------ */
 
-/* store_ops.open for both schemes: parse, set up, start connecting. */
+/* Set up the nodes of a sentinel's or cluster's store; NULL or why not. */
+static char *store_connect(struct store_redis *s)
+{
+	if (s->mode == RM_SINGLE) {
+		s->master = peer_new(s, PEER_DATA, s->is_unix ? NULL : s->host, s->port);
+		return NULL;
+	}
+	if (s->mode == RM_SENTINEL) {
+		char *host = NULL;
+		int port = 0;
+		char *why = sentinel_probe(s, &host, &port);
+		if (why)
+			return why;
+		s->ask_ev = evtimer_new(s->evb, on_ask_timer, s);
+		if (!s->ask_ev)
+			fatal_abort("store redis: cannot create a timer");
+		s->sentinels = xcalloc(s->nservers, sizeof *s->sentinels);
+		s->watchers = xcalloc(s->nservers, sizeof *s->watchers);
+		for (size_t i = 0; i < s->nservers; i++) {
+			s->sentinels[i] = peer_new(s, PEER_SENTINEL, s->servers[i].host,
+						   s->servers[i].port);
+			s->watchers[i] = peer_new(s, PEER_WATCH, s->servers[i].host,
+						  s->servers[i].port);
+		}
+		s->master = peer_new(s, PEER_DATA, host, port);
+		log_info("store %s: master %s at %s:%d", s->display, s->master_name, host, port);
+		free(host);
+		return NULL;
+	}
+	redisReply *map = NULL;
+	size_t from = 0;
+	char *why = cluster_probe(s, &map, &from);
+	if (why)
+		return why;
+	s->slot = xcalloc(RSLOT_COUNT, sizeof *s->slot);
+	s->refresh_ev = evtimer_new(s->evb, on_refresh_timer, s);
+	if (!s->refresh_ev)
+		fatal_abort("store redis: cannot create a timer");
+	for (size_t i = 0; i < s->nservers; i++) {
+		struct peer *p = cluster_node(s, s->servers[i].host, s->servers[i].port);
+		if (p)
+			p->seed = true;
+	}
+	char seed[INET6_ADDRSTRLEN + 8];
+	snprintf(seed, sizeof seed, "%s:%d", s->servers[from].host, s->servers[from].port);
+	cluster_map_apply(s, map, seed);
+	freeReplyObject(map);
+	return NULL;
+}
+
+/* store_ops.open for every scheme: parse, set up, start connecting. */
 static struct store *redis_open(struct event_base *base, const char *url, char **err)
 {
 	struct store_redis *s = xcalloc(1, sizeof *s);
-	TAILQ_INIT(&s->pending);
 	s->prefix = xstrdup(REDIS_DEFAULT_PREFIX);
 	s->timeout_ms = REDIS_DEFAULT_TIMEOUT_MS;
+	s->servers = xcalloc(REDIS_MAX_SERVERS, sizeof *s->servers);
 	char *why = url_parse(s, url);
 	if (!why && !base)
 		why = xasprintf("store %s: needs an event loop", s->display);
@@ -1454,29 +2258,29 @@ static struct store *redis_open(struct event_base *base, const char *url, char *
 		store_free(s);
 		return NULL;
 	}
-	s->base.ops = s->is_unix ? &store_redis_unix_ops : &store_redis_ops;
+	s->base.ops = s->mode == RM_SENTINEL ? &store_redis_sentinel_ops
+		      : s->mode == RM_CLUSTER ? &store_redis_cluster_ops
+		      : s->is_unix	      ? &store_redis_unix_ops
+					      : &store_redis_ops;
 	s->evb = base;
 	s->prefix_len = strlen(s->prefix);
 	char *esc = glob_escape(s->prefix);
 	s->scan_pattern = xasprintf("%s[ga]:*", esc);
 	free(esc);
-	struct timeval tv = { s->timeout_ms / 1000, (s->timeout_ms % 1000) * 1000 };
-	/* one queue for every command timer: O(1) instead of a heap insert */
-	s->cmd_tv = event_base_init_common_timeout(base, &tv);
-	if (!s->cmd_tv)
-		fatal_abort("store redis: cannot set up timers");
-	unsigned hs = s->timeout_ms > REDIS_HANDSHAKE_MIN_MS ? s->timeout_ms
-							     : REDIS_HANDSHAKE_MIN_MS;
-	s->hs_tv = (struct timeval){ hs / 1000, (hs % 1000) * 1000 };
-	s->reconnect_ev = evtimer_new(base, on_reconnect, s);
-	s->handshake_ev = evtimer_new(base, on_handshake_timeout, s);
-	if (!s->reconnect_ev || !s->handshake_ev)
-		fatal_abort("store redis: cannot create timers");
-	s->backoff_ms = REDIS_BACKOFF_MIN_MS;
 	if (getrandom(&s->nonce, sizeof s->nonce, GRND_NONBLOCK) != sizeof s->nonce)
 		s->nonce = (uint64_t)time(NULL) * 1000003u ^ (uint64_t)getpid() ^
 			   (uint64_t)(uintptr_t)s;
-	conn_start(s);
+	enter(s);
+	why = store_connect(s);
+	if (why) {
+		*err = why;
+		s->closing = true;
+		for (size_t i = 0; i < s->nnodes; i++)
+			peer_free(s->nodes[i]);
+		leave(s);
+		return NULL;
+	}
+	leave(s);
 	return &s->base;
 }
 
@@ -1486,31 +2290,51 @@ static void redis_close(struct store *st)
 	struct store_redis *s = sr(st);
 	enter(s);
 	s->closing = true;
-	evtimer_del(s->reconnect_ev);
-	conn_drop(s, "closed", false);
+	if (s->ask_ev)
+		evtimer_del(s->ask_ev);
+	if (s->refresh_ev)
+		evtimer_del(s->refresh_ev);
+	peer_free(s->master);
+	s->master = NULL;
+	for (size_t i = 0; s->sentinels && i < s->nservers; i++) {
+		peer_free(s->sentinels[i]);
+		peer_free(s->watchers[i]);
+	}
+	for (size_t i = 0; i < s->nnodes; i++)
+		peer_free(s->nodes[i]);
+	s->nnodes = 0;
 	leave(s);
 }
+
+#define REDIS_STORE_OPS  \
+	.open = redis_open,   \
+	.close = redis_close, \
+	.grey = redis_grey,   \
+	.rate = redis_rate,   \
+	.distinct = redis_distinct, \
+	.list = redis_list,   \
+	.edit = redis_edit
 
 const struct store_ops store_redis_ops = {
 	.scheme = "redis",
 	.form = "redis://HOST:PORT[/DB]",
-	.open = redis_open,
-	.close = redis_close,
-	.grey = redis_grey,
-	.rate = redis_rate,
-	.distinct = redis_distinct,
-	.list = redis_list,
-	.edit = redis_edit,
+	REDIS_STORE_OPS,
 };
 
 const struct store_ops store_redis_unix_ops = {
 	.scheme = "redis+unix",
 	.form = "redis+unix:///PATH",
-	.open = redis_open,
-	.close = redis_close,
-	.grey = redis_grey,
-	.rate = redis_rate,
-	.distinct = redis_distinct,
-	.list = redis_list,
-	.edit = redis_edit,
+	REDIS_STORE_OPS,
+};
+
+const struct store_ops store_redis_sentinel_ops = {
+	.scheme = "redis-sentinel",
+	.form = "redis-sentinel://HOST:PORT[,HOST:PORT...]/MASTERNAME[/DB]",
+	REDIS_STORE_OPS,
+};
+
+const struct store_ops store_redis_cluster_ops = {
+	.scheme = "redis-cluster",
+	.form = "redis-cluster://HOST:PORT[,HOST:PORT...]",
+	REDIS_STORE_OPS,
 };

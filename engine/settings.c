@@ -73,11 +73,16 @@ const struct setting settings_table[] = {
 	{ .name = "store", .flag = "store", .kind = SETTING_STRING, .flags = SETTING_STARTUP,
 	  AT(store), .def = "memory", .metavar = "URL",
 	  .help = "greylist and rate state: memory, "
-		  "redis://[[USER]:PASSWORD@]HOST[:PORT][/DB][?prefix=P&timeout=MS] or "
-		  "redis+unix:///PATH (docs/store.md)",
+		  "redis://[[USER]:PASSWORD@]HOST[:PORT][/DB][?prefix=P&timeout=MS], "
+		  "redis+unix:///PATH, "
+		  "redis-sentinel://HOST:PORT[,HOST:PORT...]/MASTERNAME[/DB] or "
+		  "redis-cluster://HOST:PORT[,HOST:PORT...] (docs/store.md)",
 	  .doc = "where greylisting and rate counters keep state: `memory` (embedded, this "
-		 "process only) or a Redis URL shared by several gateways "
-		 "([State](#state-greylisting-and-rate-counters)); checked at start" },
+		 "process only) or a Redis URL shared by several gateways: one server "
+		 "(`redis://`, `redis+unix://`), the master Redis Sentinel names "
+		 "(`redis-sentinel://`) or a Redis Cluster (`redis-cluster://`) "
+		 "([State](#state-greylisting-and-rate-counters)); checked at start "
+		 "(a Sentinel or Cluster store must answer then)" },
 	{ .name = "state_file", .flag = "state-file", .kind = SETTING_PATH,
 	  .flags = SETTING_STARTUP, AT(state_file), .metavar = "FILE",
 	  .help = "keep the memory store in FILE across restarts",

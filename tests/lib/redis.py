@@ -8,6 +8,13 @@
         r.start()                            # again, on the same port
         r.cmd("HGET", "mxacl:a:192.0.2.0/24", "count")
 
+    with SentinelSet() as ss:                # a master, a replica, three sentinels
+        d = Mxacld(conf, extra_args=["--store", ss.url])
+        ss.master.kill()                     # a failover follows
+
+    with RedisCluster() as c:                # six nodes, three masters
+        d = Mxacld(conf, extra_args=["--store", c.url])
+
 The server runs without persistence (--save '' --appendonly no) in a
 private temporary directory, bound to loopback only (or to a unix socket
 only, with unix=True). It is stopped by PID, never by name, and dies with
@@ -237,3 +244,231 @@ class RedisServer:
         if isinstance(reply, RedisError) and args[0].upper() != "PING":
             raise reply
         return reply
+
+
+class RedisSentinel(RedisServer):
+    """A redis-sentinel on a free loopback port, watching one master
+    (quorum 2) with a short down-after-milliseconds."""
+
+    def __init__(self, master_port, name="mymaster", down_after_ms=1000,
+                 failover_timeout_ms=5000, password=None):
+        super().__init__(password=password)
+        self.conf_path = os.path.join(self.dir, "sentinel.conf")
+        with open(self.conf_path, "w") as f:
+            f.write("port %d\nbind 127.0.0.1\ndir %s\n" % (self.port, self.dir))
+            f.write("sentinel monitor %s 127.0.0.1 %d 2\n" % (name, master_port))
+            f.write("sentinel down-after-milliseconds %s %d\n" % (name, down_after_ms))
+            f.write("sentinel failover-timeout %s %d\n" % (name, failover_timeout_ms))
+            f.write("sentinel parallel-syncs %s 1\n" % name)
+            if password:
+                f.write("requirepass %s\n" % password)
+
+    def argv(self):
+        # sentinel rewrites its config file: it must be its own, writable
+        return ["redis-sentinel", self.conf_path]
+
+
+class SentinelSet:
+    """A master, a replica of it and three sentinels, all on free loopback
+    ports; url is the --store URL (redis-sentinel://...)."""
+
+    def __init__(self, name="mymaster", down_after_ms=1000, sentinel_password=None):
+        self.name = name
+        self.master = RedisServer()
+        self.replica = None
+        self.sentinels = []
+        self.down_after_ms = down_after_ms
+        self.sentinel_password = sentinel_password
+
+    @property
+    def url(self):
+        hosts = ",".join("127.0.0.1:%d" % s.port for s in self.sentinels)
+        q = "?sentinel_password=%s" % self.sentinel_password if self.sentinel_password else ""
+        return "redis-sentinel://%s/%s%s" % (hosts, self.name, q)
+
+    def start(self, timeout=30.0):
+        self.master.start()
+        self.replica = RedisServer(extra_args=["--replicaof", "127.0.0.1",
+                                               str(self.master.port)])
+        self.replica.start()
+        for _ in range(3):
+            s = RedisSentinel(self.master.port, self.name, self.down_after_ms,
+                              password=self.sentinel_password)
+            self.sentinels.append(s)
+            s.start()
+        deadline = time.monotonic() + timeout
+        # ready: the replica in sync, every sentinel knowing the replica and
+        # the two other sentinels (so a quorum can agree on a failover)
+        while True:
+            try:
+                ok = "master_link_status:up" in self.replica.cmd("INFO", "replication")
+                for s in self.sentinels:
+                    ok = ok and len(s.cmd("SENTINEL", "replicas", self.name)) == 1
+                    ok = ok and len(s.cmd("SENTINEL", "sentinels", self.name)) == 2
+            except (OSError, ConnectionError, RedisError):
+                ok = False
+            if ok:
+                return self
+            if time.monotonic() > deadline:
+                raise AssertionError("the sentinels do not see each other and the replica "
+                                     "after %.0f s" % timeout)
+            time.sleep(0.1)
+
+    def master_addr(self):
+        """(host, port) of the master as the first sentinel that answers says."""
+        for s in self.sentinels:
+            try:
+                h, p = s.cmd("SENTINEL", "get-master-addr-by-name", self.name)
+                return h, int(p)
+            except (OSError, ConnectionError, RedisError, TypeError, ValueError):
+                continue
+        return None
+
+    def cleanup(self):
+        for s in self.sentinels:
+            s.cleanup()
+        if self.replica:
+            self.replica.cleanup()
+        self.master.cleanup()
+
+    def __enter__(self):
+        try:
+            return self.start()
+        except BaseException:
+            self.cleanup()
+            raise
+
+    def __exit__(self, *exc):
+        self.cleanup()
+
+
+def _cluster_port():
+    """A free port whose cluster bus port (port + 10000) is free and valid."""
+    for _ in range(200):
+        p = free_port()
+        if p + 10000 > 65535:
+            continue
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            s.bind(("127.0.0.1", p + 10000))
+            return p
+        except OSError:
+            continue
+        finally:
+            s.close()
+    raise AssertionError("no free port pair for a cluster node")
+
+
+class RedisCluster:
+    """n redis-server nodes in cluster mode on free loopback ports, made
+    into a cluster with one replica per master (redis-cli --cluster
+    create); url is the --store URL (redis-cluster://...)."""
+
+    def __init__(self, n=6, node_timeout_ms=1000):
+        self.nodes = []
+        for _ in range(n):
+            node = RedisServer(extra_args=["--cluster-enabled", "yes",
+                                           "--cluster-node-timeout", str(node_timeout_ms),
+                                           "--cluster-config-file", "nodes.conf",
+                                           # a replica may always take over: redis
+                                           # 7.0.15 otherwise refuses ("disconnected
+                                           # from master for longer than allowed")
+                                           # seconds after its master was killed
+                                           "--cluster-replica-validity-factor", "0"])
+            node.port = _cluster_port()
+            self.nodes.append(node)
+
+    @property
+    def url(self):
+        return "redis-cluster://%s" % ",".join("127.0.0.1:%d" % n.port for n in self.nodes[:3])
+
+    def cli(self, *args, timeout=120):
+        p = subprocess.run(["redis-cli"] + [str(a) for a in args], capture_output=True,
+                           text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+        if p.returncode:
+            raise AssertionError("redis-cli %s: exit %d\n%s%s" % (" ".join(map(str, args)),
+                                                                  p.returncode, p.stdout,
+                                                                  p.stderr))
+        return p.stdout
+
+    def start(self, timeout=60.0):
+        for n in self.nodes:
+            n.start()
+        self.cli("--cluster", "create",
+                 *["127.0.0.1:%d" % n.port for n in self.nodes],
+                 "--cluster-replicas", "1", "--cluster-yes")
+        self.wait_ok(timeout)
+        return self
+
+    def wait_ok(self, timeout=60.0):
+        """Until every running node says cluster_state:ok and agrees on
+        the slots (redis-cli --cluster check passes)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                ok = all("cluster_state:ok" in n.cmd("CLUSTER", "INFO")
+                         for n in self.nodes if n.running())
+                if ok:
+                    self.cli("--cluster", "check", "127.0.0.1:%d" % self.any_master().port)
+                    return
+            except (OSError, ConnectionError, RedisError, AssertionError):
+                pass
+            if time.monotonic() > deadline:
+                raise AssertionError("the cluster is not ok after %.0f s" % timeout)
+            time.sleep(0.2)
+
+    def masters(self):
+        """The running nodes that are masters owning slots, as each says
+        of itself (CLUSTER NODES, its "myself" line)."""
+        out = []
+        for n in self.nodes:
+            if not n.running():
+                continue
+            try:
+                for line in n.cmd("CLUSTER", "NODES").splitlines():
+                    f = line.split()
+                    if "myself" in f[2] and "master" in f[2] and len(f) > 8:
+                        out.append(n)
+            except (OSError, ConnectionError, RedisError):
+                pass
+        return out
+
+    def any_master(self):
+        m = self.masters()
+        if not m:
+            raise AssertionError("no master in the cluster")
+        return m[0]
+
+    def node_of_key(self, key):
+        """The master node that owns key's slot."""
+        slot = self.any_master().cmd("CLUSTER", "KEYSLOT", key)
+        for n in self.masters():
+            for r in n.cmd("CLUSTER", "SLOTS"):
+                if r[0] <= slot <= r[1] and int(r[2][1]) == n.port:
+                    return n
+        raise AssertionError("no master owns slot %d" % slot)
+
+    def keys(self, pattern):
+        """Every key matching pattern on every master."""
+        out = []
+        for n in self.masters():
+            out += n.cmd("KEYS", pattern)
+        return sorted(out)
+
+    def cmd_key(self, key, *args):
+        """A command on the master that owns key."""
+        return self.node_of_key(key).cmd(*args)
+
+    def cleanup(self):
+        for n in self.nodes:
+            n.cleanup()
+
+    def __enter__(self):
+        try:
+            return self.start()
+        except BaseException:
+            self.cleanup()
+            raise
+
+    def __exit__(self, *exc):
+        self.cleanup()

@@ -808,6 +808,20 @@ START_TEST(test_url_errors)
 		{ "redis+unix:///", "no socket path" },
 		{ "redis+unix:///tmp/x.sock?db=z", "bad database" },
 		{ "rediss://127.0.0.1:6379", "unknown store" },
+		{ "redis-sentinel://127.0.0.1:1", "no master name" },
+		{ "redis-sentinel://127.0.0.1:1/", "no master name" },
+		{ "redis-sentinel://127.0.0.1:1,/m", "no host" },
+		{ "redis-sentinel://127.0.0.1:1/m/x", "bad database" },
+		{ "redis-sentinel://127.0.0.1:1/m?foo=1", "sentinel_password=" },
+		{ "redis-sentinel://127.0.0.1:1/m?sentinel_password=", "empty sentinel_password" },
+		{ "redis-sentinel://127.0.0.1:1/m?sentinel_user=u", "needs sentinel_password" },
+		/* nothing listens: the start-up check names each sentinel, never a
+		 * password */
+		{ "redis-sentinel://:sekrit@127.0.0.1:1,127.0.0.1:2/m?sentinel_password=sekrit",
+		  "no sentinel answers (127.0.0.1:1: Connection refused; 127.0.0.1:2: " },
+		{ "redis-cluster://127.0.0.1:1/0", "takes no path" },
+		{ "redis-cluster://127.0.0.1:1?db=1", "only database 0" },
+		{ "redis-cluster://:sekrit@127.0.0.1:1", "no cluster seed answers (127.0.0.1:1: " },
 	};
 	struct event_base *base = event_base_new();
 	for (size_t i = 0; i < ARRAY_LEN(bad); i++) {

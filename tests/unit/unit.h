@@ -25,7 +25,8 @@
 	X(settings)    \
 	X(spf_record)  \
 	X(runtime)     \
-	X(multire)
+	X(multire)     \
+	X(redis_slot)
 
 #define X(n) Suite *n##_suite(void);
 UNIT_SUITES(X)
