@@ -1248,9 +1248,9 @@ static void on_script_reply(void *priv, struct rnode *n, redisReply *rp, const c
 		a.over = a.count > r->limit;
 		cmd_done(s, r, rp, ok, &a);
 	} else {
-		long long n = 0, over = 0;
-		bool ok = int_elem(rp, 0, &n) && int_elem(rp, 1, &over) && n >= 0;
-		struct rate_answer a = { .count = (uint64_t)n, .over = over != 0 };
+		long long count = 0, over = 0;
+		bool ok = int_elem(rp, 0, &count) && int_elem(rp, 1, &over) && count >= 0;
+		struct rate_answer a = { .count = (uint64_t)count, .over = over != 0 };
 		cmd_done(s, r, rp, ok, &a);
 	}
 	rreq_put(r);
