@@ -188,7 +188,8 @@ static const char sum_lua[] =
  * sighting (store.h has the rules). A value seen again keeps the later of
  * its two times (a gateway's clock may be behind another's); a new value
  * past the limit is not added. KEYS: set. ARGV: now window limit value.
- * Returns the count, limit + 1 when over. */
+ * Returns {count (limit + 1 when over), added (1: the value joined the set
+ * now, so a refund may take it out)}. */
 static const char distinct_lua[] =
 	"local now, window = tonumber(ARGV[1]), tonumber(ARGV[2])\n"
 	"local limit = tonumber(ARGV[3])\n"
@@ -196,13 +197,37 @@ static const char distinct_lua[] =
 	"local n = redis.call('ZCARD', KEYS[1])\n"
 	"local t = redis.call('ZSCORE', KEYS[1], ARGV[4])\n"
 	"if not t then\n"
-	"  if n >= limit then return limit + 1 end\n"
+	"  if n >= limit then return {limit + 1, 0} end\n"
 	"  n = n + 1\n"
 	"end\n"
 	"if not t or tonumber(t) < now then redis.call('ZADD', KEYS[1], now, ARGV[4]) end\n"
 	"if window < 1 then window = 1 end\n"
 	"redis.call('EXPIRE', KEYS[1], window)\n"
-	"return n\n";
+	"if t then return {n, 0} end\n"
+	"return {n, 1}\n";
+
+/* A refund (store.h), one of three by ARGV[1]: 'r' an exact log's member
+ * ARGV[2] leaves it; 's' ARGV[3] leaves a slotted log's slot ARGV[2]
+ * (never below 0; an empty slot goes); 'd' value ARGV[2] leaves a distinct
+ * set if its score is still ARGV[3] (the request's now: a later sighting
+ * keeps it). TTLs stay: they only cover what is left. KEYS: the log or
+ * set. Returns 1 when something was undone, else 0. */
+static const char refund_lua[] =
+	"local kind = ARGV[1]\n"
+	"if kind == 'r' then return redis.call('ZREM', KEYS[1], ARGV[2]) end\n"
+	"if kind == 'd' then\n"
+	"  local t = redis.call('ZSCORE', KEYS[1], ARGV[2])\n"
+	"  if t and tonumber(t) == tonumber(ARGV[3]) then\n"
+	"    return redis.call('ZREM', KEYS[1], ARGV[2])\n"
+	"  end\n"
+	"  return 0\n"
+	"end\n"
+	"local v = tonumber(redis.call('HGET', KEYS[1], ARGV[2]))\n"
+	"if not v then return 0 end\n"
+	"local left = v - tonumber(ARGV[3])\n"
+	"if left > 0 then redis.call('HSET', KEYS[1], ARGV[2], left)\n"
+	"else redis.call('HDEL', KEYS[1], ARGV[2]) end\n"
+	"return 1\n";
 
 /* list: each key and its fields, for one SCAN batch. pcall: a foreign key
  * of another type under the prefix is skipped, not an error. */
@@ -240,9 +265,10 @@ static const char pass_lua[] =
 enum conn_state { CONN_DOWN, CONN_CONNECTING, CONN_UP };
 
 /* Handshake steps, in the order they are pipelined. */
-enum hs_step { HS_AUTH, HS_SELECT, HS_LOAD_GREY, HS_LOAD_RATE, HS_LOAD_SUM, HS_LOAD_DISTINCT };
+enum hs_step { HS_AUTH, HS_SELECT, HS_LOAD_GREY, HS_LOAD_RATE, HS_LOAD_SUM, HS_LOAD_DISTINCT,
+	       HS_LOAD_REFUND };
 static const char *const hs_name[] = { "AUTH", "SELECT", "SCRIPT LOAD", "SCRIPT LOAD",
-				       "SCRIPT LOAD", "SCRIPT LOAD" };
+				       "SCRIPT LOAD", "SCRIPT LOAD", "SCRIPT LOAD" };
 
 struct rreq;
 
@@ -277,7 +303,7 @@ struct store_redis {
 	uint64_t cmd_errors, cmd_oks; /* replies since its last line */
 	uint64_t cmd_errors_all;      /* error replies in the whole outage */
 	char sha_grey[41], sha_rate[41]; /* empty until a SCRIPT LOAD answered */
-	char sha_sum[41], sha_distinct[41];
+	char sha_sum[41], sha_distinct[41], sha_refund[41];
 
 	TAILQ_HEAD(, rreq) pending;   /* unanswered requests, oldest first */
 	int busy;                     /* loop entries and close() on the stack */
@@ -310,6 +336,7 @@ struct rreq {
 	void *arg;
 	time_t now;                   /* list: drops what has expired by then */
 	uint32_t limit;               /* distinct: over when the count passes it */
+	uint64_t seq;                 /* rate, exact: its member's number (answer id) */
 	const char *script;           /* grey, rate, distinct: the body, for the EVAL retry */
 	unsigned long changed;        /* flush: keys deleted so far */
 	/* grey, rate: the command, kept for the EVAL retry after NOSCRIPT */
@@ -660,11 +687,12 @@ static void on_handshake(redisAsyncContext *ac, void *reply, void *priv)
 	} else if (step >= HS_LOAD_GREY) {
 		char *sha = step == HS_LOAD_GREY ? s->sha_grey :
 			    step == HS_LOAD_RATE ? s->sha_rate :
-			    step == HS_LOAD_SUM ? s->sha_sum : s->sha_distinct;
+			    step == HS_LOAD_SUM ? s->sha_sum :
+			    step == HS_LOAD_DISTINCT ? s->sha_distinct : s->sha_refund;
 		if (rp->type == REDIS_REPLY_STRING && rp->len == 40) {
 			memcpy(sha, rp->str, 40);
 			sha[40] = 0;
-			if (step == HS_LOAD_DISTINCT)   /* the last step */
+			if (step == HS_LOAD_REFUND)     /* the last step */
 				conn_up(s);
 		} else {
 			conn_drop(s, "SCRIPT LOAD: unexpected reply", false);
@@ -739,8 +767,10 @@ static void conn_start(struct store_redis *s)
 	const char *ls[3] = { "SCRIPT", "LOAD", sum_lua };
 	ok = ok && (s->db == 0 || hs_send(s, HS_SELECT, 2, sel));
 	const char *ld[3] = { "SCRIPT", "LOAD", distinct_lua };
+	const char *lf[3] = { "SCRIPT", "LOAD", refund_lua };
 	ok = ok && hs_send(s, HS_LOAD_GREY, 3, lg) && hs_send(s, HS_LOAD_RATE, 3, lr) &&
-	     hs_send(s, HS_LOAD_SUM, 3, ls) && hs_send(s, HS_LOAD_DISTINCT, 3, ld);
+	     hs_send(s, HS_LOAD_SUM, 3, ls) && hs_send(s, HS_LOAD_DISTINCT, 3, ld) &&
+	     hs_send(s, HS_LOAD_REFUND, 3, lf);
 	if (!ok) {
 		conn_drop(s, "cannot queue the handshake", false);
 		return;
@@ -827,14 +857,19 @@ static void on_script_reply(redisAsyncContext *ac, void *reply, void *priv)
 					 .state = (enum grey_state)state };
 		cmd_done(s, r, rp, ok, &a);
 	} else if (r->kind == RK_DISTINCT) {
-		bool ok = rp->type == REDIS_REPLY_INTEGER;
-		struct distinct_answer a = { .count = ok ? clamp_u32(rp->integer) : 0 };
+		long long n = 0, added = 0;
+		bool ok = int_elem(rp, 0, &n) && int_elem(rp, 1, &added);
+		struct distinct_answer a = { .count = ok ? clamp_u32(n) : 0, .added = added != 0 };
 		a.over = a.count > r->limit;
 		cmd_done(s, r, rp, ok, &a);
+	} else if (r->kind == RK_EDIT) {           /* a refund */
+		bool ok = rp->type == REDIS_REPLY_INTEGER;
+		unsigned long n = ok && rp->integer > 0 ? 1 : 0;
+		cmd_done(s, r, rp, ok, &n);
 	} else {
 		long long n = 0, over = 0;
 		bool ok = int_elem(rp, 0, &n) && int_elem(rp, 1, &over) && n >= 0;
-		struct rate_answer a = { .count = (uint64_t)n, .over = over != 0 };
+		struct rate_answer a = { .count = (uint64_t)n, .over = over != 0, .id = r->seq };
 		cmd_done(s, r, rp, ok, &a);
 	}
 	rreq_put(r);
@@ -918,6 +953,17 @@ static void redis_grey(struct store *st, const struct grey_query *q, grey_cb cb,
 		rreq_fail_now(r);
 }
 
+/* Add an exact log's member from r's buffer (64 bytes): this store's
+ * nonce and the event's sequence number. */
+static void arg_member(struct rreq *r, char **pos, const struct store_redis *s, uint64_t seq)
+{
+	int n = snprintf(*pos, 64, "%016llx%llx", (unsigned long long)s->nonce,
+			 (unsigned long long)seq);
+	r->argv[r->argc] = *pos;
+	r->argvlen[r->argc++] = (size_t)n;
+	*pos += n;
+}
+
 /* store_ops.rate: one EVALSHA of the rate script (count=requests) or of
  * the sum script (recipients, bytes). */
 static void redis_rate(struct store *st, const struct rate_query *q, rate_cb cb, void *arg)
@@ -945,10 +991,8 @@ static void redis_rate(struct store *st, const struct rate_query *q, rate_cb cb,
 		 * the time is its score, so the member is only this store's
 		 * random nonce and a sequence number (short: a busy log holds
 		 * limit of them) */
-		int n = snprintf(pos, 64, "%016llx%llx", (unsigned long long)s->nonce,
-				 (unsigned long long)++s->seq);
-		r->argv[r->argc] = pos;
-		r->argvlen[r->argc++] = (size_t)n;
+		r->seq = ++s->seq;
+		arg_member(r, &pos, s, r->seq);
 	}
 	if (!rreq_send(s, r, on_script_reply, r->argc, r->argv, r->argvlen))
 		rreq_fail_now(r);
@@ -978,6 +1022,44 @@ static void redis_distinct(struct store *st, const struct distinct_query *q, dis
 	memcpy(pos, q->value, q->value_len);
 	r->argv[r->argc] = pos;
 	r->argvlen[r->argc++] = q->value_len;
+	if (!rreq_send(s, r, on_script_reply, r->argc, r->argv, r->argvlen))
+		rreq_fail_now(r);
+}
+
+/* store_ops.refund: one EVALSHA of the refund script (its reply: on_script_reply). */
+static void redis_refund(struct store *st, const struct store_refund *q, store_done_cb cb,
+			 void *arg)
+{
+	struct store_redis *s = sr(st);
+	if (!store_ready(s)) {
+		cb(arg, STORE_FAIL, 0);
+		return;
+	}
+	struct rreq *r = rreq_new(s, RK_EDIT, s->prefix_len + 2 + q->key_len + q->value_len +
+						      2 * NUM_ROOM + 64);
+	r->cb.done = cb;
+	r->arg = arg;
+	r->script = refund_lua;
+	char *pos = r->buf;
+	arg_script(r, s->sha_refund, refund_lua, "1");
+	if (q->kind == REFUND_DISTINCT) {
+		arg_key(r, &pos, s, "d:", q->key, q->key_len);
+		arg_lit(r, "d");
+		memcpy(pos, q->value, q->value_len);
+		r->argv[r->argc] = pos;
+		r->argvlen[r->argc++] = q->value_len;
+		pos += q->value_len;
+		arg_num(r, &pos, (long long)q->now);
+	} else if (q->slotted) {
+		arg_key(r, &pos, s, "q:", q->key, q->key_len);
+		arg_lit(r, "s");
+		arg_num(r, &pos, (long long)rate_slot_time((uint64_t)q->now, q->window));
+		arg_num(r, &pos, (long long)q->amount);
+	} else {
+		arg_key(r, &pos, s, "r:", q->key, q->key_len);
+		arg_lit(r, "r");
+		arg_member(r, &pos, s, q->id);
+	}
 	if (!rreq_send(s, r, on_script_reply, r->argc, r->argv, r->argvlen))
 		rreq_fail_now(r);
 }
@@ -1499,6 +1581,7 @@ const struct store_ops store_redis_ops = {
 	.grey = redis_grey,
 	.rate = redis_rate,
 	.distinct = redis_distinct,
+	.refund = redis_refund,
 	.list = redis_list,
 	.edit = redis_edit,
 };
@@ -1511,6 +1594,7 @@ const struct store_ops store_redis_unix_ops = {
 	.grey = redis_grey,
 	.rate = redis_rate,
 	.distinct = redis_distinct,
+	.refund = redis_refund,
 	.list = redis_list,
 	.edit = redis_edit,
 };
