@@ -86,7 +86,8 @@ struct vm {
 	uint64_t deadline;       /* eval_deadline's slot; 0: not set yet */
 	const char *vars[VAR_END - VAR_BASE - 1];  /* lookup values, in the request arena */
 	struct vm_wait *waits;   /* per acl: what vm_wait_begin hands out */
-	struct vm_kept *kept;    /* records for refunds, newest first */
+	struct vm_kept *kept;    /* records for refunds, in the order kept */
+	struct vm_kept **kept_end;
 	bool refunded;           /* vm_refund ran */
 	struct vm *next;         /* pool link */
 };
@@ -140,6 +141,7 @@ struct vm *vm_new(struct runtime *rt, struct program *p, struct request *req,
 	vm->deadline = 0;
 	vm->ncand = vm->ccur = 0;
 	vm->kept = NULL;
+	vm->kept_end = &vm->kept;
 	vm->refunded = false;
 	memset(vm->vars, 0, sizeof vm->vars);
 	return vm;
@@ -281,8 +283,8 @@ void *vm_keep(struct eval_ctx *e, size_t size)
 	struct vm_kept *k = arena_alloc(vm->req->arena, sizeof *k + size);
 	memset(k, 0, sizeof *k + size);
 	k->acl = (uint32_t)e->acl;
-	k->next = vm->kept;
-	vm->kept = k;
+	*vm->kept_end = k;
+	vm->kept_end = &k->next;
 	return k->data;
 }
 
