@@ -12,7 +12,9 @@
  * country 3/1h": an account used from a fourth country within an hour),
  * and gives ${distinct_count} to the action text. The check is one atomic
  * check-and-update in the store (store.h: a value seen again refreshes its
- * time; the request that would pass the limit is not recorded).
+ * time; the request that would pass the limit is not recorded), and a
+ * value this request added to the set leaves it again when the request's
+ * final answer refuses it (distinct_refund, engine/vm.h's vm_refund).
  *
  * A request whose KEY (any part of it) or VALUE is empty (no SASL login, a
  * client the database has no country for) is not counted and does not
@@ -153,6 +155,13 @@ static bool distinct_compile(struct acl_compile *c)
 	return true;
 }
 
+/* What a request recorded, for its refund: the query as it was sent (key
+ * and value in the request arena), and whether the value joined the set. */
+struct distinct_kept {
+	struct distinct_query q;
+	bool added;
+};
+
 static void distinct_answered(void *arg, enum store_status st, const struct distinct_answer *a)
 {
 	struct vm_wait *w = arg;
@@ -160,6 +169,9 @@ static void distinct_answered(void *arg, enum store_status st, const struct dist
 		vm_wait_done(w, TRI_TEMPFAIL);
 		return;
 	}
+	struct distinct_kept *k = vm_wait_kept(w);
+	if (k && a->added && !a->over)
+		k->added = true;
 	vm_wait_set_uint(w, VAR_distinct_count, a->count);
 	vm_wait_done(w, a->over ? TRI_TRUE : TRI_FALSE);
 }
@@ -207,9 +219,37 @@ static enum tri distinct_eval(const struct acl_rt *acl, struct eval_ctx *e)
 				    .value_len = strlen(value), .limit = d->limit,
 				    .window = d->window, .now = e->req->now };
 	runtime_count(e->rt, RC_distinct_checks, 1);
+	struct distinct_kept *k = vm_keep(e, sizeof *k);
+	k->q = q;
+	k->q.key = arena_strndup(e->req->arena, key.s, key.len);
+	k->q.value = arena_strndup(e->req->arena, value, q.value_len);
 	store_distinct(runtime_store(e->rt), &q, distinct_answered, vm_wait_begin(e));
 	sb_free(&key);
 	return TRI_PENDING;
+}
+
+/* A refund's answer: nobody waits for it (a failure leaves the value to
+ * leave the window). */
+static void distinct_refunded(void *arg, enum store_status st, unsigned long changed)
+{
+	(void)arg;
+	(void)st;
+	(void)changed;
+}
+
+/* acl_type.refund: take out the value this request added. */
+static bool distinct_refund(const struct acl_rt *acl, struct eval_ctx *e, void *kept)
+{
+	(void)acl;
+	const struct distinct_kept *k = kept;
+	if (!k->added)
+		return false;
+	struct store_refund r = { .kind = REFUND_DISTINCT, .key = k->q.key,
+				  .key_len = k->q.key_len, .window = k->q.window, .now = k->q.now,
+				  .value = k->q.value, .value_len = k->q.value_len };
+	runtime_count(e->rt, RC_refunds, 1);
+	store_refund(runtime_store(e->rt), &r, distinct_refunded, NULL);
+	return true;
 }
 
 static void distinct_describe(const struct acl_rt *acl, struct strbuf *out)
@@ -225,5 +265,5 @@ static void distinct_describe(const struct acl_rt *acl, struct strbuf *out)
 
 const struct acl_type acl_distinct_type = {
 	.name = "distinct", .attr = -1, .compile = distinct_compile, .eval = distinct_eval,
-	.describe = distinct_describe,
+	.describe = distinct_describe, .refund = distinct_refund,
 };

@@ -10,7 +10,9 @@
  * action text. What a request counts is its count= kind, one row of
  * rate_counts[]: 1 (requests), its recipient_count or its size. A request
  * that matches is not counted (a refused message does not use up the
- * quota). The check and the update are one atomic step in the store
+ * quota), and one that another line refuses is refunded (rate_refund:
+ * the VM calls it when the final answer refuses, engine/vm.h). The check
+ * and the update are one atomic step in the store
  * (memory, or Redis shared by several gateways); requests use the exact
  * log, recipients and bytes the slotted one (backends/store.h).
  */
@@ -172,12 +174,25 @@ static bool rate_compile(struct acl_compile *c)
 	return true;
 }
 
+/* What a request recorded, for its refund: the query as it was sent
+ * (the key in the request arena) and the answer's event id. */
+struct rate_kept {
+	struct rate_query q;
+	uint64_t id;
+	bool recorded;
+};
+
 static void rate_answered(void *arg, enum store_status st, const struct rate_answer *a)
 {
 	struct vm_wait *w = arg;
 	if (st != STORE_OK) {
 		vm_wait_done(w, TRI_TEMPFAIL);
 		return;
+	}
+	struct rate_kept *k = vm_wait_kept(w);
+	if (k && !a->over && k->q.amount) {
+		k->recorded = true;
+		k->id = a->id;
 	}
 	vm_wait_set_uint(w, VAR_rate_count, a->count);
 	vm_wait_done(w, a->over ? TRI_TRUE : TRI_FALSE);
@@ -215,9 +230,38 @@ static enum tri rate_eval(const struct acl_rt *acl, struct eval_ctx *e)
 			  key.s + strlen(ra->spec) + 1, ra->count->name,
 			  (unsigned long long)q.amount, (unsigned long long)ra->limit, ra->window);
 	runtime_count(e->rt, RC_rate_checks, 1);
+	if (q.amount) {
+		struct rate_kept *k = vm_keep(e, sizeof *k);
+		k->q = q;
+		k->q.key = arena_strndup(e->req->arena, key.s, key.len);
+	}
 	store_rate(runtime_store(e->rt), &q, rate_answered, vm_wait_begin(e));
 	sb_free(&key);
 	return TRI_PENDING;
+}
+
+/* A refund's answer: nobody waits for it; a failure is only counted by
+ * the store (the amount then stays until it leaves the window). */
+static void rate_refunded(void *arg, enum store_status st, unsigned long changed)
+{
+	(void)arg;
+	(void)st;
+	(void)changed;
+}
+
+/* acl_type.refund: take back what this request added. */
+static bool rate_refund(const struct acl_rt *acl, struct eval_ctx *e, void *kept)
+{
+	(void)acl;
+	const struct rate_kept *k = kept;
+	if (!k->recorded)
+		return false;
+	struct store_refund r = { .kind = REFUND_RATE, .key = k->q.key, .key_len = k->q.key_len,
+				  .window = k->q.window, .now = k->q.now, .slotted = k->q.slotted,
+				  .amount = k->q.amount, .id = k->id };
+	runtime_count(e->rt, RC_refunds, 1);
+	store_refund(runtime_store(e->rt), &r, rate_refunded, NULL);
+	return true;
 }
 
 static void rate_describe(const struct acl_rt *acl, struct strbuf *out)
@@ -235,5 +279,5 @@ static void rate_describe(const struct acl_rt *acl, struct strbuf *out)
 
 const struct acl_type acl_rate_type = {
 	.name = "rate", .attr = -1, .compile = rate_compile, .eval = rate_eval,
-	.describe = rate_describe,
+	.describe = rate_describe, .refund = rate_refund,
 };

@@ -81,6 +81,23 @@ static const char *const action_kind_names[] = {
 	[ACT_RESTRICTION] = "RESTRICTION",
 };
 
+/*
+ * The kinds that refuse what the request asked for (access(5)): REJECT and
+ * 5NN reject it, DEFER and 4NN defer it; DEFER_IF_PERMIT defers it unless
+ * a later restriction rejects it, and either way it is not accepted (at
+ * RCPT: that recipient). Not refusals: DEFER_IF_REJECT (it defers only
+ * when a later restriction would reject, which this answer does not
+ * know), DISCARD and HOLD (the client is told the message was accepted),
+ * the actions that accept or go on, and restriction lists (their outcome
+ * is Postfix's).
+ */
+static const bool action_refusing[] = {
+	[ACT_REJECT] = true,
+	[ACT_DEFER] = true,
+	[ACT_DEFER_IF_PERMIT] = true,
+	[ACT_CODE] = true,
+};
+
 /* What a Postfix restriction takes after its name. */
 enum restr_arg {
 	RA_NONE,
@@ -1026,6 +1043,11 @@ void action_format(const struct action *act, tpl_lookup_fn lookup, void *lctx,
 		   struct strbuf *out)
 {
 	action_emit(act, lookup, lctx, out);
+}
+
+bool action_refuses(const struct action *act)
+{
+	return (unsigned)act->kind < ARRAY_LEN(action_refusing) && action_refusing[act->kind];
 }
 
 const char *action_kind_name(enum action_kind k)

@@ -173,6 +173,15 @@ void action_reply(const struct action *act, tpl_lookup_fn lookup, void *lctx,
 void action_format(const struct action *act, tpl_lookup_fn lookup, void *lctx,
 		   struct strbuf *out);
 
+/*
+ * Does act refuse what the request asked for (the message, or at RCPT the
+ * recipient)? REJECT, DEFER, DEFER_IF_PERMIT and 4NN/5NN do; every other
+ * kind, DEFER_IF_REJECT included, does not (action.c says why, kind by
+ * kind). Rate and distinct counts of a refused request are refunded
+ * (engine/vm.h, vm_refund).
+ */
+bool action_refuses(const struct action *act);
+
 /* The kind's name ("REJECT"), used by the disassembler. ACT_CODE is "CODE"
  * (the action's word holds the digits); an out-of-range kind gives "?". */
 const char *action_kind_name(enum action_kind k);

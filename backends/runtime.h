@@ -99,7 +99,9 @@ uint64_t runtime_dns_deadline(struct runtime *rt, uint64_t *slot);
 	X(reloads, COUNTER, "policy reloads that compiled and were swapped in")           \
 	X(reloads_failed, COUNTER, "policy reloads rejected for errors (the previous "    \
 				    "policy stays)")                                       \
-	X(distinct_checks, COUNTER, "distinct acls asked of the store")
+	X(distinct_checks, COUNTER, "distinct acls asked of the store")                    \
+	X(refunds, COUNTER, "rate amounts and distinct values taken back because the "    \
+			     "answer refused the request")
 
 enum runtime_counter_kind { RUNTIME_COUNTER, RUNTIME_GAUGE, RUNTIME_STATS };
 

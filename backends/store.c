@@ -166,6 +166,12 @@ void store_distinct(struct store *s, const struct distinct_query *q, distinct_cb
 	s->ops->distinct(s, q, store_distinct_done, c);
 }
 
+void store_refund(struct store *s, const struct store_refund *q, store_done_cb cb, void *arg)
+{
+	runtime_stats_add(s->stats, RC_store_calls, 1);
+	s->ops->refund(s, q, cb, arg);
+}
+
 void store_list(struct store *s, time_t now, store_list_cb cb, void *arg)
 {
 	runtime_stats_add(s->stats, RC_store_calls, 1);

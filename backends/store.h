@@ -119,6 +119,9 @@ struct rate_answer {
 	bool over;              /* count > limit: the acl matches, and this
 				   request's amount was NOT recorded (a refused
 				   request does not use up the quota) */
+	uint64_t id;            /* recorded in the exact log: names this event
+				   for store_refund (the backend's; 0 when it
+				   needs none) */
 };
 
 /* Slots of a slotted log per window (a Redis hash of at most 121 fields
@@ -158,6 +161,10 @@ struct distinct_answer {
 	uint32_t count;         /* distinct values seen in (now - window, now],
 				   this one included: at most limit + 1 */
 	bool over;              /* count > limit: the acl matches */
+	bool added;             /* the value joined the set now (it was not
+				   there, or had left the window): a refund
+				   may take it out; false when it was only
+				   seen again (a refund leaves it) */
 };
 
 /*
@@ -173,6 +180,37 @@ struct distinct_answer {
  *    holds more than limit values (memory per key is bounded by it).
  */
 typedef void (*distinct_cb)(void *arg, enum store_status st, const struct distinct_answer *a);
+
+/* ---- refunds -------------------------------------------------------------- */
+
+/*
+ * Undo what one rate or distinct call recorded, when the request's final
+ * answer refused it (a later line rejected the message: engine/vm.h,
+ * vm_refund). One atomic step in the store, like the call it undoes:
+ *  - REFUND_RATE, exact log: the event the call added (id: its answer's)
+ *    leaves the log (the memory store: one event at now);
+ *  - REFUND_RATE, slotted: amount is taken from now's slot
+ *    (rate_slot_time), never below 0; an empty slot is dropped;
+ *  - REFUND_DISTINCT: value leaves the set if its last sighting is still
+ *    now (a later sighting, here or on another gateway, keeps it).
+ * What has left the window meanwhile is not touched. The callback gets
+ * changed = 1 when something was undone, 0 when nothing was left to undo.
+ * Refunds are rare (refused requests only): one round trip each.
+ */
+enum store_refund_kind { REFUND_RATE, REFUND_DISTINCT };
+
+struct store_refund {
+	enum store_refund_kind kind;
+	const char *key;        /* the query's key */
+	size_t key_len;
+	uint32_t window;        /* the query's */
+	time_t now;             /* the query's now */
+	bool slotted;           /* rate: the query's */
+	uint64_t amount;        /* rate, slotted: the amount recorded */
+	uint64_t id;            /* rate, exact: rate_answer.id */
+	const char *value;      /* distinct: the value recorded */
+	size_t value_len;
+};
 
 /* ---- administration (mxacl grey) ---------------------------------------- */
 
@@ -229,6 +267,9 @@ struct store_ops {
 	 */
 	void (*list_slice)(struct store *s, unsigned long *cursor, size_t max, time_t now,
 			   store_list_cb cb, void *arg);
+	/* A refund (above); cb gets the number of things undone (0 or 1). */
+	void (*refund)(struct store *s, const struct store_refund *q, store_done_cb cb,
+		       void *arg);
 	/* p is required for WHITELIST and PASS; NULL is fine for the others. */
 	void (*edit)(struct store *s, enum store_edit op, const char *key, time_t now,
 		     const struct grey_params *p, store_done_cb cb, void *arg);
@@ -284,6 +325,7 @@ void store_close(struct store *s);     /* NULL is a no-op */
 void store_grey(struct store *s, const struct grey_query *q, grey_cb cb, void *arg);
 void store_rate(struct store *s, const struct rate_query *q, rate_cb cb, void *arg);
 void store_distinct(struct store *s, const struct distinct_query *q, distinct_cb cb, void *arg);
+void store_refund(struct store *s, const struct store_refund *q, store_done_cb cb, void *arg);
 void store_list(struct store *s, time_t now, store_list_cb cb, void *arg);
 /*
  * A listing in slices (store_ops.list_slice). A backend without slices

@@ -460,6 +460,7 @@ static void mem_rate_exact(struct mem_entry *r, const struct rate_query *q, uint
 	}
 	a->count = g->n + q->amount;
 	a->over = a->count > q->limit;
+	a->id = 0;                       /* a refund takes an event at now */
 	if (a->over || !q->amount)
 		return;
 	if (g->n == g->cap) {            /* full (only an old state file): the oldest goes */
@@ -624,8 +625,9 @@ static void mem_distinct(struct store *s, const struct distinct_query *q, distin
 		latest = dset_prune(d->set, now, q->window, q->value, q->value_len, &found);
 		n = d->set->n;
 	}
-	struct distinct_answer a = { .count = found ? n : n + 1 };
+	struct distinct_answer a = { .count = found ? n : n + 1, .added = !found };
 	if (!found && n >= q->limit) {
+		a.added = false;
 		a.over = true;           /* not recorded: the set stays as it is */
 		a.count = q->limit + 1;
 	} else {
@@ -643,6 +645,80 @@ static void mem_distinct(struct store *s, const struct distinct_query *q, distin
 	if (d && d->set && d->set->n)
 		d->expires = add_sat(latest, q->window);
 	cb(arg, STORE_OK, &a);
+}
+
+/* A refund of an exact log: the newest event at now leaves the ring
+ * (events of one second are alike, so it is the request's own). */
+static bool mem_refund_exact(struct mem_ring *g, uint32_t now)
+{
+	for (uint32_t k = g ? g->n : 0; k-- > 0;) {
+		if (g->t[(g->head + k) % g->cap] != now)
+			continue;
+		for (uint32_t j = k; j + 1 < g->n; j++)
+			g->t[(g->head + j) % g->cap] = g->t[(g->head + j + 1) % g->cap];
+		g->n--;
+		return true;
+	}
+	return false;
+}
+
+/* A refund of a slotted log: amount leaves now's slot, never below 0. */
+static bool mem_refund_slotted(struct mem_sum *g, const struct store_refund *q, uint32_t now)
+{
+	uint32_t slot = (uint32_t)rate_slot_time(now, q->window);
+	for (uint32_t i = 0; g && i < g->n; i++) {
+		if (g->s[i].t != slot)
+			continue;
+		if (g->s[i].amount > q->amount)
+			g->s[i].amount -= q->amount;
+		else
+			g->s[i] = g->s[--g->n];  /* empty: the last takes its place */
+		return true;
+	}
+	return false;
+}
+
+/* A refund of a distinct set: v leaves it if its last sighting is now. */
+static bool mem_refund_distinct(struct mem_dset *g, uint32_t now, const char *v, size_t vlen)
+{
+	size_t off = 0;
+	for (uint32_t i = 0; g && i < g->n; i++) {
+		uint32_t t, len;
+		const char *val = dset_rec(g->b + off, &t, &len);
+		size_t rec = 8 + (size_t)len;
+		if (t == now && len == vlen && memcmp(val, v, vlen) == 0) {
+			memmove(g->b + off, g->b + off + rec, g->len - off - rec);
+			g->len -= (uint32_t)rec;
+			g->n--;
+			return true;
+		}
+		off += rec;
+	}
+	return false;
+}
+
+/* store_ops.refund: at once, like every call of this store. */
+static void mem_refund(struct store *s, const struct store_refund *q, store_done_cb cb, void *arg)
+{
+	struct mem_store *m = mem(s);
+	uint32_t now = t32(q->now);
+	if (m->loader || q->key_len > MEM_MAX_KEY) {
+		cb(arg, STORE_FAIL, 0);
+		return;
+	}
+	char kind = q->kind == REFUND_DISTINCT ? MEM_DISTINCT : q->slotted ? MEM_SUM : MEM_RATE;
+	/* not mem_get: an entry the clock has expired is left to the sweep */
+	struct mem_entry **l = dict_link(&m->d, kind, q->key, q->key_len,
+					 mem_hash(kind, q->key, q->key_len));
+	struct mem_entry *e = l ? *l : NULL;
+	bool done = false;
+	if (e && kind == MEM_RATE)
+		done = mem_refund_exact(e->ring, now);
+	else if (e && kind == MEM_SUM)
+		done = mem_refund_slotted(e->sum, q, now);
+	else if (e)
+		done = mem_refund_distinct(e->set, now, q->value, q->value_len);
+	cb(arg, STORE_OK, done ? 1 : 0);
 }
 
 struct mem_list_arg {
@@ -786,6 +862,7 @@ const struct store_ops store_memory_ops = {
 	.grey = mem_grey,
 	.rate = mem_rate,
 	.distinct = mem_distinct,
+	.refund = mem_refund,
 	.list = mem_list,
 	.list_slice = mem_list_slice,
 	.edit = mem_edit,

@@ -201,7 +201,8 @@ static const char sum_lua[] =
  * sighting (store.h has the rules). A value seen again keeps the later of
  * its two times (a gateway's clock may be behind another's); a new value
  * past the limit is not added. KEYS: set. ARGV: now window limit value.
- * Returns the count, limit + 1 when over. */
+ * Returns {count (limit + 1 when over), added (1: the value joined the set
+ * now, so a refund may take it out)}. */
 static const char distinct_lua[] =
 	"local now, window = tonumber(ARGV[1]), tonumber(ARGV[2])\n"
 	"local limit = tonumber(ARGV[3])\n"
@@ -209,13 +210,37 @@ static const char distinct_lua[] =
 	"local n = redis.call('ZCARD', KEYS[1])\n"
 	"local t = redis.call('ZSCORE', KEYS[1], ARGV[4])\n"
 	"if not t then\n"
-	"  if n >= limit then return limit + 1 end\n"
+	"  if n >= limit then return {limit + 1, 0} end\n"
 	"  n = n + 1\n"
 	"end\n"
 	"if not t or tonumber(t) < now then redis.call('ZADD', KEYS[1], now, ARGV[4]) end\n"
 	"if window < 1 then window = 1 end\n"
 	"redis.call('EXPIRE', KEYS[1], window)\n"
-	"return n\n";
+	"if t then return {n, 0} end\n"
+	"return {n, 1}\n";
+
+/* A refund (store.h), one of three by ARGV[1]: 'r' an exact log's member
+ * ARGV[2] leaves it; 's' ARGV[3] leaves a slotted log's slot ARGV[2]
+ * (never below 0; an empty slot goes); 'd' value ARGV[2] leaves a distinct
+ * set if its score is still ARGV[3] (the request's now: a later sighting
+ * keeps it). TTLs stay: they only cover what is left. KEYS: the log or
+ * set. Returns 1 when something was undone, else 0. */
+static const char refund_lua[] =
+	"local kind = ARGV[1]\n"
+	"if kind == 'r' then return redis.call('ZREM', KEYS[1], ARGV[2]) end\n"
+	"if kind == 'd' then\n"
+	"  local t = redis.call('ZSCORE', KEYS[1], ARGV[2])\n"
+	"  if t and tonumber(t) == tonumber(ARGV[3]) then\n"
+	"    return redis.call('ZREM', KEYS[1], ARGV[2])\n"
+	"  end\n"
+	"  return 0\n"
+	"end\n"
+	"local v = tonumber(redis.call('HGET', KEYS[1], ARGV[2]))\n"
+	"if not v then return 0 end\n"
+	"local left = v - tonumber(ARGV[3])\n"
+	"if left > 0 then redis.call('HSET', KEYS[1], ARGV[2], left)\n"
+	"else redis.call('HDEL', KEYS[1], ARGV[2]) end\n"
+	"return 1\n";
 
 /* list: each key and its fields, for one SCAN batch. pcall: a foreign key
  * of another type under the prefix is skipped, not an error. */
@@ -260,7 +285,8 @@ static const char pass_lua[] =
 	X(grey)          \
 	X(rate)          \
 	X(sum)           \
-	X(distinct)
+	X(distinct)      \
+	X(refund)
 
 enum rscript {
 #define X(name) RS_##name,
@@ -367,7 +393,7 @@ struct store_redis {
 	char *scan_pattern;           /* PREFIX (glob-escaped) + "[ga]:*" */
 };
 
-enum rkind { RK_GREY, RK_RATE, RK_DISTINCT, RK_LIST, RK_EDIT, RK_FLUSH, RK_SLOTS, RK_ASK };
+enum rkind { RK_GREY, RK_RATE, RK_DISTINCT, RK_REFUND, RK_LIST, RK_EDIT, RK_FLUSH, RK_SLOTS, RK_ASK };
 
 #define RREQ_MAXARG 10
 
@@ -393,6 +419,7 @@ struct rreq {
 	void *arg;
 	time_t now;                   /* list: drops what has expired by then */
 	uint32_t limit;               /* distinct: over when the count passes it */
+	uint64_t seq;                 /* rate, exact: its member's number (answer id) */
 	unsigned long changed;        /* flush: keys deleted so far */
 	/* grey, rate, edit: the command, kept for a retry or redirection;
 	 * key_arg is the argument whose slot routes it */
@@ -503,6 +530,7 @@ static void rreq_notify(struct rreq *r, enum store_status st, const void *answer
 	case RK_LIST:
 		r->cb.list(r->arg, st, NULL);
 		break;
+	case RK_REFUND:
 	case RK_EDIT:
 	case RK_FLUSH:
 		r->cb.done(r->arg, st, st == STORE_OK ? *(const unsigned long *)answer : 0);
@@ -1243,14 +1271,20 @@ static void on_script_reply(void *priv, struct rnode *n, redisReply *rp, const c
 					 .state = (enum grey_state)state };
 		cmd_done(s, r, rp, ok, &a);
 	} else if (r->kind == RK_DISTINCT) {
-		bool ok = rp->type == REDIS_REPLY_INTEGER;
-		struct distinct_answer a = { .count = ok ? clamp_u32(rp->integer) : 0 };
+		long long count = 0, added = 0;
+		bool ok = int_elem(rp, 0, &count) && int_elem(rp, 1, &added);
+		struct distinct_answer a = { .count = ok ? clamp_u32(count) : 0,
+					     .added = added != 0 };
 		a.over = a.count > r->limit;
 		cmd_done(s, r, rp, ok, &a);
+	} else if (r->kind == RK_REFUND) {
+		bool ok = rp->type == REDIS_REPLY_INTEGER;
+		unsigned long undone = ok && rp->integer > 0 ? 1 : 0;
+		cmd_done(s, r, rp, ok, &undone);
 	} else {
 		long long count = 0, over = 0;
 		bool ok = int_elem(rp, 0, &count) && int_elem(rp, 1, &over) && count >= 0;
-		struct rate_answer a = { .count = (uint64_t)count, .over = over != 0 };
+		struct rate_answer a = { .count = (uint64_t)count, .over = over != 0, .id = r->seq };
 		cmd_done(s, r, rp, ok, &a);
 	}
 	rreq_put(r);
@@ -1371,6 +1405,17 @@ static void redis_grey(struct store *st, const struct grey_query *q, grey_cb cb,
 		rreq_fail_now(r);
 }
 
+/* Add an exact log's member from r's buffer (64 bytes): this store's
+ * nonce and the event's sequence number. */
+static void arg_member(struct rreq *r, char **pos, const struct store_redis *s, uint64_t seq)
+{
+	int n = snprintf(*pos, 64, "%016llx%llx", (unsigned long long)s->nonce,
+			 (unsigned long long)seq);
+	r->argv[r->argc] = *pos;
+	r->argvlen[r->argc++] = (size_t)n;
+	*pos += n;
+}
+
 /* store_ops.rate: one EVALSHA of the rate script (count=requests) or of
  * the sum script (recipients, bytes). */
 static void redis_rate(struct store *st, const struct rate_query *q, rate_cb cb, void *arg)
@@ -1397,10 +1442,8 @@ static void redis_rate(struct store *st, const struct rate_query *q, rate_cb cb,
 		 * the time is its score, so the member is only this store's
 		 * random nonce and a sequence number (short: a busy log holds
 		 * limit of them) */
-		int n = snprintf(pos, 64, "%016llx%llx", (unsigned long long)s->nonce,
-				 (unsigned long long)++s->seq);
-		r->argv[r->argc] = pos;
-		r->argvlen[r->argc++] = (size_t)n;
+		r->seq = ++s->seq;
+		arg_member(r, &pos, s, r->seq);
 	}
 	if (!rreq_route(r))
 		rreq_fail_now(r);
@@ -1429,6 +1472,43 @@ static void redis_distinct(struct store *st, const struct distinct_query *q, dis
 	memcpy(pos, q->value, q->value_len);
 	r->argv[r->argc] = pos;
 	r->argvlen[r->argc++] = q->value_len;
+	if (!rreq_route(r))
+		rreq_fail_now(r);
+}
+
+/* store_ops.refund: one EVALSHA of the refund script (its reply: on_script_reply). */
+static void redis_refund(struct store *st, const struct store_refund *q, store_done_cb cb,
+			 void *arg)
+{
+	struct store_redis *s = sr(st);
+	if (s->closing) {
+		cb(arg, STORE_FAIL, 0);
+		return;
+	}
+	struct rreq *r = rreq_new(s, RK_REFUND, s->prefix_len + 2 + q->key_len + q->value_len +
+							2 * NUM_ROOM + 64);
+	r->cb.done = cb;
+	r->arg = arg;
+	char *pos = r->buf;
+	arg_script(r, RS_refund, "1");
+	if (q->kind == REFUND_DISTINCT) {
+		arg_key(r, &pos, s, "d:", q->key, q->key_len);
+		arg_lit(r, "d");
+		memcpy(pos, q->value, q->value_len);
+		r->argv[r->argc] = pos;
+		r->argvlen[r->argc++] = q->value_len;
+		pos += q->value_len;
+		arg_num(r, &pos, (long long)q->now);
+	} else if (q->slotted) {
+		arg_key(r, &pos, s, "q:", q->key, q->key_len);
+		arg_lit(r, "s");
+		arg_num(r, &pos, (long long)rate_slot_time((uint64_t)q->now, q->window));
+		arg_num(r, &pos, (long long)q->amount);
+	} else {
+		arg_key(r, &pos, s, "r:", q->key, q->key_len);
+		arg_lit(r, "r");
+		arg_member(r, &pos, s, q->id);
+	}
 	if (!rreq_route(r))
 		rreq_fail_now(r);
 }
@@ -2312,6 +2392,7 @@ static void redis_close(struct store *st)
 	.grey = redis_grey,   \
 	.rate = redis_rate,   \
 	.distinct = redis_distinct, \
+	.refund = redis_refund, \
 	.list = redis_list,   \
 	.edit = redis_edit
 

@@ -129,6 +129,7 @@ static bool run_one(struct test_run *t, const char *buf, size_t len, const char 
 	if (t->explain)
 		fflush(stdout);          /* keep the reply next to its trace */
 	sb_free(&out);
+	vm_refund(vm);           /* as mxacld does: a refused request's counts */
 	vm_free(vm);
 	req_free(r);
 	return true;

@@ -272,6 +272,7 @@ static void decide(struct replay *R, struct ruleset *s, struct decision *d)
 	vm_reply(vm, &d->reply);
 	bool tf = false;
 	long rule = vm_rule(vm, &tf);
+	vm_refund(vm);           /* as mxacld does: a refused request's counts */
 	vm_free(vm);
 	d->rule = rule >= 0 ? rule : tf ? RULE_TEMPFAIL : RULE_DEFAULT;
 	const char *a = d->reply.s;

@@ -277,6 +277,9 @@ static void conn_finish(struct conn *c, struct vm *vm, uint64_t t0)
 	sb_reset(&pool->line);
 	vm_log_line(vm, &pool->line);
 	log_info_line(pool->line.s, pool->line.len);
+	/* The reply is queued; a refused request's counts are refunded
+	 * behind it (nobody waits for the store's answers). */
+	vm_refund(vm);
 	vm_free(vm);
 	c->progress = true;
 }

@@ -167,6 +167,13 @@ struct acl_type {
 	 * still ahead may test.
 	 */
 	void (*prefetch)(const struct acl_rt *acl, struct eval_ctx *e);
+	/*
+	 * May be NULL. Undo what eval recorded for a request whose answer
+	 * refuses it (vm_refund): kept is the record eval kept (vm_keep).
+	 * Starts the undoing (a store call) without waiting for it; returns
+	 * whether it started one (false: nothing was recorded).
+	 */
+	bool (*refund)(const struct acl_rt *acl, struct eval_ctx *e, void *kept);
 	void (*free)(void *data);   /* may be NULL: data in the arena */
 	/*
 	 * May be NULL. For a type whose compile set indexable: its literal

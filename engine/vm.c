@@ -13,6 +13,7 @@
  * owner is told to resume once, when the last of them has answered.
  */
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -45,6 +46,16 @@ struct vm_dry {
 	const char *answer;      /* "WORD text", in the request's arena */
 };
 
+/*
+ * What a stateful acl recorded for this request, kept for a refund
+ * (vm_keep): its record, in the request arena, on the VM's list.
+ */
+struct vm_kept {
+	struct vm_kept *next;
+	uint32_t acl;
+	max_align_t data[];
+};
+
 struct vm {
 	struct program *p;
 	struct runtime *rt;
@@ -75,6 +86,9 @@ struct vm {
 	uint64_t deadline;       /* eval_deadline's slot; 0: not set yet */
 	const char *vars[VAR_END - VAR_BASE - 1];  /* lookup values, in the request arena */
 	struct vm_wait *waits;   /* per acl: what vm_wait_begin hands out */
+	struct vm_kept *kept;    /* records for refunds, in the order kept */
+	struct vm_kept **kept_end;
+	bool refunded;           /* vm_refund ran */
 	struct vm *next;         /* pool link */
 };
 
@@ -126,6 +140,9 @@ struct vm *vm_new(struct runtime *rt, struct program *p, struct request *req,
 	vm->prefetched = false;
 	vm->deadline = 0;
 	vm->ncand = vm->ccur = 0;
+	vm->kept = NULL;
+	vm->kept_end = &vm->kept;
+	vm->refunded = false;
 	memset(vm->vars, 0, sizeof vm->vars);
 	return vm;
 }
@@ -258,6 +275,54 @@ void vm_wait_set_uint(struct vm_wait *w, enum var_id var, uint64_t value)
 	char buf[24];
 	snprintf(buf, sizeof buf, "%llu", (unsigned long long)value);
 	vm_wait_set_var(w, var, buf);
+}
+
+void *vm_keep(struct eval_ctx *e, size_t size)
+{
+	struct vm *vm = e->vm;
+	struct vm_kept *k = arena_alloc(vm->req->arena, sizeof *k + size);
+	memset(k, 0, sizeof *k + size);
+	k->acl = (uint32_t)e->acl;
+	*vm->kept_end = k;
+	vm->kept_end = &k->next;
+	return k->data;
+}
+
+void *vm_wait_kept(struct vm_wait *w)
+{
+	struct vm *vm = w->vm;
+	if (vm->abandoned)               /* its request (and arena) may be gone */
+		return NULL;
+	for (struct vm_kept *k = vm->kept; k; k = k->next)
+		if (k->acl == w->acl)
+			return k->data;
+	return NULL;
+}
+
+bool vm_refuses(const struct vm *vm)
+{
+	return vm->state == VM_FINISHED && !vm->dry_answer &&
+	       action_refuses(&vm->p->actions[vm->action].act);
+}
+
+size_t vm_refund(struct vm *vm)
+{
+	if (vm->refunded || !vm_refuses(vm))
+		return 0;
+	vm->refunded = true;
+	size_t n = 0;
+	for (struct vm_kept *k = vm->kept; k; k = k->next) {
+		const struct acl_rt *acl = &vm->p->acls[k->acl];
+		struct eval_ctx e = { .req = vm->req, .rt = vm->rt, .vm = vm, .acl = (int)k->acl };
+		if (acl->type->refund && acl->type->refund(acl, &e, k->data)) {
+			n++;
+			if (vm->trace)
+				fprintf(vm->trace, "  acl %s (%s:%d) %s: refunded (the answer refuses "
+						   "the request)\n", acl->name, acl->loc.file,
+					acl->loc.line, acl->type->name);
+		}
+	}
+	return n;
 }
 
 uint64_t *vm_deadline(struct eval_ctx *e)

@@ -103,6 +103,20 @@ void vm_set_dry_decides(struct vm *vm);
  * default. by_tempfail may be NULL. For mxacl replay's per-line counts.
  */
 long vm_rule(const struct vm *vm, bool *by_tempfail);
+/*
+ * Refunds. After VM_DONE: does the reply refuse the request
+ * (action_refuses: REJECT, DEFER, DEFER_IF_PERMIT, 4NN/5NN)? A whole
+ * policy in dry run replies DUNNO and refuses nothing. vm_refund, when it
+ * does, undoes what the request's stateful acls recorded (each rate
+ * amount, each distinct value it added: their type's refund hook, one
+ * store call each, whose answers nobody waits for), so that a message a
+ * later line refuses uses up no quota; greylisting is not refunded (it
+ * must remember the first attempt). Call it once the reply is queued,
+ * before vm_free; a second call does nothing. Returns the refunds
+ * started (0 when the reply does not refuse).
+ */
+bool vm_refuses(const struct vm *vm);
+size_t vm_refund(struct vm *vm);
 /* After VM_DONE: the program it ran (a request started before a reload
  * finishes on the old one), and the index in its actions of the action
  * that answered (0: the default). For the daemon's counters. */
@@ -139,6 +153,17 @@ void vm_wait_done(struct vm_wait *w, enum tri answer);
 void vm_wait_set_var(struct vm_wait *w, enum var_id var, const char *value);
 /* The same with a number. */
 void vm_wait_set_uint(struct vm_wait *w, enum var_id var, uint64_t value);
+
+/*
+ * For a type with a refund hook (acl.h): a zeroed record of size bytes,
+ * in the request's arena, kept for this acl of this request; the hook gets
+ * it back when the request is refused (vm_refund). Keep it in eval (before
+ * the lookup begins) and fill it in as the answer comes: vm_wait_kept(w)
+ * gives it back to the answer's callback, or NULL when the request was
+ * abandoned meanwhile (then its arena may be gone: record nothing).
+ */
+void *vm_keep(struct eval_ctx *e, size_t size);
+void *vm_wait_kept(struct vm_wait *w);
 
 /* Give ${var} a value for this request (copied into the request's arena),
  * from an eval that answers at once. */

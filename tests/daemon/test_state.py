@@ -21,13 +21,19 @@ from mxtest import ROOT, Mxacld, free_port, run_mxacld
 
 LOADED = r"state: loaded \d+ entr"
 
+# SASL users (USER) are counted by the rate and not greylisted: a
+# greylisted request is refused, and a refused request's rate count is
+# given back (docs/language.md, Refunds), so it would never count.
 CONF = """
 acl grey greylist delay=1s retry_window=1h
 acl flood rate sasl_username 2/1h
+acl sasl sasl_username /./
 action wait DEFER_IF_PERMIT wait ${greylist_remaining}s
 action tag PREPEND X-Greylist: delayed ${greylist_age}s
 action slow REJECT too many (${rate_count})
+action counted DUNNO
 access flood slow
+access sasl counted
 access grey wait
 access tag
 """

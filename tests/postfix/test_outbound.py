@@ -3,7 +3,11 @@ as its header says: the policy asked from smtpd_end_of_data_restrictions
 only, SMTP AUTH through Postfix's Dovecot SASL client to a small auth
 server (tests/lib/dovecotauth.py), message_size_limit raised. swaks sends
 messages of 100 recipients and of 20 MB, and the tests read Postfix's SMTP
-reply to the end of DATA.
+reply to the end of DATA. A refused message uses up nothing, whichever
+line refuses it: one user's retried refused big messages do not eat its
+recipient quota (test_volume_quota). The example's dry-run line (an
+hourly recipient cap) changes no reply; its log lines and its counter on
+the metrics endpoint show what it would have refused.
 
   - the memory store, one gateway (one Postfix, one mxacld);
   - Redis, two gateways: two Postfix instances, each with its own mxacld,
@@ -25,6 +29,7 @@ import subprocess
 import tempfile
 import threading
 import unittest
+import urllib.request
 
 import postfix as pf
 from dovecotauth import DovecotAuth
@@ -56,7 +61,10 @@ class Gateway:
         with open(EXAMPLE) as f:
             conf = f.read()
         listen = "inet:127.0.0.1:%d" % pf.free_port()
-        self.mx = pf.start_mxacld(conf, listen, ["--store", self.store, "--geoip", self.geo])
+        self.metrics_port = pf.free_port()
+        self.mx = pf.start_mxacld(conf, listen, ["--store", self.store, "--geoip", self.geo,
+                                                 "--metrics",
+                                                 "inet:127.0.0.1:%d" % self.metrics_port])
         rules = "permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination"
         self.postfix = pf.PrivatePostfix(listen, main={
             # the example's main.cf and master.cf lines
@@ -96,6 +104,16 @@ class Gateway:
             args += ["--xclient-addr", addr]
         t = self.postfix.swaks(*args)
         return end_of_data_reply(t)
+
+    def dryrun_hits(self, rule):
+        """mxacl_dryrun_hits_total{rule="RULE"} on this mxacld's metrics
+        endpoint (0 before its first hit)."""
+        url = "http://127.0.0.1:%d/metrics" % self.metrics_port
+        with urllib.request.urlopen(url, timeout=10) as r:
+            text = r.read().decode()
+        m = re.search(r'^mxacl_dryrun_hits_total\{rule="%s"\} (\S+)$' % re.escape(rule),
+                      text, re.M)
+        return float(m.group(1)) if m else 0.0
 
     def context(self):
         return "\n--- mxacld log (end):\n%s\n--- Postfix maillog (end):\n%s" % (
@@ -193,11 +211,18 @@ class OutboundBase:
             self.assertRegex(got, want, "message %d of %s (%s) via gateway %d%s" % (
                 i + 1, login, kw, i % len(self.gateways), g.context()))
 
+    def dryrun_hits(self):
+        return sum(g.dryrun_hits("hourly_quota") for g in self.gateways)
+
     def test_recipients_quota(self):
         """Five messages of 100 recipients pass, the sixth is refused with
         the policy's text; a refused message (150 recipients, over the
-        quota) uses nothing up: a message of 100 after it still passes."""
+        quota) uses nothing up: a message of 100 after it still passes.
+        The dry-run hourly cap (100) changes none of these replies: each
+        message past it that the quotas let through is logged as what it
+        would have answered, and counted."""
         a = user("alice")
+        hits = self.dryrun_hits()
         ok = r"^250 2\.0\.0 Ok: queued as "
         over = (r"^452 4\.5\.3 <END-OF-MESSAGE>: End-of-data rejected: %s may send to 500 "
                 r"recipients a day; this message would make %d\. Try again later$")
@@ -211,21 +236,43 @@ class OutboundBase:
             (dict(nrcpt=100), over % (re.escape(a), 600)),   # the sixth
             (dict(nrcpt=1), over % (re.escape(a), 501)),
         ])
+        # the hourly cap: the first 100 fit; the 2nd, 3rd, 4th and the
+        # 6th message would have made 200 (a message it would refuse is
+        # not recorded; the 5th and the last two were refused above it)
+        would = (r"^.*dryrun client=\S+ helo=<[^>]*> from=<%s> .*rule=hourly_quota "
+                 r"would=452 4\.5\.3 %s may send to 100 recipients an hour; this message "
+                 r"would make (\d+)\. Try again later$" % (re.escape(a), re.escape(a)))
+        got = [m for g in self.gateways for m in re.findall(would, g.mx.log_text(), re.M)]
+        self.assertEqual(got, ["200"] * 4, self.context())
+        self.assertEqual(self.dryrun_hits() - hits, 4)
 
     def test_volume_quota(self):
-        """Two 20 MB messages pass, the third is refused; a 5 MB message
-        after it passes (the refused 20 MB were not counted); a 20 MB one
-        is refused again."""
+        """Both quotas on one user. Two 20 MB messages to 100 recipients
+        pass, the third is refused by the volume and retried twice; a 5 MB
+        message after them passes (the refused 20 MB were not counted);
+        a 20 MB one is refused again. The refused messages had passed the
+        recipients line above the volume line, and their recipients were
+        given back: the user still has exactly 500 recipients a day (before
+        refunds they used them up, and this test sent 1 recipient a message
+        to keep out of the recipients quota)."""
+        b = user("bob")
         ok = r"^250 2\.0\.0 Ok: queued as "
         over = (r"^452 4\.7\.1 <END-OF-MESSAGE>: End-of-data rejected: %s may send 50 MB a "
-                r"day; this message would make (\d+) bytes\. Try again later$"
-                % re.escape(user("bob")))
+                r"day; this message would make (\d+) bytes\. Try again later$" % re.escape(b))
+        rcpts = (r"^452 4\.5\.3 <END-OF-MESSAGE>: End-of-data rejected: %s may send to 500 "
+                 r"recipients a day; this message would make 501\. Try again later$"
+                 % re.escape(b))
         self.run_scenario("bob", [
-            (dict(body=self.big), ok),
-            (dict(body=self.big), ok),
-            (dict(body=self.big), over),
-            (dict(body=self.small), ok),
-            (dict(body=self.big), over),
+            (dict(nrcpt=100, body=self.big), ok),        # 100 recipients, 20 MB
+            (dict(nrcpt=100, body=self.big), ok),        # 200, 40 MB
+            (dict(nrcpt=100, body=self.big), over),      # refused: still 200
+            (dict(nrcpt=100, body=self.big), over),      # retried: still 200
+            (dict(nrcpt=100, body=self.big), over),      # and again
+            (dict(nrcpt=100, body=self.small), ok),      # 300, 45 MB
+            (dict(nrcpt=100, body=self.big), over),
+            (dict(nrcpt=100), ok),                       # 400
+            (dict(nrcpt=100), ok),                       # 500
+            (dict(nrcpt=1), rcpts),
         ])
 
     def test_roaming(self):

@@ -2037,6 +2037,113 @@ START_TEST(test_distinct_two_gateways)
 }
 END_TEST
 
+/* ---- refunds ----------------------------------------------------------------------- */
+
+/* One rate call, waited for: its answer. */
+static struct rate_answer refund_rate(struct fix *f, const char *key, uint64_t limit,
+				      uint64_t amount, bool slotted, time_t now)
+{
+	struct rec r = { 0 };
+	struct rate_query q = { .key = key, .key_len = strlen(key), .limit = limit,
+				.window = 3600, .amount = amount, .slotted = slotted, .now = now };
+	store_rate(f->s, &q, rate_done, &r);
+	ck_assert_msg(run_until(f->base, &r.calls, 1, 5000) && r.st == STORE_OK,
+		      "rate %s at %lld: no answer", key, (long long)(now - T0));
+	return r.r;
+}
+
+/* One distinct call, waited for: its answer. */
+static struct distinct_answer refund_distinct(struct fix *f, const char *value, time_t now)
+{
+	struct drec r = { 0 };
+	distinct_ask(f->s, "dk", value, 2, 3600, now, &r);
+	ck_assert_msg(run_until(f->base, &r.calls, 1, 5000) && r.st == STORE_OK,
+		      "distinct %s at %lld: no answer", value, (long long)(now - T0));
+	return r.a;
+}
+
+/* One refund, waited for: how many things it undid. */
+static unsigned long refund_do(struct fix *f, const struct store_refund *q)
+{
+	struct rec r = { 0 };
+	store_refund(f->s, q, edit_done, &r);
+	ck_assert_msg(run_until(f->base, &r.calls, 1, 5000) && r.st == STORE_OK, "refund: no answer");
+	return r.changed;
+}
+
+/*
+ * What a refused request recorded, taken back (store.h): the exact log's
+ * event (named by the answer's id), part of a slotted log's slot (never
+ * below 0), a distinct value the call added, but not one seen again
+ * since. A refund of what is no longer there undoes nothing. Both stores.
+ */
+START_TEST(test_refund)
+{
+	struct fix f;
+	fix_open(&f, _i == 1);
+	const char *be = f.redis ? "redis" : "memory";
+	/* the exact log, limit 2 */
+	struct rate_answer a = refund_rate(&f, "rx", 2, 1, false, T0);
+	ck_assert(!a.over && a.count == 1);
+	a = refund_rate(&f, "rx", 2, 1, false, T0 + 1);
+	ck_assert(!a.over && a.count == 2);
+	struct store_refund rx = { .kind = REFUND_RATE, .key = "rx", .key_len = 2, .window = 3600,
+				   .now = T0 + 1, .id = a.id };
+	ck_assert_msg(refund_do(&f, &rx) == 1, "%s: the exact log's event not refunded", be);
+	ck_assert_msg(refund_do(&f, &rx) == 0, "%s: one event refunded twice", be);
+	a = refund_rate(&f, "rx", 2, 1, false, T0 + 2);
+	ck_assert_msg(!a.over && a.count == 2, "%s: after the refund: count=%llu over=%d", be,
+		      (unsigned long long)a.count, a.over);
+	a = refund_rate(&f, "rx", 2, 1, false, T0 + 3);
+	ck_assert(a.over && a.count == 3);
+	if (f.redis) {
+		long long n = rsrv_int(&f.srv, 0, "ZCARD %s", "mxacl:r:rx");
+		ck_assert_msg(n == 2, "mxacl:r:rx holds %lld events, want 2", n);
+	}
+	/* the slotted log, limit 100 (slots of 30 s) */
+	a = refund_rate(&f, "rs", 100, 60, true, T0);
+	ck_assert(!a.over && a.count == 60);
+	a = refund_rate(&f, "rs", 100, 30, true, T0 + 1);
+	ck_assert(!a.over && a.count == 90);
+	struct store_refund rs = { .kind = REFUND_RATE, .key = "rs", .key_len = 2, .window = 3600,
+				   .now = T0 + 1, .slotted = true, .amount = 30 };
+	ck_assert_msg(refund_do(&f, &rs) == 1, "%s: the slot's amount not refunded", be);
+	a = refund_rate(&f, "rs", 100, 40, true, T0 + 2);
+	ck_assert_msg(!a.over && a.count == 100, "%s: after the refund: count=%llu over=%d", be,
+		      (unsigned long long)a.count, a.over);
+	rs.amount = 500;                 /* more than the slot holds: it goes, nothing below 0 */
+	ck_assert(refund_do(&f, &rs) == 1);
+	a = refund_rate(&f, "rs", 100, 1, true, T0 + 3);
+	ck_assert_msg(!a.over && a.count == 1, "%s: after emptying the slot: count=%llu", be,
+		      (unsigned long long)a.count);
+	ck_assert(refund_do(&f, &(struct store_refund){ .kind = REFUND_RATE, .key = "none",
+							 .key_len = 4, .window = 3600, .now = T0,
+							 .slotted = true, .amount = 1 }) == 0);
+	/* a distinct set, limit 2 */
+	struct distinct_answer d = refund_distinct(&f, "DE", T0);
+	ck_assert(d.added && !d.over && d.count == 1);
+	d = refund_distinct(&f, "FR", T0 + 1);
+	ck_assert(d.added && !d.over && d.count == 2);
+	struct store_refund rd = { .kind = REFUND_DISTINCT, .key = "dk", .key_len = 2,
+				   .window = 3600, .now = T0 + 1, .value = "FR", .value_len = 2 };
+	ck_assert_msg(refund_do(&f, &rd) == 1, "%s: the added value not refunded", be);
+	d = refund_distinct(&f, "US", T0 + 2);
+	ck_assert_msg(d.added && !d.over && d.count == 2, "%s: after the refund: count=%u over=%d",
+		      be, d.count, d.over);
+	d = refund_distinct(&f, "DE", T0 + 3);
+	ck_assert_msg(!d.added && !d.over && d.count == 2, "%s: DE seen again: added=%d", be,
+		      d.added);
+	/* DE's own refund (of its sighting at T0) comes after the one at T0 + 3: it stays */
+	rd.now = T0;
+	rd.value = "DE";
+	ck_assert_msg(refund_do(&f, &rd) == 0, "%s: a value seen again since was refunded", be);
+	d = refund_distinct(&f, "CN", T0 + 4);
+	ck_assert_msg(!d.added && d.over && d.count == 3, "%s: CN: added=%d over=%d count=%u", be,
+		      d.added, d.over, d.count);
+	fix_close(&f);
+}
+END_TEST
+
 /* Saved and loaded again: a distinct set's values (spaces and all) and
  * times come back; the refused value was never saved. */
 START_TEST(test_mem_distinct_save_load)
@@ -2101,6 +2208,7 @@ Suite *store_suite(void)
 	tcase_add_loop_test(tc, test_edit, 0, 2);
 	tcase_add_loop_test(tc, test_long_keys, 0, 2);
 	tcase_add_loop_test(tc, test_distinct, 0, 2);
+	tcase_add_loop_test(tc, test_refund, 0, 2);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("memory");
 	tcase_set_timeout(tc, 120);
