@@ -126,7 +126,9 @@ static void str_build_set(struct acl_compile *c, struct str_matcher *m)
 		struct multire_pattern *pats = xcalloc(m->nre, sizeof *pats);
 		for (size_t i = 0; i < m->nre; i++)
 			pats[i] = (struct multire_pattern){ m->re_src[i], m->re_len[i], m->re[i] };
-		m->mr = multire_build(pats, m->nre, STR_RE_OPTIONS, MULTIRE_MIN);
+		struct multire_opts o = { .cache = c->recache,
+					  .classify_only = c->regex_classify_only };
+		m->mr = multire_build_with(pats, m->nre, STR_RE_OPTIONS, MULTIRE_MIN, &o);
 		free(pats);
 	}
 	for (size_t i = 0; i < m->nloc; i++) {

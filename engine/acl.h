@@ -53,6 +53,8 @@ struct acl_ref {
 				       tempfail=, else "set tempfail") */
 };
 
+struct recache;
+
 /* What a type's compile function gets. */
 struct acl_compile {
 	struct arena *arena;        /* lives as long as the program */
@@ -81,6 +83,10 @@ struct acl_compile {
 	bool notes;                 /* the caller wants a note at each value
 				       that compiled into a slower form, with
 				       why (mxacl check --why-pcre) */
+	struct recache *recache;    /* where regex databases are kept between
+				       compiles (engine/recache.h), or NULL */
+	bool regex_classify_only;   /* decide regex paths, build no database
+				       (load_opts.regex_classify_only) */
 	/*
 	 * For a type whose values name other acls (score): the acl called
 	 * name (loc: the word that names it, for diagnostics), compiled first

@@ -18,6 +18,7 @@
 #include "engine/compile.h"
 #include "engine/stage.h"
 #include "engine/geoip.h"
+#include "engine/recache.h"
 #include "engine/verify.h"
 #include "grammar/parse.h"
 #include "grammar/policy.h"
@@ -43,6 +44,8 @@ struct compiler {
 	size_t nstack, capstack;
 	bool ref_failed;        /* the acl being compiled named one that failed */
 	bool notes;             /* load_opts.why_pcre */
+	struct recache *recache;        /* load_opts.recache */
+	bool regex_classify_only;       /* load_opts.regex_classify_only */
 };
 
 /* The acl names, for suggest_word. */
@@ -201,7 +204,8 @@ static void compile_acl(struct compiler *c, uint32_t i)
 				  .stage_attr = acl->type->attr,
 				  .geoip = p->geoip, .geoip_failed = c->geoip_failed,
 				  .used_attr = p->used_attr, .ref = acl_ref, .ref_ctx = c,
-				  .notes = c->notes };
+				  .notes = c->notes, .recache = c->recache,
+				  .regex_classify_only = c->regex_classify_only };
 	size_t errors = c->d->nerrors;
 	c->state[i] = ACL_COMPILING;
 	VEC_PUSH(c->stack, c->nstack, c->capstack, i);
@@ -646,7 +650,9 @@ static struct program *program_build(struct arena *ast, struct diags *d, struct 
 
 	struct policy pol = { 0 };
 	policy_resolve(&pol, l, ast, d);
-	struct compiler c = { .p = p, .pol = &pol, .d = d, .notes = o && o->why_pcre };
+	struct compiler c = { .p = p, .pol = &pol, .d = d, .notes = o && o->why_pcre,
+			      .recache = o ? o->recache : NULL,
+			      .regex_classify_only = o && o->regex_classify_only };
 	for (size_t i = 0; i < pol.nsets; i++)
 		compile_set(&c, pol.sets[i]);
 	if (o && o->dryrun > 0)
@@ -718,7 +724,11 @@ struct program *compile_file(const char *path, const struct load_opts *o, struct
 	size_t src0 = d->nsrc, errors = d->nerrors;
 	struct ast_list l;
 	parse_file(a, d, path, &l);
-	return program_build(a, d, &l, path, src0, errors, o);
+	struct recache *rc = o ? o->recache : NULL;
+	recache_begin(rc);
+	struct program *p = program_build(a, d, &l, path, src0, errors, o);
+	recache_end(rc, p != NULL);
+	return p;
 }
 
 struct program *compile_string(const char *name, const char *text, struct diags *d)
