@@ -526,7 +526,7 @@ int main(int argc, char **argv)
 	 * "Start-up"). The regex cache is what makes a restart fast. */
 	{
 		char *dir = o->flags.cache_dir ? proc_abs_path(o->flags.cache_dir) : NULL;
-		regex_cache = recache_new(dir);
+		regex_cache = recache_new(dir, "no --cache-dir");
 		free(dir);
 		o->load.recache = regex_cache;
 	}

@@ -31,6 +31,7 @@ struct recache_line {
 
 struct recache {
 	char *dir;                  /* NULL: no cache */
+	char *none_why;             /* with no dir: why, for the log, or NULL */
 	int dirfd;                  /* during a compile, or -1 (off) */
 	char **used;                /* keys this compile asked for */
 	size_t nused, capused;
@@ -47,10 +48,11 @@ static void line_add(struct recache *rc, bool warning, char *text)
 	VEC_PUSH(rc->lines, rc->nlines, rc->caplines, l);
 }
 
-struct recache *recache_new(const char *dir)
+struct recache *recache_new(const char *dir, const char *none_why)
 {
 	struct recache *rc = xcalloc(1, sizeof *rc);
 	rc->dir = dir ? xstrdup(dir) : NULL;
+	rc->none_why = none_why ? xstrdup(none_why) : NULL;
 	rc->dirfd = -1;
 	return rc;
 }
@@ -75,6 +77,7 @@ void recache_free(struct recache *rc)
 	free(rc->lines);
 	free(rc->off);
 	free(rc->dir);
+	free(rc->none_why);
 	free(rc);
 }
 
@@ -91,7 +94,7 @@ void recache_begin(struct recache *rc)
 		close(rc->dirfd);
 	rc->dirfd = -1;
 	if (!rc->dir) {
-		rc->off = xstrdup("no --cache-dir");
+		rc->off = rc->none_why ? xstrdup(rc->none_why) : NULL;
 		return;
 	}
 	int fd = open(rc->dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -171,10 +174,11 @@ void recache_end(struct recache *rc, bool ok)
 					  : NULL;
 		char *built = rc->built ? xasprintf("%zu built in %.2f s", rc->built, rc->built_s)
 					: NULL;
-		char *where = rc->off ? xasprintf("no cache: %s", rc->off)
-				      : xasprintf("cache %s", rc->dir);
+		char *where = rc->off ? xasprintf(" (no cache: %s)", rc->off)
+			      : rc->dir ? xasprintf(" (cache %s)", rc->dir)
+					: xstrdup("");
 		line_add(rc, false,
-			 xasprintf("regex databases: %s%s%s (%s)", loaded ? loaded : "",
+			 xasprintf("regex databases: %s%s%s%s", loaded ? loaded : "",
 				   loaded && built ? ", " : "", built ? built : "", where));
 		free(loaded);
 		free(built);
@@ -343,6 +347,18 @@ void recache_flush(struct recache *rc)
 			log_warning("%s", rc->lines[i].text);
 		else
 			log_info("%s", rc->lines[i].text);
+		free(rc->lines[i].text);
+	}
+	rc->nlines = 0;
+}
+
+void recache_print(struct recache *rc, FILE *f, const char *prefix)
+{
+	if (!rc)
+		return;
+	for (size_t i = 0; i < rc->nlines; i++) {
+		fprintf(f, "%s%s%s\n", prefix, rc->lines[i].warning ? "warning: " : "",
+			rc->lines[i].text);
 		free(rc->lines[i].text);
 	}
 	rc->nlines = 0;

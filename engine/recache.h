@@ -46,12 +46,15 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 struct recache;
 
 /* A cache in directory dir (copied), or with dir NULL none: the object
- * then only counts what was built and how long it took, for the log. */
-struct recache *recache_new(const char *dir);
+ * then only counts what was built and how long it took, for the log, and
+ * the summary line says "(no cache: none_why)", or nothing when none_why
+ * is NULL too (mxacl check --build). */
+struct recache *recache_new(const char *dir, const char *none_why);
 void recache_free(struct recache *rc);     /* NULL is a no-op */
 
 /* Around one compile: begin opens and checks the directory; end, with ok
@@ -80,5 +83,7 @@ void recache_count_loaded(struct recache *rc, double seconds);
 /* Log the recorded lines with util/log and forget them; on the thread
  * that logs (mxacld's loop). */
 void recache_flush(struct recache *rc);
+/* Print them on f instead, each after prefix, and forget them. */
+void recache_print(struct recache *rc, FILE *f, const char *prefix);
 
 #endif

@@ -53,5 +53,42 @@ class WhyPcre(ScratchDir, unittest.TestCase):
         self.assertIn("--why-pcre is an option of check", p.stderr)
 
 
+class CheckBuild(ScratchDir, unittest.TestCase):
+    """mxacl check decides each regex's path pattern by pattern and builds
+    no database (tests/unit/test_multire.c, test_classify_only, shows none
+    is built); --build builds them as mxacld does and says how long."""
+    prefix = "mxacl-checkbuild-"
+
+    def test_build_only_when_asked(self):
+        self.write("policy.conf", POLICY)
+        p = run_mxacl(["check", "-c", "policy.conf"], self.dir)
+        self.assertEqual((p.returncode, p.stderr), (0, ""))
+        p = run_mxacl(["check", "--build", "-c", "policy.conf"], self.dir)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertRegex(p.stderr, r"\Amxacl: policy\.conf: regex databases: 1 built in "
+                         r"[0-9]+\.[0-9]{2} s\n\Z")
+
+    def test_same_notes_either_way(self):
+        self.write("policy.conf", POLICY)
+        a = run_mxacl(["check", "--why-pcre", "-c", "policy.conf"], self.dir)
+        b = run_mxacl(["check", "--why-pcre", "--build", "-c", "policy.conf"], self.dir)
+        notes = [l for l in a.stderr.splitlines() if ": note: " in l]
+        self.assertEqual(len(notes), 4, a.stderr)
+        self.assertEqual(notes, [l for l in b.stderr.splitlines() if ": note: " in l])
+
+    def test_errors_still_found(self):
+        self.write("policy.conf", "acl r helo_name /a/ /b/ /c/ /(d/\naccess r r\n")
+        p = run_mxacl(["check", "-c", "policy.conf"], self.dir)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("policy.conf:1:32: error: bad regular expression: missing closing "
+                      "parenthesis", p.stderr)
+
+    def test_flag_is_checks_only(self):
+        self.write("policy.conf", POLICY)
+        p = run_mxacl(["dump", "--build", "-c", "policy.conf"], self.dir)
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("--build is an option of check", p.stderr)
+
+
 if __name__ == "__main__":
     unittest.main()
