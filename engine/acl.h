@@ -53,6 +53,7 @@ struct acl_ref {
 				       tempfail=, else "set tempfail") */
 };
 
+struct multire_pattern;
 struct recache;
 
 /* What a type's compile function gets. */
@@ -181,6 +182,16 @@ struct acl_type {
 	 * false when this acl cannot be indexed after all.
 	 */
 	bool (*literals)(const struct acl_rt *acl, struct strmap *const **sets, bool *match_empty);
+	/*
+	 * May be NULL. For an acl of regexes only (no literal, no ${name}, no
+	 * ""), which is true exactly when one of its patterns matches the
+	 * attribute's value as multire_scan matches it: the number of its
+	 * patterns, and when out is not NULL each of them (the codes
+	 * borrowed: they live as long as the acl) and in *options the PCRE2
+	 * options they were compiled with; 0 for any other acl. The compiler
+	 * folds consecutive such lines into one multi-pattern SWITCH.
+	 */
+	size_t (*regexes)(const struct acl_rt *acl, struct multire_pattern *out, uint32_t *options);
 };
 
 /*
