@@ -42,9 +42,9 @@
  * path), and take it from there the next time instead of compiling; the
  * file is checked, never trusted.
  *
- * Open for later (docs/dev/design.md, "Regex access lines as one set"):
- * the regex terms of consecutive access lines as one set (a pattern's
- * index is the caller's, so it can name a line).
+ * Callers: a string acl's regexes (acl/string.c), and the regex terms of
+ * consecutive access lines as one set whose pattern index names a line
+ * (engine/compile.c, regex runs; docs/dev/design.md, "Regex runs").
  */
 #ifndef MXACL_MULTIRE_H
 #define MXACL_MULTIRE_H
