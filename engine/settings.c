@@ -125,7 +125,7 @@ const struct setting settings_table[] = {
 	  .doc = "DNS servers for `rbl`, `dnswl`, `rhsbl*` and `spf` acls ([DNS](#dns)): "
 		 "`ADDRESS`, `ADDRESS:PORT` or `[IPV6]:PORT`; any `--dns` replaces every "
 		 "`set dns`" },
-	{ .flag = "cache-dir", .kind = SETTING_PATH, .flags = SETTING_STARTUP, AT(cache_dir),
+	{ .flag = "cache-dir", .kind = SETTING_PATH, AT(cache_dir),
 	  .def_doc = "none", .metavar = "DIR",
 	  .help = "keep compiled regex databases in DIR, so that an unchanged policy does not "
 		  "compile them again",
