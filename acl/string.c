@@ -52,8 +52,8 @@ struct str_matcher {
 	struct multire *mr;      /* the regexes as one set, from MULTIRE_MIN on */
 	struct loc *re_loc;      /* while compiling with notes: each regex's */
 	size_t nloc, caploc;
-	size_t *re_len;          /* while compiling: each pattern's length (a
-				    pattern from a file may hold a NUL) */
+	size_t *re_len;          /* each pattern's length (a pattern from a
+				    file may hold a NUL) */
 	size_t nlen, caplen;
 	size_t nliterals;
 };
@@ -126,7 +126,9 @@ static void str_build_set(struct acl_compile *c, struct str_matcher *m)
 		struct multire_pattern *pats = xcalloc(m->nre, sizeof *pats);
 		for (size_t i = 0; i < m->nre; i++)
 			pats[i] = (struct multire_pattern){ m->re_src[i], m->re_len[i], m->re[i] };
-		m->mr = multire_build(pats, m->nre, STR_RE_OPTIONS, MULTIRE_MIN);
+		struct multire_opts o = { .cache = c->recache,
+					  .classify_only = c->regex_classify_only };
+		m->mr = multire_build_with(pats, m->nre, STR_RE_OPTIONS, MULTIRE_MIN, &o);
 		free(pats);
 	}
 	for (size_t i = 0; i < m->nloc; i++) {
@@ -318,9 +320,7 @@ static bool str_compile(struct acl_compile *c)
 	if (ok)
 		str_build_set(c, m);
 	free(m->re_loc);
-	free(m->re_len);
-	m->re_loc = NULL;
-	m->re_len = NULL;
+	m->re_loc = NULL;      /* re_len stays: str_regexes hands it on */
 	if (!match_data)
 		match_data = pcre2_match_data_create(1, NULL);
 	return ok;
@@ -472,7 +472,23 @@ static void str_free(void *data)
 		pcre2_code_free(m->re[i]);
 	free(m->re);
 	free(m->re_src);
+	free(m->re_len);
 	free(m->av);
+}
+
+/* The run index's view of a regex-only acl (acl.h, regexes). */
+static size_t str_regexes(const struct acl_rt *acl, struct multire_pattern *out,
+			  uint32_t *options)
+{
+	const struct str_matcher *m = acl_data(acl);
+	if (m->nliterals || m->nav || m->match_empty)
+		return 0;
+	if (out) {
+		for (size_t i = 0; i < m->nre; i++)
+			out[i] = (struct multire_pattern){ m->re_src[i], m->re_len[i], m->re[i] };
+		*options = STR_RE_OPTIONS;
+	}
+	return m->nre;
 }
 
 /* The run index's view (acl.h, literals): only a matcher without regexes. */
@@ -488,5 +504,5 @@ static bool str_literals(const struct acl_rt *acl, struct strmap *const **sets, 
 
 const struct acl_type acl_string_kind = {
 	.compile = str_compile, .eval = str_eval, .describe = str_describe, .free = str_free,
-	.literals = str_literals, .values = str_values,
+	.literals = str_literals, .values = str_values, .regexes = str_regexes,
 };

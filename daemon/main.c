@@ -33,6 +33,7 @@
 #include "backends/runtime.h"
 #include "backends/store.h"
 #include "engine/compile.h"
+#include "engine/recache.h"
 #include "util/testhooks.h"
 #include "grammar/diag.h"
 #include "util/log.h"
@@ -91,6 +92,12 @@ static void usage(FILE *out)
 static bool log_elsewhere;
 /* The daemon being started, whose sockets a fatal error must remove. */
 static struct daemon *starting;
+
+/* The regex databases kept between compiles (--cache-dir; without it, only
+ * the count of what was built, for the log). A global, not the daemon's:
+ * a reload worker abandoned at exit may still be using it, so it is never
+ * freed. */
+static struct recache *regex_cache;
 
 /* A start-up error: on stderr, and in the log if it goes elsewhere. */
 static void NORETURN PRINTF_LIKE(1, 2) die(const char *fmt, ...)
@@ -512,7 +519,17 @@ int main(int argc, char **argv)
 	sb_init(&err);
 	starting = &d;
 
-	/* The policy first: everything else may come from its settings. */
+	/* The policy first: everything else may come from its settings. The
+	 * whole policy, regex databases included, is compiled before a socket
+	 * is bound: mxacld never answers with part of a policy, and systemd
+	 * hears READY=1 only once it serves (docs/dev/performance.md,
+	 * "Start-up"). The regex cache is what makes a restart fast. */
+	{
+		char *dir = o->flags.cache_dir ? proc_abs_path(o->flags.cache_dir) : NULL;
+		regex_cache = recache_new(dir, "no --cache-dir");
+		free(dir);
+		o->load.recache = regex_cache;
+	}
 	struct diags dg;
 	diags_init(&dg);
 	struct program *prog = compile_file(o->flags.config, &o->load, &dg);
@@ -537,6 +554,7 @@ int main(int argc, char **argv)
 	if (!log_open(logdest, "mxacld", eff.syslog_facility, errbuf, sizeof errbuf))
 		die("%s", errbuf);
 	log_elsewhere = strcmp(logdest, "stderr") != 0;
+	recache_flush(regex_cache);     /* how the start-up compile built its regexes */
 
 	struct listener_perms perms = { .mode = eff.socket_mode, .uid = (uid_t)-1,
 					.gid = (gid_t)-1 };

@@ -49,6 +49,10 @@
  *   data, allocated by the worker and used only by the loop's scans once
  *   the program is handed over. A 10,000-pattern set takes seconds to
  *   build: here, not on the loop.
+ * - engine/recache.c (--cache-dir): one object shared by every compile,
+ *   used by one compile at a time (the job's); it records its log lines,
+ *   which finish() logs on the loop after the hand-over, before the next
+ *   job can start.
  * - libmaxminddb: each program opens its own MMDB_s (engine/geoip.c); the
  *   loop's lookups use the old program's handle; the handle is closed by
  *   whoever drops the program's last reference, which is the loop (or the
@@ -81,6 +85,7 @@
 #include "daemon/notify.h"
 #include "engine/attrs.h"
 #include "engine/compile.h"
+#include "engine/recache.h"
 #include "grammar/diag.h"
 #include "util/log.h"
 #include "util/testhooks.h"
@@ -225,6 +230,7 @@ static struct program *finish(struct reload *r, struct reload_job *j)
 {
 	struct program *old = NULL;
 	log_diags(&j->diags);
+	recache_flush(r->opts.recache);   /* the worker's lines, now on the loop */
 	if (j->prog) {
 		struct program *p = j->prog;
 		j->prog = NULL;

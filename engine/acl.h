@@ -53,6 +53,9 @@ struct acl_ref {
 				       tempfail=, else "set tempfail") */
 };
 
+struct multire_pattern;
+struct recache;
+
 /* What a type's compile function gets. */
 struct acl_compile {
 	struct arena *arena;        /* lives as long as the program */
@@ -81,6 +84,10 @@ struct acl_compile {
 	bool notes;                 /* the caller wants a note at each value
 				       that compiled into a slower form, with
 				       why (mxacl check --why-pcre) */
+	struct recache *recache;    /* where regex databases are kept between
+				       compiles (engine/recache.h), or NULL */
+	bool regex_classify_only;   /* decide regex paths, build no database
+				       (load_opts.regex_classify_only) */
 	/*
 	 * For a type whose values name other acls (score): the acl called
 	 * name (loc: the word that names it, for diagnostics), compiled first
@@ -182,6 +189,16 @@ struct acl_type {
 	 * false when this acl cannot be indexed after all.
 	 */
 	bool (*literals)(const struct acl_rt *acl, struct strmap *const **sets, bool *match_empty);
+	/*
+	 * May be NULL. For an acl of regexes only (no literal, no ${name}, no
+	 * ""), which is true exactly when one of its patterns matches the
+	 * attribute's value as multire_scan matches it: the number of its
+	 * patterns, and when out is not NULL each of them (the codes
+	 * borrowed: they live as long as the acl) and in *options the PCRE2
+	 * options they were compiled with; 0 for any other acl. The compiler
+	 * folds consecutive such lines into one multi-pattern SWITCH.
+	 */
+	size_t (*regexes)(const struct acl_rt *acl, struct multire_pattern *out, uint32_t *options);
 };
 
 /*

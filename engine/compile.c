@@ -9,7 +9,11 @@
  * same attribute becomes one SWITCH: a hash lookup of the request's value
  * yields, in line order, the lines whose first acl matches; the VM visits
  * only those (NEXT goes to the next one), so 10,000 "acl sN sender userN@x"
- * / "access sN rejN" lines cost one lookup, not 10,000 tests.
+ * / "access sN rejN" lines cost one lookup, not 10,000 tests. Lines whose
+ * first acl is one of regexes only (acl.h, regexes) fold the same way when
+ * they hold MULTIRE_MIN patterns or more: the SWITCH is one multire scan
+ * of all their patterns (engine/multire.h), each pattern naming its line,
+ * so 10,000 "acl rN helo_name /pattern/" lines cost one scan.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +22,8 @@
 #include "engine/compile.h"
 #include "engine/stage.h"
 #include "engine/geoip.h"
+#include "engine/multire.h"
+#include "engine/recache.h"
 #include "engine/verify.h"
 #include "grammar/parse.h"
 #include "grammar/policy.h"
@@ -43,6 +49,8 @@ struct compiler {
 	size_t nstack, capstack;
 	bool ref_failed;        /* the acl being compiled named one that failed */
 	bool notes;             /* load_opts.why_pcre */
+	struct recache *recache;        /* load_opts.recache */
+	bool regex_classify_only;       /* load_opts.regex_classify_only */
 };
 
 /* The acl names, for suggest_word. */
@@ -201,7 +209,8 @@ static void compile_acl(struct compiler *c, uint32_t i)
 				  .stage_attr = acl->type->attr,
 				  .geoip = p->geoip, .geoip_failed = c->geoip_failed,
 				  .used_attr = p->used_attr, .ref = acl_ref, .ref_ctx = c,
-				  .notes = c->notes };
+				  .notes = c->notes, .recache = c->recache,
+				  .regex_classify_only = c->regex_classify_only };
 	size_t errors = c->d->nerrors;
 	c->state[i] = ACL_COMPILING;
 	VEC_PUSH(c->stack, c->nstack, c->capstack, i);
@@ -423,8 +432,11 @@ static void set_target(struct compiler *c, uint32_t pc, uint32_t target)
 	c->code[pc] = INSN(INSN_OP(c->code[pc]), INSN_A(c->code[pc]), target);
 }
 
-/* Can rule i's first term key a SWITCH on attribute *attr? */
-static bool run_eligible(struct compiler *c, size_t i, int *attr)
+/* What a run's SWITCH looks up: literals in a hash, or regexes in one scan. */
+enum run_kind { RUN_LITERAL, RUN_REGEX };
+
+/* Can rule i's first term key a SWITCH on attribute *attr, and which kind? */
+static bool run_eligible(struct compiler *c, size_t i, int *attr, enum run_kind *kind)
 {
 	const struct pol_rule *r = &c->pol->rules[i];
 	if (r->nterms == 0 || r->terms[0].neg)
@@ -432,11 +444,18 @@ static bool run_eligible(struct compiler *c, size_t i, int *attr)
 	const struct acl_rt *acl = &c->p->acls[r->terms[0].acl];
 	struct strmap *const *sets;
 	bool empty;
-	if (!acl->indexable || !acl->type || acl->type->attr < 0 || !acl->type->literals ||
-	    !acl->type->literals(acl, &sets, &empty))
+	if (!acl->type || acl->type->attr < 0)
 		return false;
 	*attr = acl->type->attr;
-	return true;
+	if (acl->indexable && acl->type->literals && acl->type->literals(acl, &sets, &empty)) {
+		*kind = RUN_LITERAL;
+		return true;
+	}
+	if (acl->type->regexes && acl->type->regexes(acl, NULL, NULL) > 0) {
+		*kind = RUN_REGEX;
+		return true;
+	}
+	return false;
 }
 
 /* Tests of rule i from term `from` on; failures jump to fail (fixed later). */
@@ -507,7 +526,48 @@ static void build_run_index(struct compiler *c, struct run *run)
 	free(lists);
 }
 
-static void emit_run(struct compiler *c, size_t first, size_t last, int attr, uint32_t *rule_start)
+/* The number of regexes of the first acls of lines first..last. */
+static size_t run_patterns(struct compiler *c, size_t first, size_t last)
+{
+	size_t n = 0;
+	for (size_t i = first; i <= last; i++) {
+		const struct acl_rt *acl = &c->p->acls[c->pol->rules[i].terms[0].acl];
+		n += acl->type->regexes(acl, NULL, NULL);
+	}
+	return n;
+}
+
+/*
+ * The set of a regex run: every line's patterns, in line order, as one
+ * multire set whose pattern index names its line (re_line); a scan then
+ * says which lines' first acls match, as a literal run's index does.
+ */
+static void build_run_regex(struct compiler *c, struct run *run)
+{
+	struct program *p = c->p;
+	size_t n = 0;
+	for (uint32_t j = 0; j < run->nrules; j++) {
+		const struct acl_rt *acl = &p->acls[run->first_acl[j]];
+		n += acl->type->regexes(acl, NULL, NULL);
+	}
+	struct multire_pattern *pats = xcalloc(n, sizeof *pats);
+	run->re_line = xcalloc(n, sizeof *run->re_line);
+	uint32_t options = 0;
+	size_t k = 0;
+	for (uint32_t j = 0; j < run->nrules; j++) {
+		const struct acl_rt *acl = &p->acls[run->first_acl[j]];
+		size_t got = acl->type->regexes(acl, pats + k, &options);
+		for (size_t x = 0; x < got; x++)
+			run->re_line[k + x] = j;
+		k += got;
+	}
+	struct multire_opts o = { .cache = c->recache, .classify_only = c->regex_classify_only };
+	run->re = multire_build_with(pats, n, options, MULTIRE_MIN, &o);
+	free(pats);
+}
+
+static void emit_run(struct compiler *c, size_t first, size_t last, int attr, enum run_kind kind,
+		     uint32_t *rule_start)
 {
 	struct program *p = c->p;
 	uint32_t id = p->nruns;
@@ -547,7 +607,10 @@ static void emit_run(struct compiler *c, size_t first, size_t last, int attr, ui
 	}
 	run->end = (uint32_t)c->ncode;
 	set_target(c, sw, run->end);
-	build_run_index(c, run);
+	if (kind == RUN_REGEX)
+		build_run_regex(c, run);
+	else
+		build_run_index(c, run);
 }
 
 static void generate(struct compiler *c)
@@ -557,13 +620,15 @@ static void generate(struct compiler *c)
 	uint32_t *rule_start = xcalloc(n + 1, sizeof *rule_start);
 	for (size_t i = 0; i < n;) {
 		int attr, attr2;
+		enum run_kind kind, kind2;
 		size_t j = i;
-		if (run_eligible(c, i, &attr)) {
-			while (j + 1 < n && run_eligible(c, j + 1, &attr2) && attr2 == attr)
+		if (run_eligible(c, i, &attr, &kind)) {
+			while (j + 1 < n && run_eligible(c, j + 1, &attr2, &kind2) && attr2 == attr &&
+			       kind2 == kind)
 				j++;
 		}
-		if (j + 1 - i >= RUN_MIN) {
-			emit_run(c, i, j, attr, rule_start);
+		if (j + 1 - i >= RUN_MIN && (kind == RUN_LITERAL || run_patterns(c, i, j) >= MULTIRE_MIN)) {
+			emit_run(c, i, j, attr, kind, rule_start);
 			i = j + 1;
 			continue;
 		}
@@ -646,7 +711,9 @@ static struct program *program_build(struct arena *ast, struct diags *d, struct 
 
 	struct policy pol = { 0 };
 	policy_resolve(&pol, l, ast, d);
-	struct compiler c = { .p = p, .pol = &pol, .d = d, .notes = o && o->why_pcre };
+	struct compiler c = { .p = p, .pol = &pol, .d = d, .notes = o && o->why_pcre,
+			      .recache = o ? o->recache : NULL,
+			      .regex_classify_only = o && o->regex_classify_only };
 	for (size_t i = 0; i < pol.nsets; i++)
 		compile_set(&c, pol.sets[i]);
 	if (o && o->dryrun > 0)
@@ -718,7 +785,11 @@ struct program *compile_file(const char *path, const struct load_opts *o, struct
 	size_t src0 = d->nsrc, errors = d->nerrors;
 	struct ast_list l;
 	parse_file(a, d, path, &l);
-	return program_build(a, d, &l, path, src0, errors, o);
+	struct recache *rc = o ? o->recache : NULL;
+	recache_begin(rc);
+	struct program *p = program_build(a, d, &l, path, src0, errors, o);
+	recache_end(rc, p != NULL);
+	return p;
 }
 
 struct program *compile_string(const char *name, const char *text, struct diags *d)

@@ -12,6 +12,8 @@
 #include "engine/program.h"
 #include "grammar/diag.h"
 
+struct recache;
+
 /* What the command line gives the compiler (flags win over "set"). */
 struct load_opts {
 	const char *geoip;          /* --geoip FILE */
@@ -19,6 +21,15 @@ struct load_opts {
 	bool why_pcre;              /* mxacl check --why-pcre: a note at each
 				       regex value Vectorscan does not answer
 				       exactly, saying why (acl_compile.notes) */
+	struct recache *recache;    /* mxacld: keep and take regex databases in
+				       its --cache-dir (engine/recache.h;
+				       borrowed), and count what was built;
+				       compile_file calls recache_begin and
+				       recache_end around the compile. NULL:
+				       none */
+	bool regex_classify_only;   /* mxacl check without --build: each regex's
+				       path decided pattern by pattern, no
+				       Vectorscan database built (multire.h) */
 };
 
 /*

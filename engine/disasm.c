@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "engine/disasm.h"
+#include "engine/multire.h"
 
 static const char *opcode_name(enum opcode op)
 {
@@ -81,6 +82,16 @@ void disasm_program(const struct program *p, FILE *f, unsigned flags)
 			break;
 		case OP_SWITCH: {
 			const struct run *r = &p->runs[a];
+			if (r->re) {
+				size_t n[3];
+				multire_counts(r->re, n);
+				sb_printf(&b, "%s, %u lines, %zu regexes in one scan (%zu exact, %zu "
+					  "prefilter+pcre2, %zu pcre2), else %04u",
+					  attr_name((enum attr_id)r->attr), r->nrules,
+					  n[0] + n[1] + n[2], n[MULTIRE_EXACT], n[MULTIRE_PREFILTER],
+					  n[MULTIRE_PCRE], bb);
+				break;
+			}
 			sb_printf(&b, "%s, %u lines, %u keys, else %04u", attr_name((enum attr_id)r->attr),
 				  r->nrules, r->nlists, bb);
 			break;

@@ -12,6 +12,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "engine/recache.h"
+#include "util/digest.h"
 #include "util/util.h"
 
 /*
@@ -52,6 +54,7 @@ struct multire {
 	pcre2_match_data *md;
 	size_t db_bytes, scratch_bytes;
 	double build_seconds;
+	bool from_cache;                     /* the database came from a file */
 };
 
 /* The Vectorscan flags that mean options, or false when one has none. */
@@ -208,8 +211,231 @@ static void build_db(struct multire *m, char **ex, unsigned flags)
 	}
 }
 
+/* A growing byte buffer, for the cache's key and body. */
+struct bytes {
+	unsigned char *p;
+	size_t n, cap;
+};
+
+static void put(struct bytes *b, const void *p, size_t n)
+{
+	if (b->n + n > b->cap) {
+		b->cap = (b->n + n) * 2 + 64;
+		b->p = xrealloc(b->p, b->cap);
+	}
+	memcpy(b->p + b->n, p, n);
+	b->n += n;
+}
+
+static void put64(struct bytes *b, uint64_t v)
+{
+	unsigned char le[8];
+	for (int i = 0; i < 8; i++)
+		le[i] = (unsigned char)(v >> (8 * i));
+	put(b, le, 8);
+}
+
+/* Bumped when what a database means for the same inputs changes (the
+ * gate, the flags, the body's format): old files then go unused. */
+#define CACHE_FORMAT "mxacl multire 1"
+
+/*
+ * The cache key of m's database: what it depends on, hashed. Vectorscan's
+ * version and the platform it was built for (the database is tuned to the
+ * CPU), the flags, and each pattern's path (which decides its flags) and
+ * text.
+ */
+static void cache_key(const struct multire *m, unsigned flags, char key[65])
+{
+	struct bytes b = { 0 };
+	put(&b, CACHE_FORMAT, sizeof CACHE_FORMAT);
+	const char *v = hs_version();
+	put(&b, v, strlen(v) + 1);
+	hs_platform_info_t pl;
+	memset(&pl, 0, sizeof pl);
+	hs_populate_platform(&pl);
+	put64(&b, pl.tune);
+	put64(&b, pl.cpu_features);
+	put64(&b, sizeof(void *));
+#if defined(__x86_64__)
+	put(&b, "x86_64", 7);
+#elif defined(__aarch64__)
+	put(&b, "aarch64", 8);
+#else
+	put(&b, "other", 6);
+#endif
+	put64(&b, flags | HS_BASE_FLAGS);
+	put64(&b, HS_FLAG_PREFILTER);
+	put64(&b, m->n);
+	for (size_t i = 0; i < m->n; i++) {
+		put(&b, &m->path[i], 1);
+		put64(&b, m->pats[i].len);
+		put(&b, m->pats[i].s, m->pats[i].len);
+	}
+	digest_sha256(b.p, b.n, key);
+	free(b.p);
+}
+
+/*
+ * The cache body of a built m: each pattern's path after the build (a
+ * pattern the set refused went to PCRE2), why for those, and the
+ * serialized database (none when nothing is left for Vectorscan).
+ */
+static bool cache_body(const struct multire *m, const unsigned char *pre, struct bytes *b)
+{
+	char *db = NULL;
+	size_t dblen = 0;
+	if (m->db && hs_serialize_database(m->db, &db, &dblen) != HS_SUCCESS)
+		return false;
+	put64(b, m->n);
+	put(b, m->path, m->n);
+	for (size_t i = 0; i < m->n; i++) {
+		if (m->path[i] == pre[i])
+			continue;
+		size_t l = strlen(m->why[i]);
+		put64(b, i);
+		put64(b, l);
+		put(b, m->why[i], l);
+	}
+	put64(b, UINT64_MAX);
+	put64(b, dblen);
+	if (dblen)
+		put(b, db, dblen);
+	free(db);
+	return true;
+}
+
+/* A little-endian uint64 from the body at *off; false past its end. */
+static bool get64(const unsigned char *p, size_t len, size_t *off, uint64_t *v)
+{
+	if (len - *off < 8)
+		return false;
+	*v = 0;
+	for (int i = 7; i >= 0; i--)
+		*v = *v << 8 | p[*off + (size_t)i];
+	*off += 8;
+	return true;
+}
+
+/*
+ * Take m's paths and database from a cache body, checked as if it came
+ * from anyone: NULL on success, else why not (m then unchanged but for
+ * what the caller resets).
+ */
+static const char *cache_take(struct multire *m, const unsigned char *p, size_t len)
+{
+	size_t off = 0;
+	uint64_t v, dblen;
+	if (!get64(p, len, &off, &v) || v != m->n || len - off < m->n)
+		return "holds another number of patterns";
+	const unsigned char *path = p + off;
+	off += m->n;
+	for (size_t i = 0; i < m->n; i++)
+		if (path[i] > MULTIRE_PCRE || (path[i] != m->path[i] && path[i] != MULTIRE_PCRE))
+			return "holds impossible paths";
+	char **why = xcalloc(m->n ? m->n : 1, sizeof *why);
+	const char *bad = NULL;
+	for (;;) {
+		uint64_t i, l;
+		if (!get64(p, len, &off, &i)) {
+			bad = "is cut short";
+			break;
+		}
+		if (i == UINT64_MAX)
+			break;
+		if (i >= m->n || path[i] == m->path[i] || why[i] || !get64(p, len, &off, &l) ||
+		    l > len - off) {
+			bad = "holds impossible reasons";
+			break;
+		}
+		why[i] = xstrndup((const char *)p + off, l);
+		off += l;
+	}
+	for (size_t i = 0; i < m->n && !bad; i++)
+		if (path[i] != m->path[i] && !why[i])
+			bad = "holds a path without its reason";
+	bool any = false;
+	for (size_t i = 0; i < m->n; i++)
+		any |= path[i] != MULTIRE_PCRE;
+	if (!bad && (!get64(p, len, &off, &dblen) || dblen != len - off || (dblen > 0) != any))
+		bad = "has a database of the wrong length";
+	hs_database_t *db = NULL;
+	hs_scratch_t *scratch = NULL;
+	if (!bad && dblen) {
+		char *info = NULL;
+		if (hs_serialized_database_info((const char *)p + off, dblen, &info) != HS_SUCCESS)
+			bad = "holds no Vectorscan database";
+		else if (!strstr(info, "BLOCK"))
+			bad = "holds a Vectorscan database of another mode";
+		free(info);
+		if (!bad && hs_deserialize_database((const char *)p + off, dblen, &db) != HS_SUCCESS)
+			bad = "holds a Vectorscan database this Vectorscan does not load";
+		if (!bad && hs_alloc_scratch(db, &scratch) != HS_SUCCESS)
+			bad = "holds a Vectorscan database this host cannot scan";
+	}
+	if (bad) {
+		for (size_t i = 0; i < m->n; i++)
+			free(why[i]);
+		free(why);
+		hs_free_database(db);
+		return bad;
+	}
+	for (size_t i = 0; i < m->n; i++)
+		if (why[i]) {
+			set_pcre(m, i, why[i]);
+		}
+	free(why);
+	m->db = db;
+	m->scratch = scratch;
+	if (m->db) {
+		hs_database_size(m->db, &m->db_bytes);
+		hs_scratch_size(m->scratch, &m->scratch_bytes);
+	}
+	m->from_cache = true;
+	return NULL;
+}
+
+/* The database of m's patterns that are not MULTIRE_PCRE: from the cache
+ * when it has it, else built (and then kept in the cache). */
+static void cached_db(struct multire *m, char **ex, unsigned flags, struct recache *rc)
+{
+	if (!rc) {
+		build_db(m, ex, flags);
+		return;
+	}
+	double t0 = now_seconds();
+	char key[65];
+	cache_key(m, flags, key);
+	size_t len = 0;
+	unsigned char *body = recache_load(rc, key, &len);
+	if (body) {
+		const char *bad = cache_take(m, body, len);
+		free(body);
+		if (!bad) {
+			recache_count_loaded(rc, now_seconds() - t0);
+			return;
+		}
+		recache_reject(rc, key, bad);
+	}
+	unsigned char *pre = xmalloc(m->n ? m->n : 1);
+	memcpy(pre, m->path, m->n);
+	build_db(m, ex, flags);
+	recache_count_built(rc, now_seconds() - t0);
+	struct bytes b = { 0 };
+	if (cache_body(m, pre, &b))
+		recache_store(rc, key, b.p, b.n);
+	free(b.p);
+	free(pre);
+}
+
 struct multire *multire_build(const struct multire_pattern *pats, size_t n, uint32_t options,
 			      size_t min)
+{
+	return multire_build_with(pats, n, options, min, NULL);
+}
+
+struct multire *multire_build_with(const struct multire_pattern *pats, size_t n, uint32_t options,
+				   size_t min, const struct multire_opts *o)
 {
 	double t0 = now_seconds();
 	struct multire *m = xcalloc(1, sizeof *m);
@@ -252,7 +478,8 @@ struct multire *multire_build(const struct multire_pattern *pats, size_t n, uint
 			}
 			free(err);
 		}
-		build_db(m, ex, flags);
+		if (!(o && o->classify_only))
+			cached_db(m, ex, flags, o ? o->cache : NULL);
 		for (size_t i = 0; i < n; i++)
 			free(ex[i]);
 		free(ex);
@@ -312,6 +539,11 @@ bool multire_db_info(const struct multire *m, size_t *db_bytes, size_t *scratch_
 	*scratch_bytes = m->scratch_bytes;
 	*build_seconds = m->build_seconds;
 	return m->db != NULL;
+}
+
+bool multire_from_cache(const struct multire *m)
+{
+	return m->from_cache;
 }
 
 bool multire_pcre_match(const struct multire *m, size_t i, const char *s, size_t len)

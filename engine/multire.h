@@ -36,12 +36,15 @@
  * thread. A second concurrent scan is detected by Vectorscan
  * (HS_SCRATCH_IN_USE) and answered with PCRE2, never with a wrong answer.
  *
- * Open for later (docs/dev/performance.md, "Regular expressions"): the
- * regex terms of consecutive access lines as one set (a pattern's index
- * is the caller's, so it can name a line), a serialized database cached
- * in the state directory under a hash of the patterns and flags, and the
- * build moved off the serving loop at reload (it already runs on the
- * reload worker; the start-up compile is the loop's).
+ * The cache: multire_build_with may keep the serialized database in a
+ * file (engine/recache.h) under a SHA-256 of what it depends on
+ * (Vectorscan's version, the platform, the flags, each pattern's text and
+ * path), and take it from there the next time instead of compiling; the
+ * file is checked, never trusted.
+ *
+ * Callers: a string acl's regexes (acl/string.c), and the regex terms of
+ * consecutive access lines as one set whose pattern index names a line
+ * (engine/compile.c, regex runs; docs/dev/design.md, "Regex runs").
  */
 #ifndef MXACL_MULTIRE_H
 #define MXACL_MULTIRE_H
@@ -85,6 +88,26 @@ struct multire *multire_build(const struct multire_pattern *pats, size_t n, uint
 			      size_t min);
 void multire_free(struct multire *m);   /* NULL is a no-op */
 
+struct recache;
+
+/* What multire_build_with may do besides multire_build's. */
+struct multire_opts {
+	struct recache *cache;    /* keep and take the database here
+				     (borrowed), or NULL */
+	bool classify_only;       /* decide each pattern's path with
+				     hs_expression_info, and build no
+				     database: the set then answers with
+				     PCRE2 alone (mxacl check without
+				     --build). A pattern that Vectorscan
+				     would refuse only inside the whole set
+				     shows as on its own path */
+};
+
+/* multire_build with o (NULL: none of it). Only what Vectorscan's compile
+ * costs is saved by the cache: the per-pattern checks run either way. */
+struct multire *multire_build_with(const struct multire_pattern *pats, size_t n, uint32_t options,
+				   size_t min, const struct multire_opts *o);
+
 /* Pattern i's path, and for a path other than MULTIRE_EXACT why (a
  * sentence without a final period, owned by m), else NULL. */
 enum multire_path multire_path(const struct multire *m, size_t i, const char **why);
@@ -94,6 +117,8 @@ void multire_counts(const struct multire *m, size_t counts[3]);
  * space's, and how long it took to build (for dump and the benchmark). */
 bool multire_db_info(const struct multire *m, size_t *db_bytes, size_t *scratch_bytes,
 		     double *build_seconds);
+/* Whether m's database was read from the cache rather than compiled. */
+bool multire_from_cache(const struct multire *m);
 
 /* Called for each pattern that matches, by index, at most once each;
  * return true to stop the scan there. */

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 
 #include "engine/geoip.h"
+#include "engine/multire.h"
 
 const struct settings *program_settings(const struct program *p)
 {
@@ -54,6 +55,10 @@ void program_unref(struct program *p)
 	bool big = program_big(p);
 	if (p->pool)
 		p->pool_free(p->pool);
+	for (uint32_t i = 0; i < p->nruns; i++) {
+		multire_free(p->runs[i].re);     /* first: it borrows the acls' codes */
+		free(p->runs[i].re_line);
+	}
 	for (uint32_t i = 0; i < p->nacls; i++)
 		if (p->acls[i].type && p->acls[i].type->free && p->acls[i].data)
 			p->acls[i].type->free(p->acls[i].data);

@@ -55,6 +55,8 @@ struct rule_rt {
  * string acl on the same attribute, dispatched by one hash lookup
  * (SWITCH) instead of one test per line.
  */
+struct multire;
+
 struct run {
 	int attr;
 	struct strmap *index[FORM_COUNT];  /* key -> list number */
@@ -65,6 +67,11 @@ struct run {
 	uint32_t *entry;                   /* pc of each line's code */
 	uint32_t end;                      /* pc after the run */
 	uint32_t *first_acl;               /* per line: its first acl */
+	struct multire *re;                /* a run of regex acls (acl.h,
+					      regexes): every line's patterns
+					      as one set, scanned instead of
+					      index; NULL for a literal run */
+	uint32_t *re_line;                 /* with re: pattern -> run-local line */
 };
 
 struct program {

@@ -130,6 +130,14 @@ const struct setting settings_table[] = {
 	  .doc = "DNS servers for `rbl`, `dnswl`, `rhsbl*` and `spf` acls ([DNS](#dns)): "
 		 "`ADDRESS`, `ADDRESS:PORT` or `[IPV6]:PORT`; any `--dns` replaces every "
 		 "`set dns`" },
+	{ .flag = "cache-dir", .kind = SETTING_PATH, AT(cache_dir),
+	  .def_doc = "none", .metavar = "DIR",
+	  .help = "keep compiled regex databases in DIR, so that an unchanged policy does not "
+		  "compile them again",
+	  .doc = "keep the compiled Vectorscan databases of regex acls in DIR (a directory "
+		 "owned by the user mxacld runs as, not writable by others), so that a start or "
+		 "reload whose regexes did not change does not compile them again "
+		 "([The regex cache](#the-regex-cache---cache-dir-dir))" },
 	{ .flag = "dns-timeout", .kind = SETTING_MS, AT(dns_timeout_ms), .min = 1, .max = 600000,
 	  .def_doc = "2000", .metavar = "MS",
 	  .help = "a DNS lookup not answered in MS ms is a temporary failure",

@@ -49,6 +49,8 @@ struct settings {
 	const char *syslog_facility;/* "mail", "daemon", "user", "local0".."local7" */
 	const char *store;          /* state store URL ("memory", "redis://...") */
 	const char *state_file;     /* memory store persistence */
+	const char *cache_dir;      /* flag only: Vectorscan databases kept
+				       between compiles (engine/recache.h) */
 	const char *control;        /* control socket path (mxacl grey) */
 	const char *metrics;        /* Prometheus endpoint "inet:HOST:PORT" */
 	int tempfail;               /* default tempfail mode of acls; -1 not set */

@@ -10,6 +10,7 @@
 #include <stdio.h>
 
 #include "engine/verify.h"
+#include "engine/multire.h"
 
 static char why[160];
 
@@ -32,6 +33,15 @@ static const char *verify_run(const struct program *p, uint32_t pc, const struct
 			FAIL("switch at %u: entries not ascending", pc);
 		if (run->first_acl[j] >= p->nacls)
 			FAIL("switch at %u: bad acl", pc);
+	}
+	if (run->re && run->nlists)
+		FAIL("switch at %u: both a regex set and an index", pc);
+	if (run->re) {
+		size_t n[3];
+		multire_counts(run->re, n);
+		for (size_t x = 0; x < n[0] + n[1] + n[2]; x++)
+			if (run->re_line[x] >= run->nrules)
+				FAIL("switch at %u: regex %zu names line %u", pc, x, run->re_line[x]);
 	}
 	for (uint32_t k = 0; k < run->nlists; k++) {
 		if (run->list_off[k] >= run->list_off[k + 1])

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "engine/vm.h"
+#include "engine/multire.h"
 
 enum vm_state { VM_RUNNING, VM_WAITING, VM_FINISHED };
 
@@ -464,13 +465,34 @@ static void add_candidates(struct vm *vm, const struct run *run, uint32_t k)
 	}
 }
 
+/* A regex run's scan reports pattern i: its line is a candidate (each
+ * line once, in ascending order, as add_candidates keeps them). */
+static bool add_regex_line(void *ctx, size_t i)
+{
+	struct vm *vm = ctx;
+	uint32_t x = vm->p->runs[vm->cur_run].re_line[i], j = vm->ncand;
+	while (j > 0 && vm->cand[j - 1] >= x) {
+		if (vm->cand[j - 1] == x)
+			return false;
+		j--;
+	}
+	memmove(vm->cand + j + 1, vm->cand + j, (vm->ncand - j) * sizeof *vm->cand);
+	vm->cand[j] = x;
+	vm->ncand++;
+	return false;           /* every line that matches: the first decides */
+}
+
 static void vm_switch(struct vm *vm, uint32_t r)
 {
 	const struct run *run = &vm->p->runs[r];
 	const struct req_value *v = req_get(vm->req, (enum attr_id)run->attr);
 	vm->ncand = vm->ccur = 0;
 	vm->cur_run = r;
-	if (v->len == 0) {
+	if (run->re) {
+		/* a regex acl matches no empty value (acl.h, regexes) */
+		if (v->len)
+			multire_scan(run->re, v->s, v->len, add_regex_line, vm);
+	} else if (v->len == 0) {
 		if (run->index[FORM_EMPTY]) {
 			const uint32_t *k = strmap_get(run->index[FORM_EMPTY], "", 0);
 			if (k)

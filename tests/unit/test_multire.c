@@ -5,11 +5,14 @@
  * rDNS list (tests/golden/transcript/lists/fqrdns, its source in its
  * header). The patterns are compiled as acl/string.c compiles a regex value.
  */
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "engine/multire.h"
+#include "engine/recache.h"
 #include "tests/unit/unit.h"
 #include "util/util.h"
 
@@ -310,6 +313,121 @@ START_TEST(test_subjects)
 }
 END_TEST
 
+/* ---- classify only, and the cache ---------------------------------------------- */
+
+/* The paths of set a and set b agree pattern by pattern. */
+static void same_paths(struct multire *a, struct multire *b, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		const char *wa, *wb;
+		enum multire_path pa = multire_path(a, i, &wa), pb = multire_path(b, i, &wb);
+		ck_assert_msg(pa == pb, "pattern %zu: path %d, want %d", i, (int)pb, (int)pa);
+		ck_assert_msg((wa == NULL) == (wb == NULL) && (!wa || !strcmp(wa, wb)),
+			      "pattern %zu: why %s, want %s", i, wb ? wb : "-", wa ? wa : "-");
+	}
+}
+
+/* mxacl check without --build: the same paths as a build, no database,
+ * and the answers still PCRE2's. */
+START_TEST(test_classify_only)
+{
+	struct pats p = { 0 };
+	for (size_t i = 0; i < ARRAY_LEN(path_cases); i++)
+		pats_add(&p, path_cases[i].pat, strlen(path_cases[i].pat));
+	struct multire *full = multire_build(p.v, p.n, OPTS, 1);
+	struct multire_opts o = { .classify_only = true };
+	struct multire *m = multire_build_with(p.v, p.n, OPTS, 1, &o);
+	same_paths(full, m, p.n);
+	size_t db, scratch;
+	double secs;
+	ck_assert_msg(!multire_db_info(m, &db, &scratch, &secs), "a database was built");
+	const char *subjects[] = { "dsl12.example.net", "K", "aaaa", "--", "xy", "nothing" };
+	for (size_t i = 0; i < ARRAY_LEN(subjects); i++)
+		compare(m, &p, subjects[i], strlen(subjects[i]));
+	multire_free(m);
+	multire_free(full);
+	pats_free(&p);
+}
+END_TEST
+
+/* The one cache file in dir, by name (out), or false. */
+static bool cache_file(const char *dir, char *out, size_t cap)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	int n = 0;
+	while (d && (e = readdir(d)))
+		if (!strncmp(e->d_name, "re-", 3)) {
+			snprintf(out, cap, "%s/%s", dir, e->d_name);
+			n++;
+		}
+	if (d)
+		closedir(d);
+	return n == 1;
+}
+
+/* A second build reads what the first stored: the same paths, reasons and
+ * answers; a damaged file is not used. */
+START_TEST(test_cache)
+{
+	char dir[] = "/tmp/mxacl-recache-XXXXXX";
+	ck_assert(mkdtemp(dir) != NULL);
+	struct pats p = { 0 };
+	for (size_t i = 0; i < ARRAY_LEN(path_cases); i++)
+		pats_add(&p, path_cases[i].pat, strlen(path_cases[i].pat));
+	struct recache *rc = recache_new(dir, NULL);
+	struct multire_opts o = { .cache = rc };
+	recache_begin(rc);
+	struct multire *a = multire_build_with(p.v, p.n, OPTS, 1, &o);
+	recache_end(rc, true);
+	ck_assert(!multire_from_cache(a));
+	char path[4096];
+	ck_assert_msg(cache_file(dir, path, sizeof path), "no cache file in %s", dir);
+
+	recache_begin(rc);
+	struct multire *b = multire_build_with(p.v, p.n, OPTS, 1, &o);
+	recache_end(rc, true);
+	ck_assert_msg(multire_from_cache(b), "the second build did not read the cache");
+	same_paths(a, b, p.n);
+	const char *subjects[] = { "dsl12.example.net", "K", "aaaa", "--", "xy", "poolside" };
+	for (size_t i = 0; i < ARRAY_LEN(subjects); i++) {
+		compare(b, &p, subjects[i], strlen(subjects[i]));
+		ck_assert(multire_any(a, subjects[i], strlen(subjects[i])) ==
+			  multire_any(b, subjects[i], strlen(subjects[i])));
+	}
+
+	/* a byte flipped in the database: rebuilt, not read */
+	FILE *f = fopen(path, "r+b");
+	ck_assert(f != NULL);
+	fseek(f, -50, SEEK_END);
+	int ch = fgetc(f);
+	fseek(f, -50, SEEK_END);
+	fputc(ch ^ 0x20, f);
+	fclose(f);
+	recache_begin(rc);
+	struct multire *c = multire_build_with(p.v, p.n, OPTS, 1, &o);
+	recache_end(rc, true);
+	ck_assert_msg(!multire_from_cache(c), "a corrupt file was used");
+	same_paths(a, c, p.n);
+
+	/* another set: another file, and the first one's removed at the end */
+	recache_begin(rc);
+	struct multire *d = multire_build_with(p.v, p.n - 1, OPTS, 1, &o);
+	recache_end(rc, true);
+	char path2[4096];
+	ck_assert(cache_file(dir, path2, sizeof path2) && strcmp(path, path2) != 0);
+
+	multire_free(a);
+	multire_free(b);
+	multire_free(c);
+	multire_free(d);
+	unlink(path2);
+	rmdir(dir);
+	recache_free(rc);
+	pats_free(&p);
+}
+END_TEST
+
 Suite *multire_suite(void)
 {
 	Suite *s = suite_create("multire");
@@ -317,6 +435,8 @@ Suite *multire_suite(void)
 	tcase_set_timeout(tc, 900);   /* Vectorscan compiles slowly under load */
 	tcase_add_test(tc, test_paths);
 	tcase_add_test(tc, test_subjects);
+	tcase_add_test(tc, test_classify_only);
+	tcase_add_test(tc, test_cache);
 	tcase_add_test(tc, test_generated);
 	tcase_add_test(tc, test_real_list);
 	suite_add_tcase(s, tc);
