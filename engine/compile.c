@@ -593,12 +593,17 @@ static void generate(struct compiler *c)
 
 /* ---- the whole pipeline -------------------------------------------------- */
 
-/* Keep copies of the config files' text, for dump and log locations. */
-static void keep_sources(struct program *p, const struct diags *d, size_t from, size_t to)
+/* Keep copies of the config files' names (for locations) and, unless
+ * no_text, their text (for dump's source lines). */
+static void keep_sources(struct program *p, const struct diags *d, size_t from, size_t to,
+			 bool no_text)
 {
 	for (size_t i = from; i < to; i++) {
 		const struct source *s = d->src[i];
-		diags_add_source(&p->sources, s->path, xstrndup(s->text, s->len), s->len);
+		if (no_text)
+			diags_add_source(&p->sources, s->path, xstrdup(""), 0);
+		else
+			diags_add_source(&p->sources, s->path, xstrndup(s->text, s->len), s->len);
 	}
 }
 
@@ -642,7 +647,7 @@ static struct program *program_build(struct arena *ast, struct diags *d, struct 
 	p->path = xstrdup(path);
 	settings_init(&p->settings);
 	diags_init(&p->sources);
-	keep_sources(p, d, src0, d->nsrc);
+	keep_sources(p, d, src0, d->nsrc, o && o->no_text);
 
 	struct policy pol = { 0 };
 	policy_resolve(&pol, l, ast, d);

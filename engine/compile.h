@@ -19,6 +19,10 @@ struct load_opts {
 	bool why_pcre;              /* mxacl check --why-pcre: a note at each
 				       regex value Vectorscan does not answer
 				       exactly, saying why (acl_compile.notes) */
+	bool no_text;               /* keep the files' names but not their text:
+				       for a program nobody disassembles (the
+				       daemon), whose text is only for dump's
+				       source lines (about the file's size) */
 };
 
 /*

@@ -15,7 +15,9 @@
  * line per value is how big policies are written, so the index of 16
  * slots each of them had was most of its memory (docs/dev/design.md,
  * "Memory per access line"). The index is built when the map outgrows
- * that, and strmap_shrink gives back the room kept for growing.
+ * that, and strmap_shrink gives back the room kept for growing; or
+ * strmap_pack moves such a small map, header and all, into one buffer of
+ * the caller's (a string acl's arena), saving three allocations.
  */
 #include "engine/strmap.h"
 
@@ -46,6 +48,9 @@ struct strmap {
 	size_t count, entries_cap;
 	char *keys;
 	size_t keys_len, keys_cap;
+	bool packed;      /* strmap_pack: in the caller's buffer, entries and
+			     keys too; a put copies them out first */
+	bool borrowed;    /* the header is in the caller's buffer: not freed */
 };
 
 struct strmap *strmap_new(void)
@@ -58,9 +63,27 @@ void strmap_free(struct strmap *m)
 	if (!m)
 		return;
 	free(m->slots);
-	free(m->entries);
-	free(m->keys);
-	free(m);
+	if (!m->packed) {
+		free(m->entries);
+		free(m->keys);
+	}
+	if (!m->borrowed)
+		free(m);
+}
+
+/* A packed map is about to change: give it buffers of its own (the
+ * header stays where it is). */
+static void strmap_unpack(struct strmap *m)
+{
+	struct strmap_entry *e = xmalloc((m->count ? m->count : 1) * sizeof *e);
+	memcpy(e, m->entries, m->count * sizeof *e);
+	char *k = xmalloc(m->keys_len ? m->keys_len : 1);
+	memcpy(k, m->keys, m->keys_len);
+	m->entries = e;
+	m->keys = k;
+	m->entries_cap = m->count;
+	m->keys_cap = m->keys_len;
+	m->packed = false;
 }
 
 /* Compare a key as given with a stored (folded) key of the same length. */
@@ -139,6 +162,8 @@ uint32_t *strmap_put(struct strmap *m, const char *key, size_t len, bool *added)
 			*added = false;
 		return &m->entries[found - 1].value;
 	}
+	if (m->packed)
+		strmap_unpack(m);
 	/* entry numbers and lengths are 32-bit to keep slots and entries small */
 	if (len > UINT32_MAX || m->count >= UINT32_MAX - 1)
 		fatal_abort("strmap: too many keys or key too long (%zu keys, %zu bytes)",
@@ -180,7 +205,7 @@ const uint32_t *strmap_get(const struct strmap *m, const char *key, size_t len)
 
 void strmap_shrink(struct strmap *m)
 {
-	if (!m || !m->count)
+	if (!m || !m->count || m->packed)
 		return;
 	if (m->entries_cap > m->count) {
 		m->entries = xrealloc(m->entries, m->count * sizeof *m->entries);
@@ -190,6 +215,34 @@ void strmap_shrink(struct strmap *m)
 		m->keys = xrealloc(m->keys, m->keys_len);
 		m->keys_cap = m->keys_len;
 	}
+}
+
+/* Header, entries, then keys, each part 16-byte aligned. */
+static size_t strmap_packed_entries(void)
+{
+	return (sizeof(struct strmap) + 15) & ~(size_t)15;
+}
+
+size_t strmap_packed_size(const struct strmap *m)
+{
+	if (!m || m->slots || m->packed)
+		return 0;
+	return strmap_packed_entries() + ((m->count * sizeof(struct strmap_entry) + 15) & ~(size_t)15) +
+	       m->keys_len;
+}
+
+struct strmap *strmap_pack(struct strmap *m, void *buf)
+{
+	assert(strmap_packed_size(m) > 0);
+	struct strmap *p = buf;
+	*p = (struct strmap){ .count = m->count, .entries_cap = m->count, .keys_len = m->keys_len,
+			      .keys_cap = m->keys_len, .packed = true, .borrowed = true };
+	p->entries = (struct strmap_entry *)((char *)buf + strmap_packed_entries());
+	memcpy(p->entries, m->entries, m->count * sizeof *p->entries);
+	p->keys = (char *)p->entries + ((m->count * sizeof *p->entries + 15) & ~(size_t)15);
+	memcpy(p->keys, m->keys, m->keys_len);
+	strmap_free(m);
+	return p;
 }
 
 size_t strmap_count(const struct strmap *m)

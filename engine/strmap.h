@@ -37,6 +37,17 @@ const uint32_t *strmap_get(const struct strmap *m, const char *key, size_t len);
  */
 void strmap_shrink(struct strmap *m);
 
+/*
+ * A map without an index (a few keys) as one block: strmap_packed_size is
+ * the bytes it needs, 0 when m cannot be packed (NULL, indexed, packed
+ * already). strmap_pack copies m into buf (that many bytes, 16-aligned,
+ * owned by the caller, e.g. an arena, and outliving the map), frees m and
+ * returns the map in buf. strmap_free of it frees only what a later put
+ * allocated (a put still works: it copies the entries out first).
+ */
+size_t strmap_packed_size(const struct strmap *m);
+struct strmap *strmap_pack(struct strmap *m, void *buf);
+
 /* Number of keys; a NULL map has none. */
 size_t strmap_count(const struct strmap *m);
 
