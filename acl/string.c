@@ -328,32 +328,36 @@ static bool str_value(struct acl_compile *c, void *vm, const struct value *v)
 }
 
 /*
- * The compiled matcher m (on the stack) into the arena: its small literal
- * maps packed there too, and only its literal part when it has nothing
- * else (its rest is all zero bytes, as str_no_rest's).
+ * The compiled matcher m (on the stack) into the arena, as one block: only
+ * its literal part when it has nothing else (its rest is all zero bytes,
+ * as str_no_rest's), then its small literal maps packed (strmap_pack).
  */
 static struct str_lits *str_place(struct arena *a, const struct str_matcher *m)
 {
-	struct str_lits lit = m->lit;
+	size_t head = sizeof m->lit, size[FORM_COUNT], total = 0;
+	bool full = memcmp((const char *)m + head, (const char *)&str_no_rest + head,
+			   sizeof *m - head) != 0;
+	if (full)
+		head = sizeof *m;
 	for (int f = 0; f < FORM_COUNT; f++) {
-		size_t size = strmap_packed_size(lit.set[f]);
-		if (size)
-			lit.set[f] = strmap_pack(lit.set[f], arena_alloc(a, size));
-		else
-			strmap_shrink(lit.set[f]);
+		size[f] = (strmap_packed_size(m->lit.set[f]) + 7) & ~(size_t)7;
+		total += size[f];
 	}
-	size_t head = sizeof m->lit;
-	if (!memcmp((const char *)m + head, (const char *)&str_no_rest + head, sizeof *m - head)) {
-		struct str_lits *l = arena_alloc(a, sizeof *l);
-		*l = lit;
-		l->full = false;
-		return l;
+	char *buf = arena_alloc(a, head + total), *at = buf + head;
+	struct str_lits *l = (struct str_lits *)buf;
+	if (full)
+		*(struct str_matcher *)buf = *m;
+	else
+		*l = m->lit;
+	l->full = full;
+	for (int f = 0; f < FORM_COUNT; f++) {
+		if (size[f]) {
+			l->set[f] = strmap_pack(l->set[f], at);
+			at += size[f];
+		} else
+			strmap_shrink(l->set[f]);
 	}
-	struct str_matcher *full = arena_alloc(a, sizeof *full);
-	*full = *m;
-	full->lit = lit;
-	full->lit.full = true;
-	return &full->lit;
+	return l;
 }
 
 static bool str_compile(struct acl_compile *c)

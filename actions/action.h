@@ -72,9 +72,9 @@ struct template {
 };
 
 struct action {
-	enum action_kind kind;
 	const char *word;     /* upper case: "REJECT", "550", "DEFER_IF_PERMIT" */
 	struct template text; /* may have no segments */
+	enum action_kind kind;   /* after the pointers: 40 bytes, not 48 */
 	bool has_text;
 };
 

@@ -674,16 +674,8 @@ static struct program *program_build(struct arena *ast, struct diags *d, struct 
 							.explicit_action = pol.rules[i].explicit_action,
 							.dryrun = pol.rules[i].dryrun };
 			own_loc(p, &p->rules[i].loc);
-			const struct loc *at = &p->rules[i].loc;
-			if (pol.rules[i].name) {
+			if (pol.rules[i].name)
 				p->rules[i].name = arena_strdup(a, pol.rules[i].name);
-				p->rules[i].label = p->rules[i].name;
-			} else {
-				size_t n = strlen(at->file) + 16;
-				char *lab = arena_alloc(a, n);
-				snprintf(lab, n, "%s:%d", at->file, at->line);
-				p->rules[i].label = lab;
-			}
 		}
 		generate(&c);
 		list_prefetch(p);

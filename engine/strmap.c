@@ -16,8 +16,10 @@
  * slots each of them had was most of its memory (docs/dev/design.md,
  * "Memory per access line"). The index is built when the map outgrows
  * that, and strmap_shrink gives back the room kept for growing; or
- * strmap_pack moves such a small map, header and all, into one buffer of
- * the caller's (a string acl's arena), saving three allocations.
+ * strmap_pack freezes such a small map into a buffer of the caller's (a
+ * string acl's arena) as a count, 12-byte entries and the keys: a one-key
+ * map is then about 30 bytes instead of a 72-byte header and two
+ * allocations.
  */
 #include "engine/strmap.h"
 
@@ -42,16 +44,34 @@ struct strmap_slot {
 };
 
 struct strmap {
+	bool packed;      /* false; first, as in struct strmap_packed */
 	struct strmap_slot *slots;   /* NULL while count <= STRMAP_LINEAR */
 	size_t mask;      /* slot count - 1 (0 without slots) */
 	struct strmap_entry *entries;
 	size_t count, entries_cap;
 	char *keys;
 	size_t keys_len, keys_cap;
-	bool packed;      /* strmap_pack: in the caller's buffer, entries and
-			     keys too; a put copies them out first */
-	bool borrowed;    /* the header is in the caller's buffer: not freed */
 };
+
+/*
+ * A small map frozen into the caller's buffer (strmap_pack): a struct
+ * strmap's header alone is bigger than a one-key literal acl's key, so
+ * this is all of it: a count, the entries, then the keys.
+ */
+struct strmap_packed_entry {
+	uint32_t off, len, value;
+};
+
+struct strmap_packed {
+	bool packed;      /* true; first, as in struct strmap */
+	uint32_t count;
+	struct strmap_packed_entry e[];   /* then the keys, NUL-terminated */
+};
+
+static const struct strmap_packed *strmap_as_packed(const struct strmap *m)
+{
+	return m->packed ? (const struct strmap_packed *)(const void *)m : NULL;
+}
 
 struct strmap *strmap_new(void)
 {
@@ -60,30 +80,12 @@ struct strmap *strmap_new(void)
 
 void strmap_free(struct strmap *m)
 {
-	if (!m)
+	if (!m || m->packed)
 		return;
 	free(m->slots);
-	if (!m->packed) {
-		free(m->entries);
-		free(m->keys);
-	}
-	if (!m->borrowed)
-		free(m);
-}
-
-/* A packed map is about to change: give it buffers of its own (the
- * header stays where it is). */
-static void strmap_unpack(struct strmap *m)
-{
-	struct strmap_entry *e = xmalloc((m->count ? m->count : 1) * sizeof *e);
-	memcpy(e, m->entries, m->count * sizeof *e);
-	char *k = xmalloc(m->keys_len ? m->keys_len : 1);
-	memcpy(k, m->keys, m->keys_len);
-	m->entries = e;
-	m->keys = k;
-	m->entries_cap = m->count;
-	m->keys_cap = m->keys_len;
-	m->packed = false;
+	free(m->entries);
+	free(m->keys);
+	free(m);
 }
 
 /* Compare a key as given with a stored (folded) key of the same length. */
@@ -152,6 +154,8 @@ static void strmap_grow(struct strmap *m)
 
 uint32_t *strmap_put(struct strmap *m, const char *key, size_t len, bool *added)
 {
+	if (m->packed)
+		fatal_abort("strmap: put into a packed map");
 	uint64_t h = hash_bytes(key, len, true);
 	struct strmap_slot *sl = NULL;
 	uint32_t found = m->slots ? (sl = strmap_probe(m, key, len, h))->entry
@@ -162,8 +166,6 @@ uint32_t *strmap_put(struct strmap *m, const char *key, size_t len, bool *added)
 			*added = false;
 		return &m->entries[found - 1].value;
 	}
-	if (m->packed)
-		strmap_unpack(m);
 	/* entry numbers and lengths are 32-bit to keep slots and entries small */
 	if (len > UINT32_MAX || m->count >= UINT32_MAX - 1)
 		fatal_abort("strmap: too many keys or key too long (%zu keys, %zu bytes)",
@@ -198,6 +200,14 @@ uint32_t *strmap_put(struct strmap *m, const char *key, size_t len, bool *added)
 
 const uint32_t *strmap_get(const struct strmap *m, const char *key, size_t len)
 {
+	const struct strmap_packed *pm = strmap_as_packed(m);
+	if (pm) {
+		const char *keys = (const char *)&pm->e[pm->count];
+		for (uint32_t j = 0; j < pm->count; j++)
+			if (pm->e[j].len == len && strmap_key_eq(keys + pm->e[j].off, key, len))
+				return &pm->e[j].value;
+		return NULL;
+	}
 	uint32_t e = m->slots ? strmap_probe(m, key, len, hash_bytes(key, len, true))->entry
 			      : strmap_scan(m, key, len);
 	return e ? &m->entries[e - 1].value : NULL;
@@ -205,7 +215,7 @@ const uint32_t *strmap_get(const struct strmap *m, const char *key, size_t len)
 
 void strmap_shrink(struct strmap *m)
 {
-	if (!m || !m->count || m->packed)
+	if (!m || m->packed || !m->count)
 		return;
 	if (m->entries_cap > m->count) {
 		m->entries = xrealloc(m->entries, m->count * sizeof *m->entries);
@@ -217,41 +227,42 @@ void strmap_shrink(struct strmap *m)
 	}
 }
 
-/* Header, entries, then keys, each part 16-byte aligned. */
-static size_t strmap_packed_entries(void)
-{
-	return (sizeof(struct strmap) + 15) & ~(size_t)15;
-}
-
 size_t strmap_packed_size(const struct strmap *m)
 {
-	if (!m || m->slots || m->packed)
+	if (!m || m->packed || m->slots || m->keys_len > UINT32_MAX)
 		return 0;
-	return strmap_packed_entries() + ((m->count * sizeof(struct strmap_entry) + 15) & ~(size_t)15) +
+	return sizeof(struct strmap_packed) + m->count * sizeof(struct strmap_packed_entry) +
 	       m->keys_len;
 }
 
 struct strmap *strmap_pack(struct strmap *m, void *buf)
 {
 	assert(strmap_packed_size(m) > 0);
-	struct strmap *p = buf;
-	*p = (struct strmap){ .count = m->count, .entries_cap = m->count, .keys_len = m->keys_len,
-			      .keys_cap = m->keys_len, .packed = true, .borrowed = true };
-	p->entries = (struct strmap_entry *)((char *)buf + strmap_packed_entries());
-	memcpy(p->entries, m->entries, m->count * sizeof *p->entries);
-	p->keys = (char *)p->entries + ((m->count * sizeof *p->entries + 15) & ~(size_t)15);
-	memcpy(p->keys, m->keys, m->keys_len);
+	struct strmap_packed *p = buf;
+	p->packed = true;
+	p->count = (uint32_t)m->count;
+	for (size_t j = 0; j < m->count; j++)
+		p->e[j] = (struct strmap_packed_entry){ (uint32_t)m->entries[j].off, m->entries[j].len,
+							m->entries[j].value };
+	memcpy(&p->e[m->count], m->keys, m->keys_len);
 	strmap_free(m);
-	return p;
+	return buf;
 }
 
 size_t strmap_count(const struct strmap *m)
 {
-	return m ? m->count : 0;
+	const struct strmap_packed *pm = m ? strmap_as_packed(m) : NULL;
+	return pm ? pm->count : m ? m->count : 0;
 }
 
 const char *strmap_key_at(const struct strmap *m, size_t i, size_t *len)
 {
+	const struct strmap_packed *pm = strmap_as_packed(m);
+	if (pm) {
+		assert(i < pm->count);
+		*len = pm->e[i].len;
+		return (const char *)&pm->e[pm->count] + pm->e[i].off;
+	}
 	assert(i < m->count);
 	*len = m->entries[i].len;
 	return m->keys + m->entries[i].off;

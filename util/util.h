@@ -64,7 +64,7 @@ void arena_free(struct arena *a);               /* NULL is a no-op */
 void arena_reset(struct arena *a);              /* keep the first block */
 void *arena_alloc(struct arena *a, size_t n);   /* 16-byte aligned */
 void *arena_zalloc(struct arena *a, size_t n);
-char *arena_strdup(struct arena *a, const char *s);
+char *arena_strdup(struct arena *a, const char *s);      /* not aligned */
 char *arena_strndup(struct arena *a, const char *s, size_t n);
 char *arena_printf(struct arena *a, const char *fmt, ...) PRINTF_LIKE(2, 3);
 size_t arena_used(const struct arena *a);
