@@ -48,10 +48,10 @@ struct str_attrval {
  * is a struct str_lits; when full, it is the lit of a struct str_matcher.
  */
 struct str_lits {
-	int attr;
+	int16_t attr;            /* narrow fields: 48 bytes */
 	bool match_empty;
 	bool full;               /* the rest of a struct str_matcher follows */
-	size_t nliterals;
+	uint32_t nliterals;
 	struct strmap *set[FORM_COUNT];  /* small ones packed in the arena */
 };
 
@@ -343,7 +343,8 @@ static struct str_lits *str_place(struct arena *a, const struct str_matcher *m)
 		size[f] = (strmap_packed_size(m->lit.set[f]) + 7) & ~(size_t)7;
 		total += size[f];
 	}
-	char *buf = arena_alloc(a, head + total), *at = buf + head;
+	char *buf = arena_alloc_align(a, head + total, _Alignof(struct str_matcher));
+	char *at = buf + head;
 	struct str_lits *l = (struct str_lits *)buf;
 	if (full)
 		*(struct str_matcher *)buf = *m;
@@ -364,7 +365,7 @@ static bool str_compile(struct acl_compile *c)
 {
 	struct str_matcher matcher, *m = &matcher;
 	memset(m, 0, sizeof *m);    /* padding too: str_place compares bytes */
-	m->lit.attr = c->attr;
+	m->lit.attr = (int16_t)c->attr;
 	c->indexable = true;
 	bool ok = value_each(c, m, str_value);
 	if (ok)
@@ -440,7 +441,7 @@ static void str_describe(const struct acl_rt *acl, struct strbuf *out)
 	const struct str_lits *l = acl_data(acl);
 	const struct str_matcher *m = str_full(l);
 	sb_printf(out, "%s: %zu literal%s, %zu regex%s%s", attr_name((enum attr_id)l->attr),
-		  l->nliterals, l->nliterals == 1 ? "" : "s", m->nre, m->nre == 1 ? "" : "es",
+		  (size_t)l->nliterals, l->nliterals == 1 ? "" : "s", m->nre, m->nre == 1 ? "" : "es",
 		  l->match_empty ? ", empty" : "");
 	if (m->nav)
 		sb_printf(out, ", %zu attribute value%s", m->nav, m->nav == 1 ? "" : "s");

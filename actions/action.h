@@ -67,7 +67,8 @@ struct tpl_seg {
 
 struct template {
 	struct tpl_seg *segs;
-	size_t nsegs;
+	uint32_t nsegs;       /* 32 bits: an action is 32 bytes, one per line
+			         of a big policy */
 	bool constant;        /* no variables: text is ready as is */
 };
 

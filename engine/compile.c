@@ -617,12 +617,15 @@ static void own_loc(struct program *p, struct loc *l)
 /* The acls whose lookups can start early, and the last pc testing each. */
 static void list_prefetch(struct program *p)
 {
-	p->prefetch = arena_zalloc(p->arena, (p->nacls ? p->nacls : 1) * sizeof *p->prefetch);
 	for (uint32_t pc = 0; pc < p->ncode; pc++) {
 		uint64_t i = p->code[pc];
 		if (INSN_OP(i) == OP_TEST || INSN_OP(i) == OP_TESTN)
 			p->acls[INSN_A(i)].last_use = pc;
 	}
+	uint32_t n = 0;      /* counted first: a big policy has few of them */
+	for (uint32_t a = 0; a < p->nacls; a++)
+		n += p->acls[a].type->prefetch && p->acls[a].last_use;
+	p->prefetch = arena_zalloc(p->arena, (n ? n : 1) * sizeof *p->prefetch);
 	for (uint32_t a = 0; a < p->nacls; a++)
 		if (p->acls[a].type->prefetch && p->acls[a].last_use)
 			p->prefetch[p->nprefetch++] = a;

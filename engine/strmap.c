@@ -17,7 +17,7 @@
  * "Memory per access line"). The index is built when the map outgrows
  * that, and strmap_shrink gives back the room kept for growing; or
  * strmap_pack freezes such a small map into a buffer of the caller's (a
- * string acl's arena) as a count, 12-byte entries and the keys: a one-key
+ * string acl's arena) as a count, its entries and the keys: a one-key
  * map is then about 30 bytes instead of a 72-byte header and two
  * allocations.
  */
@@ -33,7 +33,7 @@
 #define STRMAP_LINEAR 8      /* keys a map holds without an index */
 
 struct strmap_entry {
-	size_t off;       /* of the folded key in keys */
+	uint32_t off;     /* of the folded key in keys */
 	uint32_t len;
 	uint32_t value;
 };
@@ -58,14 +58,10 @@ struct strmap {
  * strmap's header alone is bigger than a one-key literal acl's key, so
  * this is all of it: a count, the entries, then the keys.
  */
-struct strmap_packed_entry {
-	uint32_t off, len, value;
-};
-
 struct strmap_packed {
 	bool packed;      /* true; first, as in struct strmap */
 	uint32_t count;
-	struct strmap_packed_entry e[];   /* then the keys, NUL-terminated */
+	struct strmap_entry e[];   /* then the keys, NUL-terminated */
 };
 
 static const struct strmap_packed *strmap_as_packed(const struct strmap *m)
@@ -166,8 +162,9 @@ uint32_t *strmap_put(struct strmap *m, const char *key, size_t len, bool *added)
 			*added = false;
 		return &m->entries[found - 1].value;
 	}
-	/* entry numbers and lengths are 32-bit to keep slots and entries small */
-	if (len > UINT32_MAX || m->count >= UINT32_MAX - 1)
+	/* entry numbers, lengths and offsets are 32-bit to keep slots and
+	 * entries small */
+	if (len > UINT32_MAX || m->count >= UINT32_MAX - 1 || m->keys_len + len + 1 > UINT32_MAX)
 		fatal_abort("strmap: too many keys or key too long (%zu keys, %zu bytes)",
 			    m->count, len);
 	if (m->slots ? (m->count + 1) * 10 > (m->mask + 1) * 7 : m->count + 1 > STRMAP_LINEAR) {
@@ -182,7 +179,7 @@ uint32_t *strmap_put(struct strmap *m, const char *key, size_t len, bool *added)
 	grow_array((void **)&m->keys, &m->keys_cap, m->keys_len + len + 1, 1);
 	ascii_lower_copy(m->keys + m->keys_len, key, len);
 	m->keys[m->keys_len + len] = 0;   /* so strmap_key_at gives a C string */
-	struct strmap_entry e = { m->keys_len, (uint32_t)len, 0 };
+	struct strmap_entry e = { (uint32_t)m->keys_len, (uint32_t)len, 0 };
 	m->keys_len += len + 1;
 	if (m->count == m->entries_cap && m->count < STRMAP_LINEAR) {
 		m->entries_cap = m->count ? m->count * 2 : 1;
@@ -229,9 +226,9 @@ void strmap_shrink(struct strmap *m)
 
 size_t strmap_packed_size(const struct strmap *m)
 {
-	if (!m || m->packed || m->slots || m->keys_len > UINT32_MAX)
+	if (!m || m->packed || m->slots)
 		return 0;
-	return sizeof(struct strmap_packed) + m->count * sizeof(struct strmap_packed_entry) +
+	return sizeof(struct strmap_packed) + m->count * sizeof(struct strmap_entry) +
 	       m->keys_len;
 }
 
@@ -241,9 +238,7 @@ struct strmap *strmap_pack(struct strmap *m, void *buf)
 	struct strmap_packed *p = buf;
 	p->packed = true;
 	p->count = (uint32_t)m->count;
-	for (size_t j = 0; j < m->count; j++)
-		p->e[j] = (struct strmap_packed_entry){ (uint32_t)m->entries[j].off, m->entries[j].len,
-							m->entries[j].value };
+	memcpy(p->e, m->entries, m->count * sizeof *p->e);
 	memcpy(&p->e[m->count], m->keys, m->keys_len);
 	strmap_free(m);
 	return buf;

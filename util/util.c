@@ -3,6 +3,7 @@
  */
 #include "util.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -174,6 +175,12 @@ static void *arena_take(struct arena *a, size_t n, size_t align)
 void *arena_alloc(struct arena *a, size_t n)
 {
 	return arena_take(a, n, 16);
+}
+
+void *arena_alloc_align(struct arena *a, size_t n, size_t align)
+{
+	assert(align && align <= 16 && !(align & (align - 1)));
+	return arena_take(a, n, align);
 }
 
 void *arena_zalloc(struct arena *a, size_t n)
