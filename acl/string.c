@@ -40,12 +40,25 @@ struct str_attrval {
 	enum str_form form;
 };
 
+/*
+ * The literal part of a matcher, and all a matcher of literals only keeps:
+ * most acls are one value each, one access line per value, and the rest
+ * of struct str_matcher (regexes, ${name} values) was most of such an
+ * acl's memory (docs/dev/design.md, "Memory per access line"). acl_data
+ * is a struct str_lits; when full, it is the lit of a struct str_matcher.
+ */
+struct str_lits {
+	int16_t attr;            /* narrow fields: 48 bytes */
+	bool match_empty;
+	bool full;               /* the rest of a struct str_matcher follows */
+	uint32_t nliterals;
+	struct strmap *set[FORM_COUNT];  /* small ones packed in the arena */
+};
+
 struct str_matcher {
-	int attr;
+	struct str_lits lit;     /* first: acl_data points at either */
 	struct str_attrval *av;  /* ${name} values (malloc'd: str_free) */
 	size_t nav, capav;
-	struct strmap *set[FORM_COUNT];
-	bool match_empty;
 	pcre2_code **re;
 	const char **re_src;     /* each pattern as written, for dump --values */
 	size_t nre, capre, capsrc;
@@ -55,8 +68,16 @@ struct str_matcher {
 	size_t *re_len;          /* each pattern's length (a pattern from a
 				    file may hold a NUL) */
 	size_t nlen, caplen;
-	size_t nliterals;
 };
+
+/* What a matcher of literals only has of the rest: nothing. */
+static const struct str_matcher str_no_rest;
+
+/* The whole matcher of l: its own, or str_no_rest. */
+static const struct str_matcher *str_full(const struct str_lits *l)
+{
+	return l->full ? (const struct str_matcher *)l : &str_no_rest;
+}
 
 /* How a regex value compiles: caseless, UTF-8, and a subject that is not
  * UTF-8 still matches what it can (engine/multire.h keeps these). */
@@ -150,11 +171,11 @@ static void str_build_set(struct acl_compile *c, struct str_matcher *m)
 
 static void str_add_key(struct str_matcher *m, enum str_form form, const char *s, size_t len)
 {
-	if (!m->set[form])
-		m->set[form] = strmap_new();
+	if (!m->lit.set[form])
+		m->lit.set[form] = strmap_new();
 	bool added;
-	strmap_put(m->set[form], s, len, &added);
-	m->nliterals++;
+	strmap_put(m->lit.set[form], s, len, &added);
+	m->lit.nliterals++;
 }
 
 /*
@@ -264,7 +285,7 @@ static bool str_value(struct acl_compile *c, void *vm, const struct value *v)
 	const char *s = v->s;
 	size_t len = v->len;
 	if (len == 0) {
-		m->match_empty = true;
+		m->lit.match_empty = true;
 		return true;
 	}
 	/*
@@ -274,7 +295,7 @@ static bool str_value(struct acl_compile *c, void *vm, const struct value *v)
 	 * decision line per request), so the flag has nothing left to do; it
 	 * is not a value, and only "silent" quoted matches that context.
 	 */
-	if (m->attr == ATTR_policy_context && !v->quoted && len == 6 && ascii_nieq(s, "silent", 6))
+	if (m->lit.attr == ATTR_policy_context && !v->quoted && len == 6 && ascii_nieq(s, "silent", 6))
 		return true;
 	if (!v->quoted && len >= 2 && s[0] == '/' && s[len - 1] == '/')
 		return str_add_regex(c, m, v, s + 1, len - 2, 1);
@@ -308,19 +329,52 @@ static bool str_value(struct acl_compile *c, void *vm, const struct value *v)
 	return true;
 }
 
+/*
+ * The compiled matcher m (on the stack) into the arena, as one block: only
+ * its literal part when it has nothing else (its rest is all zero bytes,
+ * as str_no_rest's), then its small literal maps packed (strmap_pack).
+ */
+static struct str_lits *str_place(struct arena *a, const struct str_matcher *m)
+{
+	size_t head = sizeof m->lit, size[FORM_COUNT], total = 0;
+	bool full = memcmp((const char *)m + head, (const char *)&str_no_rest + head,
+			   sizeof *m - head) != 0;
+	if (full)
+		head = sizeof *m;
+	for (int f = 0; f < FORM_COUNT; f++) {
+		size[f] = (strmap_packed_size(m->lit.set[f]) + 7) & ~(size_t)7;
+		total += size[f];
+	}
+	char *buf = arena_alloc_align(a, head + total, _Alignof(struct str_matcher));
+	char *at = buf + head;
+	struct str_lits *l = (struct str_lits *)buf;
+	if (full)
+		*(struct str_matcher *)buf = *m;
+	else
+		*l = m->lit;
+	l->full = full;
+	for (int f = 0; f < FORM_COUNT; f++) {
+		if (size[f]) {
+			l->set[f] = strmap_pack(l->set[f], at);
+			at += size[f];
+		} else
+			strmap_shrink(l->set[f]);
+	}
+	return l;
+}
+
 static bool str_compile(struct acl_compile *c)
 {
-	struct str_matcher *m = arena_zalloc(c->arena, sizeof *m);
-	m->attr = c->attr;
-	c->data = m;
+	struct str_matcher matcher, *m = &matcher;
+	memset(m, 0, sizeof *m);    /* padding too: str_place compares bytes */
+	m->lit.attr = (int16_t)c->attr;
 	c->indexable = true;
 	bool ok = value_each(c, m, str_value);
-	for (int f = 0; f < FORM_COUNT; f++)
-		strmap_shrink(m->set[f]);
 	if (ok)
 		str_build_set(c, m);
 	free(m->re_loc);
 	m->re_loc = NULL;      /* re_len stays: str_regexes hands it on */
+	c->data = str_place(c->arena, m);
 	if (!match_data)
 		match_data = pcre2_match_data_create(1, NULL);
 	return ok;
@@ -350,19 +404,20 @@ static const char *str_attrval_get(struct request *r, int attr, size_t *len)
 
 static enum tri str_eval(const struct acl_rt *acl, struct eval_ctx *e)
 {
-	const struct str_matcher *m = acl_data(acl);
-	const struct req_value *v = req_get(e->req, (enum attr_id)m->attr);
+	const struct str_lits *l = acl_data(acl);
+	const struct str_matcher *m = str_full(l);
+	const struct req_value *v = req_get(e->req, (enum attr_id)l->attr);
 	if (v->len == 0)
-		return m->match_empty ? TRI_TRUE : TRI_FALSE;
-	if (m->nliterals || m->nav) {
-		const char *low = req_lower(e->req, (enum attr_id)m->attr);
+		return l->match_empty ? TRI_TRUE : TRI_FALSE;
+	if (l->nliterals || m->nav) {
+		const char *low = req_lower(e->req, (enum attr_id)l->attr);
 		struct str_key keys[STR_MAX_KEYS];
-		size_t n = strkey_split(m->attr, low, v->len, keys);
+		size_t n = strkey_split(l->attr, low, v->len, keys);
 		for (size_t i = 0; i < n; i++)
-			if (m->set[keys[i].form] && strmap_get(m->set[keys[i].form], keys[i].s, keys[i].len))
+			if (l->set[keys[i].form] && strmap_get(l->set[keys[i].form], keys[i].s, keys[i].len))
 				return TRI_TRUE;
 		/* "unknown" equals no ${name}, whichever side it is on */
-		for (size_t a = 0; a < m->nav && !str_no_name(m->attr, low); a++) {
+		for (size_t a = 0; a < m->nav && !str_no_name(l->attr, low); a++) {
 			size_t olen = 0;
 			const char *other = str_attrval_get(e->req, m->av[a].attr, &olen);
 			for (size_t i = 0; other && i < n; i++)
@@ -383,10 +438,11 @@ static enum tri str_eval(const struct acl_rt *acl, struct eval_ctx *e)
 
 static void str_describe(const struct acl_rt *acl, struct strbuf *out)
 {
-	const struct str_matcher *m = acl_data(acl);
-	sb_printf(out, "%s: %zu literal%s, %zu regex%s%s", attr_name((enum attr_id)m->attr),
-		  m->nliterals, m->nliterals == 1 ? "" : "s", m->nre, m->nre == 1 ? "" : "es",
-		  m->match_empty ? ", empty" : "");
+	const struct str_lits *l = acl_data(acl);
+	const struct str_matcher *m = str_full(l);
+	sb_printf(out, "%s: %zu literal%s, %zu regex%s%s", attr_name((enum attr_id)l->attr),
+		  (size_t)l->nliterals, l->nliterals == 1 ? "" : "s", m->nre, m->nre == 1 ? "" : "es",
+		  l->match_empty ? ", empty" : "");
 	if (m->nav)
 		sb_printf(out, ", %zu attribute value%s", m->nav, m->nav == 1 ? "" : "s");
 	if (m->mr) {
@@ -431,18 +487,19 @@ static void str_show(struct strbuf *out, const char *pre, const char *s, size_t 
  * the regexes, each on a line of its own. */
 static void str_values(const struct acl_rt *acl, const char *prefix, struct strbuf *out)
 {
-	const struct str_matcher *m = acl_data(acl);
+	const struct str_lits *l = acl_data(acl);
+	const struct str_matcher *m = str_full(l);
 	static const char *const pre[FORM_COUNT] = { [FORM_DOMAIN] = "@", [FORM_SUBDOMAIN] = "@." };
 	for (int f = 0; f < FORM_COUNT; f++) {
-		for (size_t k = 0; k < strmap_count(m->set[f]); k++) {
+		for (size_t k = 0; k < strmap_count(l->set[f]); k++) {
 			size_t klen;
-			const char *key = strmap_key_at(m->set[f], k, &klen);
+			const char *key = strmap_key_at(l->set[f], k, &klen);
 			sb_adds(out, prefix);
 			str_show(out, pre[f] ? pre[f] : "", key, klen, f == FORM_LOCAL ? "@" : "");
 			sb_addc(out, '\n');
 		}
 	}
-	if (m->match_empty)
+	if (l->match_empty)
 		sb_printf(out, "%s\"\"\n", prefix);
 	for (size_t a = 0; a < m->nav; a++)
 		for (size_t i = 0; i < ARRAY_LEN(attrval_forms); i++)
@@ -464,9 +521,12 @@ static void str_values(const struct acl_rt *acl, const char *prefix, struct strb
 
 static void str_free(void *data)
 {
-	struct str_matcher *m = data;
+	struct str_lits *l = data;
 	for (int f = 0; f < FORM_COUNT; f++)
-		strmap_free(m->set[f]);
+		strmap_free(l->set[f]);
+	if (!l->full)
+		return;
+	struct str_matcher *m = data;
 	multire_free(m->mr);       /* it borrows the codes: first */
 	for (size_t i = 0; i < m->nre; i++)
 		pcre2_code_free(m->re[i]);
@@ -480,8 +540,9 @@ static void str_free(void *data)
 static size_t str_regexes(const struct acl_rt *acl, struct multire_pattern *out,
 			  uint32_t *options)
 {
-	const struct str_matcher *m = acl_data(acl);
-	if (m->nliterals || m->nav || m->match_empty)
+	const struct str_lits *l = acl_data(acl);
+	const struct str_matcher *m = str_full(l);
+	if (l->nliterals || m->nav || l->match_empty)
 		return 0;
 	if (out) {
 		for (size_t i = 0; i < m->nre; i++)
@@ -494,11 +555,12 @@ static size_t str_regexes(const struct acl_rt *acl, struct multire_pattern *out,
 /* The run index's view (acl.h, literals): only a matcher without regexes. */
 static bool str_literals(const struct acl_rt *acl, struct strmap *const **sets, bool *match_empty)
 {
-	const struct str_matcher *m = acl_data(acl);
+	const struct str_lits *l = acl_data(acl);
+	const struct str_matcher *m = str_full(l);
 	if (m->nre || m->nav)
 		return false;
-	*sets = m->set;
-	*match_empty = m->match_empty;
+	*sets = l->set;
+	*match_empty = l->match_empty;
 	return true;
 }
 

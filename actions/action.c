@@ -408,7 +408,7 @@ static bool tpl_compile(struct arena *a, const char *text, size_t start,
 	 * Every reference takes at least 4 bytes of text ("${x}") and ends a
 	 * run with one NUL, so the runs and their NULs fit in end-start+1.
 	 */
-	char *lit = arena_alloc(a, end - start + 1);
+	char *lit = arena_alloc_align(a, end - start + 1, 1);
 	size_t nlit = 0, run = 0;
 	struct tpl_seg *segs = NULL;
 	size_t nsegs = 0, cap = 0;
@@ -477,10 +477,10 @@ static bool tpl_compile(struct arena *a, const char *text, size_t start,
 
 	t->segs = NULL;
 	if (nsegs) {
-		t->segs = arena_alloc(a, nsegs * sizeof *segs);
+		t->segs = arena_alloc_align(a, nsegs * sizeof *segs, _Alignof(struct tpl_seg));
 		memcpy(t->segs, segs, nsegs * sizeof *segs);
 	}
-	t->nsegs = nsegs;
+	t->nsegs = (uint32_t)nsegs;
 	t->constant = constant;
 	free(segs);
 	return true;

@@ -80,14 +80,9 @@ void runtime_free(struct runtime *rt)
 		return;
 	store_close(rt->store);
 	dns_free(rt->dns);
-	for (int f = 0; f < RF_COUNT; f++) {
-		struct runtime_family_value *v = rt->stats.f[f].first, *next;
-		for (; v; v = next) {
-			next = v->next;
-			free(v);
-		}
+	for (int f = 0; f < RF_COUNT; f++)
 		free(rt->stats.f[f].index);
-	}
+	arena_free(rt->stats.values);
 	free(rt->version);
 	free(rt->policy_path);
 	free(rt->policy_sha256);
@@ -220,7 +215,9 @@ uint64_t *runtime_family_slot(struct runtime_stats *st, enum runtime_family f, c
 		fs->index = index;
 		fs->cap = cap;
 	}
-	struct runtime_family_value *v = xcalloc(1, sizeof *v + len + 1);
+	if (!st->values)
+		st->values = arena_new(1 << 12);
+	struct runtime_family_value *v = arena_zalloc(st->values, sizeof *v + len + 1);
 	memcpy(v->value, value, len);
 	/* A NUL inside a value would cut it: there is none in action words,
 	 * file names or DNS reasons, and the index compares the whole. */

@@ -201,6 +201,8 @@ struct runtime_stats {
 	uint64_t c[RC_COUNT];
 	struct runtime_hist h[RH_COUNT];
 	struct runtime_family_set f[RF_COUNT];
+	struct arena *values;   /* the family values: never freed one by one,
+				   and one per access line of a big policy */
 };
 
 /* The runtime's block (never NULL). */

@@ -203,8 +203,10 @@ static void add_label(struct strbuf *b, const struct ruleset *s, long rule)
 		sb_adds(b, "default");
 	else if (rule == RULE_TEMPFAIL)
 		sb_adds(b, "tempfail");
-	else
-		sb_adds(b, program_rule_label(s->p, (size_t)rule));
+	else {
+		char lab[PROGRAM_LABEL_SIZE];
+		sb_adds(b, program_rule_label(s->p, (size_t)rule, lab));
+	}
 }
 
 /* The label, and " (dry run)" after a dry-run line's: text output. */

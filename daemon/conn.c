@@ -132,7 +132,8 @@ struct conn_pool {
  * its series when lines move or files are re-ordered. */
 static size_t conn_rule_label(const struct program *p, uint32_t rule, char *buf, size_t size)
 {
-	int n = snprintf(buf, size, "%s", program_rule_label(p, rule));
+	char lab[PROGRAM_LABEL_SIZE];
+	int n = snprintf(buf, size, "%s", program_rule_label(p, rule, lab));
 	return n < 0 ? 0 : (size_t)n < size ? (size_t)n : size - 1;
 }
 
@@ -267,7 +268,8 @@ static void conn_finish(struct conn *c, struct vm *vm, uint64_t t0)
 	conn_count(pool, vm, t0);
 	/* each dry run that matched: a line before the decision, and counted */
 	for (size_t k = 0; k < vm_dry_count(vm); k++) {
-		const char *lab = vm_dry_label(vm, k), *w = vm_dry_word(vm, k);
+		char buf[PROGRAM_LABEL_SIZE];
+		const char *lab = vm_dry_label(vm, k, buf), *w = vm_dry_word(vm, k);
 		(*runtime_family_slot(pool->stats, RF_dryrun_hits, lab, strlen(lab)))++;
 		(*runtime_family_slot(pool->stats, RF_dryrun_would, w, strlen(w)))++;
 		sb_reset(&pool->line);

@@ -187,6 +187,7 @@ static void parse_args(int argc, char **argv, struct opts *o)
 	settings_default_flag_only(&o->flags);
 	o->load.geoip = o->flags.geoip;
 	o->load.dryrun = o->flags.dryrun;
+	o->load.no_text = true;     /* the daemon never disassembles */
 	o->lim = (struct conn_limits){ .max_conns = o->flags.max_connections,
 				       .idle = o->flags.idle_timeout,
 				       .request = o->flags.request_timeout };

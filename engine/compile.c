@@ -658,12 +658,17 @@ static void generate(struct compiler *c)
 
 /* ---- the whole pipeline -------------------------------------------------- */
 
-/* Keep copies of the config files' text, for dump and log locations. */
-static void keep_sources(struct program *p, const struct diags *d, size_t from, size_t to)
+/* Keep copies of the config files' names (for locations) and, unless
+ * no_text, their text (for dump's source lines). */
+static void keep_sources(struct program *p, const struct diags *d, size_t from, size_t to,
+			 bool no_text)
 {
 	for (size_t i = from; i < to; i++) {
 		const struct source *s = d->src[i];
-		diags_add_source(&p->sources, s->path, xstrndup(s->text, s->len), s->len);
+		if (no_text)
+			diags_add_source(&p->sources, s->path, xstrdup(""), 0);
+		else
+			diags_add_source(&p->sources, s->path, xstrndup(s->text, s->len), s->len);
 	}
 }
 
@@ -677,12 +682,15 @@ static void own_loc(struct program *p, struct loc *l)
 /* The acls whose lookups can start early, and the last pc testing each. */
 static void list_prefetch(struct program *p)
 {
-	p->prefetch = arena_zalloc(p->arena, (p->nacls ? p->nacls : 1) * sizeof *p->prefetch);
 	for (uint32_t pc = 0; pc < p->ncode; pc++) {
 		uint64_t i = p->code[pc];
 		if (INSN_OP(i) == OP_TEST || INSN_OP(i) == OP_TESTN)
 			p->acls[INSN_A(i)].last_use = pc;
 	}
+	uint32_t n = 0;      /* counted first: a big policy has few of them */
+	for (uint32_t a = 0; a < p->nacls; a++)
+		n += p->acls[a].type->prefetch && p->acls[a].last_use;
+	p->prefetch = arena_zalloc(p->arena, (n ? n : 1) * sizeof *p->prefetch);
 	for (uint32_t a = 0; a < p->nacls; a++)
 		if (p->acls[a].type->prefetch && p->acls[a].last_use)
 			p->prefetch[p->nprefetch++] = a;
@@ -707,7 +715,7 @@ static struct program *program_build(struct arena *ast, struct diags *d, struct 
 	p->path = xstrdup(path);
 	settings_init(&p->settings);
 	diags_init(&p->sources);
-	keep_sources(p, d, src0, d->nsrc);
+	keep_sources(p, d, src0, d->nsrc, o && o->no_text);
 
 	struct policy pol = { 0 };
 	policy_resolve(&pol, l, ast, d);
@@ -736,16 +744,8 @@ static struct program *program_build(struct arena *ast, struct diags *d, struct 
 							.explicit_action = pol.rules[i].explicit_action,
 							.dryrun = pol.rules[i].dryrun };
 			own_loc(p, &p->rules[i].loc);
-			const struct loc *at = &p->rules[i].loc;
-			if (pol.rules[i].name) {
+			if (pol.rules[i].name)
 				p->rules[i].name = arena_strdup(a, pol.rules[i].name);
-				p->rules[i].label = p->rules[i].name;
-			} else {
-				size_t n = strlen(at->file) + 16;
-				char *lab = arena_alloc(a, n);
-				snprintf(lab, n, "%s:%d", at->file, at->line);
-				p->rules[i].label = lab;
-			}
 		}
 		generate(&c);
 		list_prefetch(p);

@@ -30,6 +30,10 @@ struct load_opts {
 	bool regex_classify_only;   /* mxacl check without --build: each regex's
 				       path decided pattern by pattern, no
 				       Vectorscan database built (multire.h) */
+	bool no_text;               /* keep the files' names but not their text:
+				       for a program nobody disassembles (the
+				       daemon), whose text is only for dump's
+				       source lines (about the file's size) */
 };
 
 /*

@@ -4,6 +4,7 @@
  */
 #include "engine/program.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "engine/geoip.h"
@@ -27,6 +28,15 @@ size_t program_nrules(const struct program *p)
 struct loc program_rule_loc(const struct program *p, size_t i)
 {
 	return p->rules[i].loc;
+}
+
+const char *program_rule_label(const struct program *p, size_t i, char *buf)
+{
+	const struct rule_rt *r = &p->rules[i];
+	if (r->name)
+		return r->name;
+	snprintf(buf, PROGRAM_LABEL_SIZE, "%s:%d", r->loc.file, r->loc.line);
+	return buf;
 }
 
 /* Atomic: a reload drops the program it replaced on its own thread

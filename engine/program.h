@@ -25,12 +25,13 @@ struct acl_rt {
 	void *data;
 	struct loc loc;
 	int run;                    /* run that indexes it (memo shortcut), or -1 */
-	enum tempfail_mode tempfail;
+	uint32_t last_use;          /* pc of the last TEST of it (0: none) */
+	int16_t stage_attr;         /* what it reads that depends on the
+				       protocol state, or -1 (engine/stage.h) */
+	enum tempfail_mode tempfail : 8;   /* narrow fields: 64 bytes, one per
+					      line of a big policy */
 	bool indexable;
 	bool stateful;
-	int stage_attr;             /* what it reads that depends on the
-				       protocol state, or -1 (engine/stage.h) */
-	uint32_t last_use;          /* pc of the last TEST of it (0: none) */
 };
 
 struct action_rt {
@@ -42,8 +43,6 @@ struct action_rt {
 struct rule_rt {
 	struct loc loc;
 	const char *name;           /* "access NAME: ...", or NULL */
-	const char *label;          /* what logs, metrics, --explain and replay call
-				       the line: its name, else "FILE:LINE" */
 	uint32_t action;
 	uint32_t nterms;
 	bool explicit_action;
@@ -124,12 +123,14 @@ const char *program_path(const struct program *p);
 /* The program's access lines: how many, and where line i is. */
 size_t program_nrules(const struct program *p);
 struct loc program_rule_loc(const struct program *p, size_t i);
-/* Line i's label: its name ("access NAME: ..."), else "FILE:LINE". The
- * program owns the string. */
-static inline const char *program_rule_label(const struct program *p, size_t i)
-{
-	return p->rules[i].label;
-}
+/*
+ * Line i's label, what logs, metrics, --explain and replay call it: its
+ * name ("access NAME: ..."), owned by the program, else "FILE:LINE"
+ * written into buf (PROGRAM_LABEL_SIZE bytes). Made when asked: kept, the
+ * labels were about 30 bytes a line of a big policy.
+ */
+#define PROGRAM_LABEL_SIZE (4096 + 16)
+const char *program_rule_label(const struct program *p, size_t i, char *buf);
 
 
 #endif

@@ -15,7 +15,11 @@
  * line per value is how big policies are written, so the index of 16
  * slots each of them had was most of its memory (docs/dev/design.md,
  * "Memory per access line"). The index is built when the map outgrows
- * that, and strmap_shrink gives back the room kept for growing.
+ * that, and strmap_shrink gives back the room kept for growing; or
+ * strmap_pack freezes such a small map into a buffer of the caller's (a
+ * string acl's arena) as a count, its entries and the keys: a one-key
+ * map is then about 30 bytes instead of a 72-byte header and two
+ * allocations.
  */
 #include "engine/strmap.h"
 
@@ -29,7 +33,7 @@
 #define STRMAP_LINEAR 8      /* keys a map holds without an index */
 
 struct strmap_entry {
-	size_t off;       /* of the folded key in keys */
+	uint32_t off;     /* of the folded key in keys */
 	uint32_t len;
 	uint32_t value;
 };
@@ -40,6 +44,7 @@ struct strmap_slot {
 };
 
 struct strmap {
+	bool packed;      /* false; first, as in struct strmap_packed */
 	struct strmap_slot *slots;   /* NULL while count <= STRMAP_LINEAR */
 	size_t mask;      /* slot count - 1 (0 without slots) */
 	struct strmap_entry *entries;
@@ -48,6 +53,22 @@ struct strmap {
 	size_t keys_len, keys_cap;
 };
 
+/*
+ * A small map frozen into the caller's buffer (strmap_pack): a struct
+ * strmap's header alone is bigger than a one-key literal acl's key, so
+ * this is all of it: a count, the entries, then the keys.
+ */
+struct strmap_packed {
+	bool packed;      /* true; first, as in struct strmap */
+	uint32_t count;
+	struct strmap_entry e[];   /* then the keys, NUL-terminated */
+};
+
+static const struct strmap_packed *strmap_as_packed(const struct strmap *m)
+{
+	return m->packed ? (const struct strmap_packed *)(const void *)m : NULL;
+}
+
 struct strmap *strmap_new(void)
 {
 	return xcalloc(1, sizeof(struct strmap));
@@ -55,7 +76,7 @@ struct strmap *strmap_new(void)
 
 void strmap_free(struct strmap *m)
 {
-	if (!m)
+	if (!m || m->packed)
 		return;
 	free(m->slots);
 	free(m->entries);
@@ -129,6 +150,8 @@ static void strmap_grow(struct strmap *m)
 
 uint32_t *strmap_put(struct strmap *m, const char *key, size_t len, bool *added)
 {
+	if (m->packed)
+		fatal_abort("strmap: put into a packed map");
 	uint64_t h = hash_bytes(key, len, true);
 	struct strmap_slot *sl = NULL;
 	uint32_t found = m->slots ? (sl = strmap_probe(m, key, len, h))->entry
@@ -139,8 +162,9 @@ uint32_t *strmap_put(struct strmap *m, const char *key, size_t len, bool *added)
 			*added = false;
 		return &m->entries[found - 1].value;
 	}
-	/* entry numbers and lengths are 32-bit to keep slots and entries small */
-	if (len > UINT32_MAX || m->count >= UINT32_MAX - 1)
+	/* entry numbers, lengths and offsets are 32-bit to keep slots and
+	 * entries small */
+	if (len > UINT32_MAX || m->count >= UINT32_MAX - 1 || m->keys_len + len + 1 > UINT32_MAX)
 		fatal_abort("strmap: too many keys or key too long (%zu keys, %zu bytes)",
 			    m->count, len);
 	if (m->slots ? (m->count + 1) * 10 > (m->mask + 1) * 7 : m->count + 1 > STRMAP_LINEAR) {
@@ -155,7 +179,7 @@ uint32_t *strmap_put(struct strmap *m, const char *key, size_t len, bool *added)
 	grow_array((void **)&m->keys, &m->keys_cap, m->keys_len + len + 1, 1);
 	ascii_lower_copy(m->keys + m->keys_len, key, len);
 	m->keys[m->keys_len + len] = 0;   /* so strmap_key_at gives a C string */
-	struct strmap_entry e = { m->keys_len, (uint32_t)len, 0 };
+	struct strmap_entry e = { (uint32_t)m->keys_len, (uint32_t)len, 0 };
 	m->keys_len += len + 1;
 	if (m->count == m->entries_cap && m->count < STRMAP_LINEAR) {
 		m->entries_cap = m->count ? m->count * 2 : 1;
@@ -173,6 +197,14 @@ uint32_t *strmap_put(struct strmap *m, const char *key, size_t len, bool *added)
 
 const uint32_t *strmap_get(const struct strmap *m, const char *key, size_t len)
 {
+	const struct strmap_packed *pm = strmap_as_packed(m);
+	if (pm) {
+		const char *keys = (const char *)&pm->e[pm->count];
+		for (uint32_t j = 0; j < pm->count; j++)
+			if (pm->e[j].len == len && strmap_key_eq(keys + pm->e[j].off, key, len))
+				return &pm->e[j].value;
+		return NULL;
+	}
 	uint32_t e = m->slots ? strmap_probe(m, key, len, hash_bytes(key, len, true))->entry
 			      : strmap_scan(m, key, len);
 	return e ? &m->entries[e - 1].value : NULL;
@@ -180,7 +212,7 @@ const uint32_t *strmap_get(const struct strmap *m, const char *key, size_t len)
 
 void strmap_shrink(struct strmap *m)
 {
-	if (!m || !m->count)
+	if (!m || m->packed || !m->count)
 		return;
 	if (m->entries_cap > m->count) {
 		m->entries = xrealloc(m->entries, m->count * sizeof *m->entries);
@@ -192,13 +224,40 @@ void strmap_shrink(struct strmap *m)
 	}
 }
 
+size_t strmap_packed_size(const struct strmap *m)
+{
+	if (!m || m->packed || m->slots)
+		return 0;
+	return sizeof(struct strmap_packed) + m->count * sizeof(struct strmap_entry) +
+	       m->keys_len;
+}
+
+struct strmap *strmap_pack(struct strmap *m, void *buf)
+{
+	assert(strmap_packed_size(m) > 0);
+	struct strmap_packed *p = buf;
+	p->packed = true;
+	p->count = (uint32_t)m->count;
+	memcpy(p->e, m->entries, m->count * sizeof *p->e);
+	memcpy(&p->e[m->count], m->keys, m->keys_len);
+	strmap_free(m);
+	return buf;
+}
+
 size_t strmap_count(const struct strmap *m)
 {
-	return m ? m->count : 0;
+	const struct strmap_packed *pm = m ? strmap_as_packed(m) : NULL;
+	return pm ? pm->count : m ? m->count : 0;
 }
 
 const char *strmap_key_at(const struct strmap *m, size_t i, size_t *len)
 {
+	const struct strmap_packed *pm = strmap_as_packed(m);
+	if (pm) {
+		assert(i < pm->count);
+		*len = pm->e[i].len;
+		return (const char *)&pm->e[pm->count] + pm->e[i].off;
+	}
 	assert(i < m->count);
 	*len = m->entries[i].len;
 	return m->keys + m->entries[i].off;

@@ -24,6 +24,7 @@ void strmap_free(struct strmap *m);   /* NULL is a no-op */
  * Find or insert key (len bytes, compared without regard to ASCII case).
  * Returns the value slot, which the caller may set; *added says whether the
  * key was new (its slot is then 0). The pointer is valid until the next put.
+ * m must not be packed (strmap_pack): that aborts.
  */
 uint32_t *strmap_put(struct strmap *m, const char *key, size_t len, bool *added);
 
@@ -36,6 +37,17 @@ const uint32_t *strmap_get(const struct strmap *m, const char *key, size_t len);
  * no-op.
  */
 void strmap_shrink(struct strmap *m);
+
+/*
+ * A map without an index (a few keys) frozen into one small block:
+ * strmap_packed_size is the bytes it needs, 0 when m cannot be packed
+ * (NULL, indexed, packed already). strmap_pack copies m into buf (that
+ * many bytes, 8-aligned, owned by the caller, e.g. an arena, and outliving
+ * the map), frees m and returns the map in buf: read-only (a put aborts),
+ * and strmap_free of it is a no-op.
+ */
+size_t strmap_packed_size(const struct strmap *m);
+struct strmap *strmap_pack(struct strmap *m, void *buf);
 
 /* Number of keys; a NULL map has none. */
 size_t strmap_count(const struct strmap *m);

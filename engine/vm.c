@@ -568,9 +568,11 @@ static void dry_note(struct vm *vm, uint32_t action, uint32_t rule)
 		if (rule != NO_RULE && p->rules[rule].dryrun && p->rules[rule].name)
 			fprintf(vm->trace, "  access line %s (%s:%d) is a dry run: it goes on\n",
 				p->rules[rule].name, p->rules[rule].loc.file, p->rules[rule].loc.line);
-		else if (rule != NO_RULE && p->rules[rule].dryrun)
+		else if (rule != NO_RULE && p->rules[rule].dryrun) {
+			char lab[PROGRAM_LABEL_SIZE];
 			fprintf(vm->trace, "  access line %s is a dry run: it goes on\n",
-				p->rules[rule].label);
+				program_rule_label(p, rule, lab));
+		}
 		else
 			fprintf(vm->trace, "  the policy is a dry run (set dryrun, --dry-run): "
 					   "the answer is DUNNO\n");
@@ -817,11 +819,12 @@ static void log_identity(const struct vm *vm, struct strbuf *out)
 	}
 }
 
-/* A dry run's label: its line's, or the decision line's default/tempfail. */
-static const char *dry_label(const struct vm *vm, const struct vm_dry *d)
+/* A dry run's label: its line's (in buf, PROGRAM_LABEL_SIZE bytes, when
+ * it has no name), or the decision line's default/tempfail. */
+static const char *dry_label(const struct vm *vm, const struct vm_dry *d, char *buf)
 {
 	if (d->rule != NO_RULE)
-		return vm->p->rules[d->rule].label;
+		return program_rule_label(vm->p, d->rule, buf);
 	return d->by_tempfail ? "tempfail" : "default";
 }
 
@@ -839,7 +842,8 @@ static void dry_log_line(struct vm *vm, const struct vm_dry *d, struct strbuf *o
 		sb_adds(out, " queue_id=");
 		log_value(out, q);
 	}
-	sb_printf(out, " rule=%s would=%s", dry_label(vm, d), d->answer);
+	char lab[PROGRAM_LABEL_SIZE];
+	sb_printf(out, " rule=%s would=%s", dry_label(vm, d, lab), d->answer);
 }
 
 void vm_log_line(struct vm *vm, struct strbuf *out)
@@ -881,15 +885,18 @@ void vm_log_line(struct vm *vm, struct strbuf *out)
 	/* the dry runs that matched on the way: not attributes (replay skips them) */
 	for (uint32_t k = 0; k < vm->ndry; k++) {
 		sb_adds(out, k ? "," : " dryrun=<");
-		sb_printf(out, "%s:%s", dry_label(vm, &vm->dry[k]),
+		char lab[PROGRAM_LABEL_SIZE];
+		sb_printf(out, "%s:%s", dry_label(vm, &vm->dry[k], lab),
 			  p->actions[vm->dry[k].action].act.word);
 		if (k + 1 == vm->ndry)
 			sb_addc(out, '>');
 	}
 	if (vm->rule == NO_RULE)
 		sb_adds(out, vm->by_tempfail ? " rule=tempfail" : " rule=default");
-	else
-		sb_printf(out, " rule=%s", p->rules[vm->rule].label);
+	else {
+		char lab[PROGRAM_LABEL_SIZE];
+		sb_printf(out, " rule=%s", program_rule_label(p, vm->rule, lab));
+	}
 	sb_adds(out, " action=");
 	if (vm->dry_answer)
 		sb_adds(out, "DUNNO");
@@ -907,9 +914,9 @@ void vm_dry_line(struct vm *vm, size_t k, struct strbuf *out)
 	dry_log_line(vm, &vm->dry[k], out);
 }
 
-const char *vm_dry_label(const struct vm *vm, size_t k)
+const char *vm_dry_label(const struct vm *vm, size_t k, char *buf)
 {
-	return dry_label(vm, &vm->dry[k]);
+	return dry_label(vm, &vm->dry[k], buf);
 }
 
 const char *vm_dry_word(const struct vm *vm, size_t k)

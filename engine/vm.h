@@ -83,13 +83,14 @@ void vm_set_trace(struct vm *vm, FILE *f);
  * order they matched; note k's log line ("dryrun client=.. helo=<..>
  * from=<..> to=<..> [queue_id=<..>] rule=LINE would=WORD text", no
  * newline), its line's label (as rule_hits has it: "default"/"tempfail"
- * when the policy's default would have answered) and its action word;
+ * when the policy's default would have answered; written into buf, of
+ * PROGRAM_LABEL_SIZE bytes, when the line has no name) and its action word;
  * and whether the reply was turned into DUNNO. Strings are the VM's (or
  * its program's) until vm_free.
  */
 size_t vm_dry_count(const struct vm *vm);
 void vm_dry_line(struct vm *vm, size_t k, struct strbuf *out);
-const char *vm_dry_label(const struct vm *vm, size_t k);
+const char *vm_dry_label(const struct vm *vm, size_t k, char *buf);
 const char *vm_dry_word(const struct vm *vm, size_t k);
 bool vm_dry_answered(const struct vm *vm);
 /* mxacl replay: dry-run lines decide as if they were live, and the whole

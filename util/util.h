@@ -63,8 +63,11 @@ struct arena *arena_new(size_t first_block);
 void arena_free(struct arena *a);               /* NULL is a no-op */
 void arena_reset(struct arena *a);              /* keep the first block */
 void *arena_alloc(struct arena *a, size_t n);   /* 16-byte aligned */
+/* n bytes aligned to align (a power of two up to 16): what a big policy
+ * has one of per line packs closer than arena_alloc's 16-byte steps. */
+void *arena_alloc_align(struct arena *a, size_t n, size_t align);
 void *arena_zalloc(struct arena *a, size_t n);
-char *arena_strdup(struct arena *a, const char *s);
+char *arena_strdup(struct arena *a, const char *s);      /* not aligned */
 char *arena_strndup(struct arena *a, const char *s, size_t n);
 char *arena_printf(struct arena *a, const char *fmt, ...) PRINTF_LIKE(2, 3);
 size_t arena_used(const struct arena *a);

@@ -174,6 +174,51 @@ START_TEST(test_strmap_key_at)
 END_TEST
 
 /*
+ * strmap_pack: a map of a few keys frozen into the caller's buffer answers
+ * every lookup, count and key_at as the map it was made from, and
+ * strmap_free leaves the buffer alone (ASan would see a free of it). A map
+ * with an index, or NULL, is not packed.
+ */
+START_TEST(test_strmap_pack)
+{
+	struct strmap *m = strmap_new(), *want = strmap_new();
+	for (size_t i = 0; i < 8; i++) {
+		*strmap_put(m, basic_puts[i].key, kv_len(&basic_puts[i]), NULL) = basic_puts[i].value;
+		*strmap_put(want, basic_puts[i].key, kv_len(&basic_puts[i]), NULL) = basic_puts[i].value;
+	}
+	size_t size = strmap_packed_size(m);
+	ck_assert_msg(size > 0 && size < 8 * 16 + 64, "packed size of 8 short keys: %zu", size);
+	char *buf = xmalloc(size);
+	struct strmap *p = strmap_pack(m, buf);
+	ck_assert_msg(p == (struct strmap *)buf, "the packed map is in the buffer");
+	ck_assert_msg(strmap_packed_size(p) == 0, "a packed map packs no further");
+	ck_assert_msg(strmap_count(p) == 8, "count: got %zu, want 8", strmap_count(p));
+	for (size_t i = 0; i < 8; i++) {
+		size_t len, wlen;
+		const char *got = strmap_key_at(p, i, &len), *w = strmap_key_at(want, i, &wlen);
+		ck_assert_msg(len == wlen && !memcmp(got, w, len) && got[len] == 0,
+			      "key_at(%zu): got \"%.*s\", want \"%.*s\"", i, (int)len, got, (int)wlen, w);
+	}
+	for (size_t i = 0; i < ARRAY_LEN(basic_gets); i++) {
+		size_t len = basic_gets[i].len ? basic_gets[i].len : strlen(basic_gets[i].key);
+		const uint32_t *g = strmap_get(p, basic_gets[i].key, len);
+		const uint32_t *w = strmap_get(want, basic_gets[i].key, len);
+		ck_assert_msg((g == NULL) == (w == NULL) && (!g || *g == *w),
+			      "get(%s) packed: got %u, want %u", basic_gets[i].key, g ? *g : 0,
+			      w ? *w : 0);
+	}
+	strmap_free(p);      /* a no-op: the buffer is the caller's */
+	free(buf);
+	strmap_free(want);
+
+	struct strmap *big = basic_map();
+	ck_assert_msg(strmap_packed_size(big) == 0, "a map with an index is not packed");
+	ck_assert_msg(strmap_packed_size(NULL) == 0, "NULL is not packed");
+	strmap_free(big);
+}
+END_TEST
+
+/*
  * Keys whose hashes agree in the low 12 bits land in the same slot of every
  * table up to 4096 slots, so they all chain through linear probing.
  */
@@ -261,6 +306,7 @@ Suite *strmap_suite(void)
 	tcase_add_test(tc, test_strmap_put_existing);
 	tcase_add_test(tc, test_strmap_empty_key_and_copy);
 	tcase_add_test(tc, test_strmap_key_at);
+	tcase_add_test(tc, test_strmap_pack);
 	tcase_add_test(tc, test_strmap_collisions);
 	suite_add_tcase(s, tc);
 
