@@ -22,6 +22,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -345,6 +346,50 @@ class Mxacld:
         """One request on a fresh connection; the reply's action line."""
         with PolicyConn(self.endpoint, timeout) as c:
             return c.request(attrs)
+
+
+def concurrent(jobs):
+    """Send each (server, request) on its own connection, all released
+    together (a barrier), as racing smtpd processes would; the replies in
+    the order of jobs. server is anything with conn() (Mxacld)."""
+    replies = [None] * len(jobs)
+    barrier = threading.Barrier(len(jobs))
+    conns = [server.conn() for server, _ in jobs]
+
+    def one(i):
+        barrier.wait(10)
+        replies[i] = conns[i].request(jobs[i][1])
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(len(jobs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    for c in conns:
+        c.close()
+    return replies
+
+
+def control_stats(d):
+    """A running mxacld's counters, from its control socket's "stats"
+    (d.control_path): {name: value}."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(10)
+    s.connect(d.control_path)
+    s.sendall(b"stats\n")
+    buf = b""
+    while not re.search(rb"^(ok|error) .*\n", buf, re.M):
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        buf += chunk
+    s.close()
+    out = {}
+    for line in buf.decode().splitlines():
+        k, _, v = line.partition(" ")
+        if k not in ("ok", "error") and v.isdigit():
+            out[k] = int(v)
+    return out
 
 
 class ScratchDir:

@@ -12,7 +12,7 @@ import threading
 import time
 import unittest
 
-from mxtest import Mxacld
+from mxtest import Mxacld, concurrent
 from redis import RedisServer
 
 GREY = """
@@ -74,26 +74,6 @@ class ClusterTest(unittest.TestCase):
         for d in getattr(self, "nodes", []):
             d.stop()
 
-    def concurrent(self, jobs):
-        """Run each (node, request) on its own connection, released together;
-        the replies in the same order."""
-        replies = [None] * len(jobs)
-        barrier = threading.Barrier(len(jobs))
-        conns = [node.conn() for node, _ in jobs]
-
-        def one(i):
-            barrier.wait(10)
-            replies[i] = conns[i].request(jobs[i][1])
-
-        threads = [threading.Thread(target=one, args=(i,)) for i in range(len(jobs))]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(30)
-        for c in conns:
-            c.close()
-        return replies
-
     def keys(self, pattern):
         return sorted(self.redis.cmd("KEYS", pattern))
 
@@ -126,11 +106,11 @@ class ClusterTest(unittest.TestCase):
         nodes = self.start(GREY.replace("delay=2s", "delay=3s"))
         jobs = [(nodes[i % 2], req()) for i in range(24)]
         first = time.monotonic()
-        replies = self.concurrent(jobs)
+        replies = concurrent(jobs)
         for r in replies:
             self.assertRegex(r, r"^action=DEFER_IF_PERMIT Greylisted, retry in [23]s$")
         time.sleep(max(0.0, first + 3.2 - time.monotonic()))
-        replies = self.concurrent(jobs)
+        replies = concurrent(jobs)
         for r in replies:
             self.assertRegex(r, r"^action=PREPEND X-Greylist: delayed [34] seconds$")
         # the triplet's first pass counted once towards its network's AWL
@@ -140,7 +120,7 @@ class ClusterTest(unittest.TestCase):
 
     def test_racing_rate_exactly_limit_pass(self):
         nodes = self.start(RATE % 10)
-        replies = self.concurrent([(nodes[i % 2], req()) for i in range(30)])
+        replies = concurrent([(nodes[i % 2], req()) for i in range(30)])
         self.assertEqual(replies.count("action=OK"), 10, replies)
         self.assertEqual(replies.count("action=DEFER_IF_PERMIT slow down (11)"), 20, replies)
 

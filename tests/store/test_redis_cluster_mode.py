@@ -10,13 +10,12 @@ that is not in cluster mode stops mxacld at start.
 import json
 import os
 import re
-import socket
 import subprocess
 import threading
 import time
 import unittest
 
-from mxtest import Mxacld, free_port, mxacl_path
+from mxtest import Mxacld, concurrent, control_stats, free_port, mxacl_path
 from redis import RedisCluster, RedisServer
 
 GREY = """
@@ -61,46 +60,6 @@ def req(sender="a@example.org", recipient="b@example.net", client="192.0.2.10"):
             "client_address": client, "sender": sender, "recipient": recipient}
 
 
-def concurrent(jobs):
-    """Run each (node, request) on its own connection, released together;
-    the replies in the same order."""
-    replies = [None] * len(jobs)
-    barrier = threading.Barrier(len(jobs))
-    conns = [node.conn() for node, _ in jobs]
-
-    def one(i):
-        barrier.wait(10)
-        replies[i] = conns[i].request(jobs[i][1])
-
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(len(jobs))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
-    for c in conns:
-        c.close()
-    return replies
-
-
-def control_stats(d):
-    """The gateway's counters, from its control socket's "stats"."""
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(10)
-    s.connect(d.control_path)
-    s.sendall(b"stats\n")
-    buf = b""
-    while not re.search(rb"^(ok|error) .*\n", buf, re.M):
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        buf += chunk
-    s.close()
-    out = {}
-    for line in buf.decode().splitlines():
-        k, _, v = line.partition(" ")
-        if k not in ("ok", "error") and v.isdigit():
-            out[k] = int(v)
-    return out
 
 
 def store_lines(d):

@@ -12,7 +12,7 @@ import subprocess
 import tempfile
 import unittest
 
-from mxtest import Mxacld, ROOT
+from mxtest import Mxacld, ROOT, concurrent
 import test_redis_cluster as cluster
 
 MKMMDB = os.path.join(ROOT, "tests", "lib", "mkmmdb.pl")
@@ -47,7 +47,6 @@ class DistinctClusterTest(unittest.TestCase):
     # the cluster tests' gateways on one Redis, without their tests
     start = cluster.ClusterTest.start
     tearDown = cluster.ClusterTest.tearDown
-    concurrent = cluster.ClusterTest.concurrent
     keys = cluster.ClusterTest.keys
 
     SEQUENCE = [req(helo="a.example"), req(helo="A.example"), req(helo="b.example"),
@@ -94,7 +93,7 @@ class DistinctClusterTest(unittest.TestCase):
     def test_racing_new_values_never_overshoot(self):
         nodes = self.start(HELOS.replace("3/1h", "10/1h"))
         jobs = [(nodes[i % 2], req(helo="h%d.example" % i)) for i in range(30)]
-        replies = self.concurrent(jobs)
+        replies = concurrent(jobs)
         self.assertEqual(replies.count("action=OK"), 10, replies)
         self.assertEqual(replies.count("action=DEFER_IF_PERMIT alice: 11 HELO names"), 20,
                          replies)

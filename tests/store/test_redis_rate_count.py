@@ -8,10 +8,9 @@ windows here are an hour or a day and every test runs in a few seconds,
 so nothing slides out meanwhile (the slotted log's edges are covered by
 tests/unit/test_store.c and the golden transcripts, on their own clock).
 """
-import threading
 import unittest
 
-from mxtest import Mxacld
+from mxtest import Mxacld, concurrent
 from redis import RedisServer
 
 QUOTA = """
@@ -78,25 +77,6 @@ class RateCountRedis(unittest.TestCase):
         for d in getattr(self, "nodes", []):
             d.stop()
 
-    def concurrent(self, jobs):
-        """Each (node, request) on its own connection, released together."""
-        replies = [None] * len(jobs)
-        barrier = threading.Barrier(len(jobs))
-        conns = [node.conn() for node, _ in jobs]
-
-        def one(i):
-            barrier.wait(10)
-            replies[i] = conns[i].request(jobs[i][1])
-
-        threads = [threading.Thread(target=one, args=(i,)) for i in range(len(jobs))]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(30)
-        for c in conns:
-            c.close()
-        return replies
-
     def test_same_answers_as_the_memory_store(self):
         r = self.redis()
         mem, a, b = self.start(QUOTA % 100, [None, r.url, r.url])
@@ -123,7 +103,7 @@ class RateCountRedis(unittest.TestCase):
         r = self.redis()
         nodes = self.start(QUOTA % 100, [r.url, r.url])
         jobs = [(nodes[i % 2], msg(user="carol", rcpts=10)) for i in range(30)]
-        replies = self.concurrent(jobs)
+        replies = concurrent(jobs)
         self.assertEqual(replies.count("action=OK"), 10, replies)
         self.assertEqual(replies.count("action=452 4.5.3 recipients: 110"), 20, replies)
         # the refused 20 were not counted: the sum is exactly the limit
@@ -136,7 +116,7 @@ class RateCountRedis(unittest.TestCase):
         r = self.redis()
         nodes = self.start(QUOTA % 100000, [r.url, r.url])
         jobs = [(nodes[i % 2], msg(user="dave", rcpts=1, size=7 * MB)) for i in range(16)]
-        replies = self.concurrent(jobs)
+        replies = concurrent(jobs)
         # 7 messages of 7 MiB fit in 50 MiB, the 8th would make 56 MiB
         self.assertEqual(replies.count("action=OK"), 7, replies)
         self.assertEqual(replies.count("action=452 4.5.3 bytes: %d" % (56 * MB)), 9, replies)

@@ -12,10 +12,9 @@ gateway (its one connection keeps the order), and settle() does the same
 before Redis is read. mxacld's clock is real time; the windows are an
 hour or a day and the tests take seconds.
 """
-import threading
 import unittest
 
-from mxtest import Mxacld
+from mxtest import Mxacld, concurrent
 from redis import RedisServer
 
 QUOTA = """
@@ -111,25 +110,6 @@ class RefundRedis(unittest.TestCase):
         helos = "mxacl:d:sasl_username|helo_name|2/3600|alice"
         self.assertEqual(sorted(r.cmd("ZRANGE", helos, "0", "-1")), ["a.example", "c.example"])
 
-    def concurrent(self, jobs):
-        """Each (node, request) on its own connection, released together."""
-        replies = [None] * len(jobs)
-        barrier = threading.Barrier(len(jobs))
-        conns = [node.conn() for node, _ in jobs]
-
-        def one(i):
-            barrier.wait(10)
-            replies[i] = conns[i].request(jobs[i][1])
-
-        threads = [threading.Thread(target=one, args=(i,)) for i in range(len(jobs))]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(30)
-        for c in conns:
-            c.close()
-        return replies
-
     def test_racing_refused_messages_never_let_more_through(self):
         r = self.redis()
         nodes = self.start(QUOTA.replace("4/1h", "1000/1h") % 100, [r.url, r.url])
@@ -140,7 +120,7 @@ class RefundRedis(unittest.TestCase):
         for i in range(20):
             size = 2 * MB if i % 2 else 1000
             jobs.append((nodes[i % 2], msg(user="carol", rcpts=10, size=size)))
-        replies = self.concurrent(jobs)
+        replies = concurrent(jobs)
         big, small = replies[1::2], replies[0::2]
         # refused by the bytes line, or (the quota already full) by the
         # recipients line

@@ -13,13 +13,12 @@ no sentinel knows the master name.
 import json
 import os
 import re
-import socket
 import subprocess
 import threading
 import time
 import unittest
 
-from mxtest import Mxacld, mxacl_path
+from mxtest import Mxacld, control_stats, mxacl_path
 from redis import SentinelSet
 
 GREY = """
@@ -40,26 +39,6 @@ def req(sender, recipient="b@example.net", client="192.0.2.10"):
     return {"request": "smtpd_access_policy", "protocol_state": "RCPT",
             "client_address": client, "sender": sender, "recipient": recipient}
 
-
-def control_stats(d):
-    """The gateway's counters, from its control socket's "stats"."""
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(10)
-    s.connect(d.control_path)
-    s.sendall(b"stats\n")
-    buf = b""
-    while not re.search(rb"^(ok|error) .*\n", buf, re.M):
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        buf += chunk
-    s.close()
-    out = {}
-    for line in buf.decode().splitlines():
-        k, _, v = line.partition(" ")
-        if k not in ("ok", "error") and v.isdigit():
-            out[k] = int(v)
-    return out
 
 
 def store_lines(d):
