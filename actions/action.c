@@ -314,6 +314,20 @@ static const char *show(char *buf, size_t size, const char *s, size_t n)
 	return buf;
 }
 
+/* Fill *err (when there is one) and return false: action_fail's and
+ * restr_fail's body. */
+static bool action_vfail(struct action_error *err, bool in_type, size_t offset, size_t len,
+			 const char *fmt, va_list ap)
+{
+	if (!err)
+		return false;
+	err->msg = xvasprintf(fmt, ap);
+	err->in_type = in_type;
+	err->offset = offset;
+	err->len = len ? len : 1;
+	return false;
+}
+
 static bool action_fail(struct action_error *err, bool in_type, size_t offset,
 			size_t len, const char *fmt, ...) PRINTF_LIKE(5, 6);
 
@@ -321,15 +335,10 @@ static bool action_fail(struct action_error *err, bool in_type, size_t offset,
 static bool action_fail(struct action_error *err, bool in_type, size_t offset,
 			size_t len, const char *fmt, ...)
 {
-	if (!err)
-		return false;
 	va_list ap;
 	va_start(ap, fmt);
-	err->msg = xvasprintf(fmt, ap);
+	action_vfail(err, in_type, offset, len, fmt, ap);
 	va_end(ap);
-	err->in_type = in_type;
-	err->offset = offset;
-	err->len = len ? len : 1;
 	return false;
 }
 
@@ -683,15 +692,10 @@ static bool restr_fail(struct action_error *err, const struct restr_tok *t, cons
 
 static bool restr_fail(struct action_error *err, const struct restr_tok *t, const char *fmt, ...)
 {
-	if (!err)
-		return false;
 	va_list ap;
 	va_start(ap, fmt);
-	err->msg = xvasprintf(fmt, ap);
+	action_vfail(err, t->in_type, t->off, t->len, fmt, ap);
 	va_end(ap);
-	err->in_type = t->in_type;
-	err->offset = t->off;
-	err->len = t->len ? t->len : 1;
 	return false;
 }
 

@@ -939,17 +939,6 @@ static void wb_add(struct wbuf *w, const char *s, size_t n)
 	}
 }
 
-static void wb_u32(struct wbuf *w, uint32_t v, char after)
-{
-	char tmp[12];
-	size_t i = sizeof tmp;
-	tmp[--i] = after;
-	do
-		tmp[--i] = (char)('0' + v % 10);
-	while (v /= 10);
-	wb_add(w, tmp + i, sizeof tmp - i);
-}
-
 /* An unsigned 64-bit number and a byte after it. */
 static void wb_u64(struct wbuf *w, uint64_t v, char after)
 {
@@ -960,6 +949,11 @@ static void wb_u64(struct wbuf *w, uint64_t v, char after)
 		tmp[--i] = (char)('0' + v % 10);
 	while (v /= 10);
 	wb_add(w, tmp + i, sizeof tmp - i);
+}
+
+static void wb_u32(struct wbuf *w, uint32_t v, char after)
+{
+	wb_u64(w, v, after);
 }
 
 static void mem_write_entry(const struct mem_entry *e, void *arg)
