@@ -29,7 +29,7 @@ import subprocess
 import tempfile
 import time
 
-from mxtest import free_port
+from mxtest import Mxacld, free_port
 
 _PR_SET_PDEATHSIG = 1
 
@@ -472,3 +472,29 @@ class RedisCluster:
 
     def __exit__(self, *exc):
         self.cleanup()
+
+
+class GatewaysCase:
+    """A unittest.TestCase mixin: gateways (mxacld) on one policy, each on
+    its own store URL (None: the memory store), and Redis servers, all
+    stopped after the test."""
+
+    def start(self, conf, store_urls):
+        nodes = []
+        for url in store_urls:
+            d = Mxacld(conf, extra_args=["--store", url] if url else [])
+            self.addCleanup(d.cleanup)
+            d.start()
+            nodes.append(d)
+        self.nodes = nodes
+        return nodes
+
+    def redis(self):
+        r = RedisServer()
+        r.start()
+        self.addCleanup(r.cleanup)
+        return r
+
+    def tearDown(self):
+        for d in getattr(self, "nodes", []):
+            d.stop()

@@ -10,8 +10,8 @@ tests/unit/test_store.c and the golden transcripts, on their own clock).
 """
 import unittest
 
-from mxtest import Mxacld, concurrent
-from redis import RedisServer
+from mxtest import concurrent
+from redis import GatewaysCase
 
 QUOTA = """
 acl eom    protocol_state END-OF-MESSAGE
@@ -55,27 +55,7 @@ SEQUENCE = [
 ]
 
 
-class RateCountRedis(unittest.TestCase):
-    def start(self, conf, store_urls):
-        nodes = []
-        for url in store_urls:
-            args = ["--store", url] if url else []
-            d = Mxacld(conf, extra_args=args)
-            self.addCleanup(d.cleanup)
-            d.start()
-            nodes.append(d)
-        self.nodes = nodes
-        return nodes
-
-    def redis(self):
-        r = RedisServer()
-        r.start()
-        self.addCleanup(r.cleanup)
-        return r
-
-    def tearDown(self):
-        for d in getattr(self, "nodes", []):
-            d.stop()
+class RateCountRedis(GatewaysCase, unittest.TestCase):
 
     def test_same_answers_as_the_memory_store(self):
         r = self.redis()

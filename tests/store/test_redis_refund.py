@@ -14,8 +14,8 @@ hour or a day and the tests take seconds.
 """
 import unittest
 
-from mxtest import Mxacld, concurrent
-from redis import RedisServer
+from mxtest import concurrent
+from redis import GatewaysCase
 
 QUOTA = """
 acl eom    protocol_state END-OF-MESSAGE
@@ -61,26 +61,7 @@ SEQUENCE = [
 ]
 
 
-class RefundRedis(unittest.TestCase):
-    def start(self, conf, store_urls):
-        nodes = []
-        for url in store_urls:
-            d = Mxacld(conf, extra_args=["--store", url] if url else [])
-            self.addCleanup(d.cleanup)
-            d.start()
-            nodes.append(d)
-        self.nodes = nodes
-        return nodes
-
-    def redis(self):
-        r = RedisServer()
-        r.start()
-        self.addCleanup(r.cleanup)
-        return r
-
-    def tearDown(self):
-        for d in getattr(self, "nodes", []):
-            d.stop()
+class RefundRedis(GatewaysCase, unittest.TestCase):
 
     def settle(self, nodes):
         """A request through each gateway: its answer comes after every
