@@ -150,6 +150,27 @@ def _master_cf(port):
     return "".join(out)
 
 
+def swaks_reply_after(transcript, line_rx):
+    """In a swaks transcript, the server's reply (code and text,
+    continuation lines joined) after the first line matching line_rx
+    (case-insensitive); None when there is no such line."""
+    lines = transcript.splitlines()
+    for i, line in enumerate(lines):
+        if re.match(line_rx, line, re.I):
+            reply = []
+            for nxt in lines[i + 1:]:
+                m = re.match(r"\s*<(?:-|\*\*)\s+(\d{3}[ -].*)", nxt)
+                if not m:
+                    if reply:
+                        break
+                    continue
+                reply.append(m.group(1))
+                if m.group(1)[3] == " ":
+                    break
+            return " ".join(r[4:] if k else r for k, r in enumerate(reply))
+    return None
+
+
 class PrivatePostfix:
     """A Postfix instance of its own on 127.0.0.1:self.port.
 
@@ -328,21 +349,10 @@ class PrivatePostfix:
     def reply_to(transcript, command):
         """The server's reply (code and text, continuation lines joined)
         to the first client line starting with command, e.g. "RCPT TO"."""
-        lines = transcript.splitlines()
-        for i, line in enumerate(lines):
-            if re.match(r"\s*-> %s" % re.escape(command), line, re.I):
-                reply = []
-                for nxt in lines[i + 1:]:
-                    m = re.match(r"\s*<(?:-|\*\*)\s+(\d{3}[ -].*)", nxt)
-                    if not m:
-                        if reply:
-                            break
-                        continue
-                    reply.append(m.group(1))
-                    if m.group(1)[3] == " ":
-                        break
-                return " ".join(r[4:] if k else r for k, r in enumerate(reply))
-        raise AssertionError("no reply to %s in swaks transcript:\n%s" % (command, transcript))
+        reply = swaks_reply_after(transcript, r"\s*-> %s" % re.escape(command))
+        if reply is None:
+            raise AssertionError("no reply to %s in swaks transcript:\n%s" % (command, transcript))
+        return reply
 
     def rcpt_reply(self, rcpt, sender="sender@client.test"):
         """Stop after RCPT TO and return the reply to it."""

@@ -124,21 +124,10 @@ def end_of_data_reply(transcript):
     """The server's reply after the message content: swaks with
     --suppress-data prints a summary line where the content was; the
     reply follows it."""
-    lines = transcript.splitlines()
-    for i, line in enumerate(lines):
-        if re.match(r"\s*-> \d+ lines sent", line):
-            reply = []
-            for nxt in lines[i + 1:]:
-                m = re.match(r"\s*<(?:-|\*\*)\s+(\d{3}[ -].*)", nxt)
-                if not m:
-                    if reply:
-                        break
-                    continue
-                reply.append(m.group(1))
-                if m.group(1)[3] == " ":
-                    break
-            return " ".join(r[4:] if k else r for k, r in enumerate(reply))
-    raise AssertionError("no end-of-data reply in swaks transcript:\n" + transcript[-4000:])
+    reply = pf.swaks_reply_after(transcript, r"\s*-> \d+ lines sent")
+    if reply is None:
+        raise AssertionError("no end-of-data reply in swaks transcript:\n" + transcript[-4000:])
+    return reply
 
 
 def accepted(reply):
