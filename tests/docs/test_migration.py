@@ -78,6 +78,23 @@ def answers(text):
     return [l[len("action="):] for l in text.splitlines() if l.startswith("action=")]
 
 
+
+def postfwd1_for_sample(test):
+    """postfwd1's path, for a test that runs postfwd's sample config;
+    skips the test when postfwd1 is not installed or the minute of the day
+    is within 3 of a boundary of the sample's time rules (postfwd reads its
+    own clock; the translation's off-hours and weekend lines must see the
+    same minute of the day)."""
+    postfwd = shutil.which("postfwd1") or (
+        "/usr/sbin/postfwd1" if os.access("/usr/sbin/postfwd1", os.X_OK) else None)
+    if not postfwd:
+        test.skipTest("postfwd1 is not installed (Debian package postfwd)")
+    lt = time.localtime()
+    minute = lt.tm_hour * 60 + lt.tm_min
+    if any(abs(minute - b) < 3 for b in (0, 6 * 60, 20 * 60, 24 * 60)):
+        test.skipTest("too close to a boundary of the sample's time rules")
+    return postfwd
+
 class MigrationDoc(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -312,16 +329,7 @@ class MigrationDoc(unittest.TestCase):
     # ---- postfwd itself ---------------------------------------------------------
 
     def test_postfwd_sample_against_postfwd(self):
-        postfwd = shutil.which("postfwd1") or (
-            "/usr/sbin/postfwd1" if os.access("/usr/sbin/postfwd1", os.X_OK) else None)
-        if not postfwd:
-            self.skipTest("postfwd1 is not installed (Debian package postfwd)")
-        # postfwd reads its own clock; the translation's off-hours and weekend
-        # lines must see the same minute of the day.
-        lt = time.localtime()
-        minute = lt.tm_hour * 60 + lt.tm_min
-        if any(abs(minute - b) < 3 for b in (0, 6 * 60, 20 * 60, 24 * 60)):
-            self.skipTest("too close to a boundary of the sample's time rules")
+        postfwd = postfwd1_for_sample(self)
         # Each whitelisted request would be greylisted (a dynamic-looking
         # client, a new triplet) if its whitelist line were translated wrong.
         def u(i, **kw):

@@ -16,7 +16,7 @@ import time
 import unittest
 
 from mxtest import mxacl_path
-from test_migration import FIXTURES, answers, doc_blocks, req
+from test_migration import FIXTURES, answers, doc_blocks, postfwd1_for_sample, req
 
 
 ACCESS_WORDS = ("OK", "DUNNO", "REJECT", "DEFER", "DEFER_IF_REJECT", "DEFER_IF_PERMIT",
@@ -40,14 +40,7 @@ def class_translation():
 
 class PostfwdClasses(unittest.TestCase):
     def test_sample_answers_the_class_as_postfwd_does(self):
-        postfwd = shutil.which("postfwd1") or (
-            "/usr/sbin/postfwd1" if os.access("/usr/sbin/postfwd1", os.X_OK) else None)
-        if not postfwd:
-            self.skipTest("postfwd1 is not installed (Debian package postfwd)")
-        lt = time.localtime()
-        minute = lt.tm_hour * 60 + lt.tm_min
-        if any(abs(minute - b) < 3 for b in (0, 6 * 60, 20 * 60, 24 * 60)):
-            self.skipTest("too close to a boundary of the sample's time rules")
+        postfwd = postfwd1_for_sample(self)
         d = tempfile.mkdtemp(prefix="mxacl-postfwd-classes-")
         self.addCleanup(shutil.rmtree, d)
         conf = os.path.join(d, "postfwd-classes.conf")
