@@ -156,10 +156,12 @@ static bool distinct_compile(struct acl_compile *c)
 }
 
 /* What a request recorded, for its refund: the query as it was sent (key
- * and value in the request arena), and whether the value joined the set. */
+ * and value in buf[], so the record holds no pointer into the request:
+ * acl.h, ahead), and whether the value joined the set. */
 struct distinct_kept {
 	struct distinct_query q;
 	bool added;
+	char buf[];
 };
 
 static void distinct_answered(void *arg, enum store_status st, const struct distinct_answer *a)
@@ -219,10 +221,12 @@ static enum tri distinct_eval(const struct acl_rt *acl, struct eval_ctx *e)
 				    .value_len = strlen(value), .limit = d->limit,
 				    .window = d->window, .now = e->req->now };
 	runtime_count(e->rt, RC_distinct_checks, 1);
-	struct distinct_kept *k = vm_keep(e, sizeof *k);
+	if (e->ahead)
+		runtime_count(e->rt, RC_counted_ahead, 1);
+	struct distinct_kept *k = vm_keep(e, sizeof *k + key.len + 1 + q.value_len + 1);
 	k->q = q;
-	k->q.key = arena_strndup(e->req->arena, key.s, key.len);
-	k->q.value = arena_strndup(e->req->arena, value, q.value_len);
+	k->q.key = memcpy(k->buf, key.s, key.len + 1);
+	k->q.value = memcpy(k->buf + key.len + 1, value, q.value_len + 1);
 	store_distinct(runtime_store(e->rt), &q, distinct_answered, vm_wait_begin(e));
 	sb_free(&key);
 	return TRI_PENDING;
@@ -247,9 +251,16 @@ static bool distinct_refund(const struct acl_rt *acl, struct eval_ctx *e, void *
 	struct store_refund r = { .kind = REFUND_DISTINCT, .key = k->q.key,
 				  .key_len = k->q.key_len, .window = k->q.window, .now = k->q.now,
 				  .value = k->q.value, .value_len = k->q.value_len };
-	runtime_count(e->rt, RC_refunds, 1);
+	runtime_count(e->rt, e->ahead ? RC_ahead_given_back : RC_refunds, 1);
 	store_refund(runtime_store(e->rt), &r, distinct_refunded, NULL);
 	return true;
+}
+
+/* acl_type.ahead: as rate's, worth it where the store answers later. */
+static bool distinct_ahead(const struct acl_rt *acl, struct eval_ctx *e)
+{
+	(void)acl;
+	return !store_is_memory(runtime_store(e->rt));
 }
 
 static void distinct_describe(const struct acl_rt *acl, struct strbuf *out)
@@ -265,5 +276,5 @@ static void distinct_describe(const struct acl_rt *acl, struct strbuf *out)
 
 const struct acl_type acl_distinct_type = {
 	.name = "distinct", .attr = -1, .compile = distinct_compile, .eval = distinct_eval,
-	.describe = distinct_describe, .refund = distinct_refund,
+	.describe = distinct_describe, .refund = distinct_refund, .ahead = distinct_ahead,
 };

@@ -175,11 +175,13 @@ static bool rate_compile(struct acl_compile *c)
 }
 
 /* What a request recorded, for its refund: the query as it was sent
- * (the key in the request arena) and the answer's event id. */
+ * (its key in key[], so the record holds no pointer into the request:
+ * acl.h, ahead) and the answer's event id. */
 struct rate_kept {
 	struct rate_query q;
 	uint64_t id;
 	bool recorded;
+	char key[];
 };
 
 static void rate_answered(void *arg, enum store_status st, const struct rate_answer *a)
@@ -230,10 +232,12 @@ static enum tri rate_eval(const struct acl_rt *acl, struct eval_ctx *e)
 			  key.s + strlen(ra->spec) + 1, ra->count->name,
 			  (unsigned long long)q.amount, (unsigned long long)ra->limit, ra->window);
 	runtime_count(e->rt, RC_rate_checks, 1);
+	if (e->ahead)
+		runtime_count(e->rt, RC_counted_ahead, 1);
 	if (q.amount) {
-		struct rate_kept *k = vm_keep(e, sizeof *k);
+		struct rate_kept *k = vm_keep(e, sizeof *k + key.len + 1);
 		k->q = q;
-		k->q.key = arena_strndup(e->req->arena, key.s, key.len);
+		k->q.key = memcpy(k->key, key.s, key.len + 1);
 	}
 	store_rate(runtime_store(e->rt), &q, rate_answered, vm_wait_begin(e));
 	sb_free(&key);
@@ -249,7 +253,8 @@ static void rate_refunded(void *arg, enum store_status st, unsigned long changed
 	(void)changed;
 }
 
-/* acl_type.refund: take back what this request added. */
+/* acl_type.refund: take back what this request added (refused, or
+ * counted ahead for a line never reached). */
 static bool rate_refund(const struct acl_rt *acl, struct eval_ctx *e, void *kept)
 {
 	(void)acl;
@@ -259,9 +264,17 @@ static bool rate_refund(const struct acl_rt *acl, struct eval_ctx *e, void *kept
 	struct store_refund r = { .kind = REFUND_RATE, .key = k->q.key, .key_len = k->q.key_len,
 				  .window = k->q.window, .now = k->q.now, .slotted = k->q.slotted,
 				  .amount = k->q.amount, .id = k->id };
-	runtime_count(e->rt, RC_refunds, 1);
+	runtime_count(e->rt, e->ahead ? RC_ahead_given_back : RC_refunds, 1);
 	store_refund(runtime_store(e->rt), &r, rate_refunded, NULL);
 	return true;
+}
+
+/* acl_type.ahead: worth it where the store answers later (Redis); the
+ * memory store answers at once, so nothing would be gained. */
+static bool rate_ahead(const struct acl_rt *acl, struct eval_ctx *e)
+{
+	(void)acl;
+	return !store_is_memory(runtime_store(e->rt));
 }
 
 static void rate_describe(const struct acl_rt *acl, struct strbuf *out)
@@ -279,5 +292,5 @@ static void rate_describe(const struct acl_rt *acl, struct strbuf *out)
 
 const struct acl_type acl_rate_type = {
 	.name = "rate", .attr = -1, .compile = rate_compile, .eval = rate_eval,
-	.describe = rate_describe, .refund = rate_refund,
+	.describe = rate_describe, .refund = rate_refund, .ahead = rate_ahead,
 };

@@ -101,7 +101,12 @@ uint64_t runtime_dns_deadline(struct runtime *rt, uint64_t *slot);
 				    "policy stays)")                                       \
 	X(distinct_checks, COUNTER, "distinct acls asked of the store")                    \
 	X(refunds, COUNTER, "rate amounts and distinct values taken back because the "    \
-			     "answer refused the request")
+			     "answer refused the request")                               \
+	X(counted_ahead, COUNTER, "rate and distinct acls asked of the store before "     \
+				   "their line was reached, with the request's first "    \
+				   "store call (a store that answers later: Redis)")      \
+	X(ahead_given_back, COUNTER, "of those, counts given back because their line "    \
+				      "was not reached")
 
 enum runtime_counter_kind { RUNTIME_COUNTER, RUNTIME_GAUGE, RUNTIME_STATS };
 

@@ -150,6 +150,10 @@ struct eval_ctx {
 	struct runtime *rt;
 	struct vm *vm;
 	int acl;                    /* index of the acl being evaluated */
+	bool ahead;                 /* eval: its count is started ahead of its
+				       line (acl_type.ahead); refund: such a
+				       count given back because its line was
+				       not reached (req may then be NULL) */
 };
 
 struct acl_type {
@@ -181,6 +185,23 @@ struct acl_type {
 	 * whether it started one (false: nothing was recorded).
 	 */
 	bool (*refund)(const struct acl_rt *acl, struct eval_ctx *e, void *kept);
+	/*
+	 * May be NULL. For a stateful type whose refund hook undoes all that
+	 * its eval records (rate, distinct; not greylist): may its count be
+	 * started for this request before the VM reaches a line that tests
+	 * it (engine/vm.h, "Counting ahead"), so that its store call leaves
+	 * with the request's first one? False when that gains nothing (a
+	 * store that answers at once). When it answers true the VM calls
+	 * eval with e->ahead set; eval's record (vm_keep) must then hold no
+	 * pointer into the request (it may outlive it), and refund must not
+	 * read e->req (NULL when it gives back for a request that is gone).
+	 *
+	 * To decide, the VM evaluates the acls tested before the counter on
+	 * its lines; it evaluates only those that cannot wait: a type whose
+	 * eval may begin a wait (vm_wait_begin, vm_acl_answer) must be
+	 * stateful or have a prefetch hook.
+	 */
+	bool (*ahead)(const struct acl_rt *acl, struct eval_ctx *e);
 	void (*free)(void *data);   /* may be NULL: data in the arena */
 	/*
 	 * May be NULL. For a type whose compile set indexable: its literal

@@ -697,6 +697,54 @@ static void list_prefetch(struct program *p)
 }
 
 /*
+ * The tests of counters that can be counted ahead (acl.h, ahead), in pc
+ * order, each with the terms its line tests before it (program.h,
+ * ahead_site): a line's first term is tested by its run's SWITCH when it
+ * is in one, the others by TESTs, so the terms are read from the line.
+ */
+static void list_ahead(struct compiler *c)
+{
+	struct program *p = c->p;
+	uint32_t n = 0, ng = 0;
+	for (int pass = 0; pass < 2; pass++) {
+		n = ng = 0;
+		for (uint32_t pc = 0; pc < p->ncode; pc++) {
+			uint64_t i = p->code[pc];
+			if (INSN_OP(i) != OP_TEST && INSN_OP(i) != OP_TESTN)
+				continue;
+			uint32_t a = INSN_A(i);
+			if (!p->acls[a].type->ahead || p->code_rule[pc] == NO_RULE)
+				continue;
+			const struct pol_rule *r = &c->pol->rules[p->code_rule[pc]];
+			size_t t = 0;
+			while (t < r->nterms && (uint32_t)r->terms[t].acl != a)
+				t++;
+			if (t == r->nterms)
+				continue;
+			if (pass) {
+				p->ahead[n] = (struct ahead_site){ .pc = pc, .acl = a, .guard = ng,
+								   .nguard = (uint32_t)t };
+				for (size_t g = 0; g < t; g++) {
+					const struct acl_rt *ga = &p->acls[r->terms[g].acl];
+					bool pure = !ga->stateful && !ga->type->prefetch;
+					p->ahead_guard[ng + g] = (uint32_t)r->terms[g].acl << 2 |
+								 (uint32_t)r->terms[g].neg << 1 | pure;
+				}
+			}
+			n++;
+			ng += (uint32_t)t;
+		}
+		if (!n)
+			return;
+		if (!pass) {
+			p->ahead = arena_zalloc(p->arena, n * sizeof *p->ahead);
+			p->ahead_guard = arena_zalloc(p->arena, (ng ? ng : 1) * sizeof *p->ahead_guard);
+		}
+	}
+	p->nahead = n;
+}
+
+/*
  * errors: d->nerrors before the files were read, so read errors count.
  * ast is the arena the statements l were parsed into: the resolved policy
  * goes there too, and all of it is freed here once the program is built.
@@ -749,6 +797,7 @@ static struct program *program_build(struct arena *ast, struct diags *d, struct 
 		}
 		generate(&c);
 		list_prefetch(p);
+		list_ahead(&c);
 		const char *why = verify_program(p);
 		if (why)
 			diag_error(d, loc_file(path), "internal error: compiled program is unsound: %s",

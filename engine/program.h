@@ -99,6 +99,23 @@ struct program {
 	uint32_t max_cand;                /* most lines one SWITCH can select */
 	uint32_t *prefetch;               /* acls whose type can prefetch, */
 	uint32_t nprefetch;               /*   ascending */
+	struct ahead_site *ahead;         /* tests of counters that can be */
+	uint32_t nahead;                  /*   counted ahead, by pc */
+	uint32_t *ahead_guard;            /* their guards (ahead_site) */
+};
+
+/*
+ * A TEST of an acl whose type can count ahead (acl.h, ahead), with its
+ * guards: the terms its line tests before it, each
+ * acl << 2 | negated << 1 | pure (pure: its type never waits, so it can be
+ * evaluated to decide: not stateful, no prefetch hook), in
+ * ahead_guard[guard .. guard + nguard). The counter is evaluated on that
+ * line exactly when the line is reached and every guard holds (true, or
+ * false when negated): vm_prefetch counts ahead only then.
+ */
+struct ahead_site {
+	uint32_t pc, acl;
+	uint32_t guard, nguard;
 };
 
 /*

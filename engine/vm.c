@@ -11,6 +11,21 @@
  * One TEST may begin several waits (a score asks for all its terms at
  * once, vm_acl_answer): each answer goes to the memo as it comes, and the
  * owner is told to resume once, when the last of them has answered.
+ *
+ * Counting ahead (vm.h). When the request first waits, vm_prefetch also
+ * starts the counters (acl_type.ahead) of lines ahead whose earlier terms
+ * already hold, so their store calls leave with the one it waits for.
+ * Such an acl is "started": its answer goes to the memo, but the ${vars}
+ * it gives are stashed and its trace line held until a TEST reaches it
+ * ("reached": then it is as if evaluated there). Its waits are counted in
+ * nahead too: the owner is resumed when no other wait is outstanding (the
+ * VM then finds what it needs in the memo, or waits again). A verdict
+ * waits for the started counts still out, then gives back those never
+ * reached (their type's refund hook, with e.ahead), before the reply is
+ * queued: the give-back reaches the store before the client can send its
+ * next request. Their records are on the heap (vm_keep), not in the
+ * request's arena, because a request abandoned meanwhile still gives
+ * back what comes in after it is gone.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -57,6 +72,20 @@ struct vm_kept {
 	max_align_t data[];
 };
 
+/* A ${var} a started counter gave, kept until its line reaches it. */
+struct vm_stash {
+	struct vm_stash *next;
+	enum var_id var;
+	const char *value;       /* in the request arena */
+};
+
+/* Where a counter started ahead is (vm_wait.ahead). */
+enum ahead_state {
+	AHEAD_STARTED,           /* its line not reached yet */
+	AHEAD_REACHED,           /* a TEST asked for it: as if evaluated there */
+	AHEAD_GIVEN_BACK,        /* never reached: its count was given back */
+};
+
 struct vm {
 	struct program *p;
 	struct runtime *rt;
@@ -79,6 +108,8 @@ struct vm {
 	bool dry_answer;         /* the whole policy a dry run: the reply is DUNNO */
 	bool dry_decides;        /* mxacl replay: dry-run lines decide */
 	int nwait;               /* lookups not yet answered */
+	int nahead;              /*   of which counters started ahead */
+	bool woken;              /* resume called for this suspension */
 	bool abandoned;          /* vm_free called while lookups were pending */
 	FILE *trace;
 	struct tm tm;
@@ -89,15 +120,22 @@ struct vm {
 	struct vm_wait *waits;   /* per acl: what vm_wait_begin hands out */
 	struct vm_kept *kept;    /* records for refunds, in the order kept */
 	struct vm_kept **kept_end;
+	struct vm_kept *ahead;   /* records of counters started ahead (heap) */
 	bool refunded;           /* vm_refund ran */
 	struct vm *next;         /* pool link */
 };
 
 /* A wait is a slot of its VM (an acl is evaluated at most once per
- * request), so beginning one allocates nothing. */
+ * request), so beginning one allocates nothing. The slot also holds what
+ * a counter started ahead needs (valid when ahead_gen is the VM's gen). */
 struct vm_wait {
 	struct vm *vm;
 	uint32_t acl;
+	uint32_t ahead_gen;      /* == vm->gen: started ahead in this request */
+	enum ahead_state ahead;
+	struct vm_stash *stash;  /* its ${vars} until reached, in order */
+	struct vm_stash **stash_end;
+	struct vm_kept *rec;     /* its record (on vm->ahead), or NULL */
 };
 
 /* ---- life cycle ---------------------------------------------------------- */
@@ -113,11 +151,12 @@ struct vm *vm_new(struct runtime *rt, struct program *p, struct request *req,
 		vm->memo = xcalloc(p->nacls ? p->nacls : 1, sizeof *vm->memo);
 		vm->run_gen = xcalloc(p->nruns ? p->nruns : 1, sizeof *vm->run_gen);
 		vm->cand = xmalloc((p->max_cand ? p->max_cand : 1) * sizeof *vm->cand);
-		vm->waits = xmalloc((p->nacls ? p->nacls : 1) * sizeof *vm->waits);
+		vm->waits = xcalloc(p->nacls ? p->nacls : 1, sizeof *vm->waits);
 	}
 	if (++vm->gen >= (1u << 30)) {       /* wrapped: clear for real */
 		memset(vm->memo, 0, (p->nacls ? p->nacls : 1) * sizeof *vm->memo);
 		memset(vm->run_gen, 0, (p->nruns ? p->nruns : 1) * sizeof *vm->run_gen);
+		memset(vm->waits, 0, (p->nacls ? p->nacls : 1) * sizeof *vm->waits);
 		vm->gen = 1;
 	}
 	program_ref(p);
@@ -135,6 +174,8 @@ struct vm *vm_new(struct runtime *rt, struct program *p, struct request *req,
 	vm->dry_answer = false;
 	vm->dry_decides = false;
 	vm->nwait = 0;
+	vm->nahead = 0;
+	vm->woken = false;
 	vm->abandoned = false;
 	vm->trace = NULL;
 	vm->have_tm = false;
@@ -143,6 +184,7 @@ struct vm *vm_new(struct runtime *rt, struct program *p, struct request *req,
 	vm->ncand = vm->ccur = 0;
 	vm->kept = NULL;
 	vm->kept_end = &vm->kept;
+	vm->ahead = NULL;
 	vm->refunded = false;
 	memset(vm->vars, 0, sizeof vm->vars);
 	return vm;
@@ -151,6 +193,11 @@ struct vm *vm_new(struct runtime *rt, struct program *p, struct request *req,
 static void vm_release(struct vm *vm)
 {
 	struct program *p = vm->p;
+	while (vm->ahead) {
+		struct vm_kept *next = vm->ahead->next;
+		free(vm->ahead);
+		vm->ahead = next;
+	}
 	vm->next = p->pool;
 	p->pool = vm;
 	p->pool_free = vm_pool_free;
@@ -158,10 +205,14 @@ static void vm_release(struct vm *vm)
 	program_unref(p);
 }
 
+static void give_back_started(struct vm *vm);
+
 void vm_free(struct vm *vm)
 {
 	if (!vm)
 		return;
+	if (vm->state != VM_FINISHED)    /* counted ahead for lines never reached */
+		give_back_started(vm);
 	if (vm->nwait > 0) {
 		vm->abandoned = true;           /* freed when the last answer arrives */
 		return;
@@ -202,7 +253,44 @@ struct vm_wait *vm_wait_begin(struct eval_ctx *e)
 	w->acl = (uint32_t)e->acl;
 	vm->memo[e->acl] = vm->gen << 2 | TRI_PENDING;
 	vm->nwait++;
+	if (w->ahead_gen == vm->gen)
+		vm->nahead++;
 	return w;
+}
+
+/* The ahead slot of acl a when it was started ahead in this request. */
+static struct vm_wait *ahead_of(struct vm *vm, uint32_t a)
+{
+	struct vm_wait *w = &vm->waits[a];
+	return w->ahead_gen == vm->gen ? w : NULL;
+}
+
+/* Give back what started counter a recorded (its line was not reached). */
+static void give_back(struct vm *vm, uint32_t a)
+{
+	struct vm_wait *w = &vm->waits[a];
+	const struct acl_rt *acl = &vm->p->acls[a];
+	w->ahead = AHEAD_GIVEN_BACK;
+	if (!w->rec || !acl->type->refund)
+		return;
+	struct eval_ctx e = { .req = vm->abandoned ? NULL : vm->req, .rt = vm->rt, .vm = vm,
+			      .acl = (int)a, .ahead = true };
+	if (acl->type->refund(acl, &e, w->rec->data) && vm->trace && !vm->abandoned)
+		fprintf(vm->trace, "  acl %s (%s:%d) %s: counted ahead, its line not reached: "
+				   "given back\n", acl->name, acl->loc.file, acl->loc.line,
+			acl->type->name);
+}
+
+/* Give back every started counter whose answer is in and whose line was
+ * not reached; those still out are given back when they answer. */
+static void give_back_started(struct vm *vm)
+{
+	for (struct vm_kept *k = vm->ahead; k; k = k->next) {
+		struct vm_wait *w = ahead_of(vm, k->acl);
+		uint32_t m = vm->memo[k->acl];
+		if (w && w->ahead == AHEAD_STARTED && m >> 2 == vm->gen && (m & 3) != TRI_PENDING)
+			give_back(vm, k->acl);
+	}
 }
 
 /*
@@ -216,22 +304,32 @@ void vm_wait_done(struct vm_wait *w, enum tri answer)
 {
 	struct vm *vm = w->vm;
 	uint32_t acl = w->acl;
+	bool ahead = w->ahead_gen == vm->gen;
 	vm->nwait--;
+	if (ahead)
+		vm->nahead--;
+	if (answer == TRI_PENDING)      /* a source must answer; treat as failure */
+		answer = TRI_TEMPFAIL;
 	if (vm->abandoned) {
+		if (ahead && w->ahead == AHEAD_STARTED) {
+			vm->memo[acl] = vm->gen << 2 | answer;
+			give_back(vm, acl);
+		}
 		if (vm->nwait == 0)
 			vm_release(vm);
 		return;
 	}
-	if (answer == TRI_PENDING)      /* a source must answer; treat as failure */
-		answer = TRI_TEMPFAIL;
 	vm->memo[acl] = vm->gen << 2 | answer;
-	if (vm->state != VM_WAITING)
+	if (vm->state != VM_WAITING || vm->woken)
 		return;
-	if (vm->trace)
+	if (vm->trace && !(ahead && w->ahead == AHEAD_STARTED))
 		fprintf(vm->trace, "  acl %s answered: %s\n", vm->p->acls[acl].name,
 			answer == TRI_TRUE ? "match" : answer == TRI_FALSE ? "no match" : "temporary failure");
-	if (vm->nwait > 0)              /* several waits (a score): resume on the last */
+	/* several waits (a score): resume on the last; counters started
+	 * ahead: on each, once no other wait is out (the VM may need it) */
+	if (vm->nwait > vm->nahead)
 		return;
+	vm->woken = true;
 	if (vm->resume)
 		vm->resume(vm, vm->arg);
 }
@@ -249,9 +347,26 @@ static void set_var(struct vm *vm, enum var_id var, const char *value)
 		*slot = arena_strdup(vm->req->arena, value);
 }
 
+/* A ${var} of acl a's answer: set, or stashed while a is a counter
+ * started ahead whose line has not reached it. */
+static void acl_set_var(struct vm *vm, uint32_t a, enum var_id var, const char *value)
+{
+	struct vm_wait *w = ahead_of(vm, a);
+	if (!w || w->ahead != AHEAD_STARTED) {
+		set_var(vm, var, value);
+		return;
+	}
+	struct vm_stash *s = arena_alloc(vm->req->arena, sizeof *s);
+	*s = (struct vm_stash){ .var = var, .value = arena_strdup(vm->req->arena, value) };
+	if (!w->stash)
+		w->stash_end = &w->stash;
+	*w->stash_end = s;
+	w->stash_end = &s->next;
+}
+
 void vm_set_var(struct eval_ctx *e, enum var_id var, const char *value)
 {
-	set_var(e->vm, var, value);
+	acl_set_var(e->vm, (uint32_t)e->acl, var, value);
 }
 
 const char *vm_get_var(struct eval_ctx *e, enum var_id var)
@@ -268,7 +383,7 @@ bool vm_var_used(const struct eval_ctx *e, enum var_id var)
 void vm_wait_set_var(struct vm_wait *w, enum var_id var, const char *value)
 {
 	if (!w->vm->abandoned)
-		set_var(w->vm, var, value);
+		acl_set_var(w->vm, w->acl, var, value);
 }
 
 void vm_wait_set_uint(struct vm_wait *w, enum var_id var, uint64_t value)
@@ -281,6 +396,15 @@ void vm_wait_set_uint(struct vm_wait *w, enum var_id var, uint64_t value)
 void *vm_keep(struct eval_ctx *e, size_t size)
 {
 	struct vm *vm = e->vm;
+	struct vm_wait *w = ahead_of(vm, (uint32_t)e->acl);
+	if (w && w->ahead == AHEAD_STARTED) {    /* may outlive the request */
+		struct vm_kept *k = xcalloc(1, sizeof *k + size);
+		k->acl = (uint32_t)e->acl;
+		k->next = vm->ahead;
+		vm->ahead = k;
+		w->rec = k;
+		return k->data;
+	}
 	struct vm_kept *k = arena_alloc(vm->req->arena, sizeof *k + size);
 	memset(k, 0, sizeof *k + size);
 	k->acl = (uint32_t)e->acl;
@@ -292,6 +416,8 @@ void *vm_keep(struct eval_ctx *e, size_t size)
 void *vm_wait_kept(struct vm_wait *w)
 {
 	struct vm *vm = w->vm;
+	if (ahead_of(vm, w->acl))        /* on the heap: given back even so */
+		return w->rec ? w->rec->data : NULL;
 	if (vm->abandoned)               /* its request (and arena) may be gone */
 		return NULL;
 	for (struct vm_kept *k = vm->kept; k; k = k->next)
@@ -306,23 +432,30 @@ bool vm_refuses(const struct vm *vm)
 	       action_refuses(&vm->p->actions[vm->action].act);
 }
 
+/* Refund what record k recorded; whether a refund started. */
+static bool refund_one(struct vm *vm, struct vm_kept *k)
+{
+	const struct acl_rt *acl = &vm->p->acls[k->acl];
+	struct eval_ctx e = { .req = vm->req, .rt = vm->rt, .vm = vm, .acl = (int)k->acl };
+	if (!acl->type->refund || !acl->type->refund(acl, &e, k->data))
+		return false;
+	if (vm->trace)
+		fprintf(vm->trace, "  acl %s (%s:%d) %s: refunded (the answer refuses the request)\n",
+			acl->name, acl->loc.file, acl->loc.line, acl->type->name);
+	return true;
+}
+
 size_t vm_refund(struct vm *vm)
 {
 	if (vm->refunded || !vm_refuses(vm))
 		return 0;
 	vm->refunded = true;
 	size_t n = 0;
-	for (struct vm_kept *k = vm->kept; k; k = k->next) {
-		const struct acl_rt *acl = &vm->p->acls[k->acl];
-		struct eval_ctx e = { .req = vm->req, .rt = vm->rt, .vm = vm, .acl = (int)k->acl };
-		if (acl->type->refund && acl->type->refund(acl, &e, k->data)) {
-			n++;
-			if (vm->trace)
-				fprintf(vm->trace, "  acl %s (%s:%d) %s: refunded (the answer refuses "
-						   "the request)\n", acl->name, acl->loc.file,
-					acl->loc.line, acl->type->name);
-		}
-	}
+	for (struct vm_kept *k = vm->kept; k; k = k->next)
+		n += refund_one(vm, k);
+	for (struct vm_kept *k = vm->ahead; k; k = k->next)     /* counted ahead, */
+		if (vm->waits[k->acl].ahead == AHEAD_REACHED)   /* its line reached */
+			n += refund_one(vm, k);
 	return n;
 }
 
@@ -350,12 +483,40 @@ static const char *tri_name(enum tri t)
 	return names[t];
 }
 
+static void trace_answer(struct vm *vm, const struct acl_rt *acl, enum tri r)
+{
+	fprintf(vm->trace, "  acl %s (%s:%d) %s: %s\n", acl->name, acl->loc.file, acl->loc.line,
+		acl->type->name, tri_name(r));
+}
+
+/*
+ * A TEST reaches counter i, started ahead: from now on it is as if it
+ * had been evaluated here. With its answer in (r), what it gave now
+ * shows: its ${vars}, its trace line; else they come as it answers.
+ */
+static void ahead_reach(struct vm *vm, uint32_t i, enum tri r)
+{
+	struct vm_wait *w = &vm->waits[i];
+	w->ahead = AHEAD_REACHED;
+	if (r == TRI_PENDING)
+		return;
+	for (struct vm_stash *s = w->stash; s; s = s->next)
+		set_var(vm, s->var, s->value);
+	w->stash = NULL;
+	if (vm->trace)
+		trace_answer(vm, &vm->p->acls[i], r);
+}
+
 /* The memoised value of acl i, evaluating it the first time. */
 static enum tri vm_acl(struct vm *vm, uint32_t i)
 {
 	uint32_t m = vm->memo[i];
-	if (m >> 2 == vm->gen)
+	if (m >> 2 == vm->gen) {
+		struct vm_wait *w = ahead_of(vm, i);
+		if (w && w->ahead == AHEAD_STARTED)
+			ahead_reach(vm, i, (enum tri)(m & 3));
 		return (enum tri)(m & 3);
+	}
 	const struct acl_rt *acl = &vm->p->acls[i];
 	enum tri r;
 	if (acl->run >= 0 && vm->run_gen[acl->run] == vm->gen) {
@@ -373,8 +534,7 @@ static enum tri vm_acl(struct vm *vm, uint32_t i)
 	}
 	vm->memo[i] = vm->gen << 2 | r;
 	if (vm->trace)
-		fprintf(vm->trace, "  acl %s (%s:%d) %s: %s\n", acl->name, acl->loc.file, acl->loc.line,
-			acl->type->name, tri_name(r));
+		trace_answer(vm, acl, r);
 	return r;
 }
 
@@ -417,14 +577,76 @@ void vm_tracef(struct eval_ctx *e, const char *fmt, ...)
 }
 
 /*
+ * Guard g of an ahead site (program.h): its answer if it is in the memo,
+ * or evaluated now when its type never waits (memoised, except under
+ * --explain, whose trace keeps its order: it is evaluated again at its
+ * TEST); TRI_PENDING when it is neither (undecided: no counting ahead).
+ */
+static enum tri guard_answer(struct vm *vm, uint32_t g)
+{
+	uint32_t a = g >> 2, m = vm->memo[a];
+	if (m >> 2 == vm->gen)
+		return (enum tri)(m & 3);
+	if (!(g & 1))
+		return TRI_PENDING;
+	const struct acl_rt *acl = &vm->p->acls[a];
+	if (!vm->trace)
+		return vm_acl(vm, a);
+	if (acl->run >= 0 && vm->run_gen[acl->run] == vm->gen)
+		return TRI_FALSE;
+	struct eval_ctx e = { .req = vm->req, .rt = vm->rt, .vm = vm, .acl = (int)a };
+	return acl->type->eval(acl, &e);
+}
+
+/*
+ * Count ahead (vm.h): start the counters of the lines ahead whose guards
+ * all hold now, in the order of their tests (two counters of one key
+ * reach the store in the order the lines would send them).
+ */
+static void vm_count_ahead(struct vm *vm)
+{
+	const struct program *p = vm->p;
+	for (uint32_t k = 0; k < p->nahead; k++) {
+		const struct ahead_site *s = &p->ahead[k];
+		if (s->pc <= vm->pc || vm->memo[s->acl] >> 2 == vm->gen)
+			continue;
+		bool hold = true;
+		for (uint32_t g = 0; g < s->nguard && hold; g++) {
+			uint32_t x = p->ahead_guard[s->guard + g];
+			hold = guard_answer(vm, x) == (x & 2 ? TRI_FALSE : TRI_TRUE);
+		}
+		const struct acl_rt *acl = &p->acls[s->acl];
+		struct eval_ctx e = { .req = vm->req, .rt = vm->rt, .vm = vm, .acl = (int)s->acl,
+				      .ahead = true };
+		if (!hold || !acl->type->ahead(acl, &e))
+			continue;
+		struct vm_wait *w = &vm->waits[s->acl];
+		w->ahead_gen = vm->gen;
+		w->ahead = AHEAD_STARTED;
+		w->stash = NULL;
+		w->rec = NULL;
+		if (vm->trace)
+			fprintf(vm->trace, "  acl %s (%s:%d) %s: counted ahead (given back if its "
+					   "line is not reached)\n", acl->name, acl->loc.file,
+				acl->loc.line, acl->type->name);
+		enum tri r = acl->type->eval(acl, &e);
+		if (r != TRI_PENDING)           /* answered at once, without a wait */
+			vm->memo[s->acl] = vm->gen << 2 | r;
+	}
+}
+
+/*
  * The request waits for the first time: start the lookups of every acl a
  * line still ahead may test (Postfix's postscreen starts all its DNSBL
- * queries at once), so it waits for the slowest of them, not their sum.
+ * queries at once), so it waits for the slowest of them, not their sum;
+ * and count ahead.
  */
 static void vm_prefetch(struct vm *vm)
 {
 	const struct program *p = vm->p;
 	vm->prefetched = true;
+	if (p->nahead)
+		vm_count_ahead(vm);
 	for (uint32_t k = 0; k < p->nprefetch; k++) {
 		uint32_t a = p->prefetch[k];
 		if (p->acls[a].last_use <= vm->pc || vm->memo[a] >> 2 == vm->gen)
@@ -591,6 +813,7 @@ static void vm_finish(struct vm *vm, uint32_t action, uint32_t rule)
 	const struct program *p = vm->p;
 	vm->action = action;
 	vm->rule = rule;
+	give_back_started(vm);           /* all in: vm_run held the verdict */
 	vm->state = VM_FINISHED;
 	if (p->settings.dryrun == 1 && !vm->dry_decides &&
 	    p->actions[action].act.kind != ACT_DUNNO) {
@@ -614,11 +837,25 @@ static void vm_finish(struct vm *vm, uint32_t action, uint32_t rule)
 #define vmcase(op) case op:
 #define vmbreak break
 
+/*
+ * Before a verdict: counters started ahead still out? Then wait for them
+ * (the instruction runs again on resume), so that those never reached
+ * are given back before the reply is queued (vm.h, "Counting ahead").
+ */
+static bool hold_verdict(struct vm *vm)
+{
+	if (vm->nahead == 0)
+		return false;
+	vm->state = VM_WAITING;
+	return true;
+}
+
 enum vm_status vm_run(struct vm *vm)
 {
 	if (vm->state == VM_FINISHED)
 		return VM_DONE;
 	vm->state = VM_RUNNING;
+	vm->woken = false;
 	const struct program *p = vm->p;
 	const uint64_t *code = p->code;
 	for (;;) {
@@ -630,9 +867,13 @@ enum vm_status vm_run(struct vm *vm)
 				uint32_t a = INSN_A(i);
 				enum tri r = vm_acl(vm, a);
 				if (r == TRI_PENDING) {
-					vm->state = VM_WAITING;
-					if (!vm->prefetched)
+					if (!vm->prefetched) {
 						vm_prefetch(vm);
+						uint32_t m = vm->memo[a];
+						if (m >> 2 == vm->gen && (m & 3) != TRI_PENDING)
+							vmbreak;        /* it answered meanwhile */
+					}
+					vm->state = VM_WAITING;
 					return VM_SUSPENDED;
 				}
 				bool failed = r == TRI_TEMPFAIL;
@@ -645,6 +886,8 @@ enum vm_status vm_run(struct vm *vm)
 						r = TRI_TRUE;
 						break;
 					case TEMPFAIL_DEFAULT:
+						if (hold_verdict(vm))
+							return VM_SUSPENDED;
 						note_failure(vm, a, true);
 						vm->by_tempfail = true;
 						vm_finish(vm, POLICY_DEFAULT_ACTION, NO_RULE);
@@ -678,6 +921,8 @@ enum vm_status vm_run(struct vm *vm)
 			vmcase(OP_DRYRUN)
 			{
 				if (vm->dry_decides) {          /* replay: as if it were live */
+					if (hold_verdict(vm))
+						return VM_SUSPENDED;
 					vm_finish(vm, INSN_A(i), INSN_B(i));
 					return VM_DONE;
 				}
@@ -687,6 +932,8 @@ enum vm_status vm_run(struct vm *vm)
 			}
 			vmcase(OP_VERDICT)
 			{
+				if (hold_verdict(vm))
+					return VM_SUSPENDED;
 				vm_finish(vm, INSN_A(i), INSN_B(i));
 				return VM_DONE;
 			}

@@ -22,11 +22,13 @@ the test process (PR_SET_PDEATHSIG) if a test is killed half-way.
 """
 import ctypes
 import os
+import queue
 import shutil
 import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 
 from mxtest import Mxacld, free_port
@@ -472,6 +474,97 @@ class RedisCluster:
 
     def __exit__(self, *exc):
         self.cleanup()
+
+
+class DelayProxy:
+    """A TCP proxy on a free loopback port in front of a Redis (or any TCP
+    server): every chunk read from either side is passed on `delay`
+    seconds later, in order, so a round trip takes at least 2 * delay.
+    chunks_up counts the chunks read from the clients (a write of several
+    commands at once is one chunk on loopback). A context manager; it runs
+    on threads of the test process.
+
+        with DelayProxy(r.port, 0.1) as px:
+            d = Mxacld(conf, extra_args=["--store", px.url])   # ?timeout=5000
+    """
+
+    def __init__(self, upstream_port, delay):
+        self.upstream = ("127.0.0.1", upstream_port)
+        self.delay = delay
+        self.chunks_up = 0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._socks = []
+        self._lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._lsock.bind(("127.0.0.1", 0))
+        self._lsock.listen(16)
+        self.port = self._lsock.getsockname()[1]
+        self._accepter = threading.Thread(target=self._accept, daemon=True)
+        self._accepter.start()
+
+    @property
+    def url(self):
+        return "redis://127.0.0.1:%d?timeout=5000" % self.port
+
+    def _accept(self):
+        while not self._stop.is_set():
+            try:
+                c, _ = self._lsock.accept()
+            except OSError:
+                return
+            u = socket.create_connection(self.upstream, 5)
+            for x in (c, u):
+                x.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            with self._lock:
+                self._socks += [c, u]
+            for src, dst, up in ((c, u, True), (u, c, False)):
+                q = queue.Queue()
+                threading.Thread(target=self._read, args=(src, q, up), daemon=True).start()
+                threading.Thread(target=self._write, args=(dst, q), daemon=True).start()
+
+    def _read(self, src, q, up):
+        while True:
+            try:
+                data = src.recv(65536)
+            except OSError:
+                data = b""
+            if up and data:
+                with self._lock:
+                    self.chunks_up += 1
+            q.put((time.monotonic() + self.delay, data))
+            if not data:
+                return
+
+    def _write(self, dst, q):
+        while True:
+            due, data = q.get()
+            wait = due - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
+            try:
+                if not data:
+                    dst.shutdown(socket.SHUT_WR)
+                    return
+                dst.sendall(data)
+            except OSError:
+                return
+
+    def close(self):
+        self._stop.set()
+        self._lsock.close()
+        with self._lock:
+            for x in self._socks:
+                try:
+                    x.close()
+                except OSError:
+                    pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
 
 class GatewaysCase:
