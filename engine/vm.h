@@ -53,7 +53,8 @@ struct vm *vm_new(struct runtime *rt, struct program *p, struct request *req,
 enum vm_status vm_run(struct vm *vm);
 /*
  * Free the VM; safe while suspended (pending lookups are abandoned: their
- * answers are dropped and resume_fn is not called). NULL is a no-op.
+ * answers are dropped and resume_fn is not called; counters started ahead
+ * and not reached are given back, now or as they answer). NULL is a no-op.
  */
 void vm_free(struct vm *vm);
 
@@ -112,9 +113,10 @@ long vm_rule(const struct vm *vm, bool *by_tempfail);
  * amount, each distinct value it added: their type's refund hook, one
  * store call each, whose answers nobody waits for), so that a message a
  * later line refuses uses up no quota; greylisting is not refunded (it
- * must remember the first attempt). Call it once the reply is queued,
- * before vm_free; a second call does nothing. Returns the refunds
- * started (0 when the reply does not refuse).
+ * must remember the first attempt). Counters started ahead whose line was
+ * not reached were given back already, refusing or not. Call it once the
+ * reply is queued, before vm_free; a second call does nothing. Returns
+ * the refunds started (0 when the reply does not refuse).
  */
 bool vm_refuses(const struct vm *vm);
 size_t vm_refund(struct vm *vm);
@@ -147,6 +149,17 @@ struct vm_wait *vm_wait_begin(struct eval_ctx *e);
  * request has answered, and the interrupted TEST is executed again. This
  * is exact because a suspended request only has waits its current TEST
  * needs: every earlier TEST was decided, and prefetch hooks never wait.
+ *
+ * Counting ahead. The one exception: when the request first suspends, the
+ * counters (acl_type.ahead) of lines ahead whose earlier terms hold are
+ * started too, so their store calls leave with the one it waits for. Their
+ * waits do not hold the request back: it resumes once no other wait is
+ * out. Such a counter answers to the memo, but its ${vars} and trace show
+ * when a TEST reaches it, as if evaluated there; a verdict waits for those
+ * still out, and the ones never reached are given back (their refund
+ * hook, with e->ahead) before it is final, whatever it is; when the
+ * request is freed first (vm_free), as they come in. docs/language.md,
+ * "Counting ahead", has the semantics.
  */
 void vm_wait_done(struct vm_wait *w, enum tri answer);
 /* Give ${var} a value for the waiting request (copied); a no-op when the
