@@ -89,6 +89,8 @@
 #define CLUSTER_REFRESH_DOWN_MS 500
 /* Redirections one request follows before it fails. */
 #define CLUSTER_MAX_REDIRECTS 5
+/* Rate and distinct calls one call of the group script carries at most. */
+#define REDIS_GROUP_MAX 16
 
 /* ---- the scripts ----------------------------------------------------------
  *
@@ -159,16 +161,17 @@ static const char grey_lua[] =
  * members. The first write frees (ZREMRANGEBYSCORE: see the OOM note in
  * docs/store.md). KEYS: log. ARGV: now window limit member (unique across
  * gateways). Returns {count (the window's events and this one), over}. */
-static const char rate_lua[] =
-	"local now, window = tonumber(ARGV[1]), tonumber(ARGV[2])\n"
-	"local limit = tonumber(ARGV[3])\n"
-	"redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)\n"
-	"local n = redis.call('ZCARD', KEYS[1]) + 1\n"
-	"if n > limit then return {n, 1} end\n"
-	"redis.call('ZADD', KEYS[1], now, ARGV[4])\n"
-	"if window < 1 then window = 1 end\n"
-	"redis.call('EXPIRE', KEYS[1], window)\n"
-	"return {n, 0}\n";
+#define RATE_LUA \
+	"local now, window = tonumber(ARGV[1]), tonumber(ARGV[2])\n" \
+	"local limit = tonumber(ARGV[3])\n" \
+	"redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)\n" \
+	"local n = redis.call('ZCARD', KEYS[1]) + 1\n" \
+	"if n > limit then return {n, 1} end\n" \
+	"redis.call('ZADD', KEYS[1], now, ARGV[4])\n" \
+	"if window < 1 then window = 1 end\n" \
+	"redis.call('EXPIRE', KEYS[1], window)\n" \
+	"return {n, 0}\n"
+static const char rate_lua[] = RATE_LUA;
 
 /* count=recipients|bytes: a slotted log (store.h), a hash of slot time
  * (the slot's last second) -> amount; at most RATE_SLOTS + 1 live fields.
@@ -177,25 +180,26 @@ static const char rate_lua[] =
  * KEYS: log. ARGV: now window limit amount slot (rate_slot_time).
  * Returns {count (the window's sum and this amount), over}. Lua numbers
  * are doubles: sums up to 2^53 are exact (limits stop at 2^40). */
-static const char sum_lua[] =
-	"local now, window = tonumber(ARGV[1]), tonumber(ARGV[2])\n"
-	"local limit, amount = tonumber(ARGV[3]), tonumber(ARGV[4])\n"
-	"local h = redis.call('HGETALL', KEYS[1])\n"
-	"local sum, dead = 0, {}\n"
-	"for i = 1, #h, 2 do\n"
-	"  if tonumber(h[i]) + window <= now then dead[#dead + 1] = h[i]\n"
-	"  else sum = sum + tonumber(h[i + 1]) end\n"
-	"end\n"
-	"if #dead > 0 then redis.call('HDEL', KEYS[1], unpack(dead)) end\n"
-	"local n = sum + amount\n"
-	"if n > limit then return {n, 1} end\n"
-	"if amount > 0 then\n"
-	"  redis.call('HINCRBY', KEYS[1], ARGV[5], amount)\n"
-	"  local ttl = tonumber(ARGV[5]) + window - now\n"
-	"  if ttl < 1 then ttl = 1 end\n"
-	"  if redis.call('TTL', KEYS[1]) < ttl then redis.call('EXPIRE', KEYS[1], ttl) end\n"
-	"end\n"
-	"return {n, 0}\n";
+#define SUM_LUA \
+	"local now, window = tonumber(ARGV[1]), tonumber(ARGV[2])\n" \
+	"local limit, amount = tonumber(ARGV[3]), tonumber(ARGV[4])\n" \
+	"local h = redis.call('HGETALL', KEYS[1])\n" \
+	"local sum, dead = 0, {}\n" \
+	"for i = 1, #h, 2 do\n" \
+	"  if tonumber(h[i]) + window <= now then dead[#dead + 1] = h[i]\n" \
+	"  else sum = sum + tonumber(h[i + 1]) end\n" \
+	"end\n" \
+	"if #dead > 0 then redis.call('HDEL', KEYS[1], unpack(dead)) end\n" \
+	"local n = sum + amount\n" \
+	"if n > limit then return {n, 1} end\n" \
+	"if amount > 0 then\n" \
+	"  redis.call('HINCRBY', KEYS[1], ARGV[5], amount)\n" \
+	"  local ttl = tonumber(ARGV[5]) + window - now\n" \
+	"  if ttl < 1 then ttl = 1 end\n" \
+	"  if redis.call('TTL', KEYS[1]) < ttl then redis.call('EXPIRE', KEYS[1], ttl) end\n" \
+	"end\n" \
+	"return {n, 0}\n"
+static const char sum_lua[] = SUM_LUA;
 
 /* A distinct counter: a sorted set of values scored by their last
  * sighting (store.h has the rules). A value seen again keeps the later of
@@ -203,21 +207,44 @@ static const char sum_lua[] =
  * past the limit is not added. KEYS: set. ARGV: now window limit value.
  * Returns {count (limit + 1 when over), added (1: the value joined the set
  * now, so a refund may take it out)}. */
-static const char distinct_lua[] =
-	"local now, window = tonumber(ARGV[1]), tonumber(ARGV[2])\n"
-	"local limit = tonumber(ARGV[3])\n"
-	"redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)\n"
-	"local n = redis.call('ZCARD', KEYS[1])\n"
-	"local t = redis.call('ZSCORE', KEYS[1], ARGV[4])\n"
-	"if not t then\n"
-	"  if n >= limit then return {limit + 1, 0} end\n"
-	"  n = n + 1\n"
+#define DISTINCT_LUA \
+	"local now, window = tonumber(ARGV[1]), tonumber(ARGV[2])\n" \
+	"local limit = tonumber(ARGV[3])\n" \
+	"redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)\n" \
+	"local n = redis.call('ZCARD', KEYS[1])\n" \
+	"local t = redis.call('ZSCORE', KEYS[1], ARGV[4])\n" \
+	"if not t then\n" \
+	"  if n >= limit then return {limit + 1, 0} end\n" \
+	"  n = n + 1\n" \
+	"end\n" \
+	"if not t or tonumber(t) < now then redis.call('ZADD', KEYS[1], now, ARGV[4]) end\n" \
+	"if window < 1 then window = 1 end\n" \
+	"redis.call('EXPIRE', KEYS[1], window)\n" \
+	"if t then return {n, 0} end\n" \
+	"return {n, 1}\n"
+static const char distinct_lua[] = DISTINCT_LUA;
+
+/* group: several rate, sum and distinct calls of one loop iteration (a request's
+ * counters, sent together since counting ahead: engine/vm.h) as one call:
+ * for key i, ARGV holds the script ('r', 's' or 'd'), the number of its
+ * arguments and the arguments, as its own call would have them. Each runs
+ * in turn, as its own call would (pcall: an error fails that call alone).
+ * Returns each one's reply, in order. Single server and Sentinel only: a
+ * cluster's keys of one request are on different slots. */
+static const char group_lua[] =
+	"local f = {r = function(KEYS, ARGV)\n" RATE_LUA "end,\n"
+	"  s = function(KEYS, ARGV)\n" SUM_LUA "end,\n"
+	"  d = function(KEYS, ARGV)\n" DISTINCT_LUA "end}\n"
+	"local out, a = {}, 1\n"
+	"for i = 1, #KEYS do\n"
+	"  local n = tonumber(ARGV[a + 1])\n"
+	"  local ok, res = pcall(f[ARGV[a]], {KEYS[i]}, {unpack(ARGV, a + 2, a + 1 + n)})\n"
+	"  if ok then out[i] = res\n"
+	"  elseif type(res) == 'table' then out[i] = res\n"
+	"  else out[i] = redis.error_reply(tostring(res)) end\n"
+	"  a = a + 2 + n\n"
 	"end\n"
-	"if not t or tonumber(t) < now then redis.call('ZADD', KEYS[1], now, ARGV[4]) end\n"
-	"if window < 1 then window = 1 end\n"
-	"redis.call('EXPIRE', KEYS[1], window)\n"
-	"if t then return {n, 0} end\n"
-	"return {n, 1}\n";
+	"return out\n";
 
 /* A refund (store.h), one of three by ARGV[1]: 'r' an exact log's member
  * ARGV[2] leaves it; 's' ARGV[3] leaves a slotted log's slot ARGV[2]
@@ -286,7 +313,8 @@ static const char pass_lua[] =
 	X(rate)          \
 	X(sum)           \
 	X(distinct)      \
-	X(refund)
+	X(refund)        \
+	X(group)
 
 enum rscript {
 #define X(name) RS_##name,
@@ -390,10 +418,16 @@ struct store_redis {
 	bool closing;
 
 	uint64_t nonce, seq;          /* unique rate members */
+	/* rate and distinct calls of this loop iteration, sent as one call of
+	 * the group script when the loop comes back (group_add) */
+	struct rreq *group[REDIS_GROUP_MAX];
+	size_t ngroup;
+	struct event *group_ev;
 	char *scan_pattern;           /* PREFIX (glob-escaped) + "[ga]:*" */
 };
 
-enum rkind { RK_GREY, RK_RATE, RK_DISTINCT, RK_REFUND, RK_LIST, RK_EDIT, RK_FLUSH, RK_SLOTS, RK_ASK };
+enum rkind { RK_GREY, RK_RATE, RK_DISTINCT, RK_REFUND, RK_LIST, RK_EDIT, RK_FLUSH, RK_SLOTS, RK_ASK,
+	     RK_GROUP };
 
 #define RREQ_MAXARG 10
 
@@ -460,6 +494,8 @@ static void peer_free(struct peer *p)
 /* Free s for good: its nodes are closed already. */
 static void store_free(struct store_redis *s)
 {
+	if (s->group_ev)
+		event_free(s->group_ev);
 	if (s->ask_ev)
 		event_free(s->ask_ev);
 	if (s->refresh_ev)
@@ -537,6 +573,7 @@ static void rreq_notify(struct rreq *r, enum store_status st, const void *answer
 		break;
 	case RK_SLOTS:
 	case RK_ASK:
+	case RK_GROUP:
 		break;                    /* the store's own: no caller */
 	}
 }
@@ -1416,8 +1453,11 @@ static void arg_member(struct rreq *r, char **pos, const struct store_redis *s, 
 	*pos += n;
 }
 
+static void group_add(struct store_redis *s, struct rreq *r);
+
 /* store_ops.rate: one EVALSHA of the rate script (count=requests) or of
- * the sum script (recipients, bytes). */
+ * the sum script (recipients, bytes), sent with the others of its loop
+ * iteration (group_add). */
 static void redis_rate(struct store *st, const struct rate_query *q, rate_cb cb, void *arg)
 {
 	struct store_redis *s = sr(st);
@@ -1445,11 +1485,10 @@ static void redis_rate(struct store *st, const struct rate_query *q, rate_cb cb,
 		r->seq = ++s->seq;
 		arg_member(r, &pos, s, r->seq);
 	}
-	if (!rreq_route(r))
-		rreq_fail_now(r);
+	group_add(s, r);
 }
 
-/* store_ops.distinct: one EVALSHA of the distinct script. */
+/* store_ops.distinct: one EVALSHA of the distinct script (group_add, as rate). */
 static void redis_distinct(struct store *st, const struct distinct_query *q, distinct_cb cb,
 			   void *arg)
 {
@@ -1472,8 +1511,153 @@ static void redis_distinct(struct store *st, const struct distinct_query *q, dis
 	memcpy(pos, q->value, q->value_len);
 	r->argv[r->argc] = pos;
 	r->argvlen[r->argc++] = q->value_len;
-	if (!rreq_route(r))
-		rreq_fail_now(r);
+	group_add(s, r);
+}
+
+/* ---- groups: a request's counters in one call ------------------------------
+ *
+ * Since counting ahead (engine/vm.h) a request's rate and distinct calls
+ * come in one loop iteration; four EVALSHAs cost Redis about twice the CPU
+ * of one carrying the four (docs/dev/performance.md, outbound). So on a
+ * single server or a Sentinel master, a call whose script is loaded is not
+ * sent at once but kept (held as if sent: outstanding, enter), and when
+ * the loop comes back (group_ev) those kept go as one EVALSHA of the group
+ * script, or as their own command when alone. The group is an rreq of its
+ * own (RK_GROUP) whose members are in its buffer; its reply gives each
+ * member its element, read by on_script_reply as the member's own reply
+ * would be; a failure of the group (no reply, an error, a wrong shape) is
+ * the first member's error, and "no reply" for the others, so it is
+ * logged once. Order is kept: the members run in the order they came.
+ */
+
+/* The group's members, in its buffer. */
+static struct rreq **group_members(struct rreq *b)
+{
+	return (struct rreq **)(void *)b->buf;
+}
+
+/* Send group b (EVALSHA, or EVAL with the body after a NOSCRIPT); false:
+ * the node cannot take it now. */
+static bool group_send(struct store_redis *s, struct rreq *b, bool eval)
+{
+	static const char *const digits[] = { "0", "1", "2", "3", "4", "5", "6", "7", "8", "9" };
+	static const char *const letter[RS_COUNT] = { [RS_rate] = "r", [RS_sum] = "s",
+						       [RS_distinct] = "d" };
+	const char *argv[3 + REDIS_GROUP_MAX * (3 + RREQ_MAXARG)];
+	size_t argvlen[ARRAY_LEN(argv)];
+	char nkeys[8];
+	int argc = 0, n = b->argc;
+	struct rreq **m = group_members(b);
+	argv[argc++] = eval ? "EVAL" : "EVALSHA";
+	argv[argc++] = eval ? group_lua : s->sha[RS_group];
+	snprintf(nkeys, sizeof nkeys, "%d", n);
+	argv[argc++] = nkeys;
+	for (int i = 0; i < n; i++)
+		argv[argc++] = m[i]->argv[3];          /* the key */
+	for (int i = 0; i < n; i++) {
+		argv[argc++] = letter[m[i]->script];
+		argv[argc++] = digits[m[i]->argc - 4];
+		for (int k = 4; k < m[i]->argc; k++)
+			argv[argc++] = m[i]->argv[k];
+	}
+	for (int i = 0; i < argc; i++)
+		argvlen[i] = strlen(argv[i]);
+	for (int i = 0, at = 3; i < n; i++)        /* binary-safe: the lengths kept */
+		argvlen[at + i] = m[i]->argvlen[3];
+	for (int i = 0, at = 3 + n; i < n; i++) {
+		for (int k = 4; k < m[i]->argc; k++)
+			argvlen[at + 2 + (k - 4)] = m[i]->argvlen[k];
+		at += 2 + (m[i]->argc - 4);
+	}
+	return rreq_send_to(route_key(s, "", 0), b, b->handler, argc, argv, argvlen, false);
+}
+
+/* Give each member of b its reply: elem(i), or a failure (rp for the
+ * first, none for the rest: the group's error is logged once). */
+static void group_answer(struct rreq *b, struct rnode *n, redisReply *rp, bool ok)
+{
+	struct rreq **m = group_members(b);
+	for (int i = 0; i < b->argc; i++)
+		on_script_reply(m[i], n, ok ? rp->element[i] : i == 0 ? rp : NULL,
+				ok ? NULL : "the group failed");
+}
+
+static void on_group_reply(void *priv, struct rnode *n, redisReply *rp, const char *why)
+{
+	(void)why;
+	struct rreq *b = priv;
+	struct store_redis *s = b->s;     /* held by the command */
+	if (rp && rp->type == REDIS_REPLY_ERROR && !b->retried && rp->len >= 8 &&
+	    memcmp(rp->str, "NOSCRIPT", 8) == 0) {
+		b->retried = true;        /* the server lost its scripts: EVAL */
+		if (group_send(s, b, true)) {
+			rreq_put(b);
+			leave(s);
+			return;
+		}
+		rp = NULL;
+	}
+	bool ok = rp && rp->type == REDIS_REPLY_ARRAY && rp->elements == (size_t)b->argc;
+	group_answer(b, n, rp, ok);
+	b->answered = true;
+	rreq_put(b);
+	leave(s);
+}
+
+/* Send what group_add kept: alone as its own command, or as one group. */
+static void group_flush(struct store_redis *s)
+{
+	size_t n = s->ngroup;
+	s->ngroup = 0;
+	if (n == 0)
+		return;
+	if (n == 1 && !s->closing) {
+		struct rreq *r = s->group[0];
+		r->outstanding--;         /* group_add's hold: sent as it came */
+		leave(s);
+		if (!rreq_route(r))
+			rreq_fail_now(r);
+		return;
+	}
+	struct rreq *b = rreq_new(s, RK_GROUP, n * sizeof(struct rreq *));
+	memcpy(b->buf, s->group, n * sizeof(struct rreq *));
+	b->argc = (int)n;
+	b->handler = on_group_reply;
+	if (s->closing || !group_send(s, b, false)) {
+		group_answer(b, NULL, NULL, false);
+		free(b);
+	}
+}
+
+static void on_group_ev(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct store_redis *s = arg;
+	enter(s);
+	group_flush(s);
+	leave(s);
+}
+
+/* Send r (a rate or distinct call) when the loop comes back, with the
+ * others of this iteration; at once where groups do not go. */
+static void group_add(struct store_redis *s, struct rreq *r)
+{
+	if (s->mode == RM_CLUSTER || !s->sha[RS_group][0] || strcmp(r->argv[0], "EVALSHA") ||
+	    r->argc - 4 > 9) {
+		if (!rreq_route(r))
+			rreq_fail_now(r);
+		return;
+	}
+	if (!s->group_ev)
+		s->group_ev = event_new(s->evb, -1, 0, on_group_ev, s);
+	r->outstanding++;                 /* held as a sent command is */
+	enter(s);
+	s->group[s->ngroup++] = r;
+	if (s->ngroup == REDIS_GROUP_MAX)
+		group_flush(s);
+	else if (s->ngroup == 1)
+		event_active(s->group_ev, EV_TIMEOUT, 1);
 }
 
 /* store_ops.refund: one EVALSHA of the refund script (its reply: on_script_reply). */
@@ -2370,6 +2554,7 @@ static void redis_close(struct store *st)
 	struct store_redis *s = sr(st);
 	enter(s);
 	s->closing = true;
+	group_flush(s);                  /* fails what it kept */
 	if (s->ask_ev)
 		evtimer_del(s->ask_ev);
 	if (s->refresh_ev)
