@@ -176,7 +176,9 @@ static const char rate_lua[] = RATE_LUA;
 /* count=recipients|bytes: a slotted log (store.h), a hash of slot time
  * (the slot's last second) -> amount; at most RATE_SLOTS + 1 live fields.
  * The amount is added to this slot only when the window's sum and it stay
- * within the limit. The TTL only grows: it covers the newest slot.
+ * within the limit. The TTL only grows: it covers the newest slot, and
+ * is looked at only when this slot is new (an existing slot's end was
+ * covered when the slot was made): two calls a check, not four.
  * KEYS: log. ARGV: now window limit amount slot (rate_slot_time).
  * Returns {count (the window's sum and this amount), over}. Lua numbers
  * are doubles: sums up to 2^53 are exact (limits stop at 2^40). */
@@ -184,19 +186,24 @@ static const char rate_lua[] = RATE_LUA;
 	"local now, window = tonumber(ARGV[1]), tonumber(ARGV[2])\n" \
 	"local limit, amount = tonumber(ARGV[3]), tonumber(ARGV[4])\n" \
 	"local h = redis.call('HGETALL', KEYS[1])\n" \
-	"local sum, dead = 0, {}\n" \
+	"local sum, dead, have = 0, {}, false\n" \
 	"for i = 1, #h, 2 do\n" \
 	"  if tonumber(h[i]) + window <= now then dead[#dead + 1] = h[i]\n" \
-	"  else sum = sum + tonumber(h[i + 1]) end\n" \
+	"  else\n" \
+	"    sum = sum + tonumber(h[i + 1])\n" \
+	"    if h[i] == ARGV[5] then have = true end\n" \
+	"  end\n" \
 	"end\n" \
 	"if #dead > 0 then redis.call('HDEL', KEYS[1], unpack(dead)) end\n" \
 	"local n = sum + amount\n" \
 	"if n > limit then return {n, 1} end\n" \
 	"if amount > 0 then\n" \
 	"  redis.call('HINCRBY', KEYS[1], ARGV[5], amount)\n" \
-	"  local ttl = tonumber(ARGV[5]) + window - now\n" \
-	"  if ttl < 1 then ttl = 1 end\n" \
-	"  if redis.call('TTL', KEYS[1]) < ttl then redis.call('EXPIRE', KEYS[1], ttl) end\n" \
+	"  if not have then\n" \
+	"    local ttl = tonumber(ARGV[5]) + window - now\n" \
+	"    if ttl < 1 then ttl = 1 end\n" \
+	"    if redis.call('TTL', KEYS[1]) < ttl then redis.call('EXPIRE', KEYS[1], ttl) end\n" \
+	"  end\n" \
 	"end\n" \
 	"return {n, 0}\n"
 static const char sum_lua[] = SUM_LUA;
@@ -204,7 +211,9 @@ static const char sum_lua[] = SUM_LUA;
 /* A distinct counter: a sorted set of values scored by their last
  * sighting (store.h has the rules). A value seen again keeps the later of
  * its two times (a gateway's clock may be behind another's); a new value
- * past the limit is not added. KEYS: set. ARGV: now window limit value.
+ * past the limit is not added. The TTL is set with each ZADD (a value
+ * already seen at now or later was covered when it was added). KEYS:
+ * set. ARGV: now window limit value.
  * Returns {count (limit + 1 when over), added (1: the value joined the set
  * now, so a refund may take it out)}. */
 #define DISTINCT_LUA \
@@ -217,9 +226,11 @@ static const char sum_lua[] = SUM_LUA;
 	"  if n >= limit then return {limit + 1, 0} end\n" \
 	"  n = n + 1\n" \
 	"end\n" \
-	"if not t or tonumber(t) < now then redis.call('ZADD', KEYS[1], now, ARGV[4]) end\n" \
-	"if window < 1 then window = 1 end\n" \
-	"redis.call('EXPIRE', KEYS[1], window)\n" \
+	"if not t or tonumber(t) < now then\n" \
+	"  redis.call('ZADD', KEYS[1], now, ARGV[4])\n" \
+	"  if window < 1 then window = 1 end\n" \
+	"  redis.call('EXPIRE', KEYS[1], window)\n" \
+	"end\n" \
 	"if t then return {n, 0} end\n" \
 	"return {n, 1}\n"
 static const char distinct_lua[] = DISTINCT_LUA;
