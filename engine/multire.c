@@ -40,10 +40,11 @@ static const struct {
 };
 
 /* A set is split (struct mr_db) from this many patterns with a first-byte
- * set on (docs/dev/performance.md: a win from the anchored DFAs of a few
- * thousand patterns on), and a pattern whose set has more bytes than
- * MULTIRE_FANOUT stays in dbs[0]: each byte would copy it. */
-#define MULTIRE_SPLIT_MIN 2000
+ * set on: below it the split saves under half a microsecond a value for
+ * up to twice the database and compile time (docs/dev/performance.md). A
+ * pattern whose set has more bytes than MULTIRE_FANOUT stays in dbs[0]:
+ * each byte's database would hold a copy. */
+#define MULTIRE_SPLIT_MIN 5000
 #define MULTIRE_FANOUT 8
 
 /* Every pattern's flags on top of the mapped ones: a yes/no needs one
