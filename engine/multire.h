@@ -29,6 +29,20 @@
  * a database. tests/unit/test_multire.c and tests/fuzz/fuzz_multire.c
  * hold both paths to the same answers.
  *
+ * Split: a set of many patterns is several databases, one for the
+ * patterns PCRE2 cannot say the first byte of, and the others by the
+ * first byte a match must start with, so that a scan meets only the
+ * anchored patterns its subject could match (multire.c, struct mr_db;
+ * docs/dev/performance.md, "100,000 patterns"). Still one or two scans a
+ * subject, and each pattern reported at most once.
+ *
+ * Memory: Vectorscan's databases and scratch of 2 MB or more are mapped
+ * on their own and advised to use transparent huge pages (multire.c,
+ * hs_block_alloc); multire installs that allocator for the whole process
+ * (hs_set_database_allocator, hs_set_scratch_allocator) on its first
+ * build, so nothing else in a process may allocate Vectorscan databases
+ * before it.
+ *
  * Threads: building may run on any thread (mxacld compiles a reload on a
  * worker). Scanning uses the set's own scratch space and match data,
  * allocated once when it is built (hs_alloc_scratch), never per scan; so
@@ -101,6 +115,11 @@ struct multire_opts {
 				     --build). A pattern that Vectorscan
 				     would refuse only inside the whole set
 				     shows as on its own path */
+	size_t split_min;         /* split the database by first byte from
+				     this many patterns with a short set of
+				     first bytes on (multire.c, struct
+				     mr_db); 0: the default, a few thousand
+				     (1 forces a split, for tests) */
 };
 
 /* multire_build with o (NULL: none of it). Only what Vectorscan's compile
@@ -117,6 +136,10 @@ void multire_counts(const struct multire *m, size_t counts[3]);
  * space's, and how long it took to build (for dump and the benchmark). */
 bool multire_db_info(const struct multire *m, size_t *db_bytes, size_t *scratch_bytes,
 		     double *build_seconds);
+/* How many Vectorscan databases m scans from: 0 without one, 1 unless the
+ * set is split by first byte (one for the patterns any subject may match,
+ * one for each distinct list of patterns a first byte has). */
+size_t multire_db_count(const struct multire *m);
 /* Whether m's database was read from the cache rather than compiled. */
 bool multire_from_cache(const struct multire *m);
 

@@ -428,6 +428,114 @@ START_TEST(test_cache)
 }
 END_TEST
 
+/* ---- split by first byte ------------------------------------------------------ */
+
+/* A pattern anchored at the start (so that most have a first-byte set) or
+ * not, from the generator's pieces. */
+static void gen_anchored(struct strbuf *b)
+{
+	static const char *const starts[] = { "^", "^", "^", "\\A", "^(?:", "" };
+	const char *st = starts[rnd(ARRAY_LEN(starts))];
+	b->len = 0;
+	sb_adds(b, st);
+	unsigned n = 1 + rnd(3);
+	for (unsigned i = 0; i < n; i++)
+		gen_piece(b, 0);
+	if (!strcmp(st, "^(?:")) {
+		sb_addc(b, '|');
+		gen_piece(b, 0);
+		sb_addc(b, ')');
+	}
+	sb_adds(b, anchors_r[rnd(ARRAY_LEN(anchors_r))]);
+}
+
+/* Sets split by first byte (forced: split_min 1) answer as PCRE2 does,
+ * pattern by pattern, and are in fact split; and a split set read back
+ * from the cache answers the same. */
+START_TEST(test_split)
+{
+	rng_state = 44;
+	struct strbuf b;
+	sb_init(&b);
+	struct multire_opts o = { .split_min = 1 };
+	size_t matches = 0, checks = 0, split = 0;
+	for (int set = 0; set < 10; set++) {
+		struct pats p = { 0 };
+		while (p.n < 200) {
+			gen_anchored(&b);
+			pats_add(&p, b.s, b.len);
+		}
+		struct multire *m = multire_build_with(p.v, p.n, OPTS, 1, &o);
+		split += multire_db_count(m) > 2;
+		char subj[64];
+		for (int t = 0; t < 300; t++) {
+			size_t len = gen_subject(subj, sizeof subj);
+			if (len == 0)
+				continue;
+			matches += compare(m, &p, subj, len);
+			checks += p.n;
+		}
+		multire_free(m);
+		pats_free(&p);
+	}
+	sb_free(&b);
+	ck_assert_msg(split >= 8, "only %zu of 10 sets split", split);
+	ck_assert_msg(matches > checks / 100, "only %zu matches in %zu checks", matches, checks);
+
+	/* the real list, split, and through the cache */
+	FILE *f = fopen(FQRDNS, "r");
+	ck_assert_msg(f != NULL, "cannot read %s (run from the repository's top)", FQRDNS);
+	struct pats p = { 0 };
+	char line[4096];
+	while (fgets(line, sizeof line, f)) {
+		size_t len = strcspn(line, "\n");
+		if (len >= 2 && line[0] == '/' && line[len - 1] == '/')
+			pats_add(&p, line + 1, len - 2);
+	}
+	fclose(f);
+	char dir[] = "/tmp/mxacl-recache-XXXXXX";
+	ck_assert(mkdtemp(dir) != NULL);
+	struct recache *rc = recache_new(dir, NULL);
+	o.cache = rc;
+	struct multire *m[2];
+	for (int k = 0; k < 2; k++) {
+		recache_begin(rc);
+		m[k] = multire_build_with(p.v, p.n, OPTS, MULTIRE_MIN, &o);
+		recache_end(rc, true);
+		ck_assert_msg(multire_from_cache(m[k]) == (k == 1), "build %d: from the cache %d", k,
+			      multire_from_cache(m[k]));
+		ck_assert_msg(multire_db_count(m[k]) > 2, "fqrdns in %zu databases",
+			      multire_db_count(m[k]));
+	}
+	same_paths(m[0], m[1], p.n);
+	rng_state = 7;
+	size_t hits = 0;
+	for (int t = 0; t < 400; t++) {
+		char subj[64];
+		size_t len = t < (int)ARRAY_LEN(rdns_names) ? strlen(rdns_names[t])
+							     : gen_subject(subj, sizeof subj);
+		const char *s = t < (int)ARRAY_LEN(rdns_names) ? rdns_names[t] : subj;
+		if (len == 0)
+			continue;
+		for (int k = 0; k < 2; k++)
+			hits += compare(m[k], &p, s, len);
+	}
+	ck_assert_msg(hits > 10, "only %zu matches", hits);
+	/* the default does not split a list this short */
+	struct multire *whole = multire_build(p.v, p.n, OPTS, MULTIRE_MIN);
+	ck_assert_int_eq(multire_db_count(whole), 1);
+	multire_free(whole);
+	for (int k = 0; k < 2; k++)
+		multire_free(m[k]);
+	char path[4096];
+	if (cache_file(dir, path, sizeof path))
+		unlink(path);
+	rmdir(dir);
+	recache_free(rc);
+	pats_free(&p);
+}
+END_TEST
+
 Suite *multire_suite(void)
 {
 	Suite *s = suite_create("multire");
@@ -439,6 +547,7 @@ Suite *multire_suite(void)
 	tcase_add_test(tc, test_cache);
 	tcase_add_test(tc, test_generated);
 	tcase_add_test(tc, test_real_list);
+	tcase_add_test(tc, test_split);
 	suite_add_tcase(s, tc);
 	return s;
 }
