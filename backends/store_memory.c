@@ -93,8 +93,18 @@ struct mem_entry {
 	char key[];               /* keylen bytes and a NUL */
 };
 
+/*
+ * min[i] is at most the earliest `expires` of bucket i's entries (0: not
+ * known), so the sweep passes a bucket where nothing can have expired
+ * without touching its entries, which are scattered allocations: a miss
+ * each. It stays true because an entry changes only after dict_link or
+ * dict_add has found or made it, and both set its bucket's min to 0, as
+ * a rehash does for the buckets it moves entries into; the sweep sets the
+ * exact value when it visits.
+ */
 struct mem_table {
 	struct mem_entry **b;     /* NULL: no table */
+	uint32_t *min;
 	size_t mask;
 };
 
@@ -153,6 +163,7 @@ static void dict_init(struct mem_dict *d, size_t size)
 		n *= 2;
 	memset(d, 0, sizeof *d);
 	d->t[0].b = xcalloc(n, sizeof *d->t[0].b);
+	d->t[0].min = xcalloc(n, sizeof *d->t[0].min);
 	d->t[0].mask = n - 1;
 }
 
@@ -176,6 +187,7 @@ static void dict_free(struct mem_dict *d)
 			}
 		}
 		free(d->t[t].b);
+		free(d->t[t].min);
 	}
 	memset(d, 0, sizeof *d);
 }
@@ -202,6 +214,7 @@ static void dict_rehash_step(struct mem_dict *d, int n)
 			size_t j = e->hash & t1->mask;
 			e->next = t1->b[j];
 			t1->b[j] = e;
+			t1->min[j] = 0;  /* the op that moved it may change it */
 			e = next;
 		}
 		t0->b[d->rehash++] = NULL;
@@ -209,8 +222,10 @@ static void dict_rehash_step(struct mem_dict *d, int n)
 	}
 	if (d->rehash > t0->mask) {
 		free(t0->b);
+		free(t0->min);
 		*t0 = *t1;
 		t1->b = NULL;
+		t1->min = NULL;
 		t1->mask = 0;
 		d->rehash = 0;
 	}
@@ -221,11 +236,14 @@ static struct mem_entry **dict_link(struct mem_dict *d, char kind, const char *k
 				    uint32_t h)
 {
 	for (int t = 0; t < 2 && d->t[t].b; t++) {
-		for (struct mem_entry **l = &d->t[t].b[h & d->t[t].mask]; *l; l = &(*l)->next) {
+		size_t i = h & d->t[t].mask;
+		for (struct mem_entry **l = &d->t[t].b[i]; *l; l = &(*l)->next) {
 			const struct mem_entry *e = *l;
 			if (e->hash == h && e->kind == kind && e->keylen == len &&
-			    memcmp(e->key, key, len) == 0)
+			    memcmp(e->key, key, len) == 0) {
+				d->t[t].min[i] = 0;       /* the caller may change it */
 				return l;
+			}
 		}
 	}
 	return NULL;
@@ -248,6 +266,7 @@ static struct mem_entry *dict_add(struct mem_dict *d, char kind, const char *key
 		/* calloc of a large table maps fresh zero pages: no pass over it */
 		size_t n = (d->t[0].mask + 1) * 2;
 		d->t[1].b = xcalloc(n, sizeof *d->t[1].b);
+		d->t[1].min = xcalloc(n, sizeof *d->t[1].min);
 		d->t[1].mask = n - 1;
 		d->rehash = 0;
 	}
@@ -259,23 +278,33 @@ static struct mem_entry *dict_add(struct mem_dict *d, char kind, const char *key
 	memcpy(e->key, key, len);
 	e->next = t->b[h & t->mask];
 	t->b[h & t->mask] = e;
+	t->min[h & t->mask] = 0;
 	d->count++;
 	return e;
 }
 
 /* Advance the sweep a few buckets of the table everything ends up in,
- * dropping what has expired by now. */
+ * dropping what has expired by now; a bucket whose min says nothing has
+ * expired is passed without reading its entries. */
 static void dict_sweep(struct mem_dict *d, uint32_t now)
 {
 	struct mem_table *t = d->t[1].b ? &d->t[1] : &d->t[0];
 	for (int k = 0; k < MEM_SWEEP_STEP; k++) {
-		struct mem_entry **l = &t->b[d->sweep++ & t->mask];
+		size_t i = d->sweep++ & t->mask;
+		if (now < t->min[i])
+			continue;
+		uint32_t min = UINT32_MAX;
+		struct mem_entry **l = &t->b[i];
 		while (*l) {
-			if (now >= (*l)->expires)
+			if (now >= (*l)->expires) {
 				dict_unlink(d, l);
-			else
+			} else {
+				if ((*l)->expires < min)
+					min = (*l)->expires;
 				l = &(*l)->next;
+			}
 		}
+		t->min[i] = min;
 	}
 }
 

@@ -1488,6 +1488,51 @@ START_TEST(test_mem_growth_is_incremental)
 }
 END_TEST
 
+/* The sweep drops what expired and nothing else, also where a bucket's
+ * earliest expiry (store_memory.c, mem_table.min) was recorded by an
+ * earlier pass and entries were added or seen again since: a pass over
+ * the empty table, 512 waiting triplets, a pass before they expire (all
+ * stay), half of them pass (a later expiry), and a pass after the others'
+ * expiry leaves exactly the passed half and the probe the passes are
+ * driven by. */
+START_TEST(test_mem_sweep_drops_expired)
+{
+	struct event_base *base;
+	struct fix f = { 0 };
+	f.s = mem_open_ok(&base);
+	f.base = base;
+	char key[32];
+	size_t buckets = mem_stats(f.s).buckets, n = buckets / 2;
+	for (size_t k = 0; k < buckets / 4; k++)        /* a pass over empty buckets first */
+		grey_noawl(&f, "probe", T0);
+	for (size_t i = 0; i < n; i++) {
+		snprintf(key, sizeof key, "t%zu", i);
+		ck_assert(grey_noawl(&f, key, T0).g.greylisted);
+	}
+	for (size_t k = 0; k < buckets / 4; k++)        /* two passes of 8 buckets an op */
+		grey_noawl(&f, "probe", T0 + 1);
+	ck_assert_msg(mem_stats(f.s).entries == n + 1, "before any expiry: %zu entries, want %zu",
+		      mem_stats(f.s).entries, n + 1);
+	for (size_t i = 0; i < n / 2; i++) {
+		snprintf(key, sizeof key, "t%zu", i);
+		ck_assert(!grey_noawl(&f, key, T0 + P_NOAWL.delay + 1).g.greylisted);
+	}
+	time_t later = T0 + P_NOAWL.retry_window + P_NOAWL.delay + 40;
+	for (size_t k = 0; k < buckets / 4; k++)
+		grey_noawl(&f, "probe", later);
+	ck_assert_msg(mem_stats(f.s).entries == n / 2 + 1,
+		      "after the waiting half expired: %zu entries, want %zu (the passed half and "
+		      "the probe)", mem_stats(f.s).entries, n / 2 + 1);
+	for (size_t i = 0; i < n / 2; i++) {           /* the passed half is still there */
+		snprintf(key, sizeof key, "t%zu", i);
+		struct rec r = grey_noawl(&f, key, later);
+		ck_assert_msg(!r.g.greylisted, "%s: greylisted again after the sweep", key);
+	}
+	store_close(f.s);
+	event_base_free(base);
+}
+END_TEST
+
 struct seen {
 	int *count;                     /* per key index */
 	int n, ends;
@@ -2213,6 +2258,7 @@ Suite *store_suite(void)
 	tc = tcase_create("memory");
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_mem_growth_is_incremental);
+	tcase_add_test(tc, test_mem_sweep_drops_expired);
 	tcase_add_test(tc, test_mem_list_slices_during_growth);
 	tcase_add_test(tc, test_mem_save_load_roundtrip);
 	tcase_add_test(tc, test_mem_load_bad_lines);
