@@ -567,6 +567,14 @@ class DelayProxy:
         self.close()
 
 
+def eom_request(user="alice", helo="a.example", rcpts=1, size=1000):
+    """An END-OF-MESSAGE request of a SASL login: what the quota tests send
+    through GatewaysCase."""
+    return {"request": "smtpd_access_policy", "protocol_state": "END-OF-MESSAGE",
+            "sasl_username": user, "helo_name": helo, "recipient_count": str(rcpts),
+            "size": str(size)}
+
+
 class GatewaysCase:
     """A unittest.TestCase mixin: gateways (mxacld) on one policy, each on
     its own store URL (None: the memory store), and Redis servers, all

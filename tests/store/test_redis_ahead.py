@@ -18,7 +18,7 @@ import time
 import unittest
 
 from mxtest import Mxacld, PolicyConn, control_stats
-from redis import DelayProxy, GatewaysCase
+from redis import DelayProxy, GatewaysCase, eom_request as msg
 
 # four counters on four consecutive lines, as conf.d/examples/outbound.conf
 POLICY = """
@@ -40,12 +40,6 @@ dryrun access eom authed msgs hourly
 
 KB = 1024
 DELAY = 0.1        # each way: a round trip through the proxy is >= 0.2 s
-
-
-def msg(user="alice", helo="a.example", rcpts=1, size=1000):
-    return {"request": "smtpd_access_policy", "protocol_state": "END-OF-MESSAGE",
-            "sasl_username": user, "helo_name": helo, "recipient_count": str(rcpts),
-            "size": str(size)}
 
 
 # (request, answer): lines 1-3 refuse in turn, so the counters below the

@@ -15,7 +15,7 @@ hour or a day and the tests take seconds.
 import unittest
 
 from mxtest import concurrent
-from redis import GatewaysCase
+from redis import GatewaysCase, eom_request as msg
 
 QUOTA = """
 acl eom    protocol_state END-OF-MESSAGE
@@ -36,12 +36,6 @@ access ok
 """
 
 KB, MB = 1024, 1048576
-
-
-def msg(user="alice", helo="a.example", rcpts=1, size=1000):
-    return {"request": "smtpd_access_policy", "protocol_state": "END-OF-MESSAGE",
-            "sasl_username": user, "helo_name": helo, "recipient_count": str(rcpts),
-            "size": str(size)}
 
 
 # (request, the answer): the refused big message is retried and each time

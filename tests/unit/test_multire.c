@@ -203,7 +203,8 @@ static const char *const rdns_names[] = {
 	"ppp-1-2-3-4.dial.example.org", "dhcp.example.org", "x:y", "\xc3\xa9t\xc3\xa9.example",
 };
 
-START_TEST(test_real_list)
+/* The patterns of FQRDNS (each "/.../" line), every one accepted by PCRE2. */
+static struct pats read_fqrdns(void)
 {
 	FILE *f = fopen(FQRDNS, "r");
 	ck_assert_msg(f != NULL, "cannot read %s (run from the repository's top)", FQRDNS);
@@ -216,6 +217,12 @@ START_TEST(test_real_list)
 	}
 	fclose(f);
 	ck_assert_msg(p.n > 1500, "only %zu patterns in %s", p.n, FQRDNS);
+	return p;
+}
+
+START_TEST(test_real_list)
+{
+	struct pats p = read_fqrdns();
 	struct multire *m = multire_build(p.v, p.n, OPTS, MULTIRE_MIN);
 	size_t c[3];
 	multire_counts(m, c);
@@ -483,16 +490,7 @@ START_TEST(test_split)
 	ck_assert_msg(matches > checks / 100, "only %zu matches in %zu checks", matches, checks);
 
 	/* the real list, split, and through the cache */
-	FILE *f = fopen(FQRDNS, "r");
-	ck_assert_msg(f != NULL, "cannot read %s (run from the repository's top)", FQRDNS);
-	struct pats p = { 0 };
-	char line[4096];
-	while (fgets(line, sizeof line, f)) {
-		size_t len = strcspn(line, "\n");
-		if (len >= 2 && line[0] == '/' && line[len - 1] == '/')
-			pats_add(&p, line + 1, len - 2);
-	}
-	fclose(f);
+	struct pats p = read_fqrdns();
 	char dir[] = "/tmp/mxacl-recache-XXXXXX";
 	ck_assert(mkdtemp(dir) != NULL);
 	struct recache *rc = recache_new(dir, NULL);

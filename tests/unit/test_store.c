@@ -1440,6 +1440,14 @@ static struct store *mem_open_ok(struct event_base **base)
 	return open_ok(*base, "memory");
 }
 
+/* A fixture on a new memory store and a loop of its own. */
+static struct fix mem_fix(void)
+{
+	struct fix f = { 0 };
+	f.s = mem_open_ok(&f.base);
+	return f;
+}
+
 static struct store_memory_stats mem_stats(const struct store *s)
 {
 	struct store_memory_stats st;
@@ -1452,10 +1460,8 @@ static struct store_memory_stats mem_stats(const struct store *s)
  * is found at every step of the way. */
 START_TEST(test_mem_growth_is_incremental)
 {
-	struct event_base *base;
-	struct fix f = { 0 };
-	f.s = mem_open_ok(&base);
-	f.base = base;
+	struct fix f = mem_fix();
+	struct event_base *base = f.base;
 	char key[32];
 	size_t first = mem_stats(f.s).buckets;
 	for (size_t i = 0; i < first; i++) {
@@ -1497,10 +1503,8 @@ END_TEST
  * driven by. */
 START_TEST(test_mem_sweep_drops_expired)
 {
-	struct event_base *base;
-	struct fix f = { 0 };
-	f.s = mem_open_ok(&base);
-	f.base = base;
+	struct fix f = mem_fix();
+	struct event_base *base = f.base;
 	char key[32];
 	size_t buckets = mem_stats(f.s).buckets, n = buckets / 2;
 	for (size_t k = 0; k < buckets / 4; k++)        /* a pass over empty buckets first */
@@ -1556,10 +1560,8 @@ static void seen_cb(void *arg, enum store_status st, const struct store_entry *e
  * once, although the table grows (twice) between its slices. */
 START_TEST(test_mem_list_slices_during_growth)
 {
-	struct event_base *base;
-	struct fix f = { 0 };
-	f.s = mem_open_ok(&base);
-	f.base = base;
+	struct fix f = mem_fix();
+	struct event_base *base = f.base;
 	enum { N = 3000 };
 	char key[32];
 	for (int i = 0; i < N; i++) {
@@ -1671,10 +1673,8 @@ START_TEST(test_mem_save_load_roundtrip)
 {
 	struct state_dir sd;
 	char *path = state_dir_make(&sd);
-	struct event_base *base;
-	struct fix f = { 0 };
-	f.s = mem_open_ok(&base);
-	f.base = base;
+	struct fix f = mem_fix();
+	struct event_base *base = f.base;
 	char *big = long_key(65536, 'Q');
 	struct grey_query q = { .triplet = big, .triplet_len = 65536, .net = "192.0.2",
 				.net_len = 7, .now = T0, .p = P };
@@ -1841,10 +1841,8 @@ START_TEST(test_mem_loading_fails_and_close_stops_it)
 	spit(path, "mxacl-state 1\ng 1700000000 1700000000 1800000000 1 k\n");
 	setenv("MXACL_TEST_HOOKS", "1", 1);
 	setenv("MXACL_TEST_STATE_LOAD_MS", "600000", 1);
-	struct event_base *base;
-	struct fix f = { 0 };
-	f.s = mem_open_ok(&base);
-	f.base = base;
+	struct fix f = mem_fix();
+	struct event_base *base = f.base;
 	struct loadrec l = { 0 };
 	char *err = NULL;
 	ck_assert_int_eq(store_memory_load_start(f.s, path, T0, load_cb, &l, &err), 1);
@@ -1903,10 +1901,8 @@ START_TEST(test_mem_save_in_a_child)
 {
 	struct state_dir sd;
 	char *path = state_dir_make(&sd);
-	struct event_base *base;
-	struct fix f = { 0 };
-	f.s = mem_open_ok(&base);
-	f.base = base;
+	struct fix f = mem_fix();
+	struct event_base *base = f.base;
 	char key[32];
 	for (int i = 0; i < 5000; i++) {
 		snprintf(key, sizeof key, "t%d", i);
