@@ -161,7 +161,23 @@ def run_mxacld(args, timeout=30, build=None):
                           text=True, timeout=timeout, stdin=subprocess.DEVNULL)
 
 
-class Mxacld:
+class Started:
+    """A context manager for a helper with start() and cleanup(): entering
+    starts it (and cleans up what a failed start left), leaving cleans up.
+    A class whose leaving does more overrides __exit__."""
+
+    def __enter__(self):
+        try:
+            return self.start()
+        except BaseException:
+            self.cleanup()
+            raise
+
+    def __exit__(self, *exc):
+        self.cleanup()
+
+
+class Mxacld(Started):
     """A private mxacld on loopback; a context manager (start/stop)."""
 
     def __init__(self, conf_text, listen=None, extra_args=(), build=None, log_mode="stderr"):
@@ -322,13 +338,6 @@ class Mxacld:
     def cleanup(self):
         self.kill()
         shutil.rmtree(self.tmpdir, ignore_errors=True)
-
-    def __enter__(self):
-        try:
-            return self.start()
-        except BaseException:
-            self.cleanup()
-            raise
 
     def __exit__(self, exc_type, exc, tb):
         try:

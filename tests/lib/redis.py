@@ -31,7 +31,7 @@ import tempfile
 import threading
 import time
 
-from mxtest import Mxacld, free_port
+from mxtest import Mxacld, Started, free_port
 
 _PR_SET_PDEATHSIG = 1
 
@@ -96,7 +96,7 @@ class _Reader:
         raise ConnectionError("bad reply line %r" % line)
 
 
-class RedisServer:
+class RedisServer(Started):
     """A redis-server on a free loopback port (or a unix socket)."""
 
     def __init__(self, unix=False, password=None, extra_args=()):
@@ -192,13 +192,6 @@ class RedisServer:
         self.kill()
         shutil.rmtree(self.dir, ignore_errors=True)
 
-    def __enter__(self):
-        try:
-            return self.start()
-        except BaseException:
-            self.cleanup()
-            raise
-
     def __exit__(self, *exc):
         try:
             self.stop()
@@ -270,7 +263,7 @@ class RedisSentinel(RedisServer):
         return ["redis-sentinel", self.conf_path]
 
 
-class SentinelSet:
+class SentinelSet(Started):
     """A master, a replica of it and three sentinels, all on free loopback
     ports; url is the --store URL (redis-sentinel://...)."""
 
@@ -333,16 +326,6 @@ class SentinelSet:
             self.replica.cleanup()
         self.master.cleanup()
 
-    def __enter__(self):
-        try:
-            return self.start()
-        except BaseException:
-            self.cleanup()
-            raise
-
-    def __exit__(self, *exc):
-        self.cleanup()
-
 
 def _cluster_port():
     """A free port whose cluster bus port (port + 10000) is free and valid."""
@@ -361,7 +344,7 @@ def _cluster_port():
     raise AssertionError("no free port pair for a cluster node")
 
 
-class RedisCluster:
+class RedisCluster(Started):
     """n redis-server nodes in cluster mode on free loopback ports, made
     into a cluster with one replica per master (redis-cli --cluster
     create); url is the --store URL (redis-cluster://...)."""
@@ -464,16 +447,6 @@ class RedisCluster:
     def cleanup(self):
         for n in self.nodes:
             n.cleanup()
-
-    def __enter__(self):
-        try:
-            return self.start()
-        except BaseException:
-            self.cleanup()
-            raise
-
-    def __exit__(self, *exc):
-        self.cleanup()
 
 
 class DelayProxy:
