@@ -25,19 +25,15 @@ import tempfile
 import threading
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                "tests", "lib"))
+from mxtest import free_port  # noqa: E402
+
 CONF = """
 acl grey greylist delay=1h tempfail=match
 action wait DEFER_IF_PERMIT wait
 access grey wait
 """
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 def req(i, client="10.%d.%d.1"):

@@ -16,6 +16,7 @@ Endpoints are written as mxacld takes them: "inet:HOST:PORT",
 "inet:[::1]:PORT", "unix:PATH".
 """
 import os
+import random
 import re
 import shutil
 import signal
@@ -47,14 +48,60 @@ def mxacl_path(build=None):
     return os.path.join(build_dir(build), "mxacl")
 
 
-def free_port():
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
+def _ephemeral_low():
+    """The lowest port the kernel gives an outgoing connection."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+_given_ports = set()
+_port_rng = random.Random(os.getpid() ^ time.monotonic_ns())
+
+
+def _bindable(port):
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        s.bind(("127.0.0.1", port))
+        return True
+    except OSError:
+        return False
     finally:
         s.close()
+
+
+def free_port(offset=None):
+    """A TCP port on 127.0.0.1 that was free a moment ago, for a server a
+    test starts next. It lies below the kernel's ephemeral range, so no
+    outgoing connection (of this test or any other process) can take it
+    before the server binds it, and this process never hands it out
+    twice. With offset, port + offset is free and below the range too
+    (a Redis Cluster node's bus port is port + 10000)."""
+    hi = _ephemeral_low() - (offset or 0)
+    if hi - 10000 >= 1000:
+        for _ in range(1000):
+            p = _port_rng.randrange(10000, hi)
+            pair = (p,) if offset is None else (p, p + offset)
+            if any(q in _given_ports for q in pair) or not all(map(_bindable, pair)):
+                continue
+            _given_ports.update(pair)
+            return p
+    # an unusual ephemeral range: the kernel's choice, checked the same way
+    for _ in range(1000):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            s.bind(("127.0.0.1", 0))
+            p = s.getsockname()[1]
+        finally:
+            s.close()
+        pair = (p,) if offset is None else (p, p + offset)
+        if pair[-1] <= 65535 and not any(q in _given_ports for q in pair) \
+                and all(map(_bindable, pair)):
+            _given_ports.update(pair)
+            return p
+    raise AssertionError("no free loopback port found")
 
 
 def _b(v):

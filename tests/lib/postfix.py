@@ -34,7 +34,7 @@ smtpd reaches a policy socket at QUEUEDIR/private/NAME through
 
 Also here: FakePolicy, a tiny policy server used to check this harness
 without mxacld; start_mxacld, which starts the daemon under test through
-mxtest.Mxacld when that module exists and on its own otherwise.
+mxtest.Mxacld.
 
 Only the standard library. Every process started here is stopped by its
 own PID (or by "postfix -c DIR stop"), also at interpreter exit.
@@ -53,10 +53,7 @@ import threading
 import time
 import unittest
 
-try:
-    import mxtest  # shared daemon harness (another module's owner)
-except ImportError:  # not written yet: use the fallbacks below
-    mxtest = None
+import mxtest  # the shared daemon harness
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -65,12 +62,8 @@ WAIT = float(os.environ.get("MXACL_TEST_WAIT", "60"))
 
 
 def free_port():
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    if mxtest is not None and hasattr(mxtest, "free_port"):
-        return mxtest.free_port()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A TCP port on 127.0.0.1 that was free a moment ago (mxtest.free_port)."""
+    return mxtest.free_port()
 
 
 def wait_for(what, fn, timeout=WAIT, interval=0.05):
@@ -468,80 +461,6 @@ class FakePolicy:
         return "".join("%r\n" % r for r in self.requests)
 
 
-def mxacl_build():
-    return os.path.join(ROOT, os.environ.get("MXACL_BUILD", "build/asan"))
-
-
-class _OwnMxacld:
-    """Starts mxacld directly (used when mxtest has no Mxacld): -c CONF,
-    -l each listen endpoint, logging to a file, in the foreground."""
-
-    def __init__(self, conf_text, listen, extra_args=()):
-        self.conf_text = conf_text
-        self.listen = listen if isinstance(listen, (list, tuple)) else [listen]
-        self.extra_args = list(extra_args)
-        self.proc = None
-        self.dir = None
-
-    def start(self):
-        self.dir = tempfile.mkdtemp(prefix="mxacl-d-")
-        self.conf = os.path.join(self.dir, "policy.conf")
-        self.log = os.path.join(self.dir, "mxacld.log")
-        with open(self.conf, "w") as f:
-            f.write(self.conf_text)
-        args = [os.path.join(mxacl_build(), "mxacld"), "-c", self.conf, "--log", "stderr"]
-        for ep in self.listen:
-            args += ["-l", ep]
-        args += self.extra_args
-        self.logf = open(self.log, "wb")
-        self.proc = subprocess.Popen(args, stdout=self.logf, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL)
-        _live.add(self)
-
-        def ready():
-            if self.proc.poll() is not None:
-                raise RuntimeError("mxacld exited with %d:\n%s" % (self.proc.returncode,
-                                                                   self.log_text()))
-            for ep in self.listen:
-                kind, _, addr = ep.partition(":")
-                if kind == "unix":
-                    s = socket.socket(socket.AF_UNIX)
-                    try:
-                        s.connect(addr)
-                    except OSError:
-                        return False
-                    finally:
-                        s.close()
-                elif not port_open(int(addr.rpartition(":")[2]), addr.rpartition(":")[0]):
-                    return False
-            return True
-        wait_for("mxacld to listen on %s" % self.listen, ready)
-        return self
-
-    def stop(self):
-        _live.discard(self)
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if self.proc:
-            self.logf.close()
-        self.proc = None
-        if self.dir:
-            shutil.rmtree(self.dir, ignore_errors=True)
-            self.dir = None
-
-    def log_text(self):
-        try:
-            with open(self.log, errors="replace") as f:
-                return f.read()
-        except (OSError, AttributeError):
-            return ""
-
-
 class _SharedMxacld:
     """mxtest.Mxacld, stopped by stop() (which checks its exit status and
     sanitizer output) and then removed with its directory."""
@@ -575,11 +494,8 @@ def start_mxacld(conf_text, listen, extra_args=()):
     the endpoint listen ("inet:HOST:PORT" / "unix:PATH"); returns an object
     with stop() and log_text(). stop() raises when the daemon did not exit
     cleanly or a sanitizer reported something."""
-    if mxtest is not None and hasattr(mxtest, "Mxacld"):
-        d = _SharedMxacld(mxtest.Mxacld(conf_text, listen=listen, extra_args=list(extra_args)))
-    else:
-        d = _OwnMxacld(conf_text, listen, extra_args)
-    return d.start()
+    return _SharedMxacld(mxtest.Mxacld(conf_text, listen=listen,
+                                       extra_args=list(extra_args))).start()
 
 
 def start_mxacld_file(conf_path, listen, extra_args=()):
@@ -590,17 +506,15 @@ def start_mxacld_file(conf_path, listen, extra_args=()):
     with open(conf_path) as f:
         text = f.read()
     lists = os.path.join(os.path.dirname(os.path.abspath(conf_path)), "lists")
-    if mxtest is not None and hasattr(mxtest, "Mxacld"):
-        inner = mxtest.Mxacld(text, listen=listen, extra_args=list(extra_args))
-        if os.path.isdir(lists):
-            shutil.copytree(lists, os.path.join(inner.tmpdir, "lists"))
-        return _SharedMxacld(inner).start()
-    raise AssertionError("start_mxacld_file needs tests/lib/mxtest.py (Mxacld)")
+    inner = mxtest.Mxacld(text, listen=listen, extra_args=list(extra_args))
+    if os.path.isdir(lists):
+        shutil.copytree(lists, os.path.join(inner.tmpdir, "lists"))
+    return _SharedMxacld(inner).start()
 
 
 def mxacld_ready():
     """Why the daemon under test cannot be used yet, or None when it can."""
-    exe = os.path.join(mxacl_build(), "mxacld")
+    exe = mxtest.mxacld_path()
     if not os.access(exe, os.X_OK):
         return "%s is not built" % exe
     return None

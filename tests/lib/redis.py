@@ -99,10 +99,13 @@ class _Reader:
 class RedisServer(Started):
     """A redis-server on a free loopback port (or a unix socket)."""
 
-    def __init__(self, unix=False, password=None, extra_args=()):
+    def __init__(self, unix=False, password=None, extra_args=(), bus_port=False):
         self.dir = tempfile.mkdtemp(prefix="mxacl-redis-")
+        self.log_path = os.path.join(self.dir, "redis.log")
         self.sock_path = os.path.join(self.dir, "redis.sock") if unix else None
-        self.port = 0 if unix else free_port()
+        self.bus_port = bus_port
+        self.port = 0 if unix else self.pick_port()
+        self.started_once = False
         self.password = password
         self.extra_args = list(extra_args)
         self.proc = None
@@ -120,31 +123,60 @@ class RedisServer(Started):
 
     # -- process
 
+    def pick_port(self):
+        """A free port (and, for a cluster node, a free bus port + 10000)."""
+        return free_port(10000 if self.bus_port else None)
+
     def argv(self):
         a = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
-             "--save", "", "--appendonly", "no", "--dir", self.dir]
+             "--save", "", "--appendonly", "no", "--dir", self.dir,
+             "--logfile", self.log_path]
         if self.sock_path:
             a += ["--unixsocket", self.sock_path, "--unixsocketperm", "700"]
         if self.password:
             a += ["--requirepass", self.password]
         return a + self.extra_args
 
-    def start(self, timeout=10.0):
-        """Start (or start again, on the same port) and wait for PING."""
+    def log_tail(self, n=8):
+        """The last lines of its log and of what it printed (a bad
+        option is only printed)."""
+        tail = ""
+        for path in (self.log_path, self.log_path + ".out"):
+            try:
+                with open(path, errors="replace") as f:
+                    tail += "".join(f.readlines()[-n:])
+            except OSError:
+                pass
+        return tail or "(nothing)\n"
+
+    def start(self, timeout=10.0, tries=5):
+        """Start (or start again, on the same port) and wait for PING. A
+        first start whose port was taken meanwhile (a port is only free
+        until someone binds it) is tried again on other free ports."""
         assert not self.running(), "redis-server is already running"
         if self.sock_path and os.path.exists(self.sock_path):
             os.unlink(self.sock_path)
-        self.proc = subprocess.Popen(self.argv(), stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                     preexec_fn=_die_with_parent)
+        argv = self.argv()
+        with open(self.log_path + ".out", "ab") as out:
+            self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out,
+                                         stderr=subprocess.STDOUT,
+                                         preexec_fn=_die_with_parent)
         self.stalled = False
         deadline = time.monotonic() + timeout
         while True:
             if self.proc.poll() is not None:
-                raise AssertionError("redis-server exited with status %d at start-up"
-                                     % self.proc.returncode)
+                log = self.log_tail()
+                status = self.proc.returncode
+                self.proc = None
+                if ("Address already in use" in log and not self.started_once
+                        and not self.sock_path and tries > 1):
+                    self.port = self.pick_port()
+                    return self.start(timeout, tries - 1)
+                raise AssertionError("%s exited with status %d at start-up; its log ends:\n%s"
+                                     % (argv[0], status, log))
             try:
                 self.cmd("PING", timeout=0.5)
+                self.started_once = True
                 return self
             except (OSError, ConnectionError):
                 pass
@@ -249,17 +281,20 @@ class RedisSentinel(RedisServer):
                  failover_timeout_ms=5000, password=None):
         super().__init__(password=password)
         self.conf_path = os.path.join(self.dir, "sentinel.conf")
-        with open(self.conf_path, "w") as f:
-            f.write("port %d\nbind 127.0.0.1\ndir %s\n" % (self.port, self.dir))
-            f.write("sentinel monitor %s 127.0.0.1 %d 2\n" % (name, master_port))
-            f.write("sentinel down-after-milliseconds %s %d\n" % (name, down_after_ms))
-            f.write("sentinel failover-timeout %s %d\n" % (name, failover_timeout_ms))
-            f.write("sentinel parallel-syncs %s 1\n" % name)
-            if password:
-                f.write("requirepass %s\n" % password)
+        self.conf = ["sentinel monitor %s 127.0.0.1 %d 2" % (name, master_port),
+                     "sentinel down-after-milliseconds %s %d" % (name, down_after_ms),
+                     "sentinel failover-timeout %s %d" % (name, failover_timeout_ms),
+                     "sentinel parallel-syncs %s 1" % name]
+        if password:
+            self.conf.append("requirepass %s" % password)
 
     def argv(self):
-        # sentinel rewrites its config file: it must be its own, writable
+        # sentinel rewrites its config file: it must be its own, writable;
+        # written afresh before the first start (the port may change then)
+        if not self.started_once:
+            with open(self.conf_path, "w") as f:
+                f.write("port %d\nbind 127.0.0.1\ndir %s\nlogfile %s\n%s\n"
+                        % (self.port, self.dir, self.log_path, "\n".join(self.conf)))
         return ["redis-sentinel", self.conf_path]
 
 
@@ -327,23 +362,6 @@ class SentinelSet(Started):
         self.master.cleanup()
 
 
-def _cluster_port():
-    """A free port whose cluster bus port (port + 10000) is free and valid."""
-    for _ in range(200):
-        p = free_port()
-        if p + 10000 > 65535:
-            continue
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        try:
-            s.bind(("127.0.0.1", p + 10000))
-            return p
-        except OSError:
-            continue
-        finally:
-            s.close()
-    raise AssertionError("no free port pair for a cluster node")
-
-
 class RedisCluster(Started):
     """n redis-server nodes in cluster mode on free loopback ports, made
     into a cluster with one replica per master (redis-cli --cluster
@@ -352,15 +370,16 @@ class RedisCluster(Started):
     def __init__(self, n=6, node_timeout_ms=1000):
         self.nodes = []
         for _ in range(n):
-            node = RedisServer(extra_args=["--cluster-enabled", "yes",
-                                           "--cluster-node-timeout", str(node_timeout_ms),
-                                           "--cluster-config-file", "nodes.conf",
-                                           # a replica may always take over: redis
-                                           # 7.0.15 otherwise refuses ("disconnected
-                                           # from master for longer than allowed")
-                                           # seconds after its master was killed
-                                           "--cluster-replica-validity-factor", "0"])
-            node.port = _cluster_port()
+            node = RedisServer(
+                bus_port=True,
+                extra_args=["--cluster-enabled", "yes",
+                            "--cluster-node-timeout", str(node_timeout_ms),
+                            "--cluster-config-file", "nodes.conf",
+                            # a replica may always take over: redis 7.0.15
+                            # otherwise refuses ("disconnected from master for
+                            # longer than allowed") seconds after its master
+                            # was killed
+                            "--cluster-replica-validity-factor", "0"])
             self.nodes.append(node)
 
     @property
