@@ -137,7 +137,7 @@ class NotifyTest(unittest.TestCase):
         """Two SIGHUPs during a compile make two compiles: RELOADING=1 for
         each, READY=1 once, after the last, when the newest file serves."""
         n = self.notifier()
-        d = self.start(n.path, extra_env={"MXACL_TEST_RELOAD_MS": "500"})
+        d = self.start(n.path, extra_env={"MXACL_TEST_RELOAD_MS": "2000"})
         self.assertEqual(self.recv(n, d)[0].get("READY"), "1")
         d.write_conf(pol.policy("v2"))
         d.signal(signal.SIGHUP)

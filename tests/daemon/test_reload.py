@@ -305,8 +305,9 @@ class BigReloadTest(unittest.TestCase):
 
     def test_sighups_during_a_compile_coalesce(self):
         """SIGHUPs that arrive while a compile runs make one more compile
-        after it, which reads the newest file."""
-        self.slow_compiles(1000)
+        after it, which reads the newest file (the compile lasts 3 s, so
+        that a loaded machine still signals within it)."""
+        self.slow_compiles(3000)
         d = self.daemon(pol.policy("v1"))
         replace_conf(d, pol.policy("v2"))
         d.signal(signal.SIGHUP)

@@ -16,6 +16,8 @@ os.environ["MXACL_TEST_HOOKS"] = "1"
 CONF = """
 acl slow_sender sender slow@example.com
 acl nap test_sleep 400
+acl slower_sender sender slower@example.com
+acl long_nap test_sleep 3000
 acl nap_fail test_sleep 50 tempfail
 acl failing sender fail@example.com
 action slept REJECT slept ${recipient}
@@ -23,6 +25,7 @@ action quick OK
 action failed REJECT should not happen
 access failing nap_fail failed
 access slow_sender nap slept
+access slower_sender long_nap slept
 access quick
 """
 
@@ -40,7 +43,7 @@ class SuspendTest(unittest.TestCase):
 
         def slow():
             with PolicyConn(self.d.endpoint) as c:
-                done["slow"] = c.request({"sender": "slow@example.com", "recipient": "r@x"})
+                done["slow"] = c.request({"sender": "slower@example.com", "recipient": "r@x"})
                 done["slow_at"] = time.monotonic()
 
         t = threading.Thread(target=slow)
@@ -54,6 +57,7 @@ class SuspendTest(unittest.TestCase):
         t.join(10)
         self.assertEqual(done.get("slow"), "action=REJECT slept r@x")
         # the quick connection finished while the slow one still waited
+        # (3 s: time to spare for 50 requests on a loaded machine)
         self.assertLess(quick_at[0], done["slow_at"])
 
     def test_pipelined_replies_keep_order(self):

@@ -79,6 +79,10 @@ def answers(text):
 
 
 
+# the environment both mxacl and postfwd run in: one clock for their time rules
+UTC = dict(os.environ, TZ="UTC")
+
+
 def postfwd1_for_sample(test):
     """postfwd1's path, for a test that runs postfwd's sample config;
     skips the test when postfwd1 is not installed or the minute of the day
@@ -89,7 +93,7 @@ def postfwd1_for_sample(test):
         "/usr/sbin/postfwd1" if os.access("/usr/sbin/postfwd1", os.X_OK) else None)
     if not postfwd:
         test.skipTest("postfwd1 is not installed (Debian package postfwd)")
-    lt = time.localtime()
+    lt = time.gmtime()      # both run with TZ=UTC
     minute = lt.tm_hour * 60 + lt.tm_min
     if any(abs(minute - b) < 3 for b in (0, 6 * 60, 20 * 60, 24 * 60)):
         test.skipTest("too close to a boundary of the sample's time rules")
@@ -121,9 +125,8 @@ class MigrationDoc(unittest.TestCase):
         shutil.rmtree(cls.dir, ignore_errors=True)
 
     def mxacl(self, *args, stdin=None):
-        env = dict(os.environ, TZ="UTC")
         return subprocess.run([mxacl_path()] + list(args), cwd=self.dir, input=stdin,
-                              capture_output=True, text=True, env=env)
+                              capture_output=True, text=True, env=UTC)
 
     def answer(self, name, requests, *extra):
         p = self.mxacl("test", "-c", name, *extra, stdin="".join(requests))
@@ -364,7 +367,8 @@ class MigrationDoc(unittest.TestCase):
         sample = os.path.join(FIXTURES, "postfwd.cf.sample")
         t0 = int(time.time())
         p = subprocess.run([postfwd, "-f", sample, "-L", "--nodns"], input="".join(reqs),
-                           capture_output=True, text=True, timeout=120)
+                           capture_output=True, text=True, timeout=120,
+                           env=UTC)
         theirs = answers(p.stdout)
         self.assertEqual(len(theirs), len(reqs), p.stdout + p.stderr)
         ours = self.answer("postfwd.conf", reqs, "--now", str(t0),

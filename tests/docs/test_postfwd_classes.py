@@ -16,7 +16,7 @@ import time
 import unittest
 
 from mxtest import mxacl_path
-from test_migration import FIXTURES, answers, doc_blocks, postfwd1_for_sample, req
+from test_migration import FIXTURES, UTC, answers, doc_blocks, postfwd1_for_sample, req
 
 
 ACCESS_WORDS = ("OK", "DUNNO", "REJECT", "DEFER", "DEFER_IF_REJECT", "DEFER_IF_PERMIT",
@@ -65,12 +65,12 @@ class PostfwdClasses(unittest.TestCase):
         t0 = int(time.time())
         p = subprocess.run([postfwd, "-f", os.path.join(FIXTURES, "postfwd.cf.sample"), "-L",
                             "--nodns"], input="".join(reqs), capture_output=True, text=True,
-                           timeout=120)
+                           timeout=120, env=UTC)
         theirs = answers(p.stdout)
         self.assertEqual(len(theirs), len(reqs), p.stdout + p.stderr)
         t = subprocess.run([mxacl_path(), "test", "-c", conf, "--now", str(t0), "--dns",
                             "127.0.0.1:9", "--dns-timeout", "100"], input="".join(reqs),
-                           capture_output=True, text=True, timeout=120)
+                           capture_output=True, text=True, timeout=120, env=UTC)
         self.assertEqual(t.returncode, 0, t.stderr)
         ours = answers(t.stdout)
         # access(5) words are read in any case (postfwd's sample writes

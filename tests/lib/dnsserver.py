@@ -94,7 +94,10 @@ class DnsServer:
         lines += ["remote-control:", "    control-enable: no", ""]
         return "\n".join(lines)
 
-    def start(self, timeout=10.0):
+    def start(self, timeout=10.0, tries=5):
+        """Start on a free port; a port taken meanwhile (a port is only free
+        until someone binds it: libunbound's queries leave from random UDP
+        ports anywhere) is tried again on another."""
         exe = unbound_path()
         if not exe:
             raise RuntimeError("unbound is not installed (scripts/deps)")
@@ -107,7 +110,11 @@ class DnsServer:
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError("unbound exited: %s" % self.proc.stderr.read().decode())
+                err = self.proc.stderr.read().decode(errors="replace")
+                if "address already in use" in err.lower() and tries > 1:
+                    self.proc.stderr.close()
+                    return self.start(timeout, tries - 1)
+                raise RuntimeError("unbound exited: %s" % err)
             try:
                 socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
                 return self

@@ -62,14 +62,16 @@ _port_rng = random.Random(os.getpid() ^ time.monotonic_ns())
 
 
 def _bindable(port):
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        s.bind(("127.0.0.1", port))
-        return True
-    except OSError:
-        return False
-    finally:
-        s.close()
+    """Free for TCP and for UDP (a DNS server takes both)."""
+    for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+        s = socket.socket(socket.AF_INET, kind)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        finally:
+            s.close()
+    return True
 
 
 def free_port(offset=None):
@@ -296,7 +298,13 @@ class Mxacld(Started):
         finally:
             log.close()
         self.pid = self.proc.pid
-        deadline = time.monotonic() + timeout
+        try:
+            return self._wait_started(time.monotonic() + timeout)
+        except BaseException:
+            self.kill()     # a daemon that did not start right is not left running
+            raise
+
+    def _wait_started(self, deadline):
         while True:
             if self.proc.poll() is not None:
                 self.returncode = self.proc.returncode
@@ -315,7 +323,6 @@ class Mxacld(Started):
             except OSError:
                 pass
             if time.monotonic() > deadline:
-                self.kill()
                 raise AssertionError("mxacld does not accept connections on %s:\n%s"
                                      % (self.endpoint, self.log_text()))
             time.sleep(0.02)
@@ -409,12 +416,16 @@ def concurrent(jobs):
     together (a barrier), as racing smtpd processes would; the replies in
     the order of jobs. server is anything with conn() (Mxacld)."""
     replies = [None] * len(jobs)
+    errors = []
     barrier = threading.Barrier(len(jobs))
     conns = [server.conn() for server, _ in jobs]
 
     def one(i):
-        barrier.wait(10)
-        replies[i] = conns[i].request(jobs[i][1])
+        try:
+            barrier.wait(10)
+            replies[i] = conns[i].request(jobs[i][1])
+        except BaseException as e:
+            errors.append("job %d: %r" % (i, e))
 
     threads = [threading.Thread(target=one, args=(i,)) for i in range(len(jobs))]
     for t in threads:
@@ -423,6 +434,9 @@ def concurrent(jobs):
         t.join(30)
     for c in conns:
         c.close()
+    if errors or any(t.is_alive() for t in threads):
+        raise AssertionError("concurrent requests failed: %s"
+                             % ("; ".join(errors) or "a request got no reply in 30 s"))
     return replies
 
 

@@ -297,10 +297,10 @@ class RedisTwoGatewaysTest(OutboundBase, unittest.TestCase):
 
     @classmethod
     def start_store(cls):
-        from redis import RedisServer
+        from redis import PATIENT, RedisServer
         cls.redis = RedisServer()
         cls.redis.start()
-        cls.store_url = cls.redis.url
+        cls.store_url = cls.redis.url + PATIENT
 
     @classmethod
     def stop_store(cls):

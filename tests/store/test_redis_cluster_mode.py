@@ -101,8 +101,8 @@ class ClusterCase(unittest.TestCase):
 class ClusterSharedTest(ClusterCase):
     def test_triplet_seen_on_one_passes_on_the_other(self):
         a, b = self.gateways(GREY % {"delay": "2s"}, suffix="?prefix=t1:")
-        first = time.monotonic()
         self.assertEqual(a.query(req()), GREYLISTED)
+        first = time.monotonic()    # mxacld's stamp of the triplet is no later
         self.assertEqual(b.query(req()), GREYLISTED)
         self.assertEqual(b.query(req(sender="other@example.org", client="198.51.100.7")),
                          GREYLISTED)
@@ -123,8 +123,8 @@ class ClusterSharedTest(ClusterCase):
     def test_racing_first_requests_none_pass_early(self):
         nodes = self.gateways(GREY % {"delay": "3s"}, suffix="?prefix=t2:")
         jobs = [(nodes[i % 2], req()) for i in range(24)]
-        first = time.monotonic()
         self.assertEqual(concurrent(jobs), [GREYLISTED] * 24)
+        first = time.monotonic()    # mxacld's stamp of the triplet is no later
         time.sleep(max(0.0, first + 3.2 - time.monotonic()))
         for r in concurrent(jobs):
             self.assertRegex(r, PASSED)
@@ -330,7 +330,12 @@ class ClusterFailoverTest(ClusterCase, LoadMixin):
                                             % victim.port, log)), 1, store_lines(d))
             self.assertRegex(log, r"slot map changed: 5461 of 16384 slots have a new master")
             st = control_stats(d)
-            self.assertEqual(st["store_outages"], 1, st)
+            # the victim's outage; another node may miss the 200 ms command
+            # timeout on a loaded machine meanwhile (every node writes its
+            # nodes.conf during a failover): that one is logged and counted too
+            lost = re.findall(r"node \S+: (?:connection lost|cannot connect): .*", log)
+            self.assertEqual(len(lost), st["store_outages"], store_lines(d))
+            self.assertGreaterEqual(st["store_outages"], 1, st)
             self.assertGreaterEqual(st["store_slot_map_changes"], 1, st)
 
 

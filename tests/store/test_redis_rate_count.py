@@ -11,7 +11,7 @@ tests/unit/test_store.c and the golden transcripts, on their own clock).
 import unittest
 
 from mxtest import concurrent
-from redis import GatewaysCase
+from redis import PATIENT, GatewaysCase
 
 QUOTA = """
 acl eom    protocol_state END-OF-MESSAGE
@@ -81,7 +81,7 @@ class RateCountRedis(GatewaysCase, unittest.TestCase):
 
     def test_racing_recipients_never_pass_the_limit(self):
         r = self.redis()
-        nodes = self.start(QUOTA % 100, [r.url, r.url])
+        nodes = self.start(QUOTA % 100, [r.url + PATIENT] * 2)
         jobs = [(nodes[i % 2], msg(user="carol", rcpts=10)) for i in range(30)]
         replies = concurrent(jobs)
         self.assertEqual(replies.count("action=OK"), 10, replies)
@@ -94,7 +94,7 @@ class RateCountRedis(GatewaysCase, unittest.TestCase):
 
     def test_racing_bytes_never_pass_the_limit(self):
         r = self.redis()
-        nodes = self.start(QUOTA % 100000, [r.url, r.url])
+        nodes = self.start(QUOTA % 100000, [r.url + PATIENT] * 2)
         jobs = [(nodes[i % 2], msg(user="dave", rcpts=1, size=7 * MB)) for i in range(16)]
         replies = concurrent(jobs)
         # 7 messages of 7 MiB fit in 50 MiB, the 8th would make 56 MiB

@@ -15,7 +15,7 @@ hour or a day and the tests take seconds.
 import unittest
 
 from mxtest import concurrent
-from redis import GatewaysCase, eom_request as msg
+from redis import PATIENT, GatewaysCase, eom_request as msg
 
 QUOTA = """
 acl eom    protocol_state END-OF-MESSAGE
@@ -87,7 +87,7 @@ class RefundRedis(GatewaysCase, unittest.TestCase):
 
     def test_racing_refused_messages_never_let_more_through(self):
         r = self.redis()
-        nodes = self.start(QUOTA.replace("4/1h", "1000/1h") % 100, [r.url, r.url])
+        nodes = self.start(QUOTA.replace("4/1h", "1000/1h") % 100, [r.url + PATIENT] * 2)
         # 10 big messages (refused by the bytes line, after the recipients
         # line has counted them) race 10 small ones, 10 recipients each,
         # from one HELO name

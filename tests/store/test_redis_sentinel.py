@@ -76,8 +76,8 @@ class SentinelTest(unittest.TestCase):
         for d in (a, b):
             d.wait_log(r"master mymaster at 127\.0\.0\.1:%d" % self.ss.master.port)
         # a triplet first seen before the failure, replicated
-        first = time.monotonic()
         self.assertEqual(a.query(req("old@example.org")), GREYLISTED)
+        first = time.monotonic()    # mxacld's stamp of the triplet is no later
         self.assertEqual(b.query(req("old@example.org")), GREYLISTED)
         # replicated: on the replica (WAIT would not say it: it waits for
         # the writes of its own connection, not mxacld's)
