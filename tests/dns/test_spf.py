@@ -6,13 +6,13 @@ tempfail modes); the HELO identity for the null sender; ${spf_result} and
 ${spf_received}; one verdict per request for several spf acls; and the
 same through mxacld."""
 import subprocess
-import time
 import unittest
 
 import dnsserver
 from mxtest import Mxacld, PolicyConn, mxacl_path
 
 Z = "spf.mxacl.example"
+NEVER = "x.never.mxacl.example"     # in the test server's zone that never answers
 RECORDS = [
     'ip4.%s. 300 IN TXT "v=spf1 ip4:192.0.2.0/24 -all"' % Z,
     'ip6.%s. 300 IN TXT "v=spf1 ip6:2001:db8::/32 -all"' % Z,
@@ -35,7 +35,7 @@ RECORDS = [
     'two.%s. 300 IN TXT "v=spf1 -all"' % Z,
     'two.%s. 300 IN TXT "v=spf1 +all"' % Z,
     'loop.%s. 300 IN TXT "v=spf1 include:loop.%s -all"' % (Z, Z),
-    'slow.%s. 300 IN TXT "v=spf1 a:x.never.mxacl.example -all"' % Z,
+    'slow.%s. 300 IN TXT "v=spf1 a:%s -all"' % (Z, NEVER),
     'norecord.%s. 300 IN TXT "some-site-verification=abc"' % Z,
     'helo.%s. 300 IN TXT "v=spf1 ip4:11.5.5.5 -all"' % Z,
     # a domain with many other TXT records besides its SPF record
@@ -310,11 +310,12 @@ class TestSpfDaemon(SpfCase):
         conf = ("acl spf_fail spf fail\naction rej REJECT spf\naccess spf_fail rej\n")
         d = Mxacld(conf, extra_args=["--dns", self.dns.server, "--dns-timeout", "20000"])
         with d:
+            asked = self.dns.query_count(NEVER)
             gone = PolicyConn(d.endpoint)
             gone.send(req("11.9.9.9", "u@slow." + Z))
             waiting = PolicyConn(d.endpoint)
             waiting.send(req("11.9.9.8", "u@slow." + Z))
-            time.sleep(0.2)
+            self.dns.wait_query(NEVER, asked)       # the evaluations wait
             gone.close()
             with PolicyConn(d.endpoint) as c:
                 self.assertEqual(c.request(req("198.18.0.1", "u@ip4." + Z)), "action=REJECT spf")
@@ -338,8 +339,9 @@ class TestSpfDaemonConcurrent(SpfCase):
         with Mxacld(conf("old"), extra_args=["--dns", self.dns.server,
                                              "--dns-timeout", "1500"]) as d:
             with PolicyConn(d.endpoint) as c, PolicyConn(d.endpoint) as c2:
+                asked = self.dns.query_count(NEVER)
                 c.send(req("11.9.9.9", "u@slow." + Z))
-                time.sleep(0.3)
+                self.dns.wait_query(NEVER, asked)   # the evaluation waits
                 self.assertTrue(d.reload(conf("new")))
                 self.assertEqual(c2.request(req("192.0.2.7", "u@ip4." + Z)),
                                  "action=REJECT new pass for u@ip4.%s from 192.0.2.7" % Z)

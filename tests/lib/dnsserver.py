@@ -131,6 +131,21 @@ class DnsServer:
         except OSError:
             return []
 
+    def query_count(self, name):
+        """How many queries for a name unbound has logged so far."""
+        name = name.rstrip(".").lower() + "."
+        return sum(1 for l in self.queries() if (" %s " % name) in l.lower())
+
+    def wait_query(self, name, after=0, timeout=10.0):
+        """Until unbound has logged more than `after` queries for name: a
+        lookup has left mxacld (a barrier better than a sleep)."""
+        deadline = time.monotonic() + timeout
+        while self.query_count(name) <= after:
+            if time.monotonic() > deadline:
+                raise AssertionError("no query for %s reached the DNS server in %.0f s"
+                                     % (name, timeout))
+            time.sleep(0.01)
+
     def stop(self):
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
